@@ -1,0 +1,189 @@
+"""Outcomes, verdicts, sweeps and the recommended hop limit.
+
+A sweep does not replay the exchange per hop limit. Whether the token gets
+through depends on the hop limit only through one number: the routers between
+IMDS and the first relay or the principal (the TTL budget the path consumes).
+So each principal is walked at most twice, once where the token survives
+(hop limit 64) and once where it dies (hop limit 1); every other hop limit
+follows. tests/test_properties.py checks this against full replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from hopsim.engine import Access, Outcome, play
+from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.routing import Router
+from hopsim.topology import Topology
+
+ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
+
+
+class Verdict(str, Enum):
+    OK = "ok"
+    LEAK = "leak"  # an attacker holds a token or credentials
+    BROKEN = "broken"  # a workload lacks a token
+
+
+@dataclass(frozen=True)
+class Expectation:
+    hop_limit: int
+    node: str
+    expected: str
+    actual: str
+
+    @property
+    def passed(self) -> bool:
+        return self.expected == self.actual
+
+
+@dataclass(frozen=True)
+class Result:
+    """A topology at one hop limit (None: each imds at its configured one)."""
+
+    hop_limit: int | None
+    verdict: Verdict
+    reason: str
+    outcomes: tuple[Outcome, ...]
+    expectations: tuple[Expectation, ...] = ()
+
+    @property
+    def failed(self) -> list[Expectation]:
+        return [e for e in self.expectations if not e.passed]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything hopsim says about one topology."""
+
+    topology: Topology
+    results: tuple[Result, ...]
+    recommended_hop_limit: int | None
+    recommendation: str
+    expectations: tuple[Expectation, ...] = ()  # every `expect` entry, whatever was swept
+
+    @property
+    def failed(self) -> list[Expectation]:
+        return [e for e in self.expectations if not e.passed]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A principal's exchange reduced to what the hop limit changes."""
+
+    delivered: Outcome  # the outcome when the token response survives
+    dropped: Outcome | None  # the outcome when it dies at the first router
+    token_routers: tuple[str, ...]  # the routers it crosses, from IMDS
+
+    def at(self, hop_limit: int) -> Outcome:
+        routers = len(self.token_routers)
+        if self.delivered.routers is None or hop_limit > routers:
+            return replace(self.delivered, hop_limit=hop_limit) if (
+                self.delivered.hop_limit is not None) else self.delivered
+        # A router forwards only at TTL >= 2: the token dies at the one that
+        # sees TTL 1, the hop_limit-th from IMDS.
+        assert self.dropped is not None
+        return replace(self.dropped, hop_limit=hop_limit,
+                       dropped_at=self.token_routers[hop_limit - 1])
+
+
+def profiles(topology: Topology) -> dict[str, Profile]:
+    """One Profile per principal: at most two walks each, whatever the sweep."""
+    high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
+    low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
+    router = Router(topology)
+    out: dict[str, Profile] = {}
+    for name in topology.principals:
+        route = router.route(name)
+        routers = route.token_routers
+        delivered = play(high, name, router=router).outcome
+        dropped = play(low, name, router=router).outcome if routers else None
+        if len(routers) >= MAX_HOP_LIMIT:  # dies even at 64
+            delivered = dropped  # type: ignore[assignment]
+        out[name] = Profile(delivered, dropped, routers)  # type: ignore[arg-type]
+    return out
+
+
+def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:
+    """leak if an attacker holds anything; else broken if a workload lacks a
+    token; else ok."""
+    outcomes = list(outcomes)
+    leaks = [o for o in outcomes if o.role == "attacker" and o.access is not Access.NONE]
+    if leaks:
+        return Verdict.LEAK, "; ".join(f"{o.node} (attacker) gets {o.access.value}: {o.reason}"
+                                       for o in leaks)
+    starved = [o for o in outcomes if o.role == "workload" and o.access is not Access.TOKEN]
+    if starved:
+        return Verdict.BROKEN, "; ".join(
+            f"{o.node} (workload) has no token: {o.reason}" for o in starved)
+    return Verdict.OK, "every workload holds a token and no attacker anything"
+
+
+def _result(topology: Topology, hop_limit: int | None,
+            outcomes: Mapping[str, Outcome]) -> Result:
+    verdict, reason = judge(outcomes.values())
+    expected = topology.expect.get(hop_limit, {}) if hop_limit is not None else {}
+    expectations = tuple(
+        Expectation(hop_limit, node, want, outcomes[node].access.value)  # type: ignore[arg-type]
+        for node, want in sorted(expected.items())
+    )
+    return Result(hop_limit, verdict, reason, tuple(outcomes[n] for n in sorted(outcomes)),
+                  expectations)
+
+
+def configured_hop_limit(topology: Topology) -> int | None:
+    """The one hop limit all imds nodes share, or None if they differ."""
+    limits = set(topology.hop_limits().values())
+    return limits.pop() if len(limits) == 1 else None
+
+
+def check(topology: Topology) -> Report:
+    """The topology at its configured hop limit(s)."""
+    return sweep(topology, ())
+
+
+def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
+    """The topology at each hop limit (every imds set to it), plus the
+    configured one when `hop_limits` is empty, and the recommended hop limit."""
+    found = profiles(topology)
+    wanted = sorted(set(hop_limits))
+    results = []
+    if not wanted:
+        configured = topology.hop_limits()
+        router = Router(topology)
+        outcomes = {}
+        for name, profile in found.items():
+            imds_node = router.route(name).imds
+            limit = configured.get(imds_node) if imds_node else None
+            outcomes[name] = profile.at(limit) if limit else profile.delivered
+        results.append(_result(topology, configured_hop_limit(topology), outcomes))
+    for hop_limit in wanted:
+        results.append(_result(topology, hop_limit,
+                               {n: p.at(hop_limit) for n, p in found.items()}))
+    recommended, why = recommend(topology, found)
+    expectations = tuple(
+        e for h in sorted(topology.expect)
+        for e in _result(topology, h, {n: p.at(h) for n, p in found.items()}).expectations
+    )
+    return Report(topology, tuple(results), recommended, why, expectations)
+
+
+def recommend(topology: Topology, found: Mapping[str, Profile]) -> tuple[int | None, str]:
+    """The smallest hop limit whose verdict is ok, or None and why none is."""
+    verdicts = {}
+    for hop_limit in ALL_HOP_LIMITS:
+        verdict, reason = judge(p.at(hop_limit) for p in found.values())
+        if verdict is Verdict.OK:
+            return hop_limit, f"smallest hop limit where the verdict is ok: {hop_limit}"
+        verdicts[hop_limit] = (verdict, reason)
+    first_leak = next((h for h, (v, _) in verdicts.items() if v is Verdict.LEAK), None)
+    if first_leak == MIN_HOP_LIMIT:
+        return None, f"leaks at every hop limit: {verdicts[MIN_HOP_LIMIT][1]}"
+    if first_leak is None:
+        return None, f"broken at every hop limit: {verdicts[MAX_HOP_LIMIT][1]}"
+    return None, (f"no hop limit works: broken up to {first_leak - 1} "
+                  f"({verdicts[first_leak - 1][1]}), leak from {first_leak} "
+                  f"({verdicts[first_leak][1]})")

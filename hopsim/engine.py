@@ -1,0 +1,390 @@
+"""The hop-by-hop walk: one principal's IMDSv2 exchange as real packets.
+
+A principal sends `PUT /latest/api/token`; the request crosses its route, leg
+by leg (a leg is one TCP connection: L7 relays end one and open the next);
+IMDS answers; the answer walks back, losing TTL at every router. Then the
+credentials GET, with the token, or without it (the IMDSv1 fallback SDKs and
+attackers try) when there is none.
+
+Kernel facts (../shared/imds-facts.md): a router drops a packet to forward
+at TTL <= 1 and sends ICMP Time Exceeded to its source [C]; local delivery
+accepts any TTL [C]; bridges never touch the TTL [C]; NATs and tunnels
+decrement like routers [U]; relays re-send with their own TTL, 64 [U].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from scapy.packet import Packet
+
+from hopsim import imds, packets
+from hopsim.http import Request, Response
+from hopsim.routing import Role, Route, Router, Station
+from hopsim.topology import Topology
+
+T0 = 1672963200.0  # 2023-01-06 00:00:00 UTC: the day the article was published
+LINK_TIME = 0.0001  # 100 us a link
+TIMEOUT = 1.0  # how long a client waits for an answer that never comes
+CLIENT_PORT = 40000
+SERVER_ISN, CLIENT_ISN = 1_000_000, 2_000_000
+
+
+class Action(Enum):
+    SEND = "sent"
+    BRIDGE = "bridged"
+    FORWARD = "forwarded"
+    NAT = "NATed"
+    DROP = "dropped"
+    ICMP = "ICMP sent"
+    DELIVER = "delivered"
+    REFUSE = "refused"
+    TIMEOUT = "timed out"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """What one node did to one packet."""
+
+    time: float
+    message: str
+    node: str
+    action: Action
+    ttl_in: int | None
+    ttl_out: int | None
+    detail: str = ""
+    packet: Packet | None = field(default=None, compare=False, repr=False)
+
+
+class Access(str, Enum):
+    TOKEN = "token"
+    CREDENTIALS = "credentials"
+    NONE = "none"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one principal ends up holding at one hop limit, and why.
+
+    Every field is a value the walk found; `reason` is made from them, so an
+    outcome derived without a walk (the sweep shortcut) reads the same.
+    """
+
+    node: str
+    role: str | None
+    family: int
+    access: Access
+    hop_limit: int | None = None  # the hop limit of the imds it reached
+    routers: int | None = None  # routers between IMDS and the token's receiver
+    receiver: str | None = None  # who the token response is sent to: principal or relay
+    dropped_at: str | None = None  # the router that dropped the token response
+    refused: str | None = None  # why the token request failed, if not the TTL
+    fallback: str | None = None  # what the IMDSv1 fallback GET got
+
+    @property
+    def reason(self) -> str:
+        if self.refused and self.routers is None:
+            return self.refused
+        parts = []
+        routers, limit = self.routers or 0, self.hop_limit or 0
+        budget = f"hop limit {limit} allows {_plural(limit - 1, 'router')}"
+        if self.access is Access.TOKEN:
+            if self.receiver != self.node:
+                parts.append(f"token reached {self.receiver} across "
+                             f"{_plural(routers, 'router')} ({budget}); {self.receiver} "
+                             "relayed it with a fresh TTL")
+            else:
+                parts.append(f"token arrived across {_plural(routers, 'router')} ({budget})")
+        elif self.dropped_at:
+            where = f" on its way to {self.receiver}" if self.receiver != self.node else ""
+            parts.append(f"token response dropped at {self.dropped_at}{where}: TTL exceeded "
+                         f"({budget}, the path has {routers})")
+        elif self.refused:
+            parts.append(self.refused)
+        if self.fallback:
+            parts.append(self.fallback)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A principal's whole exchange: its route, every hop, and the outcome."""
+
+    route: Route
+    outcome: Outcome
+    hops: tuple[Hop, ...]
+
+    @property
+    def packets(self) -> list[Packet]:
+        return [h.packet for h in self.hops if h.packet is not None]
+
+
+class _Lost(Exception):
+    """A packet died on the way (TTL exceeded)."""
+
+    def __init__(self, node: str):
+        self.node = node
+
+
+@dataclass
+class _Notes:
+    """What relays did to the request on its way in, for the reason line."""
+
+    xff_by: list[str] = field(default_factory=list)
+    stripped_by: list[str] = field(default_factory=list)
+    answered_by: str = ""  # the relay or imds that produced the response
+    dropped_at: str | None = None  # router that dropped the response to the principal
+
+
+class _Walker:
+    def __init__(self, topology: Topology, route: Route, family: int, record: bool):
+        self.topology, self.route, self.family, self.record = topology, route, family, record
+        self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
+        self.settings = self.imds_node.imds
+        self.instance = next(iter(topology.graph.neighbors(route.imds)))  # type: ignore[arg-type]
+        self.time = T0
+        self.port = CLIENT_PORT
+        self.hops: list[Hop] = []
+
+    # -- addressing ------------------------------------------------------------
+
+    def address(self, station: Station) -> str:
+        if station.role is Role.IMDS:
+            return imds.IPV4_ENDPOINT if self.family == 4 else imds.IPV6_ENDPOINT
+        node = self.topology.nodes[station.actor]
+        return node.address if self.family == 4 else node.address6
+
+    def node_address(self, name: str) -> str:
+        node = self.topology.nodes[name]
+        return node.address if self.family == 4 else node.address6
+
+    def host_header(self) -> str:
+        return imds.IPV4_ENDPOINT if self.family == 4 else f"[{imds.IPV6_ENDPOINT}]"
+
+    # -- recording -------------------------------------------------------------
+
+    def note(self, message: str, node: str, action: Action, ttl_in: int | None,
+             ttl_out: int | None, detail: str = "", packet: Packet | None = None) -> None:
+        if self.record:
+            self.hops.append(Hop(self.time, message, node, action, ttl_in, ttl_out, detail,
+                                 packet))
+
+    # -- one message across one leg ----------------------------------------------
+
+    def carry(self, packet: Packet, stations: tuple[Station, ...], message: str,
+              nat: list[tuple[str, str]], outbound: bool) -> Packet:
+        """Move `packet` from stations[0] to stations[-1]; raise _Lost if it dies.
+
+        `nat` holds (router, original source) pairs pushed on the way out and
+        popped on the way back.
+        """
+        self.note(message, stations[0].actor, Action.SEND, None, packets.ttl(packet),
+                  f"{packets.source(packet)} -> {packets.destination(packet)}", packet)
+        for station in stations[1:-1]:
+            self.time += LINK_TIME
+            ttl = packets.ttl(packet)
+            if station.role is Role.BRIDGE:
+                self.note(message, station.node, Action.BRIDGE, ttl, ttl, "L2, TTL untouched",
+                          packet)
+                continue
+            node = self.topology.nodes[station.node]
+            if ttl <= 1:
+                self.note(message, station.node, Action.DROP, ttl, None,
+                          "TTL exceeded in transit", packet)
+                self.time += LINK_TIME / 10
+                icmp = packets.time_exceeded(self.node_address(station.node), packet, self.time)
+                kind = "type 11 code 0" if self.family == 4 else "type 3 code 0"
+                self.note(message, station.node, Action.ICMP, None, 64,
+                          f"Time Exceeded ({kind}) to {packets.source(packet)}", icmp)
+                raise _Lost(station.node)
+            packet = packets.with_ttl(packet, ttl - 1)
+            packet.time = self.time
+            if node.rewrites_source and outbound:
+                nat.append((station.node, packets.source(packet)))
+                packet = packets.with_addresses(packet, src=self.node_address(station.node))
+                detail = f"source -> {packets.source(packet)}"
+            elif node.rewrites_source and nat and nat[-1][0] == station.node:
+                _, original = nat.pop()
+                packet = packets.with_addresses(packet, dst=original)
+                detail = f"destination -> {original}"
+            else:
+                detail = ""
+            packet.time = self.time
+            action = Action.NAT if node.rewrites_source else Action.FORWARD
+            self.note(message, station.node, action, ttl, ttl - 1, detail, packet)
+        self.time += LINK_TIME
+        ttl = packets.ttl(packet)
+        self.note(message, stations[-1].actor, Action.DELIVER, ttl, None,
+                  "local delivery accepts any TTL" if ttl == 1 else "", packet)
+        return packet
+
+    def serve(self, leg_index: int, request: Request, notes: _Notes) -> Response | None:
+        """Send `request` across leg `leg_index` and carry the answer back.
+
+        Returns None when the answer (or the request) never arrives.
+        """
+        leg = self.route.legs[leg_index]
+        start, end = leg[0], leg[-1]
+        self.port += 1
+        sport = self.port
+        payload = request.to_bytes(self.host_header())
+        label = f"{request.method} {request.path}"
+        packet = packets.segment(self.family, self.address(start), self.address(end), sport,
+                                 packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
+                                 ack=SERVER_ISN, payload=payload, time=self.time)
+        nat: list[tuple[str, str]] = []
+        try:
+            arrived = self.carry(packet, leg, label, nat, outbound=True)
+        except _Lost:
+            return None
+        response, ttl = self.answer(leg_index, end, request, notes)
+        label = f"{response.status} {response.phrase}" + (
+            " (token)" if self.is_token(request, response) else "")
+        reply = packets.segment(self.family, packets.destination(arrived),
+                                packets.source(arrived), packets.HTTP_PORT, sport, ttl=ttl,
+                                seq=SERVER_ISN, ack=CLIENT_ISN + len(payload),
+                                payload=response.to_bytes(), time=self.time)
+        try:
+            self.carry(reply, tuple(reversed(leg)), label, nat, outbound=False)
+        except _Lost as lost:
+            notes.dropped_at = notes.dropped_at or lost.node
+            self.time += TIMEOUT
+            self.note(label, start.actor, Action.TIMEOUT, None, None,
+                      f"no answer after {TIMEOUT:g} s")
+            return None
+        return response
+
+    @staticmethod
+    def is_token(request: Request, response: Response) -> bool:
+        return request.path == imds.TOKEN_PATH and request.method == "PUT" and (
+            response.status == 200)
+
+    def answer(self, leg_index: int, end: Station, request: Request,
+               notes: _Notes) -> tuple[Response, int]:
+        """The response made at the end of a leg, and the TTL it leaves with."""
+        if end.role is Role.IMDS:
+            notes.answered_by = end.node
+            response = imds.respond(request, self.settings, instance=self.instance,
+                                    now=self.time)
+            # [C] only the token response carries the hop limit as its TTL.
+            ttl = self.settings.hop_limit if self.is_token(request, response) else imds.DEFAULT_TTL
+            return response, ttl
+        relay = self.topology.nodes[end.actor]
+        policy = relay.relay
+        assert policy is not None
+        if not policy.allows(request.method):
+            notes.answered_by = end.actor
+            allowed = ", ".join(policy.methods or ())
+            self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
+                      f"405: {end.actor} passes only {allowed}")
+            return Response(405, (("Allow", allowed),), "Method Not Allowed\n"), imds.DEFAULT_TTL
+        upstream = self.relayed(request, end, notes)
+        response = self.serve(leg_index + 1, upstream, notes)
+        if response is None:
+            notes.answered_by = end.actor
+            return Response(504, (), "Gateway Timeout\n"), imds.DEFAULT_TTL
+        return response, imds.DEFAULT_TTL
+
+    def relayed(self, request: Request, station: Station, notes: _Notes) -> Request:
+        """The request a relay sends upstream for the one it received."""
+        policy = self.topology.nodes[station.actor].relay
+        assert policy is not None
+        if policy.forwards_headers:
+            upstream = request
+        else:
+            upstream = Request(request.method, request.path)
+            if any(k.lower().startswith("x-aws-ec2-metadata-token") for k, _ in request.headers):
+                notes.stripped_by.append(station.actor)
+        if policy.adds_xff:
+            client = self.client_of(station)
+            previous = upstream.header(imds.XFF_HEADER)
+            value = f"{previous}, {client}" if previous else client
+            upstream = upstream.with_header(imds.XFF_HEADER, value)
+            notes.xff_by.append(station.actor)
+        return upstream
+
+    def client_of(self, station: Station) -> str:
+        """The address a relay sees its request come from (after any NAT)."""
+        index = self.route.stations.index(station)
+        for before in reversed(self.route.stations[:index]):
+            if before.role in (Role.ORIGIN, Role.RELAY):
+                address = self.address(before)
+                break
+        for between in self.route.stations[self.route.stations.index(before) + 1 : index]:
+            if self.topology.nodes[between.node].rewrites_source:
+                address = self.node_address(between.node)
+        return address
+
+    def request(self, request: Request) -> tuple[Response | None, _Notes]:
+        notes = _Notes()
+        response = self.serve(0, request, notes)
+        return response, notes
+
+
+def play(topology: Topology, principal: str, *, family: int | None = None,
+         record: bool = False, router: Router | None = None) -> Exchange:
+    """Play `principal`'s IMDSv2 exchange at the topology's configured hop limits.
+
+    With `record`, every hop keeps its scapy packet (for traces and pcaps).
+    """
+    node = topology.nodes[principal]
+    family = family or node.family
+    route = (router or Router(topology)).route(principal)
+    base = Outcome(principal, node.role, family, Access.NONE)
+    if route.unreachable:
+        return Exchange(route, _replace(base, refused=route.unreachable), ())
+    settings = topology.nodes[route.imds].imds  # type: ignore[index]
+    token_routers = route.token_routers
+    receiver = route.legs[-1][0].actor
+    base = _replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
+                    receiver=receiver)
+    if family == 6 and not settings.ipv6:
+        return Exchange(route, _replace(base, routers=None, refused=(
+            f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
+    walker = _Walker(topology, route, family, record)
+    response, notes = walker.request(imds.token_request())
+    if response is not None and response.status == 200:
+        walker.request(imds.credentials_request(response.body))
+        return Exchange(route, _replace(base, access=Access.TOKEN), tuple(walker.hops))
+    outcome = _replace(base, dropped_at=notes.dropped_at,
+                       refused=None if notes.dropped_at else _refusal(response, notes))
+    fallback, _ = walker.request(imds.credentials_request(None))
+    after = "after a timeout, " if notes.dropped_at else ""
+    if fallback is not None and fallback.status == 200:
+        outcome = _replace(outcome, access=Access.CREDENTIALS,
+                           fallback=f"{after}IMDSv1 fallback GET returned credentials "
+                           "(http_tokens: optional)")
+    else:
+        status = f"{fallback.status}" if fallback is not None else "no answer"
+        outcome = _replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
+    return Exchange(route, outcome, tuple(walker.hops))
+
+
+def _replace(outcome: Outcome, **changes: object) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)
+
+
+def _refusal(response: Response | None, notes: _Notes) -> str:
+    """Why the token request failed, when the TTL is not why."""
+    if response is None:
+        return "token request lost on the way (TTL exceeded)"
+    who = notes.answered_by
+    if response.status == 405 and who and not who.startswith("imds"):
+        return f"PUT refused by {who} (405): it passes only " + (
+            response.header("Allow") or "other methods")
+    if response.status == 403 and notes.xff_by and "X-Forwarded-For" in response.body:
+        return (f"IMDS refused the PUT (403): X-Forwarded-For added by "
+                f"{', '.join(notes.xff_by)}")
+    if response.status == 400 and notes.stripped_by:
+        return (f"IMDS refused the PUT (400): {', '.join(notes.stripped_by)} did not pass on "
+                "the ttl header")
+    if response.status == 403 and "disabled" in response.body:
+        return "IMDS refused the PUT (403): http_endpoint is disabled"
+    return f"token request answered {response.status} {response.phrase} by {who}"

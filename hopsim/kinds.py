@@ -1,0 +1,83 @@
+"""What each node kind does to a packet: one table of behaviour.
+
+Facts behind it (../shared/imds-facts.md): Linux forwarding decrements the TTL
+and drops at TTL <= 1 with an ICMP Time Exceeded [C]; bridges never touch the
+TTL [C]; NATs and tunnels decrement like routers [U]; L7 relays end the TCP
+connection and re-send with their own TTL [U].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Layer(Enum):
+    ENDPOINT = "endpoint"  # sends and receives; forwards only if a forwarding host
+    L2 = "L2"  # passes frames, never touches the TTL
+    L3 = "L3"  # routes: TTL -1, drop at TTL <= 1
+    L7 = "L7"  # ends TCP, re-sends with a fresh TTL
+
+
+ANY_METHOD = None
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    """What an L7 relay lets through and adds."""
+
+    methods: tuple[str, ...] | None  # None: any method
+    adds_xff: bool
+    forwards_headers: bool
+
+    def allows(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    layer: Layer
+    principal: bool  # plays the IMDSv2 exchange itself
+    summary: str
+    relay: RelayPolicy | None = None  # defaults, for L7 relays
+    masquerades: bool = False
+    keys: frozenset[str] = frozenset()  # keys of its own, beside the common ones
+    can_run_on_host: bool = False
+
+
+_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers"})
+IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("imds", Layer.ENDPOINT, False, "the instance's metadata service",
+             keys=frozenset(IMDS_KEYS)),
+        Kind("host", Layer.ENDPOINT, True,
+             "an instance or VM; routes between its links only with forwarding: true",
+             keys=frozenset({"forwarding", "masquerade"})),
+        Kind("container", Layer.ENDPOINT, True, "a workload in its own network namespace",
+             can_run_on_host=True),
+        Kind("client", Layer.ENDPOINT, True, "anything outside: a user, another VPC, an attacker"),
+        Kind("bridge", Layer.L2, False, "docker0, cni0, a switch: never touches the TTL"),
+        Kind("router", Layer.L3, False, "routes: TTL -1, drop at TTL <= 1"),
+        Kind("nat", Layer.L3, False, "routes and masquerades: TTL -1, source rewritten",
+             masquerades=True),
+        Kind("tunnel", Layer.L3, False, "a VPN or overlay endpoint: routes the inner packet"),
+        Kind("proxy", Layer.L7, False, "a reverse or forward proxy: re-sends with TTL 64",
+             relay=RelayPolicy(ANY_METHOD, adds_xff=True, forwards_headers=True),
+             keys=_RELAY_KEYS, can_run_on_host=True),
+        Kind("waf", Layer.L7, False, "a web application firewall: GET, HEAD, POST only",
+             relay=RelayPolicy(("GET", "HEAD", "POST"), adds_xff=False, forwards_headers=True),
+             keys=_RELAY_KEYS, can_run_on_host=True),
+        Kind("ssrf", Layer.L7, False, "a vulnerable app fetching attacker URLs: GET only",
+             relay=RelayPolicy(("GET",), adds_xff=False, forwards_headers=False),
+             keys=_RELAY_KEYS, can_run_on_host=True),
+    )
+}
+
+ROLES = ("workload", "attacker")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+# Kinds whose node may carry the link to an imds node: an instance, whatever it does.
+INSTANCE_KINDS = frozenset({"host", "router", "nat", "tunnel"})

@@ -1,0 +1,205 @@
+"""Rich tables for people: colour on a terminal, plain ASCII in CI logs.
+
+Every renderer returns rich renderables; the caller's Console decides colour
+(NO_COLOR, a pipe) and width (80 columns when not a terminal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from hopsim.analysis import Report, Result, Verdict
+from hopsim.engine import Access, Action, Exchange
+from hopsim.routing import Router
+from hopsim.topology import Topology
+
+VERDICT_STYLE = {Verdict.OK: "green", Verdict.LEAK: "bold red", Verdict.BROKEN: "yellow"}
+ACCESS_STYLE = {Access.TOKEN: "bold", Access.CREDENTIALS: "bold", Access.NONE: "dim"}
+ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yellow",
+                Action.TIMEOUT: "yellow", Action.DELIVER: "green"}
+
+
+def console(file=None, *, force_terminal: bool | None = None) -> Console:  # noqa: ANN001
+    return Console(file=file, highlight=False, force_terminal=force_terminal)
+
+
+def _table(out: Console, *columns: str, title: str | None = None) -> Table:
+    table = Table(
+        *columns, title=title, title_justify="left", expand=False,
+        box=box.SIMPLE_HEAD if out.is_terminal else box.ASCII2,
+        show_edge=not out.is_terminal,
+    )
+    return table
+
+
+def verdict_text(verdict: Verdict) -> Text:
+    return Text(verdict.value, style=VERDICT_STYLE[verdict])
+
+
+def _limit(result: Result) -> str:
+    return f"hop limit {result.hop_limit}" if result.hop_limit else "configured hop limits"
+
+
+def principals(out: Console, report: Report, result: Result) -> RenderableType:
+    """One topology at one hop limit: each principal's outcome and why."""
+    t = report.topology
+    title = Text.assemble(
+        (t.name, "bold"), f" ({t.file}) at {_limit(result)}: ", verdict_text(result.verdict))
+    table = _table(out, "principal", "role", "outcome", "reason")
+    table.columns[3].overflow = "fold"
+    for o in result.outcomes:
+        table.add_row(o.node, o.role or "-", Text(o.access.value, style=ACCESS_STYLE[o.access]),
+                      o.reason)
+    parts: list[RenderableType] = [title, table]
+    parts += _failed_lines(result.failed)
+    return Group(*parts)
+
+
+def _failed_lines(failed: Iterable) -> list[RenderableType]:  # noqa: ANN001
+    return [Text(f"expect failed: at hop limit {e.hop_limit} {e.node} expected "
+                 f"{e.expected}, got {e.actual}", style="bold red") for e in failed]
+
+
+def check(out: Console, reports: Sequence[Report]) -> RenderableType:
+    parts: list[RenderableType] = []
+    for report in reports:
+        for result in report.results:
+            parts.append(principals(out, report, result))
+        other = [e for e in report.failed if e not in
+                 {x for r in report.results for x in r.expectations}]
+        parts += _failed_lines(other)
+        parts.append(Text(""))
+    parts.append(summary(reports))
+    return Group(*parts)
+
+
+def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) -> RenderableType:
+    """The matrix topology x hop limit, the recommended hop limit, expectations."""
+    table = _table(out, "topology", *(str(h) for h in hop_limits), "best", "expect")
+    for i in range(1, len(hop_limits) + 1):
+        table.columns[i].justify = "center"
+    for report in reports:
+        verdicts = {r.hop_limit: r.verdict for r in report.results}
+        failed = len(report.failed)
+        expect = "-" if not report.expectations else (
+            Text(f"{failed} failed", style="bold red") if failed
+            else Text(f"{len(report.expectations)} ok", style="green"))
+        best = str(report.recommended_hop_limit) if report.recommended_hop_limit else Text(
+            "none", style="bold red")
+        table.add_row(report.topology.name, *(verdict_text(verdicts[h]) for h in hop_limits),
+                      best, expect)
+    parts: list[RenderableType] = [table]
+    for report in reports:
+        if report.recommended_hop_limit is None:
+            parts.append(Text(f"{report.topology.name}: {report.recommendation}",
+                              overflow="fold"))
+        parts += [Text(f"{report.topology.name}: ", style="bold red") + line
+                  for line in _failed_lines(report.failed)]
+    parts.append(summary(reports))
+    return Group(*parts)
+
+
+def summary(reports: Sequence[Report]) -> Text:
+    counts = {v: 0 for v in Verdict}
+    for report in reports:
+        for result in report.results:
+            counts[result.verdict] += 1
+    failed = sum(len(r.failed) for r in reports)
+    checked = sum(len(r.expectations) for r in reports)
+    topologies = "topology" if len(reports) == 1 else "topologies"
+    results = "result" if sum(counts.values()) == 1 else "results"
+    text = Text(f"{len(reports)} {topologies}, {sum(counts.values())} {results}: ")
+    text += Text.assemble(*(
+        (f"{counts[v]} {v.value}" + (", " if i < len(Verdict) - 1 else ""),
+         VERDICT_STYLE[v] if counts[v] else "")
+        for i, v in enumerate(Verdict)))
+    text += Text(f"; expectations: {checked - failed} passed, {failed} failed",
+                 style="bold red" if failed else "")
+    return text
+
+
+def trace(out: Console, topology: Topology, exchange: Exchange) -> RenderableType:
+    """Every packet, hop by hop, with the TTL in and out: the teaching view.
+
+    One block per message; columns keep the same widths across blocks.
+    """
+    o = exchange.outcome
+    family = "IPv4" if o.family == 4 else "IPv6"
+    limit = o.hop_limit if o.hop_limit is not None else "-"
+    parts: list[RenderableType] = [
+        Text.assemble(("trace ", "bold"), (topology.name, "bold"),
+                      f": {o.node} at hop limit {limit} ({family})"),
+        Text(f"route: {exchange.route.describe() or o.reason}", overflow="fold"),
+    ]
+    hops = exchange.hops
+    width = [len(str(len(hops))), max((len(h.node) for h in hops), default=0),
+             max((len(h.action.value) for h in hops), default=0),
+             max((len(_ttl(h.ttl_in, h.ttl_out)) for h in hops), default=0)]
+    message = None
+    for i, hop in enumerate(hops, 1):
+        if hop.message != message:
+            message = hop.message
+            parts.append(Text(message, style="bold"))
+        ttl = _ttl(hop.ttl_in, hop.ttl_out)
+        line = Text.assemble(
+            f"  {i:>{width[0]}}  {hop.node:<{width[1]}}  ",
+            (f"{hop.action.value:<{width[2]}}", ACTION_STYLE.get(hop.action, "")),
+            f"  {ttl:<{width[3]}}  {hop.detail}".rstrip(),
+        )
+        parts.append(line)
+    result = Text.assemble(("outcome: ", "bold"), (o.access.value, ACCESS_STYLE[o.access]),
+                           f" ({o.reason})")
+    if o.dropped_at:
+        result += Text(f"; dropped_at: {o.dropped_at}")
+    parts.append(result)
+    return Group(*parts)
+
+
+def _ttl(ttl_in: int | None, ttl_out: int | None) -> str:
+    if ttl_in is not None and ttl_out is not None:
+        return f"TTL {ttl_in}->{ttl_out}"
+    value = ttl_in if ttl_in is not None else ttl_out
+    return "" if value is None else f"TTL {value}"
+
+
+def show(out: Console, topology: Topology) -> RenderableType:
+    """Nodes, links and each principal's route."""
+    nodes = _table(out, "node", "kind", "address", "details")
+    nodes.columns[3].overflow = "fold"
+    for name in sorted(topology.nodes):
+        node = topology.nodes[name]
+        details = []
+        if node.role:
+            details.append(f"role {node.role}")
+        if node.runs_on:
+            details.append(f"runs on {node.runs_on}")
+        if node.forwarding:
+            details.append("forwarding" + (", masquerade" if node.masquerade else ""))
+        if node.relay:
+            methods = ",".join(node.relay.methods) if node.relay.methods else "any"
+            details.append(f"methods {methods}; adds XFF {str(node.relay.adds_xff).lower()};"
+                           f" forwards headers {str(node.relay.forwards_headers).lower()}")
+        if node.imds:
+            s = node.imds
+            details.append(f"hop limit {s.hop_limit}, tokens {s.http_tokens}, "
+                           f"endpoint {s.http_endpoint}, ipv6 {str(s.ipv6).lower()}")
+        if node.via:
+            details.append("via " + ", ".join(node.via))
+        if node.family == 6:
+            details.append("uses IPv6")
+        nodes.add_row(name, node.kind, node.address or "-", "; ".join(details))
+    router = Router(topology)
+    routes = _table(out, "principal", "route to IMDS")
+    routes.columns[1].overflow = "fold"
+    for name in topology.principals:
+        route = router.route(name)
+        routes.add_row(name, route.describe() or route.unreachable or "")
+    links = Text("links: " + ", ".join(f"{a}-{b}" for a, b in topology.links), overflow="fold")
+    title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
+    description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
+    return Group(title, description, nodes, links, routes)

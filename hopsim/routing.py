@@ -1,0 +1,178 @@
+"""Which nodes a principal's requests cross on the way to IMDS, and as what.
+
+The rule (issue 2): the shortest valid path (fewest links; among equal ones
+the lexicographically smallest sequence of node names) to the nearest imds,
+through the principal's `via` waypoints. Replies take the same path back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from hopsim.kinds import Layer
+from hopsim.topology import Topology
+
+
+class Role(Enum):
+    """What a node does to the packets of one principal's exchange."""
+
+    ORIGIN = "origin"  # the principal (in its own namespace, or in its host's stack)
+    BRIDGE = "bridge"  # L2: passes frames unchanged
+    ROUTE = "route"  # L3: TTL -1, drop at TTL <= 1 (and NAT if it masquerades)
+    RELAY = "relay"  # L7: ends TCP, re-sends with a fresh TTL
+    IMDS = "imds"
+
+
+@dataclass(frozen=True)
+class Station:
+    """One place on a path: `node` is the graph node; `relay` the L7 relay that
+    handles the traffic there (the node itself, or a relay that runs on it)."""
+
+    node: str
+    role: Role
+    relay: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The name that acts here: the relay when a host carries one."""
+        return self.relay or self.node
+
+
+@dataclass(frozen=True)
+class Route:
+    """A principal's path to IMDS, or why there is none."""
+
+    principal: str
+    stations: tuple[Station, ...] = ()
+    unreachable: str | None = None
+
+    @property
+    def imds(self) -> str | None:
+        return self.stations[-1].node if self.stations else None
+
+    @property
+    def legs(self) -> list[tuple[Station, ...]]:
+        """The TCP connections: split at every L7 relay."""
+        legs, start = [], 0
+        for i, station in enumerate(self.stations):
+            if i > 0 and station.role in (Role.RELAY, Role.IMDS):
+                legs.append(self.stations[start : i + 1])
+                start = i
+        return legs
+
+    @property
+    def token_routers(self) -> tuple[str, ...]:
+        """The L3 nodes the token response crosses before it reaches the first
+        relay or the principal, in the order it meets them (from IMDS)."""
+        if not self.stations:
+            return ()
+        last_leg = self.legs[-1]
+        return tuple(s.node for s in reversed(last_leg) if s.role is Role.ROUTE)
+
+    def describe(self) -> str:
+        parts = []
+        for station in self.stations:
+            if station.relay and station.relay != station.node:
+                parts.append(f"{station.node}[{station.relay}]")
+            else:
+                parts.append(station.node)
+        return " -> ".join(parts)
+
+
+class Router:
+    """Computes routes for one topology, caching one BFS per target set."""
+
+    def __init__(self, topology: Topology):
+        self.topology = topology
+        self._distances: dict[frozenset[str], dict[str, int]] = {}
+
+    def transit_role(self, name: str, via: tuple[str, ...]) -> tuple[Role, str | None] | None:
+        """How `name` carries a principal's traffic, or None if it never does."""
+        node = self.topology.nodes[name]
+        layer = node.spec.layer
+        if layer is Layer.L2:
+            return Role.BRIDGE, None
+        if layer is Layer.L3:
+            return Role.ROUTE, None
+        if layer is Layer.L7 and not node.runs_on:
+            return Role.RELAY, name
+        if node.kind == "host":
+            relays = self.topology.relays_on(name)
+            named = [r for r in relays if r in via]
+            if named:
+                return Role.RELAY, named[0]
+            if node.forwarding:
+                return Role.ROUTE, None
+            if relays:
+                return Role.RELAY, relays[0]
+        return None
+
+    def _location(self, name: str) -> str:
+        return self.topology.nodes[name].runs_on or name
+
+    def is_transit(self, name: str) -> bool:
+        # Whether a node carries traffic does not depend on `via`; only its role does.
+        return self.transit_role(name, ()) is not None
+
+    def _distances_to(self, targets: frozenset[str]) -> dict[str, int]:
+        """Links from each node to the nearest target, through transit nodes only."""
+        if targets in self._distances:
+            return self._distances[targets]
+        graph = self.topology.graph
+        dist = {t: 0 for t in targets}
+        queue = deque(sorted(targets))
+        while queue:
+            here = queue.popleft()
+            for there in graph.neighbors(here):
+                if there not in dist:
+                    dist[there] = dist[here] + 1
+                    if self.is_transit(there):
+                        queue.append(there)
+        self._distances[targets] = dist
+        return dist
+
+    def _segment(self, start: str, targets: frozenset[str]) -> list[str] | None:
+        """The lexicographically smallest shortest path from start to a target:
+        walking down the distances, always to the smallest name."""
+        dist = self._distances_to(targets)
+        if start not in dist:
+            return None
+        path = [start]
+        while path[-1] not in targets:
+            here = path[-1]
+            steps = sorted(
+                n for n in self.topology.graph.neighbors(here)
+                if dist.get(n) == dist[here] - 1
+                and (n in targets or self.is_transit(n))
+            )
+            if not steps:  # cannot happen: BFS found `here` from such a neighbour
+                return None
+            path.append(steps[0])
+        return path
+
+    def route(self, principal: str) -> Route:
+        node = self.topology.nodes[principal]
+        imds = frozenset(self.topology.imds_nodes)
+        if not imds:
+            return Route(principal, unreachable="unreachable: the topology has no imds node")
+        via = node.via
+        here = self._location(principal)
+        locations = [here]
+        for waypoint in via:
+            segment = self._segment(here, frozenset({self._location(waypoint)}))
+            if segment is None:
+                return Route(principal, unreachable=f"unreachable: no path to waypoint {waypoint}")
+            locations += segment[1:]
+            here = segment[-1]
+        segment = self._segment(here, imds)
+        if segment is None:
+            return Route(principal, unreachable="unreachable: no valid path to an imds node")
+        locations += segment[1:]
+        stations = [Station(principal, Role.ORIGIN)]
+        for name in locations[1:-1]:
+            role, relay = self.transit_role(name, via)  # type: ignore[misc]
+            stations.append(Station(name, role, relay))
+        stations.append(Station(locations[-1], Role.IMDS))
+        return Route(principal, tuple(stations))

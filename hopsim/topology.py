@@ -1,0 +1,691 @@
+"""Topology files -> `Topology` values, with every problem located.
+
+A topology is data: nodes, links, expectations. Nothing here runs it. The
+loader collects every problem of a file (file, line, key, what was expected)
+instead of stopping at the first, and nothing in a file can make it read
+another file, recurse without bound or hang.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import yaml
+
+from hopsim.imds import (
+    HTTP_ENDPOINT,
+    HTTP_TOKENS,
+    IPV4_ENDPOINT,
+    IPV6_ENDPOINT,
+    MAX_HOP_LIMIT,
+    MIN_HOP_LIMIT,
+    ImdsSettings,
+)
+from hopsim.kinds import HTTP_METHODS, INSTANCE_KINDS, KINDS, ROLES, Kind, Layer, RelayPolicy
+
+OUTCOMES = ("token", "credentials", "none")
+FAMILIES = (4, 6)
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_YAML_VALUES = 2_000_000  # after alias expansion: stops "billion laughs"
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of the file format: its type, its domain and what it means.
+
+    The loader validates with these, and the JSON schema is made from them.
+    """
+
+    name: str
+    type: type | tuple[type, ...]
+    doc: str
+    required: bool = False
+    choices: tuple[Any, ...] | None = None
+    bounds: tuple[int, int] | None = None
+
+
+TOP_FIELDS = (
+    Field("name", str, "unique name of the topology", required=True),
+    Field("description", str, "what the topology teaches and why its expectations hold",
+          required=True),
+    Field("imds", dict, "defaults for every imds node"),
+    Field("nodes", dict, "node name -> node", required=True),
+    Field("links", list, "pairs of node names", required=True),
+    Field("expect", dict, "hop limit -> node -> expected outcome"),
+)
+IMDS_FIELDS = (
+    Field("hop_limit", int, "HttpPutResponseHopLimit: the token response's IP TTL",
+          bounds=(MIN_HOP_LIMIT, MAX_HOP_LIMIT)),
+    Field("http_tokens", str, "required: IMDSv2 only; optional: IMDSv1 still answers",
+          choices=HTTP_TOKENS),
+    Field("http_endpoint", str, "disabled: IMDS answers 403 to everything",
+          choices=HTTP_ENDPOINT),
+    Field("ipv6", bool, "IMDS also answers on [fd00:ec2::254]"),
+)
+NODE_FIELDS = (
+    Field("kind", str, "what the node does to a packet", required=True, choices=tuple(KINDS)),
+    Field("role", str, "workload: must get a token; attacker: must get nothing",
+          choices=ROLES),
+    Field("runs_on", str, "the host whose network stack this node shares (no links)"),
+    Field("via", list, "waypoints this principal's requests go through, in order"),
+    Field("family", int, "the IP version this principal uses to reach IMDS",
+          choices=FAMILIES),
+    Field("address", str, "pinned IPv4 address"),
+    Field("address6", str, "pinned IPv6 address"),
+    Field("description", str, "free text"),
+)
+KIND_FIELDS = {
+    "forwarding": Field("forwarding", bool, "the host routes between its links (TTL -1)"),
+    "masquerade": Field("masquerade", bool, "a forwarding host also rewrites sources (NAT)"),
+    "methods": Field("methods", list, "HTTP methods the relay passes on (default: kind's)"),
+    "adds_xff": Field("adds_xff", bool, "the relay adds or appends X-Forwarded-For"),
+    "forwards_headers": Field("forwards_headers", bool,
+                              "the relay passes on the headers it received"),
+    **{f.name: f for f in IMDS_FIELDS},
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, where it is and what was expected."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class TopologyError(Exception):
+    """A file that cannot be loaded; carries every problem found in it."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    address: str
+    address6: str
+    role: str | None = None
+    runs_on: str | None = None
+    via: tuple[str, ...] = ()
+    family: int = 4
+    forwarding: bool = False
+    masquerade: bool = False
+    relay: RelayPolicy | None = None
+    imds: ImdsSettings | None = None
+    description: str = ""
+
+    @property
+    def spec(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
+    def is_principal(self) -> bool:
+        return self.spec.principal
+
+    @property
+    def routes(self) -> bool:
+        """Forwards packets at L3 (decrementing the TTL)."""
+        return self.spec.layer is Layer.L3 or (self.kind == "host" and self.forwarding)
+
+    @property
+    def rewrites_source(self) -> bool:
+        return self.spec.masquerades or (self.routes and self.masquerade)
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    description: str
+    file: str
+    nodes: Mapping[str, Node]
+    links: tuple[tuple[str, str], ...]
+    expect: Mapping[int, Mapping[str, str]]
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    graph: nx.Graph = field(default_factory=nx.Graph, compare=False, repr=False)
+
+    @property
+    def principals(self) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.is_principal)
+
+    @property
+    def imds_nodes(self) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.kind == "imds")
+
+    def relays_on(self, host: str) -> list[str]:
+        """L7 relays that run inside `host`'s network stack, by name."""
+        return sorted(
+            n for n, node in self.nodes.items() if node.runs_on == host and node.spec.relay
+        )
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
+        keys = [str(p) for p in path]
+        while keys:
+            line = self.lines.get(".".join(keys))
+            if line:
+                return line
+            keys.pop()
+        return None
+
+    def hop_limits(self) -> dict[str, int]:
+        return {n: self.nodes[n].imds.hop_limit for n in self.imds_nodes}
+
+    def with_imds(self, **changes: Any) -> Topology:
+        """This topology with the same settings changed on every imds node."""
+        nodes = dict(self.nodes)
+        for name in self.imds_nodes:
+            node = nodes[name]
+            nodes[name] = replace(node, imds=replace(node.imds, **changes))
+        return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
+
+
+# --- YAML with line numbers -------------------------------------------------
+
+
+class _Abort(Exception):
+    def __init__(self, line: int | None, key: str, message: str):
+        super().__init__(message)
+        self.line, self.key, self.message = line, key, message
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str]]]:
+    """Parse YAML into plain values, the line of every key path, and soft problems.
+
+    Duplicate keys are soft problems (the first value is kept); syntax errors,
+    unsupported tags and runaway aliases abort.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _Abort(mark.line + 1 if mark else None, "",
+                     f"not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise _Abort(None, "", f"not valid YAML: {exc}") from None
+    lines: dict[str, int] = {}
+    soft: list[tuple[int, str, str]] = []
+    budget = [MAX_YAML_VALUES]
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        budget[0] -= 1
+        line = node.start_mark.line + 1
+        if budget[0] < 0:
+            raise _Abort(line, _dotted(path), "the document expands to too many values "
+                         f"(more than {MAX_YAML_VALUES:,}; aliases?)")
+        if len(path) > MAX_DEPTH:
+            raise _Abort(line, _dotted(path), f"nested deeper than {MAX_DEPTH} levels")
+        lines.setdefault(_dotted(path), line)
+        if isinstance(node, yaml.MappingNode):
+            loader.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _Abort(key_node.start_mark.line + 1, _dotted(path),
+                                 "a key must be a plain value, not a list or mapping")
+                key = walk(key_node, path + ("<key>",))
+                key_line = key_node.start_mark.line + 1
+                if key in result:
+                    first = lines.get(_dotted(path + (key,)))
+                    soft.append((key_line, _dotted(path + (key,)),
+                                 f"duplicate key {key!r} (first at line {first})"))
+                    continue
+                lines[_dotted(path + (key,))] = key_line
+                result[key] = walk(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
+        if node.tag not in yaml.SafeLoader.yaml_constructors:
+            raise _Abort(line, _dotted(path), f"unsupported YAML tag {node.tag!r}")
+        return loader.construct_object(node)
+
+    try:
+        return (walk(root, ()) if root is not None else None), lines, soft
+    except RecursionError:
+        raise _Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+    except yaml.YAMLError as exc:
+        raise _Abort(None, "", f"not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+# --- validation ---------------------------------------------------------------
+
+
+def _closest(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
+             dict: "a mapping"}
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join(names[x] for x in types)
+
+
+def _is(value: Any, t: type | tuple[type, ...]) -> bool:
+    types = t if isinstance(t, tuple) else (t,)
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+class _Checker:
+    """Collects the problems of one document, each at its line."""
+
+    def __init__(self, file: str, lines: Mapping[str, int]):
+        self.file, self.lines = file, lines
+        self.problems: list[Problem] = []
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        path = tuple(path)
+        while path:
+            if _dotted(path) in self.lines:
+                return self.lines[_dotted(path)]
+            path = path[:-1]
+        return self.lines.get("")
+
+    def add(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(Problem(self.file, self.line(path), _dotted(path), message))
+
+    def fields(self, mapping: Mapping[Any, Any], path: tuple[Any, ...],
+               known: Mapping[str, Field], what: str) -> dict[str, Any]:
+        """Check `mapping` against `known` fields; return the valid values."""
+        valid: dict[str, Any] = {}
+        for key, value in mapping.items():
+            spec = known.get(key) if isinstance(key, str) else None
+            if spec is None:
+                self.add(path + (key,), f"unknown key {key!r} for {what}"
+                         f"{_closest(key, known)}; expected one of {', '.join(known)}")
+                continue
+            if self.value(value, path + (key,), spec):
+                valid[key] = value
+        for spec in known.values():
+            if spec.required and spec.name not in mapping:
+                self.add(path, f"missing required key {spec.name!r} for {what}")
+        return valid
+
+    def value(self, value: Any, path: tuple[Any, ...], spec: Field) -> bool:
+        if not _is(value, spec.type):
+            self.add(path, f"expected {_type_name(spec.type)}, got {value!r}")
+            return False
+        if spec.choices is not None and value not in spec.choices:
+            choices = ", ".join(map(str, spec.choices))
+            self.add(path, f"expected one of {choices}, got {value!r}"
+                     f"{_closest(value, map(str, spec.choices))}")
+            return False
+        if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
+            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {value}")
+            return False
+        return True
+
+
+def _node_fields(kind: str) -> dict[str, Field]:
+    fields = {f.name: f for f in NODE_FIELDS}
+    for key in KINDS[kind].keys:
+        fields[key] = KIND_FIELDS[key]
+    return fields
+
+
+def _check_methods(check: _Checker, value: Any, path: tuple[Any, ...]) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        check.add(path, f"expected a list of HTTP methods, got {value!r}")
+        return None
+    for i, method in enumerate(value):
+        if method not in HTTP_METHODS:
+            check.add(path + (i,), f"unknown HTTP method {method!r}"
+                      f"{_closest(method.upper(), HTTP_METHODS)}; expected one of "
+                      f"{', '.join(HTTP_METHODS)}")
+            return None
+    return tuple(value)
+
+
+def _build(doc: Any, file: str, lines: Mapping[str, int]) -> tuple[Topology | None, list[Problem]]:
+    check = _Checker(file, lines)
+    if not isinstance(doc, dict):
+        check.add((), "expected a mapping with keys name, description, nodes, links")
+        return None, check.problems
+    top = check.fields(doc, (), {f.name: f for f in TOP_FIELDS}, "a topology")
+
+    defaults = check.fields(top.get("imds", {}), ("imds",),
+                            {f.name: f for f in IMDS_FIELDS}, "imds defaults")
+    raw_nodes: dict[str, Any] = top.get("nodes", {})
+    nodes: dict[str, dict[str, Any]] = {}
+    for name, raw in raw_nodes.items():
+        path = ("nodes", name)
+        if not isinstance(name, str) or not name:
+            check.add(path, f"a node name must be a string, got {name!r}")
+            continue
+        if not isinstance(raw, dict):
+            check.add(path, f"expected a mapping such as {{kind: host}}, got {raw!r}")
+            continue
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            if "kind" not in raw:
+                check.add(path, "missing required key 'kind'")
+            else:
+                check.add(path + ("kind",), f"unknown kind {kind!r}{_closest(kind, KINDS)}; "
+                          f"expected one of {', '.join(KINDS)}")
+            continue
+        nodes[name] = check.fields(raw, path, _node_fields(kind), f"a {kind} node")
+        nodes[name]["kind"] = kind
+
+    names = set(nodes) | {n for n in raw_nodes if isinstance(n, str)}
+    for name, raw in nodes.items():
+        _check_node(check, name, raw, nodes, names)
+
+    links = _check_links(check, top.get("links", []), nodes, names)
+    expect = _check_expect(check, top.get("expect", {}), nodes, names)
+    _check_imds_links(check, nodes, links)
+
+    if check.problems:
+        return None, check.problems
+    built = _make_nodes(check, nodes, defaults)
+    if check.problems:
+        return None, check.problems
+    graph = nx.Graph()
+    graph.add_nodes_from(sorted(built))
+    graph.add_edges_from(links)
+    return Topology(top["name"], top["description"], file, built, tuple(links), expect,
+                    dict(lines), graph), []
+
+
+def _check_node(check: _Checker, name: str, raw: dict[str, Any],
+                nodes: Mapping[str, dict[str, Any]], names: set[str]) -> None:
+    path = ("nodes", name)
+    spec = KINDS[raw["kind"]]
+    if not spec.principal:
+        for key in ("role", "via", "family"):
+            if key in raw:
+                check.add(path + (key,), f"only principals (host, container, client) take "
+                          f"{key!r}; {name!r} is a {spec.name}")
+                raw.pop(key)
+    if "runs_on" in raw:
+        host = raw["runs_on"]
+        if not spec.can_run_on_host:
+            check.add(path + ("runs_on",), f"a {spec.name} cannot run on a host; runs_on is "
+                      "for containers and L7 relays (proxy, waf, ssrf)")
+        elif host not in names:
+            check.add(path + ("runs_on",), f"no node {host!r}{_closest(host, names)}")
+        elif host in nodes and nodes[host]["kind"] != "host":
+            check.add(path + ("runs_on",), f"runs_on must name a host, but {host!r} is a "
+                      f"{nodes[host]['kind']}")
+    for i, hop in enumerate(raw.get("via", [])):
+        if not isinstance(hop, str) or hop not in names:
+            check.add(path + ("via", i), f"no node {hop!r}{_closest(hop, names)}")
+        elif hop == name:
+            check.add(path + ("via", i), "a node cannot be its own waypoint")
+        elif hop in nodes and not _can_be_waypoint(hop, nodes):
+            check.add(path + ("via", i), f"{hop!r} ({nodes[hop]['kind']}) carries no "
+                      "traffic; a waypoint must be a bridge, router, nat, tunnel, "
+                      "forwarding host, host with a relay, or relay")
+    if "methods" in raw:
+        methods = _check_methods(check, raw["methods"], path + ("methods",))
+        if methods is None:
+            raw.pop("methods")
+        else:
+            raw["methods"] = methods
+    if raw.get("masquerade") and not raw.get("forwarding"):
+        check.add(path + ("masquerade",), "masquerade needs forwarding: true")
+    for key, parse in (("address", ipaddress.IPv4Address), ("address6", ipaddress.IPv6Address)):
+        if key in raw:
+            try:
+                parse(raw[key])
+            except ValueError:
+                check.add(path + (key,), f"expected an IPv{4 if key == 'address' else 6} "
+                          f"address, got {raw[key]!r}")
+                raw.pop(key)
+
+
+def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
+    raw = nodes[name]
+    layer = KINDS[raw["kind"]].layer
+    if layer in (Layer.L2, Layer.L3, Layer.L7):
+        return True
+    if raw["kind"] == "host":
+        return bool(raw.get("forwarding")) or any(
+            n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())
+    return False
+
+
+def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
+                 names: set[str]) -> list[tuple[str, str]]:
+    links: list[tuple[str, str]] = []
+    seen: dict[frozenset[str], int] = {}
+    for i, link in enumerate(raw):
+        path = ("links", i)
+        if (not isinstance(link, list) or len(link) != 2
+                or not all(isinstance(end, str) for end in link)):
+            check.add(path, f"expected a pair of node names such as [a, b], got {link!r}")
+            continue
+        a, b = link
+        bad = [end for end in (a, b) if end not in names]
+        for end in bad:
+            check.add(path, f"link to a missing node {end!r}{_closest(end, names)}")
+        if bad:
+            continue
+        if a == b:
+            check.add(path, f"self-link: {a!r} is linked to itself")
+            continue
+        for end in (a, b):
+            if end in nodes and nodes[end].get("runs_on"):
+                check.add(path, f"{end!r} runs on {nodes[end]['runs_on']!r} and has no "
+                          "links of its own")
+        pair = frozenset((a, b))
+        if pair in seen:
+            check.add(path, f"duplicate link [{a}, {b}] (first at links[{seen[pair]}])")
+            continue
+        seen[pair] = i
+        links.append((a, b))
+    return links
+
+
+def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                      links: list[tuple[str, str]]) -> None:
+    for name, raw in nodes.items():
+        if raw["kind"] != "imds":
+            continue
+        peers = [b if a == name else a for a, b in links if name in (a, b)]
+        path = ("nodes", name)
+        if len(peers) != 1:
+            check.add(path, f"an imds node is linked to exactly one node, its instance; "
+                      f"{name!r} has {len(peers)} links")
+        elif peers[0] in nodes and nodes[peers[0]]["kind"] not in INSTANCE_KINDS:
+            check.add(path, f"{name!r} is linked to {peers[0]!r}, a "
+                      f"{nodes[peers[0]]['kind']}; its instance must be one of "
+                      f"{', '.join(sorted(INSTANCE_KINDS))}")
+
+
+def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
+                  names: set[str]) -> dict[int, dict[str, str]]:
+    expect: dict[int, dict[str, str]] = {}
+    for hop_limit, entries in raw.items():
+        path = ("expect", hop_limit)
+        if not _is(hop_limit, int) or not MIN_HOP_LIMIT <= hop_limit <= MAX_HOP_LIMIT:
+            check.add(path, f"expected a hop limit {MIN_HOP_LIMIT}..{MAX_HOP_LIMIT}, "
+                      f"got {hop_limit!r}")
+            continue
+        if not isinstance(entries, dict):
+            check.add(path, f"expected a mapping node -> outcome, got {entries!r}")
+            continue
+        expect[hop_limit] = {}
+        for node, outcome in entries.items():
+            here = path + (node,)
+            if node not in names:
+                check.add(here, f"no node {node!r}{_closest(node, names)}")
+            elif node in nodes and not KINDS[nodes[node]["kind"]].principal:
+                check.add(here, f"{node!r} is a {nodes[node]['kind']}, not a principal; "
+                          "only hosts, containers and clients have outcomes")
+            elif outcome not in OUTCOMES:
+                check.add(here, f"unknown outcome {outcome!r}{_closest(outcome, OUTCOMES)}; "
+                          f"expected one of {', '.join(OUTCOMES)}")
+            else:
+                expect[hop_limit][node] = outcome
+    return expect
+
+
+def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                defaults: Mapping[str, Any]) -> dict[str, Node]:
+    """Turn checked mappings into Nodes, with deterministic addresses."""
+    v4 = _Addresses(check, nodes, "address", ipaddress.ip_network("10.0.0.0/8"))
+    v6 = _Addresses(check, nodes, "address6", ipaddress.ip_network("fd00:1::/64"))
+    built: dict[str, Node] = {}
+    for name in sorted(nodes):
+        raw = nodes[name]
+        spec = KINDS[raw["kind"]]
+        relay = None
+        if spec.relay is not None:
+            relay = RelayPolicy(
+                methods=raw.get("methods", spec.relay.methods),
+                adds_xff=raw.get("adds_xff", spec.relay.adds_xff),
+                forwards_headers=raw.get("forwards_headers", spec.relay.forwards_headers),
+            )
+        imds = None
+        if spec.name == "imds":
+            imds = ImdsSettings(**{**defaults, **{k: raw[k] for k in KIND_FIELDS
+                                                  if k in raw and k in ImdsSettings.__annotations__}})
+        built[name] = Node(
+            name=name, kind=spec.name,
+            address=v4.of(name, nodes), address6=v6.of(name, nodes),
+            role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(raw.get("via", ())),
+            family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
+            masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
+            description=raw.get("description", ""),
+        )
+    return built
+
+
+class _Addresses:
+    """Deterministic addresses: pinned ones first, then the pool in name order.
+
+    A node that runs on a host shares the host's address (it is in its stack);
+    imds answers on the link-local endpoints.
+    """
+
+    def __init__(self, check: _Checker, nodes: Mapping[str, dict[str, Any]], key: str,
+                 pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
+        self.key = key
+        endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
+        self.assigned: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        for name in sorted(nodes):
+            raw = nodes[name]
+            if raw["kind"] == "imds":
+                self.assigned[name] = endpoint
+            elif key in raw:
+                address = str(ipaddress.ip_address(raw[key]))
+                if address in owner:
+                    check.add(("nodes", name, key), f"address {address} is also "
+                              f"{owner[address]!r}'s")
+                owner[address] = name
+                self.assigned[name] = address
+        hosts = iter(self._usable(pool, set(owner)))
+        for name in sorted(nodes):
+            if name not in self.assigned and not nodes[name].get("runs_on"):
+                self.assigned[name] = next(hosts)
+
+    @staticmethod
+    def _usable(pool: Any, taken: set[str]) -> Iterable[str]:
+        first = int(pool.network_address) + 1
+        for i in range(pool.num_addresses - 2):
+            address = str(ipaddress.ip_address(first + i))
+            last = address.rsplit(".", 1)[-1]
+            if address not in taken and last not in ("0", "255"):
+                yield address
+
+    def of(self, name: str, nodes: Mapping[str, dict[str, Any]]) -> str:
+        host = nodes[name].get("runs_on")
+        return self.assigned.get(host, "") if host else self.assigned[name]
+
+
+# --- loading ------------------------------------------------------------------
+
+Override = tuple[str, str, Any]  # (node, key, value): what `--set NODE.KEY=VALUE` says
+
+
+def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
+    """Load one topology file; raise TopologyError with every problem found."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise TopologyError([Problem(file, None, "", f"larger than {MAX_FILE_BYTES:,} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TopologyError([Problem(file, None, "", f"not UTF-8 text ({exc.reason})")]) from None
+    return parse(text, file, overrides)
+
+
+def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
+    """Parse topology YAML text; raise TopologyError with every problem found."""
+    try:
+        doc, lines, soft = _read_yaml(text)
+    except _Abort as abort:
+        raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
+    problems = [Problem(file, line, key, message) for line, key, message in soft]
+    problems += _apply_overrides(doc, file, overrides)
+    topology, found = _build(doc, file, lines)
+    problems += found
+    if problems:
+        raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
+    assert topology is not None
+    return topology
+
+
+def _apply_overrides(doc: Any, file: str, overrides: Iterable[Override]) -> list[Problem]:
+    problems = []
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    for node, key, value in overrides:
+        if not isinstance(nodes, dict) or not isinstance(nodes.get(node), dict):
+            names = list(nodes) if isinstance(nodes, dict) else []
+            problems.append(Problem(file, None, f"--set {node}.{key}",
+                                    f"no node {node!r}{_closest(node, names)}"))
+            continue
+        nodes[node][key] = value
+    return problems
+
+
+def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dict[str, Any]:
+    """The imds changes that `--hop-limit` and `--http-tokens` ask for."""
+    changes: dict[str, Any] = {}
+    if hop_limit is not None:
+        changes["hop_limit"] = hop_limit
+    if http_tokens is not None:
+        changes["http_tokens"] = http_tokens
+    return changes
+
+
+def topology_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, and *.yaml / *.yml files in folders named, in sorted order."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir()
+                            if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            files.append(path)
+    return files
