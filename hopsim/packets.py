@@ -87,8 +87,9 @@ def time_exceeded(router: str, dropped: Packet, time: float) -> Packet:
 
 
 def write_pcap(path: str | Path, packets: Iterable[Packet]) -> None:
-    """Write packets as raw IP (LINKTYPE_RAW, 101): IPv4 and IPv6 alike."""
-    wrpcap(str(path), _rebuilt(packets), linktype=101)
+    """Write packets without a link layer: LINKTYPE_IPV4 (228) for an IPv4
+    trace, LINKTYPE_IPV6 (229) for an IPv6 one; Wireshark reads both."""
+    wrpcap(str(path), _rebuilt(packets))
 
 
 def _rebuilt(packets: Iterable[Packet]) -> list[Packet]:
