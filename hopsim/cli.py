@@ -6,6 +6,7 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,12 @@ def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
     """Load every file; a bad one is reported and the others still load."""
     overrides = _parse_set(sets)
     changes = what_if(hop_limit, http_tokens)
+    # `expect` describes the file as written, hop limit by hop limit: a what-if
+    # hop limit keeps it meaningful; other changes do not.
+    keep_expect = not overrides and http_tokens is None
+    if not keep_expect:
+        click.echo("note: --set/--http-tokens change the topology: its expect entries "
+                   "are not checked", err=True)
     topologies: list[Topology] = []
     problems: list[Problem] = []
     names: dict[str, str] = {}
@@ -109,7 +116,11 @@ def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
                                     f"(also in {names[topology.name]})"))
             continue
         names[topology.name] = topology.file
-        topologies.append(topology.with_imds(**changes) if changes else topology)
+        if changes:
+            topology = topology.with_imds(**changes)
+        if not keep_expect:
+            topology = replace(topology, expect={})
+        topologies.append(topology)
     return topologies, problems
 
 
@@ -213,7 +224,7 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
     out.print(table.trace(out, topology, exchange))
     if pcap:
         packets.write_pcap(pcap, exchange.packets)
-        out.print(f"wrote {len(exchange.packets)} packets to {pcap}")
+        click.echo(f"wrote {len(exchange.packets)} packets to {pcap}")
 
 
 @main.command()

@@ -198,9 +198,9 @@ class _Walker:
                           "TTL exceeded in transit", packet)
                 self.time += LINK_TIME / 10
                 icmp = packets.time_exceeded(self.node_address(station.node), packet, self.time)
-                kind = "type 11 code 0" if self.family == 4 else "type 3 code 0"
+                kind = "11/0" if self.family == 4 else "3/0"  # type/code
                 self.note(message, station.node, Action.ICMP, None, 64,
-                          f"Time Exceeded ({kind}) to {packets.source(packet)}", icmp)
+                          f"Time Exceeded {kind} -> {packets.source(packet)}", icmp)
                 raise _Lost(station.node)
             packet = packets.with_ttl(packet, ttl - 1)
             packet.time = self.time

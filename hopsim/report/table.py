@@ -114,12 +114,11 @@ def summary(reports: Sequence[Report]) -> Text:
     topologies = "topology" if len(reports) == 1 else "topologies"
     results = "result" if sum(counts.values()) == 1 else "results"
     text = Text(f"{len(reports)} {topologies}, {sum(counts.values())} {results}: ")
-    text += Text.assemble(*(
-        (f"{counts[v]} {v.value}" + (", " if i < len(Verdict) - 1 else ""),
-         VERDICT_STYLE[v] if counts[v] else "")
-        for i, v in enumerate(Verdict)))
-    text += Text(f"; expectations: {checked - failed} passed, {failed} failed",
-                 style="bold red" if failed else "")
+    text += Text(", ").join(Text(f"{counts[v]} {v.value}", style=VERDICT_STYLE[v] if counts[v]
+                                 else "") for v in Verdict)
+    if checked:
+        text += Text(f"\nexpectations: {checked - failed} passed, {failed} failed",
+                     style="bold red" if failed else "")
     return text
 
 
