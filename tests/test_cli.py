@@ -132,7 +132,7 @@ def test_check_json_carries_the_documented_fields():
 def test_sweep_over_the_bundled_topologies_exits_0():
     result = run("sweep")
     assert result.exit_code == 0, result.output
-    assert "expectations: 120 passed, 0 failed" in result.output  # 17 files, 40 principals x 3
+    assert re.search(r"^expectations: \d+ passed, 0 failed$", result.output, re.M)
 
 
 def test_sweep_matrix_and_recommendation_for_docker_in_docker():
