@@ -171,6 +171,9 @@ class _Walker:
     def note(self, message: str, node: str, action: Action, ttl_in: int | None,
              ttl_out: int | None, detail: str = "", packet: Packet | None = None) -> None:
         if self.record:
+            if packet is not None:  # as seen here and now: a pcap's time stamps follow
+                packet = packet.copy()
+                packet.time = self.time
             self.hops.append(Hop(self.time, message, node, action, ttl_in, ttl_out, detail,
                                  packet))
 

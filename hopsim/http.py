@@ -77,11 +77,13 @@ class Response:
 
 def _split(raw: bytes) -> tuple[str, Headers, str]:
     head, _, body = raw.partition(b"\r\n\r\n")
-    first, *rest = head.decode("latin-1").split("\r\n")
+    # UTF-8 both ways; bytes that are not UTF-8 survive as surrogates and
+    # match no rule (a garbled digit is not a digit).
+    first, *rest = head.decode("utf-8", "surrogateescape").split("\r\n")
     headers = tuple(
         (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in rest) if k
     )
-    return first, headers, body.decode("latin-1")
+    return first, headers, body.decode("utf-8", "surrogateescape")
 
 
 def parse_request(raw: bytes) -> Request:

@@ -59,33 +59,33 @@ def _key(instance: str) -> bytes:
     return hashlib.sha256(b"hopsim-imds-key:" + instance.encode()).digest()
 
 
-def _sign(instance: str, expires: int) -> str:
+def _sign(instance: str, expires: str) -> str:
     mac = hmac.new(_key(instance), f"{instance}|{expires}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
 
 
 def issue_token(instance: str, ttl_seconds: int, now: float) -> str:
     """A deterministic token that only `instance` accepts, until now + ttl."""
-    expires = int(now) + ttl_seconds
+    expires = f"{now + ttl_seconds:.6f}"
     claim = base64.urlsafe_b64encode(f"{instance}|{expires}".encode()).decode().rstrip("=")
     return f"AQAE{claim}.{_sign(instance, expires)}"
 
 
 def token_is_valid(token: str, instance: str, now: float) -> bool:
     """[C] A token is valid only on the instance that issued it, until its TTL ends."""
-    if not token.startswith("AQAE") or "." not in token:
+    if not token.isascii() or not token.startswith("AQAE") or "." not in token:
         return False
     claim, _, mac = token[4:].partition(".")
     try:
         decoded = base64.urlsafe_b64decode(claim + "=" * (-len(claim) % 4)).decode()
-        issuer, expires_text = decoded.rsplit("|", 1)
-        expires = int(expires_text)
+        issuer, expires = decoded.rsplit("|", 1)
+        deadline = float(expires)
     except ValueError:
         return False
     return (
         issuer == instance
         and hmac.compare_digest(mac, _sign(issuer, expires))
-        and now < expires
+        and now < deadline
     )
 
 
@@ -98,11 +98,12 @@ def _token(request: Request, instance: str, now: float) -> Response:
         # header." The status is undocumented [U]: 403 is the usual reading.
         return _text(403, "Forbidden: X-Forwarded-For on a token request\n")
     ttl = request.header(TTL_HEADER)
-    if ttl is None or not ttl.strip().isdigit() or not 1 <= int(ttl) <= MAX_TOKEN_TTL:
+    digits = (ttl or "").strip()
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_TOKEN_TTL:
         # [C] 400: missing or invalid ttl parameter.
         return _text(400, "Bad Request: missing or invalid ttl header\n")
-    token = issue_token(instance, int(ttl), now)
-    return _text(200, token, ((TTL_HEADER, str(int(ttl))),))  # [C] echoes the ttl header
+    token = issue_token(instance, int(digits), now)
+    return _text(200, token, ((TTL_HEADER, str(int(digits))),))  # [C] echoes the ttl header
 
 
 def respond(request: Request, settings: ImdsSettings, *, instance: str, now: float) -> Response:
