@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from hopsim.kinds import HTTP_METHODS, INSTANCE_KINDS, KINDS, ROLES, Kind, Layer
 
 OUTCOMES = ("token", "credentials", "none")
 FAMILIES = (4, 6)
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # PyYAML parses ~150 KB/s: this also bounds the time
 MAX_YAML_VALUES = 2_000_000  # after alias expansion: stops "billion laughs"
 MAX_DEPTH = 32
 
@@ -204,39 +205,133 @@ class _Abort(Exception):
         self.line, self.key, self.message = line, key, message
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in path)
+def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    parts = (_show(p) if isinstance(p, int) else str(p) for p in path)
+    return ".".join(p if p.isprintable() else repr(p) for p in parts)
+
+
+class _Short(reprlib.Repr):
+    """repr, cut short. An integer too long to print (`0x` and 5,000 digits) is
+    described instead: str() of it raises ValueError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of {x.bit_length():,} bits>"
+        return super().repr_int(x, level)
+
+
+def _show(value: Any) -> str:
+    """A value as it goes into a one-line message: repr, cut short."""
+    return _Short().repr(value)
+
+
+def _too_deep(line: int | None, path: tuple[Any, ...] | list[Any]) -> _Abort:
+    return _Abort(line, _dotted(path[:1]), f"nested deeper than {MAX_DEPTH} levels")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose deeper than MAX_DEPTH.
+
+    PyYAML's composer recurses once per level, so 10,000 `[` would otherwise
+    end in a RecursionError.
+    """
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.depth = 0
+        self.top: Any = None  # the top-level key being composed, for the message
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.depth == 1:
+            self.top = index.value if isinstance(index, yaml.ScalarNode) else index
+        if self.depth > MAX_DEPTH:
+            top = [] if self.top is None else [self.top]
+            raise _too_deep(self.peek_event().start_mark.line + 1, top)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _yaml_abort(exc: yaml.YAMLError, text: str) -> _Abort:
+    """A PyYAML error as one located line."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return _Abort(text.count("\n", 0, exc.position) + 1, "", "not valid YAML: "
+                      f"unacceptable character U+{exc.character:04X} ({exc.reason})")
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return _Abort(mark.line + 1 if mark else None, "",
+                      f"not valid YAML: {exc.problem or exc.context}")
+    return _Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
 def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str]]]:
     """Parse YAML into plain values, the line of every key path, and soft problems.
 
     Duplicate keys are soft problems (the first value is kept); syntax errors,
-    unsupported tags and runaway aliases abort.
+    unsupported tags, unreadable scalars, deep nesting and runaway or recursive
+    aliases abort.
     """
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise _Abort(mark.line + 1 if mark else None, "",
-                     f"not valid YAML: {exc.problem or exc.context}") from None
+        loader = _Loader(text)
     except yaml.YAMLError as exc:
-        raise _Abort(None, "", f"not valid YAML: {exc}") from None
+        raise _yaml_abort(exc, text) from None
     lines: dict[str, int] = {}
     soft: list[tuple[int, str, str]] = []
     budget = [MAX_YAML_VALUES]
+    sizes: dict[int, int] = {}  # id(node) -> values it expands to, aliases included
+    active: set[int] = set()  # collections being walked: meeting one again is a cycle
+
+    def size(node: yaml.Node) -> int:
+        """Count before expanding: an alias bomb is refused without being built.
+
+        Recursion stays shallow: aliases name earlier nodes, already counted
+        (or being counted: a cycle, counted 0 here and reported by walk).
+        """
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 0
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[id(node)] = total = 1 + sum(size(child) for child in children)
+        return total
 
     def walk(node: yaml.Node, path: tuple[Any, ...]) -> Any:
-        budget[0] -= 1
         line = node.start_mark.line + 1
-        if budget[0] < 0:
-            raise _Abort(line, _dotted(path), "the document expands to too many values "
-                         f"(more than {MAX_YAML_VALUES:,}; aliases?)")
-        if len(path) > MAX_DEPTH:
-            raise _Abort(line, _dotted(path), f"nested deeper than {MAX_DEPTH} levels")
+        if id(node) in active:
+            raise _Abort(line, _dotted(path), "recursive alias: the value contains itself")
+        if len(path) > MAX_DEPTH:  # through aliases: the composer bounds the rest
+            raise _too_deep(lines.get(_dotted(path[:1]), line), path)
+        if path and size(node) > budget[0]:
+            raise _Abort(line, _dotted(path), "the document expands to more than "
+                         f"{MAX_YAML_VALUES:,} values (this value alone: {size(node):,}; "
+                         "aliases?)")
+        budget[0] -= 1
+        if node.tag not in yaml.SafeLoader.yaml_constructors:
+            raise _Abort(line, _dotted(path), f"unsupported YAML tag {_show(node.tag)}")
         lines.setdefault(_dotted(path), line)
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return loader.construct_object(node)
+            except yaml.YAMLError:
+                raise
+            except Exception as exc:  # PyYAML's own: '!!bool abc' is a KeyError, '!!int ""' ...
+                kind = node.tag.rpartition(":")[2]
+                detail = f" ({exc})" if isinstance(exc, ValueError) else ""
+                raise _Abort(line, _dotted(path), f"not a valid {kind}: "
+                             f"{_show(node.value)}{detail}") from None
+        active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
             loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -248,23 +343,24 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
                 if key in result:
                     first = lines.get(_dotted(path + (key,)))
                     soft.append((key_line, _dotted(path + (key,)),
-                                 f"duplicate key {key!r} (first at line {first})"))
+                                 f"duplicate key {_show(key)} (first at line {first})"))
                     continue
                 lines[_dotted(path + (key,))] = key_line
                 result[key] = walk(value_node, path + (key,))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
-        if node.tag not in yaml.SafeLoader.yaml_constructors:
-            raise _Abort(line, _dotted(path), f"unsupported YAML tag {node.tag!r}")
-        return loader.construct_object(node)
+        finally:
+            active.discard(id(node))
 
     try:
-        return (walk(root, ()) if root is not None else None), lines, soft
+        root = loader.get_single_node()
+        if root is None:
+            lines[""] = 1
+            return None, lines, soft
+        return walk(root, ()), lines, soft
+    except yaml.YAMLError as exc:
+        raise _yaml_abort(exc, text) from None
     except RecursionError:
         raise _Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
-    except yaml.YAMLError as exc:
-        raise _Abort(None, "", f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
 
@@ -272,8 +368,11 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
 # --- validation ---------------------------------------------------------------
 
 
-def _closest(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+def _closest(word: Any, choices: Iterable[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    match = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1,
+                                      cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -316,7 +415,7 @@ class _Checker:
         for key, value in mapping.items():
             spec = known.get(key) if isinstance(key, str) else None
             if spec is None:
-                self.add(path + (key,), f"unknown key {key!r} for {what}"
+                self.add(path + (key,), f"unknown key {_show(key)} for {what}"
                          f"{_closest(key, known)}; expected one of {', '.join(known)}")
                 continue
             if self.value(value, path + (key,), spec):
@@ -328,33 +427,34 @@ class _Checker:
 
     def value(self, value: Any, path: tuple[Any, ...], spec: Field) -> bool:
         if not _is(value, spec.type):
-            self.add(path, f"expected {_type_name(spec.type)}, got {value!r}")
+            self.add(path, f"expected {_type_name(spec.type)}, got {_show(value)}")
             return False
         if spec.choices is not None and value not in spec.choices:
             choices = ", ".join(map(str, spec.choices))
-            self.add(path, f"expected one of {choices}, got {value!r}"
+            self.add(path, f"expected one of {choices}, got {_show(value)}"
                      f"{_closest(value, map(str, spec.choices))}")
             return False
         if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
-            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {value}")
+            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {_show(value)}")
             return False
         return True
 
 
 def _node_fields(kind: str) -> dict[str, Field]:
     fields = {f.name: f for f in NODE_FIELDS}
-    for key in KINDS[kind].keys:
-        fields[key] = KIND_FIELDS[key]
+    for key, spec in KIND_FIELDS.items():  # in table order: Kind.keys is a frozenset
+        if key in KINDS[kind].keys:
+            fields[key] = spec
     return fields
 
 
 def _check_methods(check: _Checker, value: Any, path: tuple[Any, ...]) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-        check.add(path, f"expected a list of HTTP methods, got {value!r}")
+        check.add(path, f"expected a list of HTTP methods, got {_show(value)}")
         return None
     for i, method in enumerate(value):
         if method not in HTTP_METHODS:
-            check.add(path + (i,), f"unknown HTTP method {method!r}"
+            check.add(path + (i,), f"unknown HTTP method {_show(method)}"
                       f"{_closest(method.upper(), HTTP_METHODS)}; expected one of "
                       f"{', '.join(HTTP_METHODS)}")
             return None
@@ -375,17 +475,17 @@ def _build(doc: Any, file: str, lines: Mapping[str, int]) -> tuple[Topology | No
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str) or not name:
-            check.add(path, f"a node name must be a string, got {name!r}")
+            check.add(path, f"a node name must be a string, got {_show(name)}")
             continue
         if not isinstance(raw, dict):
-            check.add(path, f"expected a mapping such as {{kind: host}}, got {raw!r}")
+            check.add(path, f"expected a mapping such as {{kind: host}}, got {_show(raw)}")
             continue
         kind = raw.get("kind")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             if "kind" not in raw:
                 check.add(path, "missing required key 'kind'")
             else:
-                check.add(path + ("kind",), f"unknown kind {kind!r}{_closest(kind, KINDS)}; "
+                check.add(path + ("kind",), f"unknown kind {_show(kind)}{_closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
         nodes[name] = check.fields(raw, path, _node_fields(kind), f"a {kind} node")
@@ -419,7 +519,7 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
         for key in ("role", "via", "family"):
             if key in raw:
                 check.add(path + (key,), f"only principals (host, container, client) take "
-                          f"{key!r}; {name!r} is a {spec.name}")
+                          f"{_show(key)}; {_show(name)} is a {spec.name}")
                 raw.pop(key)
     if "runs_on" in raw:
         host = raw["runs_on"]
@@ -427,17 +527,17 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
             check.add(path + ("runs_on",), f"a {spec.name} cannot run on a host; runs_on is "
                       "for containers and L7 relays (proxy, waf, ssrf)")
         elif host not in names:
-            check.add(path + ("runs_on",), f"no node {host!r}{_closest(host, names)}")
+            check.add(path + ("runs_on",), f"no node {_show(host)}{_closest(host, names)}")
         elif host in nodes and nodes[host]["kind"] != "host":
-            check.add(path + ("runs_on",), f"runs_on must name a host, but {host!r} is a "
+            check.add(path + ("runs_on",), f"runs_on must name a host, but {_show(host)} is a "
                       f"{nodes[host]['kind']}")
     for i, hop in enumerate(raw.get("via", [])):
         if not isinstance(hop, str) or hop not in names:
-            check.add(path + ("via", i), f"no node {hop!r}{_closest(hop, names)}")
+            check.add(path + ("via", i), f"no node {_show(hop)}{_closest(hop, names)}")
         elif hop == name:
             check.add(path + ("via", i), "a node cannot be its own waypoint")
         elif hop in nodes and not _can_be_waypoint(hop, nodes):
-            check.add(path + ("via", i), f"{hop!r} ({nodes[hop]['kind']}) carries no "
+            check.add(path + ("via", i), f"{_show(hop)} ({nodes[hop]['kind']}) carries no "
                       "traffic; a waypoint must be a bridge, router, nat, tunnel, "
                       "forwarding host, host with a relay, or relay")
     if "methods" in raw:
@@ -454,7 +554,7 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
                 parse(raw[key])
             except ValueError:
                 check.add(path + (key,), f"expected an IPv{4 if key == 'address' else 6} "
-                          f"address, got {raw[key]!r}")
+                          f"address, got {_show(raw[key])}")
                 raw.pop(key)
 
 
@@ -477,20 +577,20 @@ def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
         path = ("links", i)
         if (not isinstance(link, list) or len(link) != 2
                 or not all(isinstance(end, str) for end in link)):
-            check.add(path, f"expected a pair of node names such as [a, b], got {link!r}")
+            check.add(path, f"expected a pair of node names such as [a, b], got {_show(link)}")
             continue
         a, b = link
         bad = [end for end in (a, b) if end not in names]
         for end in bad:
-            check.add(path, f"link to a missing node {end!r}{_closest(end, names)}")
+            check.add(path, f"link to a missing node {_show(end)}{_closest(end, names)}")
         if bad:
             continue
         if a == b:
-            check.add(path, f"self-link: {a!r} is linked to itself")
+            check.add(path, f"self-link: {_show(a)} is linked to itself")
             continue
         for end in (a, b):
             if end in nodes and nodes[end].get("runs_on"):
-                check.add(path, f"{end!r} runs on {nodes[end]['runs_on']!r} and has no "
+                check.add(path, f"{_show(end)} runs on {_show(nodes[end]['runs_on'])} and has no "
                           "links of its own")
         pair = frozenset((a, b))
         if pair in seen:
@@ -510,9 +610,9 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
         path = ("nodes", name)
         if len(peers) != 1:
             check.add(path, f"an imds node is linked to exactly one node, its instance; "
-                      f"{name!r} has {len(peers)} links")
+                      f"{_show(name)} has {len(peers)} links")
         elif peers[0] in nodes and nodes[peers[0]]["kind"] not in INSTANCE_KINDS:
-            check.add(path, f"{name!r} is linked to {peers[0]!r}, a "
+            check.add(path, f"{_show(name)} is linked to {_show(peers[0])}, a "
                       f"{nodes[peers[0]]['kind']}; its instance must be one of "
                       f"{', '.join(sorted(INSTANCE_KINDS))}")
 
@@ -524,21 +624,21 @@ def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]]
         path = ("expect", hop_limit)
         if not _is(hop_limit, int) or not MIN_HOP_LIMIT <= hop_limit <= MAX_HOP_LIMIT:
             check.add(path, f"expected a hop limit {MIN_HOP_LIMIT}..{MAX_HOP_LIMIT}, "
-                      f"got {hop_limit!r}")
+                      f"got {_show(hop_limit)}")
             continue
         if not isinstance(entries, dict):
-            check.add(path, f"expected a mapping node -> outcome, got {entries!r}")
+            check.add(path, f"expected a mapping node -> outcome, got {_show(entries)}")
             continue
         expect[hop_limit] = {}
         for node, outcome in entries.items():
             here = path + (node,)
             if node not in names:
-                check.add(here, f"no node {node!r}{_closest(node, names)}")
+                check.add(here, f"no node {_show(node)}{_closest(node, names)}")
             elif node in nodes and not KINDS[nodes[node]["kind"]].principal:
-                check.add(here, f"{node!r} is a {nodes[node]['kind']}, not a principal; "
+                check.add(here, f"{_show(node)} is a {nodes[node]['kind']}, not a principal; "
                           "only hosts, containers and clients have outcomes")
             elif outcome not in OUTCOMES:
-                check.add(here, f"unknown outcome {outcome!r}{_closest(outcome, OUTCOMES)}; "
+                check.add(here, f"unknown outcome {_show(outcome)}{_closest(outcome, OUTCOMES)}; "
                           f"expected one of {', '.join(OUTCOMES)}")
             else:
                 expect[hop_limit][node] = outcome
@@ -597,7 +697,7 @@ class _Addresses:
                 address = str(ipaddress.ip_address(raw[key]))
                 if address in owner:
                     check.add(("nodes", name, key), f"address {address} is also "
-                              f"{owner[address]!r}'s")
+                              f"{_show(owner[address])}'s")
                 owner[address] = name
                 self.assigned[name] = address
         hosts = iter(self._usable(pool, set(owner)))
@@ -628,7 +728,8 @@ def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
     """Load one topology file; raise TopologyError with every problem found."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
     if len(raw) > MAX_FILE_BYTES:
@@ -636,7 +737,9 @@ def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TopologyError([Problem(file, None, "", f"not UTF-8 text ({exc.reason})")]) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise TopologyError([Problem(file, line, "", f"not UTF-8 text ({exc.reason} "
+                                     f"at byte {exc.start})")]) from None
     return parse(text, file, overrides)
 
 
@@ -647,7 +750,7 @@ def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ())
     except _Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     problems = [Problem(file, line, key, message) for line, key, message in soft]
-    problems += _apply_overrides(doc, file, overrides)
+    problems += _apply_overrides(doc, file, lines, overrides)
     topology, found = _build(doc, file, lines)
     problems += found
     if problems:
@@ -656,14 +759,15 @@ def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ())
     return topology
 
 
-def _apply_overrides(doc: Any, file: str, overrides: Iterable[Override]) -> list[Problem]:
+def _apply_overrides(doc: Any, file: str, lines: Mapping[str, int],
+                     overrides: Iterable[Override]) -> list[Problem]:
     problems = []
     nodes = doc.get("nodes") if isinstance(doc, dict) else None
     for node, key, value in overrides:
         if not isinstance(nodes, dict) or not isinstance(nodes.get(node), dict):
             names = list(nodes) if isinstance(nodes, dict) else []
-            problems.append(Problem(file, None, f"--set {node}.{key}",
-                                    f"no node {node!r}{_closest(node, names)}"))
+            problems.append(Problem(file, lines.get("nodes"), f"--set {node}.{key}",
+                                    f"no node {_show(node)}{_closest(node, names)}"))
             continue
         nodes[node][key] = value
     return problems
