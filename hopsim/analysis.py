@@ -74,52 +74,59 @@ class Report:
 class Profile:
     """A principal's exchange reduced to what the hop limit changes."""
 
-    delivered: Outcome  # the outcome when the token response survives
-    dropped: Outcome | None  # the outcome when it dies at the first router
-    token_routers: tuple[str, ...]  # the routers it crosses, from IMDS
+    delivered: Outcome  # when the token response survives its last leg
+    dropped: Outcome | None  # when it dies there; None when the hop limit plays no part
+    token_routers: tuple[str, ...]  # the routers of that leg, from IMDS
 
     def at(self, hop_limit: int) -> Outcome:
-        routers = len(self.token_routers)
-        if self.delivered.routers is None or hop_limit > routers:
-            return replace(self.delivered, hop_limit=hop_limit) if (
-                self.delivered.hop_limit is not None) else self.delivered
+        if self.dropped is None or hop_limit > len(self.token_routers):
+            if self.delivered.hop_limit is None:  # unreachable: no hop limit applies
+                return self.delivered
+            return replace(self.delivered, hop_limit=hop_limit)
         # A router forwards only at TTL >= 2: the token dies at the one that
         # sees TTL 1, the hop_limit-th from IMDS.
-        assert self.dropped is not None
         return replace(self.dropped, hop_limit=hop_limit,
                        dropped_at=self.token_routers[hop_limit - 1])
 
 
 def profiles(topology: Topology) -> dict[str, Profile]:
-    """One Profile per principal: at most two walks each, whatever the sweep."""
+    """One Profile per principal: at most two walks each, whatever the sweep.
+
+    The hop limit plays a part only where IMDS issues a token and routers
+    stand between it and the token's receiver.
+    """
     high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
     low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
     router = Router(topology)
     out: dict[str, Profile] = {}
     for name in topology.principals:
-        route = router.route(name)
-        routers = route.token_routers
-        delivered = play(high, name, router=router).outcome
-        dropped = play(low, name, router=router).outcome if routers else None
-        if len(routers) >= MAX_HOP_LIMIT:  # dies even at 64
-            delivered = dropped  # type: ignore[assignment]
-        out[name] = Profile(delivered, dropped, routers)  # type: ignore[arg-type]
+        routers = router.route(name).token_routers
+        delivered = play(high, name, router=router)
+        dropped = None
+        if delivered.token_issued and routers:
+            dropped = play(low, name, router=router).outcome
+        out[name] = Profile(delivered.outcome, dropped, routers)
     return out
 
 
 def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:
     """leak if an attacker holds anything; else broken if a workload lacks a
-    token; else ok."""
+    token; else ok. The reason names who, in a few words."""
     outcomes = list(outcomes)
     leaks = [o for o in outcomes if o.role == "attacker" and o.access is not Access.NONE]
     if leaks:
-        return Verdict.LEAK, "; ".join(f"{o.node} (attacker) gets {o.access.value}: {o.reason}"
-                                       for o in leaks)
+        return Verdict.LEAK, "; ".join(
+            f"{o.node} gets {o.access.value}"
+            + (f" through {o.receiver}" if o.receiver not in (None, o.node) else "")
+            for o in leaks)
     starved = [o for o in outcomes if o.role == "workload" and o.access is not Access.TOKEN]
     if starved:
         return Verdict.BROKEN, "; ".join(
-            f"{o.node} (workload) has no token: {o.reason}" for o in starved)
-    return Verdict.OK, "every workload holds a token and no attacker anything"
+            f"{o.node} has no token"
+            + (" (falls back to IMDSv1 after a timeout)"
+               if o.access is Access.CREDENTIALS and o.dropped_at else "")
+            for o in starved)
+    return Verdict.OK, "every workload holds a token, no attacker anything"
 
 
 def _result(topology: Topology, hop_limit: int | None,

@@ -118,6 +118,7 @@ class Exchange:
     route: Route
     outcome: Outcome
     hops: tuple[Hop, ...]
+    token_issued: bool = False  # IMDS answered the PUT with a token (whatever became of it)
 
     @property
     def packets(self) -> list[Packet]:
@@ -139,6 +140,7 @@ class _Notes:
     stripped_by: list[str] = field(default_factory=list)
     answered_by: str = ""  # the relay or imds that produced the response
     dropped_at: str | None = None  # router that dropped the response to the principal
+    token_issued: bool = False  # IMDS answered 200 to the PUT
 
 
 class _Walker:
@@ -274,6 +276,7 @@ class _Walker:
             notes.answered_by = end.node
             response = imds.respond(request, self.settings, instance=self.instance,
                                     now=self.time)
+            notes.token_issued = notes.token_issued or self.is_token(request, response)
             # [C] only the token response carries the hop limit as its TTL.
             ttl = self.settings.hop_limit if self.is_token(request, response) else imds.DEFAULT_TTL
             return response, ttl
@@ -353,7 +356,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))
-        return Exchange(route, _replace(base, access=Access.TOKEN), tuple(walker.hops))
+        return Exchange(route, _replace(base, access=Access.TOKEN), tuple(walker.hops), True)
     outcome = _replace(base, dropped_at=notes.dropped_at,
                        refused=None if notes.dropped_at else _refusal(response, notes))
     fallback, _ = walker.request(imds.credentials_request(None))
@@ -365,7 +368,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     else:
         status = f"{fallback.status}" if fallback is not None else "no answer"
         outcome = _replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
-    return Exchange(route, outcome, tuple(walker.hops))
+    return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
 
 
 def _replace(outcome: Outcome, **changes: object) -> Outcome:

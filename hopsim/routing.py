@@ -164,7 +164,10 @@ class Router:
             segment = self._segment(here, frozenset({self._location(waypoint)}))
             if segment is None:
                 return Route(principal, unreachable=f"unreachable: no path to waypoint {waypoint}")
-            locations += segment[1:]
+            if len(segment) == 1 and self.topology.nodes[waypoint].runs_on:
+                locations += segment  # a relay on the host we are at: a stop of its own
+            else:
+                locations += segment[1:]
             here = segment[-1]
         segment = self._segment(here, imds)
         if segment is None:

@@ -211,3 +211,9 @@ def test_show_lists_each_principals_route():
     assert result.exit_code == 0
     assert "instance -> docker0 -> nginx -> docker0 -> instance -> imds" in result.output
     assert "10.0.0." in result.output
+
+
+def test_names_with_brackets_are_printed_not_read_as_markup():
+    # rich would swallow "[webapp]" as a style tag if markup were on.
+    result = run("show", topo("ssrf-alb-required"), env={"COLUMNS": "200"})
+    assert "attacker -> alb -> instance[webapp] -> imds" in result.output

@@ -25,7 +25,9 @@ ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yel
 
 
 def console(file=None, *, force_terminal: bool | None = None) -> Console:  # noqa: ANN001
-    return Console(file=file, highlight=False, force_terminal=force_terminal)
+    # Names and reasons are data: "instance[webapp]" is not markup, ":x:" no emoji.
+    return Console(file=file, highlight=False, markup=False, emoji=False,
+                   force_terminal=force_terminal)
 
 
 def _table(out: Console, *columns: str, title: str | None = None) -> Table:
