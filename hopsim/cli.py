@@ -37,7 +37,10 @@ def _default_paths(paths: Sequence[str]) -> list[str]:
         return list(paths)
     for candidate in (BUNDLED, Path.cwd() / "topologies"):
         if candidate.is_dir():
-            return [str(candidate)]
+            try:  # the short name, when run from the project
+                return [str(candidate.relative_to(Path.cwd()))]
+            except ValueError:
+                return [str(candidate)]
     raise click.UsageError("no PATHS given and no bundled topologies/ folder found")
 
 
@@ -122,6 +125,10 @@ def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
             topology = replace(topology, expect={})
         topologies.append(topology)
     return topologies, problems
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _report_problems(problems: Iterable[Problem]) -> None:
@@ -234,8 +241,8 @@ def validate(paths: tuple[str, ...]) -> None:
     files = topology_files(_default_paths(paths))
     topologies, problems = _load(files, (), None, None)
     for t in topologies:
-        click.echo(f"ok: {t.file}: {t.name} ({len(t.nodes)} nodes, {len(t.links)} links, "
-                   f"{len(t.principals)} principals)")
+        click.echo(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
+                   f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')})")
     _report_problems(problems)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
 
