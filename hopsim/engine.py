@@ -14,7 +14,7 @@ decrement like routers [U]; relays re-send with their own TTL, 64 [U].
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from scapy.packet import Packet
@@ -138,7 +138,7 @@ class _Notes:
 
     xff_by: list[str] = field(default_factory=list)
     stripped_by: list[str] = field(default_factory=list)
-    answered_by: str = ""  # the relay or imds that produced the response
+    refused_by: str | None = None  # the relay that refused the method (405)
     dropped_at: str | None = None  # router that dropped the response to the principal
     token_issued: bool = False  # IMDS answered 200 to the PUT
 
@@ -158,8 +158,7 @@ class _Walker:
     def address(self, station: Station) -> str:
         if station.role is Role.IMDS:
             return imds.IPV4_ENDPOINT if self.family == 4 else imds.IPV6_ENDPOINT
-        node = self.topology.nodes[station.actor]
-        return node.address if self.family == 4 else node.address6
+        return self.node_address(station.actor)
 
     def node_address(self, name: str) -> str:
         node = self.topology.nodes[name]
@@ -247,7 +246,7 @@ class _Walker:
             arrived = self.carry(packet, leg, label, nat, outbound=True)
         except _Lost:
             return None
-        response, ttl = self.answer(leg_index, end, request, notes)
+        response, ttl = self.answer(leg_index, end, request, notes, packets.source(arrived))
         label = f"{response.status} {response.phrase}" + (
             " (token)" if self.is_token(request, response) else "")
         reply = packets.segment(self.family, packets.destination(arrived),
@@ -269,11 +268,13 @@ class _Walker:
         return request.path == imds.TOKEN_PATH and request.method == "PUT" and (
             response.status == 200)
 
-    def answer(self, leg_index: int, end: Station, request: Request,
-               notes: _Notes) -> tuple[Response, int]:
-        """The response made at the end of a leg, and the TTL it leaves with."""
+    def answer(self, leg_index: int, end: Station, request: Request, notes: _Notes,
+               client: str) -> tuple[Response, int]:
+        """The response made at the end of a leg, and the TTL it leaves with.
+
+        `client` is the source address the request arrived with (after NAT).
+        """
         if end.role is Role.IMDS:
-            notes.answered_by = end.node
             response = imds.respond(request, self.settings, instance=self.instance,
                                     now=self.time)
             notes.token_issued = notes.token_issued or self.is_token(request, response)
@@ -284,19 +285,19 @@ class _Walker:
         policy = relay.relay
         assert policy is not None
         if not policy.allows(request.method):
-            notes.answered_by = end.actor
+            notes.refused_by = end.actor
             allowed = ", ".join(policy.methods or ())
             self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
                       f"405: {end.actor} passes only {allowed}")
             return Response(405, (("Allow", allowed),), "Method Not Allowed\n"), imds.DEFAULT_TTL
-        upstream = self.relayed(request, end, notes)
+        upstream = self.relayed(request, end, notes, client)
         response = self.serve(leg_index + 1, upstream, notes)
         if response is None:
-            notes.answered_by = end.actor
             return Response(504, (), "Gateway Timeout\n"), imds.DEFAULT_TTL
         return response, imds.DEFAULT_TTL
 
-    def relayed(self, request: Request, station: Station, notes: _Notes) -> Request:
+    def relayed(self, request: Request, station: Station, notes: _Notes,
+                client: str) -> Request:
         """The request a relay sends upstream for the one it received."""
         policy = self.topology.nodes[station.actor].relay
         assert policy is not None
@@ -307,24 +308,11 @@ class _Walker:
             if any(k.lower().startswith("x-aws-ec2-metadata-token") for k, _ in request.headers):
                 notes.stripped_by.append(station.actor)
         if policy.adds_xff:
-            client = self.client_of(station)
             previous = upstream.header(imds.XFF_HEADER)
             value = f"{previous}, {client}" if previous else client
             upstream = upstream.with_header(imds.XFF_HEADER, value)
             notes.xff_by.append(station.actor)
         return upstream
-
-    def client_of(self, station: Station) -> str:
-        """The address a relay sees its request come from (after any NAT)."""
-        index = self.route.stations.index(station)
-        for before in reversed(self.route.stations[:index]):
-            if before.role in (Role.ORIGIN, Role.RELAY):
-                address = self.address(before)
-                break
-        for between in self.route.stations[self.route.stations.index(before) + 1 : index]:
-            if self.topology.nodes[between.node].rewrites_source:
-                address = self.node_address(between.node)
-        return address
 
     def request(self, request: Request) -> tuple[Response | None, _Notes]:
         notes = _Notes()
@@ -343,54 +331,47 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     route = (router or Router(topology)).route(principal)
     base = Outcome(principal, node.role, family, Access.NONE)
     if route.unreachable:
-        return Exchange(route, _replace(base, refused=route.unreachable), ())
+        return Exchange(route, replace(base, refused=route.unreachable), ())
     settings = topology.nodes[route.imds].imds  # type: ignore[index]
     token_routers = route.token_routers
     receiver = route.legs[-1][0].actor
-    base = _replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
+    base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
                     receiver=receiver)
     if family == 6 and not settings.ipv6:
-        return Exchange(route, _replace(base, routers=None, refused=(
+        return Exchange(route, replace(base, routers=None, refused=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
     walker = _Walker(topology, route, family, record)
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))
-        return Exchange(route, _replace(base, access=Access.TOKEN), tuple(walker.hops), True)
-    outcome = _replace(base, dropped_at=notes.dropped_at,
-                       refused=None if notes.dropped_at else _refusal(response, notes))
+        return Exchange(route, replace(base, access=Access.TOKEN), tuple(walker.hops), True)
+    outcome = replace(base, dropped_at=notes.dropped_at,
+                      refused=None if notes.dropped_at else _refusal(response, notes, settings))
     fallback, _ = walker.request(imds.credentials_request(None))
     after = "after a timeout, " if notes.dropped_at else ""
     if fallback is not None and fallback.status == 200:
-        outcome = _replace(outcome, access=Access.CREDENTIALS,
+        outcome = replace(outcome, access=Access.CREDENTIALS,
                            fallback=f"{after}IMDSv1 fallback GET returned credentials "
                            "(http_tokens: optional)")
     else:
         status = f"{fallback.status}" if fallback is not None else "no answer"
-        outcome = _replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
+        outcome = replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
     return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
 
 
-def _replace(outcome: Outcome, **changes: object) -> Outcome:
-    from dataclasses import replace
-
-    return replace(outcome, **changes)
-
-
-def _refusal(response: Response | None, notes: _Notes) -> str:
+def _refusal(response: Response | None, notes: _Notes, settings: imds.ImdsSettings) -> str:
     """Why the token request failed, when the TTL is not why."""
     if response is None:
         return "token request lost on the way (TTL exceeded)"
-    who = notes.answered_by
-    if response.status == 405 and who and not who.startswith("imds"):
-        return f"PUT refused by {who} (405): it passes only " + (
+    if notes.refused_by:
+        return f"PUT refused by {notes.refused_by} (405): it passes only " + (
             response.header("Allow") or "other methods")
-    if response.status == 403 and notes.xff_by and "X-Forwarded-For" in response.body:
-        return (f"IMDS refused the PUT (403): X-Forwarded-For added by "
-                f"{', '.join(notes.xff_by)}")
-    if response.status == 400 and notes.stripped_by:
+    status = response.status
+    if status == 403 and settings.http_endpoint == "disabled":
+        return "IMDS refused the PUT (403): http_endpoint is disabled"
+    if status == 403 and notes.xff_by:
+        return f"IMDS refused the PUT (403): X-Forwarded-For added by {', '.join(notes.xff_by)}"
+    if status == 400 and notes.stripped_by:
         return (f"IMDS refused the PUT (400): {', '.join(notes.stripped_by)} did not pass on "
                 "the ttl header")
-    if response.status == 403 and "disabled" in response.body:
-        return "IMDS refused the PUT (403): http_endpoint is disabled"
-    return f"token request answered {response.status} {response.phrase} by {who}"
+    return f"token request answered {status} {response.phrase}"
