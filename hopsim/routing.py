@@ -88,8 +88,8 @@ class Router:
         self.topology = topology
         self._distances: dict[frozenset[str], dict[str, int]] = {}
 
-    def transit_role(self, name: str, via: tuple[str, ...]) -> tuple[Role, str | None] | None:
-        """How `name` carries a principal's traffic, or None if it never does."""
+    def transit_role(self, name: str) -> tuple[Role, str | None] | None:
+        """How `name` carries traffic between stops, or None if it never does."""
         node = self.topology.nodes[name]
         layer = node.spec.layer
         if layer is Layer.L2:
@@ -100,9 +100,6 @@ class Router:
             return Role.RELAY, name
         if node.kind == "host":
             relays = self.topology.relays_on(name)
-            named = [r for r in relays if r in via]
-            if named:
-                return Role.RELAY, named[0]
             if node.forwarding:
                 return Role.ROUTE, None
             if relays:
@@ -113,8 +110,7 @@ class Router:
         return self.topology.nodes[name].runs_on or name
 
     def is_transit(self, name: str) -> bool:
-        # Whether a node carries traffic does not depend on `via`; only its role does.
-        return self.transit_role(name, ()) is not None
+        return self.transit_role(name) is not None
 
     def _distances_to(self, targets: frozenset[str]) -> dict[str, int]:
         """Links from each node to the nearest target, through transit nodes only."""
@@ -153,29 +149,40 @@ class Router:
         return path
 
     def route(self, principal: str) -> Route:
+        """The principal's stations, from itself to the nearest imds.
+
+        Each `via` waypoint is a stop where it acts: a relay on a host relays
+        there, in the order given. Between stops, nodes do what their kind
+        does (a forwarding host routes; a host that cannot route relays).
+        """
         node = self.topology.nodes[principal]
         imds = frozenset(self.topology.imds_nodes)
         if not imds:
             return Route(principal, unreachable="unreachable: the topology has no imds node")
-        via = node.via
+        stations = [Station(principal, Role.ORIGIN)]
         here = self._location(principal)
-        locations = [here]
-        for waypoint in via:
+        for waypoint in node.via:
             segment = self._segment(here, frozenset({self._location(waypoint)}))
             if segment is None:
                 return Route(principal, unreachable=f"unreachable: no path to waypoint {waypoint}")
-            if len(segment) == 1 and self.topology.nodes[waypoint].runs_on:
-                locations += segment  # a relay on the host we are at: a stop of its own
-            else:
-                locations += segment[1:]
+            stations += [self._station(name, node.via) for name in segment[1:-1]]
+            if self.topology.nodes[waypoint].runs_on:
+                stations.append(Station(segment[-1], Role.RELAY, waypoint))
+            elif len(segment) > 1:
+                stations.append(self._station(waypoint, node.via))
             here = segment[-1]
         segment = self._segment(here, imds)
         if segment is None:
             return Route(principal, unreachable="unreachable: no valid path to an imds node")
-        locations += segment[1:]
-        stations = [Station(principal, Role.ORIGIN)]
-        for name in locations[1:-1]:
-            role, relay = self.transit_role(name, via)  # type: ignore[misc]
-            stations.append(Station(name, role, relay))
-        stations.append(Station(locations[-1], Role.IMDS))
+        stations += [self._station(name, node.via) for name in segment[1:-1]]
+        stations.append(Station(segment[-1], Role.IMDS))
         return Route(principal, tuple(stations))
+
+    def _station(self, name: str, via: tuple[str, ...]) -> Station:
+        """A node passed between stops: it acts as its kind does, except that a
+        host that cannot route relays through a relay named in `via`, if any."""
+        role, relay = self.transit_role(name)  # type: ignore[misc]
+        if role is Role.RELAY and self.topology.nodes[name].runs_on is None and relay != name:
+            named = [r for r in via if r in self.topology.relays_on(name)]
+            relay = named[0] if named else relay
+        return Station(name, role, relay)

@@ -1,0 +1,210 @@
+"""Hypothesis strategies: random *valid* topologies, in the file format.
+
+`topology_docs()` draws a topology as the plain mapping a YAML file holds;
+`topologies()` dumps it with yaml.safe_dump and loads it with `hopsim.parse`,
+so every generated topology has passed the real loader (a TopologyError here
+is a bug in this generator or in the loader, never filtered away).
+
+What the generator covers (kept small, <= 14 nodes, so replays stay fast):
+- one or two imds nodes, each linked to one instance (host, router, nat or
+  tunnel; hosts with or without forwarding / masquerade); two imds nodes may
+  share an instance;
+- a random tree over the linked nodes, sometimes with extra links (a mesh) and
+  sometimes with a node left out (a forest: unreachable principals);
+- bridges, routers, nats, tunnels, forwarding / masquerading / plain hosts,
+  containers, clients, and L7 relays (proxy, waf, ssrf) both linked and
+  `runs_on` a host, with random methods / adds_xff / forwards_headers;
+- containers that `runs_on` a host;
+- random roles, random `via` (only nodes that may carry traffic: bridges, L3
+  nodes, forwarding hosts, hosts carrying a relay, relays), `family: 6`;
+- imds defaults and per-node overrides: hop_limit 1..64, http_tokens,
+  http_endpoint (mostly enabled), ipv6.
+Node names are drawn at random from a pool, so the lexicographic tie-break of
+routing is not correlated with the shape of the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import strategies as st
+
+from hopsim import parse
+from hopsim.topology import Topology
+
+INSTANCE_KINDS = ("host", "router", "nat", "tunnel")
+LINKED_KINDS = ("bridge", "router", "nat", "tunnel", "host", "container", "client",
+                "proxy", "waf", "ssrf")
+# drawn with these weights: transit nodes more often, so paths get long
+WEIGHTED_KINDS = ("bridge", "bridge", "router", "router", "nat", "tunnel", "host", "host",
+                  "container", "container", "client", "proxy", "waf", "ssrf")
+RELAY_KINDS = ("proxy", "waf", "ssrf")
+L3_KINDS = ("router", "nat", "tunnel")
+PRINCIPAL_KINDS = ("host", "container", "client")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+# Plain names that YAML reads back as strings; none starts with "imds" except
+# the imds nodes' own pool, and none is a YAML 1.1 boolean (y, n, on, ...).
+NAME_POOL = tuple(f"{a}{b}" for a in "abcegkmrtwx" for b in ("", "1", "2", "x"))
+IMDS_NAMES = ("imds", "imds-b", "md")
+
+MAX_LINKED = 9  # linked nodes besides the imds nodes and their instances
+MAX_ON_HOST = 3  # nodes that runs_on a host
+
+
+def _host_keys(draw: st.DrawFn) -> dict[str, Any]:
+    forwarding = draw(st.booleans())
+    keys: dict[str, Any] = {}
+    if forwarding or draw(st.booleans()):
+        keys["forwarding"] = forwarding
+    if forwarding and draw(st.booleans()):
+        keys["masquerade"] = draw(st.booleans())
+    return keys
+
+
+def _relay_keys(draw: st.DrawFn) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    if draw(st.booleans()):
+        keys["methods"] = [m for m in METHODS if draw(st.integers(0, 2)) == 0]
+    if draw(st.booleans()):
+        keys["adds_xff"] = draw(st.booleans())
+    if draw(st.booleans()):
+        keys["forwards_headers"] = draw(st.booleans())
+    return keys
+
+
+def _imds_settings(draw: st.DrawFn, *, partial: bool) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if not partial or draw(st.booleans()):
+        settings["hop_limit"] = draw(st.integers(1, 64))
+    if not partial or draw(st.integers(0, 3)) == 0:
+        settings["http_tokens"] = draw(st.sampled_from(("required", "optional")))
+    if not partial or draw(st.integers(0, 3)) == 0:
+        # mostly enabled: a disabled endpoint makes every outcome `none`
+        settings["http_endpoint"] = draw(st.sampled_from(
+            ("enabled", "enabled", "enabled", "enabled", "disabled")))
+    if not partial or draw(st.integers(0, 3)) == 0:
+        settings["ipv6"] = draw(st.integers(0, 2)) == 0
+    return settings
+
+
+def _may_carry(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
+    """May `name` be a waypoint (issue 2, section 1)."""
+    kind = nodes[name]["kind"]
+    if kind == "bridge" or kind in L3_KINDS or kind in RELAY_KINDS:
+        return True
+    if kind == "host":
+        return bool(nodes[name].get("forwarding")) or any(
+            n.get("runs_on") == name and n["kind"] in RELAY_KINDS for n in nodes.values())
+    return False
+
+
+@st.composite
+def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """A random valid topology as the mapping a YAML file would hold."""
+    n_imds = draw(st.integers(1, 2))
+    n_linked = draw(st.integers(0, MAX_LINKED))
+    n_on_host = draw(st.integers(0, MAX_ON_HOST))
+    free = list(NAME_POOL)
+
+    def fresh() -> str:
+        name = draw(st.sampled_from(free))
+        free.remove(name)
+        return name
+
+    nodes: dict[str, dict[str, Any]] = {}
+    links: list[list[str]] = []
+
+    # imds nodes and their instances (two imds nodes may share one instance)
+    instances: list[str] = []
+    imds_names = list(IMDS_NAMES[:n_imds])
+    for imds in imds_names:
+        node: dict[str, Any] = {"kind": "imds"}
+        node.update(_imds_settings(draw, partial=True))
+        nodes[imds] = node
+        if instances and draw(st.integers(0, 3)) == 0:
+            instance = instances[0]
+        else:
+            instance = fresh()
+            kind = draw(st.sampled_from(INSTANCE_KINDS + ("host",)))
+            nodes[instance] = {"kind": kind, **(_host_keys(draw) if kind == "host" else {})}
+            instances.append(instance)
+        links.append([imds, instance])
+
+    # linked nodes: a random tree over the instances and these
+    linked = list(instances)
+    for _ in range(n_linked):
+        name = fresh()
+        kind = draw(st.sampled_from(WEIGHTED_KINDS))
+        node = {"kind": kind}
+        if kind == "host":
+            node.update(_host_keys(draw))
+        elif kind in RELAY_KINDS:
+            node.update(_relay_keys(draw))
+        nodes[name] = node
+        if draw(st.integers(0, 9)) > 0:  # sometimes left out: a forest
+            # mostly hang it under a node that may carry traffic (long paths)
+            carriers = [n for n in linked if _may_carry(n, nodes)]
+            parents = carriers if carriers and draw(st.integers(0, 7)) > 0 else linked
+            links.append([draw(st.sampled_from(parents)), name])
+        linked.append(name)
+
+    # extra links: meshes, cycles, parallel paths
+    extra = draw(st.integers(0, 4)) if len(linked) > 2 else 0
+    existing = {frozenset(link) for link in links}
+    for _ in range(extra):
+        a = draw(st.sampled_from(linked))
+        b = draw(st.sampled_from([n for n in linked if n != a]))
+        if frozenset((a, b)) not in existing:
+            existing.add(frozenset((a, b)))
+            links.append([a, b])
+
+    # nodes in a host's network stack: containers and relays, no links
+    hosts = [n for n, node in nodes.items() if node["kind"] == "host"]
+    if hosts:
+        for _ in range(n_on_host):
+            name = fresh()
+            kind = draw(st.sampled_from(("container",) + RELAY_KINDS))
+            node = {"kind": kind, "runs_on": draw(st.sampled_from(hosts))}
+            if kind in RELAY_KINDS:
+                node.update(_relay_keys(draw))
+            nodes[name] = node
+
+    # principals: roles, families, waypoints
+    carriers = sorted(n for n in nodes if _may_carry(n, nodes))
+    for name, node in nodes.items():
+        if node["kind"] not in PRINCIPAL_KINDS:
+            continue
+        role = draw(st.sampled_from((None, None, "workload", "attacker")))
+        if role:
+            node["role"] = role
+        if draw(st.integers(0, 4)) == 0:
+            node["family"] = 6
+        choices = [c for c in carriers if c != name]
+        if choices and draw(st.integers(0, 3)) == 0:
+            first = draw(st.sampled_from(choices))
+            node["via"] = [first]
+            rest = [c for c in choices if c != first]
+            if rest and draw(st.integers(0, 2)) == 0:
+                node["via"].append(draw(st.sampled_from(rest)))
+
+    doc: dict[str, Any] = {
+        "name": "generated",
+        "description": "a random valid topology drawn by tests/strategies.py",
+        "imds": _imds_settings(draw, partial=draw(st.booleans())),
+        "nodes": nodes,
+        "links": links,
+    }
+    return doc
+
+
+def dump(doc: dict[str, Any]) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+
+@st.composite
+def topologies(draw: st.DrawFn) -> Topology:
+    """A random valid topology, loaded by `hopsim.parse` from its YAML text."""
+    text = dump(draw(topology_docs()))
+    return parse(text, "<generated>")

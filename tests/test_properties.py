@@ -1,0 +1,513 @@
+"""Properties of the engine, the sweep shortcut and routing, on random valid
+topologies (tests/strategies.py draws them and the real loader validates them).
+
+Every test draws the topology as the mapping a YAML file holds and `note`s the
+YAML, so a falsifying example prints as a file you can paste into
+topologies/ and run with `hopsim trace`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import networkx as nx
+import pytest
+from hypothesis import HealthCheck, event, example, given, note, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
+
+from hopsim import packets, parse, play
+from hopsim.analysis import judge, profiles, sweep
+from hopsim.engine import Access, Action, Exchange
+from hopsim.routing import Role
+from hopsim.topology import Topology
+
+from strategies import L3_KINDS, RELAY_KINDS, dump, topology_docs
+
+# HOPSIM_EXAMPLES=20 runs 20 times as many examples (a longer hunt).
+_SCALE = int(os.environ.get("HOPSIM_EXAMPLES", "1"))
+FAST = settings(max_examples=100 * _SCALE, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=25 * _SCALE, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+SWEPT = (*range(1, 9), 63, 64)  # hop limits the shortcut is checked at
+RANK = {Access.NONE: 0, Access.CREDENTIALS: 1, Access.TOKEN: 2}
+
+
+def load(doc: dict[str, Any]) -> Topology:
+    text = dump(doc)
+    note(f"topology:\n{text}")
+    return parse(text, "<generated>")
+
+
+def replay(topology: Topology, principal: str, hop_limit: int, **kw: Any) -> Exchange:
+    """A full replay: every imds set to `hop_limit`, the exchange walked again."""
+    return play(topology.with_imds(hop_limit=hop_limit), principal, **kw)
+
+
+# --- the minimal reproductions these properties found (regression examples) ---
+
+# Fixed in c0de225. IMDS refuses the PUT (endpoint disabled; a relay's 405, an
+# X-Forwarded-For 403 or a stripped ttl header 400 did the same) and a router
+# stands between IMDS and the principal: Profile.at(1) said dropped_at='r' and
+# "token response dropped at r: TTL exceeded", while a full replay at hop limit
+# 1 has dropped_at=None and "IMDS refused the PUT (403)".
+REFUSED_BEHIND_A_ROUTER = {
+    "name": "refused-behind-a-router",
+    "description": "IMDS refuses the PUT; one router between it and the client",
+    "imds": {"hop_limit": 1, "http_endpoint": "disabled"},
+    "nodes": {"imds": {"kind": "imds"}, "r": {"kind": "router"}, "c": {"kind": "client"}},
+    "links": [["imds", "r"], ["r", "c"]],
+}
+
+# Fixed in c0de225. A host naming in `via` a relay that runs on itself (an
+# instance whose SDK uses a local Squid) was routed `a -> imds`, around the
+# relay: `a` got a token though squid adds X-Forwarded-For (IMDS: 403).
+VIA_COLOCATED_RELAY = {
+    "name": "via-colocated-relay",
+    "description": "an instance whose requests go through a proxy on itself",
+    "imds": {"hop_limit": 1},
+    "nodes": {
+        "imds": {"kind": "imds"},
+        "a": {"kind": "host", "via": ["squid"]},
+        "squid": {"kind": "proxy", "runs_on": "a"},
+    },
+    "links": [["imds", "a"]],
+}
+
+# Fixed after c0de225. Two relays on one host, both named in `via`: the route
+# was `c -> h[p1] -> h[p1] -> imds` for via [p1, p2] and for via [p2, p1] alike
+# (the host got one relay, the first *sorted* named one), so p2 never relayed.
+# p2 adds X-Forwarded-For, so IMDS must refuse the PUT (403) and c get nothing.
+VIA_TWO_RELAYS_ON_ONE_HOST = {
+    "name": "via-two-relays-on-one-host",
+    "description": "a container whose requests go through two proxies on its host",
+    "imds": {"hop_limit": 1},
+    "nodes": {
+        "imds": {"kind": "imds"},
+        "h": {"kind": "host"},
+        "p1": {"kind": "proxy", "runs_on": "h", "adds_xff": False},
+        "p2": {"kind": "proxy", "runs_on": "h"},
+        "c": {"kind": "container", "via": ["p1", "p2"]},
+    },
+    "links": [["imds", "h"], ["h", "c"]],
+}
+
+
+# --- 1. monotone in the hop limit ------------------------------------------
+
+
+@FAST
+@given(topology_docs())
+def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
+    """A principal with a token at hop limit h has one at h+1 (full replays),
+    and a token outcome never names a router that dropped the token."""
+    topology = load(doc)
+    for principal in topology.principals:
+        outcomes = [replay(topology, principal, h).outcome for h in range(1, 10)]
+        for h, (low, high) in enumerate(zip(outcomes, outcomes[1:]), start=1):
+            if low.access is Access.TOKEN:
+                assert high.access is Access.TOKEN, (principal, h, low, high)
+            # what the hop limit changes can only help: none < credentials < token
+            assert RANK[low.access] <= RANK[high.access], (principal, h, low, high)
+        for outcome in outcomes:
+            if outcome.access is Access.TOKEN:
+                assert outcome.dropped_at is None, outcome
+
+
+# --- 2. the sweep shortcut equals a full replay ----------------------------
+
+
+@FAST
+@given(topology_docs())
+@example(REFUSED_BEHIND_A_ROUTER)
+def test_sweep_shortcut_equals_full_replay(doc: dict[str, Any]) -> None:
+    """profiles(t)[p].at(h) == play(t.with_imds(hop_limit=h), p).outcome, whole
+    Outcome objects, for every principal and h in 1..8, 63, 64; and `check`
+    (each imds at its own configured hop limit) equals a plain replay."""
+    topology = load(doc)
+    found = profiles(topology)
+    assert set(found) == set(topology.principals)
+    for principal, profile in found.items():
+        for h in SWEPT:
+            shortcut, full = profile.at(h), replay(topology, principal, h).outcome
+            assert shortcut == full, (principal, h, shortcut, full)
+    (configured,) = sweep(topology, ()).results
+    for shortcut in configured.outcomes:
+        full = play(topology, shortcut.node).outcome
+        assert shortcut == full, (shortcut, full)
+
+
+# --- 3. verdicts ---------------------------------------------------------------
+
+
+@FAST
+@given(topology_docs())
+def test_sweep_verdicts_equal_judge_of_full_replays(doc: dict[str, Any]) -> None:
+    topology = load(doc)
+    report = sweep(topology, SWEPT)
+    assert [r.hop_limit for r in report.results] == sorted(SWEPT)
+    for result in report.results:
+        outcomes = [replay(topology, p, result.hop_limit).outcome
+                    for p in topology.principals]
+        verdict, _ = judge(outcomes)
+        assert result.verdict is verdict, (result.hop_limit, result.verdict, verdict)
+    # `check`: each imds at its own configured hop limit
+    (configured,) = sweep(topology, ()).results
+    verdict, _ = judge(play(topology, p).outcome for p in topology.principals)
+    assert configured.verdict is verdict, (configured.verdict, verdict)
+
+
+@SLOW
+@given(topology_docs())
+def test_recommended_hop_limit_is_the_smallest_ok_by_full_replay(
+        doc: dict[str, Any]) -> None:
+    topology = load(doc)
+    report = sweep(topology, ())
+    expected = None
+    for h in range(1, 65):
+        verdict, _ = judge(replay(topology, p, h).outcome for p in topology.principals)
+        if verdict.value == "ok":
+            expected = h
+            break
+    assert report.recommended_hop_limit == expected, report.recommendation
+
+
+# --- 4. determinism -----------------------------------------------------------
+
+
+@FAST
+@given(topology_docs(), st.sampled_from(SWEPT))
+def test_deterministic_packets_and_times(doc: dict[str, Any], hop_limit: int) -> None:
+    """Two plays (of two loads of the same file) give byte-identical packets,
+    identical timestamps, hops and outcomes."""
+    first, second = load(doc), parse(dump(doc), "<generated>")
+    for principal in first.principals:
+        a = replay(first, principal, hop_limit, record=True)
+        b = replay(second, principal, hop_limit, record=True)
+        assert a.outcome == b.outcome
+        assert a.hops == b.hops  # time, node, action, TTLs, detail (not the packet)
+        assert [bytes(p) for p in a.packets] == [bytes(p) for p in b.packets]
+        assert [p.time for p in a.packets] == [p.time for p in b.packets]
+
+
+# --- 5. TTL physics on recorded hops -------------------------------------------
+
+
+def _payload(packet) -> bytes:
+    return bytes(packet[TCP].payload) if TCP in packet else b""
+
+
+def check_ttl_physics(topology: Topology, exchange: Exchange) -> None:
+    nodes = topology.nodes
+    family = exchange.outcome.family
+    in_flight: int | None = None  # the TTL of the packet on the wire
+    last_request: dict[str, bytes] = {}  # imds node -> the request it last received
+    hops = exchange.hops
+
+    def address(name: str) -> str:
+        if nodes[name].kind == "imds":
+            return "169.254.169.254" if family == 4 else "fd00:ec2::254"
+        return nodes[name].address if family == 4 else nodes[name].address6
+
+    for i, hop in enumerate(hops):
+        where = (i, hop)
+        ttl = packets.ttl(hop.packet) if hop.packet is not None else None
+        node = nodes[hop.node]
+        if hop.action is Action.SEND:
+            assert in_flight is None, where  # the previous packet ended first
+            assert hop.ttl_in is None and hop.ttl_out == ttl, where
+            assert packets.source(hop.packet) == address(hop.node), where
+            if node.kind == "imds":
+                request = last_request.pop(hop.node)
+                status = int(_payload(hop.packet).split(b" ", 2)[1])
+                if request.startswith(b"PUT /latest/api/token ") and status == 200:
+                    assert ttl == node.imds.hop_limit, ("token response TTL", where)
+                else:
+                    assert ttl == 64, ("other IMDS responses leave with 64", where)
+            else:  # principals send, relays re-originate: Linux's default 64
+                assert ttl == 64, where
+            in_flight = ttl
+        elif hop.action is Action.BRIDGE:
+            assert node.kind == "bridge", where
+            assert hop.ttl_in == hop.ttl_out == ttl == in_flight, where
+        elif hop.action in (Action.FORWARD, Action.NAT):
+            assert node.routes, ("only L3 nodes forward", where)
+            assert (hop.action is Action.NAT) == node.rewrites_source, where
+            assert hop.ttl_in == in_flight, where
+            assert hop.ttl_in >= 2, ("forwarded at TTL <= 1", where)
+            assert hop.ttl_out == hop.ttl_in - 1 == ttl, ("decrement by exactly 1", where)
+            in_flight = ttl
+        elif hop.action is Action.DROP:
+            assert node.routes, ("only L3 nodes drop", where)
+            assert hop.ttl_in == in_flight == ttl and ttl <= 1, where
+            assert hop.ttl_out is None, where
+            icmp = hops[i + 1]
+            assert icmp.action is Action.ICMP and icmp.node == hop.node, (where, icmp)
+        elif hop.action is Action.ICMP:
+            dropped = hops[i - 1]
+            assert dropped.action is Action.DROP and dropped.node == hop.node, where
+            own = address(hop.node)
+            source = packets.source(dropped.packet)
+            if family == 4:
+                assert IP in hop.packet and ICMP in hop.packet, where
+                assert (hop.packet[ICMP].type, hop.packet[ICMP].code) == (11, 0), where
+            else:
+                assert IPv6 in hop.packet and ICMPv6TimeExceeded in hop.packet, where
+                layer = hop.packet[ICMPv6TimeExceeded]
+                assert (layer.type, layer.code) == (3, 0), where
+            assert packets.source(hop.packet) == own, where
+            assert packets.destination(hop.packet) == source, where
+            assert hop.ttl_out == ttl == 64, where
+            in_flight = None
+        elif hop.action is Action.DELIVER:
+            assert hop.ttl_in == in_flight == ttl and ttl >= 1, where
+            # addressed to whoever receives it (a NAT restored it on the way back)
+            assert packets.destination(hop.packet) == address(hop.node), where
+            if node.kind == "imds":
+                last_request[hop.node] = _payload(hop.packet)
+            in_flight = None
+        else:
+            assert hop.action in (Action.REFUSE, Action.TIMEOUT), where
+            assert hop.packet is None, where
+    assert in_flight is None  # no packet left on the wire
+    if exchange.outcome.dropped_at is not None:
+        assert any(h.action is Action.DROP and h.node == exchange.outcome.dropped_at
+                   for h in hops), exchange.outcome
+
+
+@FAST
+@given(topology_docs(), st.one_of(st.integers(1, 8), st.sampled_from((63, 64))))
+def test_ttl_physics_on_recorded_hops(doc: dict[str, Any], hop_limit: int) -> None:
+    """Every L3 forward decrements by exactly 1, bridges leave the TTL alone, a
+    router drops (and sends ICMP Time Exceeded from itself) instead of
+    forwarding at TTL <= 1, the token response leaves IMDS with TTL = hop
+    limit and every other IMDS response with 64."""
+    topology = load(doc)
+    # every imds at `hop_limit`, and each at its own configured one
+    for played in (topology.with_imds(hop_limit=hop_limit), topology):
+        for principal in played.principals:
+            exchange = play(played, principal, record=True)
+            if exchange.route.unreachable or exchange.outcome.refused and (
+                    exchange.outcome.routers is None):
+                assert exchange.hops == ()
+                continue
+            note(f"{principal} at hop limits {played.hop_limits()}")
+            check_ttl_physics(played, exchange)
+
+
+# --- 6. routing -----------------------------------------------------------------
+
+
+def location(topology: Topology, name: str) -> str:
+    return topology.nodes[name].runs_on or name
+
+
+def relays_on(topology: Topology, host: str) -> set[str]:
+    return {n for n, node in topology.nodes.items()
+            if node.runs_on == host and node.kind in RELAY_KINDS}
+
+
+def is_transit(topology: Topology, name: str) -> bool:
+    """Issue 2, section 1: who may carry a principal's traffic."""
+    node = topology.nodes[name]
+    if node.kind == "bridge" or node.kind in L3_KINDS:
+        return True
+    if node.kind in RELAY_KINDS:
+        return node.runs_on is None
+    if node.kind == "host":
+        return node.forwarding or bool(relays_on(topology, name))
+    return False
+
+
+SINK = "\x00sink"
+
+
+def smallest_shortest_path(topology: Topology, start: str,
+                           targets: set[str]) -> list[str] | None:
+    """The lexicographically smallest among the shortest paths from `start` to
+    any of `targets`, through transit nodes only (networkx, not hopsim)."""
+    if start in targets:
+        return [start]
+    allowed = {n for n in topology.nodes if is_transit(topology, n)} | {start} | targets
+    graph = nx.Graph(topology.graph.subgraph(allowed))
+    graph.add_node(SINK)
+    graph.add_edges_from((t, SINK) for t in targets)
+    try:
+        paths = list(nx.all_shortest_paths(graph, start, SINK))
+    except nx.NetworkXNoPath:
+        return None
+    return min(path[:-1] for path in paths)
+
+
+def expected_route(topology: Topology, principal: str) -> list[str] | None:
+    here = location(topology, principal)
+    walk = [here]
+    for waypoint in topology.nodes[principal].via:
+        segment = smallest_shortest_path(topology, here, {location(topology, waypoint)})
+        if segment is None:
+            return None
+        if len(segment) == 1 and topology.nodes[waypoint].runs_on:
+            walk += segment  # a relay on the host we are at: a stop of its own
+        else:
+            walk += segment[1:]
+        here = walk[-1]
+    segment = smallest_shortest_path(topology, here, set(topology.imds_nodes))
+    if segment is None:
+        return None
+    return walk + segment[1:]
+
+
+def record_coverage(topology: Topology, router) -> None:
+    """What the generator drew (see --hypothesis-show-statistics)."""
+    nodes = topology.nodes.values()
+    for kind in sorted({n.kind for n in nodes}):
+        event(f"kind {kind}")
+    event(f"{len(topology.imds_nodes)} imds node(s)")
+    event(f"{len(topology.nodes)} nodes" if len(topology.nodes) < 10 else "10+ nodes")
+    if any(n.forwarding for n in nodes):
+        event("forwarding host")
+    if any(n.masquerade for n in nodes):
+        event("masquerading host")
+    if any(n.runs_on and n.kind in RELAY_KINDS for n in nodes):
+        event("relay runs_on a host")
+    if any(n.runs_on and n.kind == "container" for n in nodes):
+        event("container runs_on a host")
+    if any(n.via for n in nodes):
+        event("principal with via")
+    if any(n.family == 6 for n in nodes):
+        event("principal with family 6")
+    if nx.cycle_basis(topology.graph):
+        event("mesh (a cycle)")
+    for n in topology.imds_nodes:
+        s = topology.nodes[n].imds
+        event(f"http_tokens {s.http_tokens}")
+        event(f"http_endpoint {s.http_endpoint}")
+        if s.ipv6:
+            event("imds ipv6")
+    for p in topology.principals:
+        route = router.route(p)
+        if route.unreachable:
+            event("an unreachable principal")
+            continue
+        event(f"a principal behind {min(len(route.token_routers), 3)}{'+' if len(route.token_routers) >= 3 else ''} token router(s)")
+        if len(route.legs) > 1:
+            event("a principal behind a relay")
+        if len(route.legs) > 2:
+            event("a principal behind two relays")
+
+
+@FAST
+@given(topology_docs())
+def test_routes_are_linked_minimal_and_lexicographically_smallest(
+        doc: dict[str, Any]) -> None:
+    from hopsim.routing import Router
+
+    topology = load(doc)
+    router = Router(topology)
+    graph = topology.graph
+    record_coverage(topology, router)
+    for principal in topology.principals:
+        route = router.route(principal)
+        expected = expected_route(topology, principal)
+        note(f"{principal}: {route.describe() or route.unreachable} (expected {expected})")
+        assert (route.unreachable is None) == (expected is not None), route
+        if expected is None:
+            continue
+        stations = route.stations
+        # first the principal, last an imds node
+        assert stations[0].node == principal and stations[0].role is Role.ORIGIN
+        assert stations[-1].node in topology.imds_nodes and stations[-1].role is Role.IMDS
+        assert not any(s.role in (Role.ORIGIN, Role.IMDS) for s in stations[1:-1])
+        # consecutive stations are linked, or share a host's stack
+        via = set(topology.nodes[principal].via)
+        places = [location(topology, s.node) for s in stations]
+        for a, b in zip(places, places[1:]):
+            # the same place twice only for a relay stop in a host's stack
+            assert graph.has_edge(a, b) or a == b and any(
+                topology.nodes[r].runs_on == a for r in via), (a, b, route.describe())
+        # every intermediate station may carry traffic, in the role its kind gives
+        for station in stations[1:-1]:
+            node = topology.nodes[station.node]
+            assert is_transit(topology, station.node), station
+            if node.kind == "bridge":
+                assert station.role is Role.BRIDGE, station
+            elif node.kind in L3_KINDS:
+                assert station.role is Role.ROUTE, station
+            elif node.kind in RELAY_KINDS:
+                assert (station.role, station.relay) == (Role.RELAY, station.node)
+            else:  # a host
+                named = relays_on(topology, station.node) & via
+                if named:
+                    assert station.role is Role.RELAY and station.relay in named, station
+                elif node.forwarding:
+                    assert station.role is Role.ROUTE, station
+                else:
+                    assert station.role is Role.RELAY, station
+                    assert station.relay in relays_on(topology, station.node), station
+        # the walk is the shortest (and then the lexicographically smallest) one
+        walk = [location(topology, principal)] + [s.node for s in stations[1:]]
+        assert walk == expected, (walk, expected)
+        if not via:  # and no shorter walk exists at all
+            sink = nx.Graph(graph.subgraph(
+                {n for n in topology.nodes if is_transit(topology, n)}
+                | {walk[0]} | set(topology.imds_nodes)))
+            sink.add_edges_from((i, SINK) for i in topology.imds_nodes)
+            assert len(walk) == nx.shortest_path_length(sink, walk[0], SINK), walk
+
+
+def _check_waypoints(topology: Topology) -> None:
+    from hopsim.routing import Router
+
+    router = Router(topology)
+    for principal in topology.principals:
+        route = router.route(principal)
+        if route.unreachable:
+            continue
+        note(f"{principal}: {route.describe()}")
+        home = location(topology, principal)
+        via = topology.nodes[principal].via
+        actors = [s.actor for s in route.stations[1:-1]]
+        nodes = [s.node for s in route.stations[1:-1]]
+        at = 0
+        for waypoint in via:
+            is_relay = topology.nodes[waypoint].kind in RELAY_KINDS
+            if not is_relay and waypoint == home:
+                continue  # the principal's own stack: trivially gone through
+            seen = actors if is_relay else nodes
+            assert waypoint in seen[at:], (principal, waypoint, route.describe())
+            at = seen.index(waypoint, at)
+
+
+@FAST
+@given(topology_docs())
+@example(VIA_TWO_RELAYS_ON_ONE_HOST)
+@example(VIA_COLOCATED_RELAY)
+def test_routes_visit_via_waypoints_in_order(doc: dict[str, Any]) -> None:
+    """A principal's requests go through its `via` waypoints, in order: each
+    waypoint is a station (a relay as the station's actor) after the previous.
+    Exempt: a non-relay waypoint that is the principal's own stack."""
+    _check_waypoints(load(doc))
+
+
+@pytest.mark.parametrize("via", [["p1", "p2"], ["p2", "p1"]])
+def test_two_relays_on_one_host_both_relay_in_via_order(via: list[str]) -> None:
+    doc = {**VIA_TWO_RELAYS_ON_ONE_HOST, "nodes": {
+        **VIA_TWO_RELAYS_ON_ONE_HOST["nodes"], "c": {"kind": "container", "via": via}}}
+    topology = parse(dump(doc), "<via-two-relays-on-one-host>")
+    exchange = play(topology, "c")
+    assert [s.actor for s in exchange.route.stations[1:-1]] == via
+    # p2 adds X-Forwarded-For on the way to IMDS: the PUT is refused (403)
+    assert exchange.outcome.access is Access.NONE, exchange.outcome
+
+
+def test_via_relay_on_the_principals_own_host_applies_its_policy() -> None:
+    """Regression (fixed in c0de225): VIA_COLOCATED_RELAY's squid relays `a`'s
+    PUT and adds X-Forwarded-For, so IMDS refuses it: `a` gets no token."""
+    topology = parse(dump(VIA_COLOCATED_RELAY), "<via-colocated-relay>")
+    exchange = play(topology, "a")
+    assert [s.actor for s in exchange.route.stations] == ["a", "squid", "imds"]
+    assert exchange.outcome.access is Access.NONE, exchange.outcome
