@@ -11,11 +11,11 @@ The public API; notebooks and scripts import from here, never from modules:
 
 __version__ = "0.1.0"
 
-from hopsim.analysis import Report, Result, Verdict, check, sweep  # noqa: E402
-from hopsim.engine import Access, Exchange, Hop, Outcome, play  # noqa: E402
-from hopsim.packets import read_pcap, write_pcap  # noqa: E402
-from hopsim.routing import Route, Router  # noqa: E402
-from hopsim.topology import Problem, Topology, TopologyError, load, parse  # noqa: E402
+from hopsim.analysis import Report, Result, Verdict, check, sweep
+from hopsim.engine import Access, Exchange, Hop, Outcome, play
+from hopsim.packets import read_pcap, write_pcap
+from hopsim.routing import Route, Router
+from hopsim.topology import Problem, Topology, TopologyError, load, parse
 
 __all__ = [
     "Access", "Exchange", "Hop", "Outcome", "Problem", "Report", "Result", "Route", "Router",

@@ -6,8 +6,8 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

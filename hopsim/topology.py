@@ -28,7 +28,16 @@ from hopsim.imds import (
     MIN_HOP_LIMIT,
     ImdsSettings,
 )
-from hopsim.kinds import HTTP_METHODS, INSTANCE_KINDS, KINDS, ROLES, Kind, Layer, RelayPolicy
+from hopsim.kinds import (
+    HTTP_METHODS,
+    IMDS_KEYS,
+    INSTANCE_KINDS,
+    KINDS,
+    ROLES,
+    Kind,
+    Layer,
+    RelayPolicy,
+)
 
 OUTCOMES = ("token", "credentials", "none")
 FAMILIES = (4, 6)
@@ -663,8 +672,8 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             )
         imds = None
         if spec.name == "imds":
-            imds = ImdsSettings(**{**defaults, **{k: raw[k] for k in KIND_FIELDS
-                                                  if k in raw and k in ImdsSettings.__annotations__}})
+            own = {k: raw[k] for k in IMDS_KEYS if k in raw}
+            imds = ImdsSettings(**{**defaults, **own})
         built[name] = Node(
             name=name, kind=spec.name,
             address=v4.of(name, nodes), address6=v6.of(name, nodes),

@@ -205,7 +205,8 @@ def relay_topology(**relay: object):
 def test_proxy_adds_x_forwarded_for_by_default_so_imds_refuses_the_put():
     ex = play(relay_topology(kind="proxy"), "attacker")
     assert ex.outcome.access is Access.NONE
-    assert ex.outcome.reason.startswith("IMDS refused the PUT (403): X-Forwarded-For added by relay")
+    assert ex.outcome.reason.startswith(
+        "IMDS refused the PUT (403): X-Forwarded-For added by relay")
     put = parse_request(bytes(hops_of(ex, "PUT", Action.DELIVER)[-1].packet[TCP].payload))
     assert put.header(XFF_HEADER) == relay_topology(kind="proxy").nodes["attacker"].address
 
@@ -279,8 +280,8 @@ def test_relay_answers_504_when_the_token_dies_on_its_way_to_it():
     ex = play(make(nodes, links, hop_limit=1), "attacker")
     assert ex.outcome.dropped_at == "instance"
     assert "on its way to nginx" in ex.outcome.reason
-    assert [h.message for h in ex.hops if h.node == "attacker"
-            and h.action is Action.DELIVER][0] == "504 Gateway Timeout"
+    assert next(h.message for h in ex.hops if h.node == "attacker"
+            and h.action is Action.DELIVER) == "504 Gateway Timeout"
     assert play(make(nodes, links, hop_limit=2), "attacker").outcome.access is Access.TOKEN
 
 

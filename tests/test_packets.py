@@ -22,6 +22,7 @@ Expected values come from ../shared/imds-facts.md and the topology files:
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import socket
 import struct
@@ -274,7 +275,7 @@ def test_timestamps_never_go_backwards(tmp_path, topology, principal, hop_limit)
     pcap = trace_pcap(tmp_path / "t.pcap", topology, principal, hop_limit)
     times = [p.time for p in read_pcap(pcap)]
     assert len(times) > 1
-    assert all(a <= b for a, b in zip(times, times[1:])), times
+    assert all(a <= b for a, b in itertools.pairwise(times)), times
 
 
 # --- (d) IPv6 ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ topologies/ and run with `hopsim trace`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -17,14 +18,13 @@ from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
+from strategies import L3_KINDS, RELAY_KINDS, dump, topology_docs
 
 from hopsim import packets, parse, play
 from hopsim.analysis import judge, profiles, sweep
 from hopsim.engine import Access, Action, Exchange
 from hopsim.routing import Role
 from hopsim.topology import Topology
-
-from strategies import L3_KINDS, RELAY_KINDS, dump, topology_docs
 
 # HOPSIM_EXAMPLES=20 runs 20 times as many examples (a longer hunt).
 _SCALE = int(os.environ.get("HOPSIM_EXAMPLES", "1"))
@@ -108,7 +108,7 @@ def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
     topology = load(doc)
     for principal in topology.principals:
         outcomes = [replay(topology, principal, h).outcome for h in range(1, 10)]
-        for h, (low, high) in enumerate(zip(outcomes, outcomes[1:]), start=1):
+        for h, (low, high) in enumerate(itertools.pairwise(outcomes), start=1):
             if low.access is Access.TOKEN:
                 assert high.access is Access.TOKEN, (principal, h, low, high)
             # what the hop limit changes can only help: none < credentials < token
@@ -291,8 +291,8 @@ def test_ttl_physics_on_recorded_hops(doc: dict[str, Any], hop_limit: int) -> No
     for played in (topology.with_imds(hop_limit=hop_limit), topology):
         for principal in played.principals:
             exchange = play(played, principal, record=True)
-            if exchange.route.unreachable or exchange.outcome.refused and (
-                    exchange.outcome.routers is None):
+            if exchange.route.unreachable or (exchange.outcome.refused and (
+                    exchange.outcome.routers is None)):
                 assert exchange.hops == ()
                 continue
             note(f"{principal} at hop limits {played.hop_limits()}")
@@ -393,7 +393,8 @@ def record_coverage(topology: Topology, router) -> None:
         if route.unreachable:
             event("an unreachable principal")
             continue
-        event(f"a principal behind {min(len(route.token_routers), 3)}{'+' if len(route.token_routers) >= 3 else ''} token router(s)")
+        routers = len(route.token_routers)
+        event(f"a principal behind {min(routers, 3)}{'+' if routers >= 3 else ''} token router(s)")
         if len(route.legs) > 1:
             event("a principal behind a relay")
         if len(route.legs) > 2:
@@ -425,10 +426,10 @@ def test_routes_are_linked_minimal_and_lexicographically_smallest(
         # consecutive stations are linked, or share a host's stack
         via = set(topology.nodes[principal].via)
         places = [location(topology, s.node) for s in stations]
-        for a, b in zip(places, places[1:]):
+        for a, b in itertools.pairwise(places):
             # the same place twice only for a relay stop in a host's stack
-            assert graph.has_edge(a, b) or a == b and any(
-                topology.nodes[r].runs_on == a for r in via), (a, b, route.describe())
+            assert graph.has_edge(a, b) or (a == b and any(
+                topology.nodes[r].runs_on == a for r in via)), (a, b, route.describe())
         # every intermediate station may carry traffic, in the role its kind gives
         for station in stations[1:-1]:
             node = topology.nodes[station.node]

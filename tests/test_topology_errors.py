@@ -12,6 +12,7 @@ never taken from the program's output.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -439,7 +440,7 @@ def _laughs() -> tuple[str, str]:
     MAX_YAML_VALUES first: each level holds 9 of the one before."""
     keys = "abcdefghi"
     lines = [f"a: &a [{', '.join(['lol'] * 9)}]"]
-    lines += [f"{k}: &{k} [{', '.join([f'*{prev}'] * 9)}]" for prev, k in zip(keys, keys[1:])]
+    lines += [f"{k}: &{k} [{', '.join([f'*{prev}'] * 9)}]" for prev, k in itertools.pairwise(keys)]
     total, size, crossing = 0, 10, None
     for k in keys:
         total += size + 1  # the key and its value
@@ -504,7 +505,7 @@ def test_hostile_file_is_one_located_problem(tmp_path, content, needle, key, mes
                          ids=[c[0] for c in HOSTILE])
 def test_hostile_file_in_a_real_process_ends_with_exit_2_and_the_good_file_checked(
         tmp_path, content, needle, key, message):
-    bad = write(tmp_path, content, "bad.yaml")
+    write(tmp_path, content, "bad.yaml")
     write(tmp_path, BASE, "good.yaml")
     secret = write(tmp_path, "SECRET-CANARY: 1\n", "secret.yaml")
     done = run_hopsim("validate", "bad.yaml", "good.yaml", cwd=tmp_path)

@@ -33,7 +33,7 @@ def dissect(tmp_path, topology: str, principal: str, hop_limit: int) -> list[dic
     for field in FIELDS:
         args += ["-e", field]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
-    return [dict(zip(FIELDS, line.split("\t"))) for line in out.splitlines()]
+    return [dict(zip(FIELDS, line.split("\t"), strict=False)) for line in out.splitlines()]
 
 
 def test_wireshark_reads_http_with_good_checksums_and_the_ttl_falling(tmp_path):

@@ -24,7 +24,7 @@ ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yel
                 Action.TIMEOUT: "yellow", Action.DELIVER: "green"}
 
 
-def console(file=None, *, force_terminal: bool | None = None) -> Console:  # noqa: ANN001
+def console(file=None, *, force_terminal: bool | None = None) -> Console:
     # Names and reasons are data: "instance[webapp]" is not markup, ":x:" no emoji.
     return Console(file=file, highlight=False, markup=False, emoji=False,
                    force_terminal=force_terminal)
@@ -62,7 +62,7 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     return Group(*parts)
 
 
-def _failed_lines(failed: Iterable) -> list[RenderableType]:  # noqa: ANN001
+def _failed_lines(failed: Iterable) -> list[RenderableType]:
     return [Text(f"expect failed: at hop limit {e.hop_limit} {e.node} expected "
                  f"{e.expected}, got {e.actual}", style="bold red") for e in failed]
 
