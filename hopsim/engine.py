@@ -63,6 +63,18 @@ class Access(str, Enum):
     NONE = "none"
 
 
+class Cause(str, Enum):
+    """What kept the token from a principal."""
+
+    TTL = "ttl"  # the token response died at a router: the hop limit
+    METHOD = "method"  # a relay refused the PUT (405): the PUT requirement
+    XFF = "x-forwarded-for"  # a relay added X-Forwarded-For: IMDS refused the PUT
+    TTL_HEADER = "ttl-header"  # a relay dropped the ttl header: IMDS answered 400
+    DISABLED = "endpoint-disabled"  # http_endpoint: disabled
+    UNREACHABLE = "unreachable"  # no route to IMDS (or IMDS not on IPv6)
+    OTHER = "other"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -84,6 +96,8 @@ class Outcome:
     receiver: str | None = None  # who the token response is sent to: principal or relay
     dropped_at: str | None = None  # the router that dropped the token response
     refused: str | None = None  # why the token request failed, if not the TTL
+    cause: Cause | None = None  # what kept the token away (None: it holds one)
+    by: tuple[str, ...] = ()  # the relays that did it, for METHOD, XFF, TTL_HEADER
     fallback: str | None = None  # what the IMDSv1 fallback GET got
 
     @property
@@ -331,22 +345,26 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     route = (router or Router(topology)).route(principal)
     base = Outcome(principal, node.role, family, Access.NONE)
     if route.unreachable:
-        return Exchange(route, replace(base, refused=route.unreachable), ())
+        return Exchange(route, replace(base, refused=route.unreachable,
+                                       cause=Cause.UNREACHABLE), ())
     settings = topology.nodes[route.imds].imds  # type: ignore[index]
     token_routers = route.token_routers
     receiver = route.legs[-1][0].actor
     base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
                     receiver=receiver)
     if family == 6 and not settings.ipv6:
-        return Exchange(route, replace(base, routers=None, refused=(
+        return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, refused=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
     walker = _Walker(topology, route, family, record)
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))
         return Exchange(route, replace(base, access=Access.TOKEN), tuple(walker.hops), True)
-    outcome = replace(base, dropped_at=notes.dropped_at,
-                      refused=None if notes.dropped_at else _refusal(response, notes, settings))
+    if notes.dropped_at:
+        outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL)
+    else:
+        refused, cause, by = _refusal(response, notes, settings)
+        outcome = replace(base, refused=refused, cause=cause, by=by)
     fallback, _ = walker.request(imds.credentials_request(None))
     after = "after a timeout, " if notes.dropped_at else ""
     if fallback is not None and fallback.status == 200:
@@ -359,19 +377,22 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
 
 
-def _refusal(response: Response | None, notes: _Notes, settings: imds.ImdsSettings) -> str:
+def _refusal(response: Response | None, notes: _Notes,
+             settings: imds.ImdsSettings) -> tuple[str, Cause, tuple[str, ...]]:
     """Why the token request failed, when the TTL is not why."""
     if response is None:
-        return "token request lost on the way (TTL exceeded)"
+        return "token request lost on the way (TTL exceeded)", Cause.OTHER, ()
     if notes.refused_by:
-        return f"PUT refused by {notes.refused_by} (405): it passes only " + (
-            response.header("Allow") or "other methods")
+        allowed = response.header("Allow") or "other methods"
+        return (f"PUT refused by {notes.refused_by} (405): it passes only {allowed}",
+                Cause.METHOD, (notes.refused_by,))
     status = response.status
     if status == 403 and settings.http_endpoint == "disabled":
-        return "IMDS refused the PUT (403): http_endpoint is disabled"
+        return "IMDS refused the PUT (403): http_endpoint is disabled", Cause.DISABLED, ()
     if status == 403 and notes.xff_by:
-        return f"IMDS refused the PUT (403): X-Forwarded-For added by {', '.join(notes.xff_by)}"
+        return (f"IMDS refused the PUT (403): X-Forwarded-For added by "
+                f"{', '.join(notes.xff_by)}", Cause.XFF, tuple(notes.xff_by))
     if status == 400 and notes.stripped_by:
         return (f"IMDS refused the PUT (400): {', '.join(notes.stripped_by)} did not pass on "
-                "the ttl header")
-    return f"token request answered {status} {response.phrase}"
+                "the ttl header", Cause.TTL_HEADER, tuple(notes.stripped_by))
+    return f"token request answered {status} {response.phrase}", Cause.OTHER, ()

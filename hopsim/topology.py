@@ -204,6 +204,11 @@ class Topology:
             nodes[name] = replace(node, imds=replace(node.imds, **changes))
         return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
 
+    def with_node(self, name: str, **changes: Any) -> Topology:
+        """This topology with one node's fields changed (links unchanged)."""
+        nodes = {**self.nodes, name: replace(self.nodes[name], **changes)}
+        return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
+
 
 # --- YAML with line numbers -------------------------------------------------
 

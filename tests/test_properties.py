@@ -440,15 +440,21 @@ def test_routes_are_linked_minimal_and_lexicographically_smallest(
                 assert station.role is Role.ROUTE, station
             elif node.kind in RELAY_KINDS:
                 assert (station.role, station.relay) == (Role.RELAY, station.node)
-            else:  # a host
+            else:  # a host: a stop at a relay named in via, else what it can do
                 named = relays_on(topology, station.node) & via
-                if named:
-                    assert station.role is Role.RELAY and station.relay in named, station
-                elif node.forwarding:
+                if station.role is Role.RELAY and station.relay in named:
+                    continue
+                if node.forwarding:
                     assert station.role is Role.ROUTE, station
                 else:
                     assert station.role is Role.RELAY, station
                     assert station.relay in relays_on(topology, station.node), station
+        # a relay named in via is a stop of its own, once per mention
+        stops = [s.relay for s in stations[1:-1]
+                 if s.relay and topology.nodes[s.relay].runs_on]
+        for relay in via & {r for r in via if topology.nodes[r].runs_on}:
+            assert stops.count(relay) >= topology.nodes[principal].via.count(relay), (
+                relay, route.describe())
         # the walk is the shortest (and then the lexicographically smallest) one
         walk = [location(topology, principal)] + [s.node for s in stations[1:]]
         assert walk == expected, (walk, expected)

@@ -25,6 +25,7 @@ def outcome(o: Outcome) -> dict[str, Any]:
         "hop_limit": o.hop_limit,
         "routers": o.routers,
         "receiver": o.receiver,
+        "cause": o.cause.value if o.cause else None,
     }
 
 
