@@ -90,23 +90,29 @@ class Profile:
 
 
 def profiles(topology: Topology) -> dict[str, Profile]:
-    """One Profile per principal: at most two walks each, whatever the sweep.
-
-    The hop limit plays a part only where IMDS issues a token and routers
-    stand between it and the token's receiver.
-    """
+    """One Profile per principal: at most two walks each, whatever the sweep."""
     high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
     low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
     router = Router(topology)
-    out: dict[str, Profile] = {}
-    for name in topology.principals:
-        routers = router.route(name).token_routers
-        delivered = play(high, name, router=router)
-        dropped = None
-        if delivered.token_issued and routers:
-            dropped = play(low, name, router=router).outcome
-        out[name] = Profile(delivered.outcome, dropped, routers)
-    return out
+    return {name: _profile(high, low, name, router) for name in topology.principals}
+
+
+def profile(topology: Topology, principal: str, router: Router | None = None) -> Profile:
+    """One principal's Profile."""
+    return _profile(topology.with_imds(hop_limit=MAX_HOP_LIMIT),
+                    topology.with_imds(hop_limit=MIN_HOP_LIMIT), principal,
+                    router or Router(topology))
+
+
+def _profile(high: Topology, low: Topology, name: str, router: Router) -> Profile:
+    # The hop limit plays a part only where IMDS issues a token and routers
+    # stand between it and the token's receiver.
+    routers = router.route(name).token_routers
+    delivered = play(high, name, router=router)
+    dropped = None
+    if delivered.token_issued and routers:
+        dropped = play(low, name, router=router).outcome
+    return Profile(delivered.outcome, dropped, routers)
 
 
 def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:

@@ -15,9 +15,11 @@ import click
 import yaml
 
 from hopsim import __version__, analysis, engine, packets
+from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.report import json as json_report
 from hopsim.report import table
+from hopsim.routing import Router
 from hopsim.topology import (
     Problem,
     Topology,
@@ -215,16 +217,8 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
 def trace(file: str, principal: str, family: str | None, pcap: str | None,
           hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
     """Trace one principal's exchange: every packet, hop by hop, with its TTL."""
-    topologies, problems = _load([Path(file)], sets, hop_limit, http_tokens)
-    if problems:
-        _report_problems(problems)
-        sys.exit(EXIT_BAD_INPUT)
-    topology = topologies[0]
-    if principal not in topology.principals:
-        hint = _closest(principal, topology.principals)
-        click.echo(f"error: {file}: --from: no principal {principal!r} in {topology.name}"
-                   f"{hint}; principals: {', '.join(topology.principals)}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    topology = _one_topology(file, sets, hop_limit, http_tokens)
+    _principal(topology, file, principal)
     exchange = engine.play(topology, principal, family=int(family) if family else None,
                            record=True)
     out = table.console()
@@ -253,12 +247,48 @@ def validate(paths: tuple[str, ...]) -> None:
 def show(file: str, hop_limit: int | None, http_tokens: str | None,
          sets: tuple[str, ...]) -> None:
     """Show a topology: nodes, addresses, links and each principal's route."""
+    topology = _one_topology(file, sets, hop_limit, http_tokens)
+    out = table.console()
+    out.print(table.show(out, topology))
+
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--from", "principal", metavar="NODE",
+              help="Explain one principal (default: every principal).")
+@what_if_options
+def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens: str | None,
+            sets: tuple[str, ...]) -> None:
+    """Explain each principal's result: the defence that stopped it or the gap
+    that let it through, and the changes that would flip it (each one checked
+    by simulating it)."""
+    topology = _one_topology(file, sets, hop_limit, http_tokens)
+    names = [_principal(topology, file, principal)] if principal else topology.principals
+    router = Router(topology)
+    out = table.console()
+    out.print(table.explanations(out, topology,
+                                 [explain_principal(topology, n, router) for n in names]))
+
+
+def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
+                  http_tokens: str | None) -> Topology:
+    """The one topology FILE holds, or exit 2 with its problems."""
     topologies, problems = _load([Path(file)], sets, hop_limit, http_tokens)
     if problems:
         _report_problems(problems)
         sys.exit(EXIT_BAD_INPUT)
-    out = table.console()
-    out.print(table.show(out, topologies[0]))
+    return topologies[0]
+
+
+def _principal(topology: Topology, file: str, name: str) -> str:
+    """`name` if it is a principal of the topology, else exit 2 with a hint."""
+    if name not in topology.principals:
+        hint = _closest(name, topology.principals)
+        click.echo(f"error: {file}: --from: no principal {name!r} in {topology.name}"
+                   f"{hint}; principals: {', '.join(topology.principals)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return name
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Every renderer returns rich renderables; the caller's Console decides colour
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from hopsim.analysis import Report, Result, Verdict
 from hopsim.engine import Access, Action, Exchange
+from hopsim.explain import Explanation
 from hopsim.routing import Router
 from hopsim.topology import Topology
 
@@ -204,3 +206,44 @@ def show(out: Console, topology: Topology) -> RenderableType:
     title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
     description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
     return Group(title, description, nodes, links, routes)
+
+
+def _consequence(role: str | None, node: str, access: Access) -> str:
+    held = {Access.TOKEN: "gets a token", Access.CREDENTIALS: "gets IMDSv1 credentials",
+            Access.NONE: "gets nothing"}[access]
+    if role == "attacker" and access is not Access.NONE:
+        return f"{node} {held}, a leak"
+    if role == "workload" and access is not Access.TOKEN:
+        return f"{node} {held}, starved"
+    return f"{node} {held}"
+
+
+def _indented(out: Console, text: str, indent: int, hang: int = 0) -> Text:
+    """`text` wrapped to the console's width, indented, without trailing spaces."""
+    return Text(textwrap.fill(text, width=max(out.width, 40), initial_indent=" " * indent,
+                              subsequent_indent=" " * (indent + hang),
+                              break_on_hyphens=False))
+
+
+def explanations(out: Console, topology: Topology,
+                 items: Sequence[Explanation]) -> RenderableType:
+    """Each principal's account, and the checked changes that would flip it."""
+    limits = sorted(set(topology.hop_limits().values()))
+    where = f"hop limit {limits[0]}" if len(limits) == 1 else "configured hop limits"
+    parts: list[RenderableType] = [
+        Text.assemble(("explain ", "bold"), (topology.name, "bold"), f" at {where}")]
+    for e in items:
+        o = e.outcome
+        head = Text.assemble("\n", (o.node, "bold"), f" ({o.role or 'no role'}): ",
+                             (o.access.value, ACCESS_STYLE[o.access]))
+        if e.finding:
+            head += Text(f" - {e.finding}", style="bold red" if e.finding == "leak"
+                         else "yellow")
+        parts += [head, _indented(out, e.story, 2)]
+        if e.changes:
+            parts.append(_indented(out, "What would change it:", 2))
+        for change in e.changes:
+            line = (f"- {change.description} ({change.option}): "
+                    f"{_consequence(o.role, o.node, change.access)}")
+            parts.append(_indented(out, line, 4, hang=2))
+    return Group(*parts)
