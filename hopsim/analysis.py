@@ -16,7 +16,7 @@ from enum import Enum
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.routing import Router
+from hopsim.routing import Route, Router
 from hopsim.topology import Topology
 
 ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
@@ -90,29 +90,79 @@ class Profile:
 
 
 def profiles(topology: Topology) -> dict[str, Profile]:
-    """One Profile per principal: at most two walks each, whatever the sweep."""
-    high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
-    low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
-    router = Router(topology)
-    return {name: _profile(high, low, name, router) for name in topology.principals}
+    """One Profile per principal: at most two walks per path class, whatever
+    the sweep and however many principals share the class."""
+    walker = _Profiler(topology)
+    return {name: walker.profile(name) for name in topology.principals}
 
 
 def profile(topology: Topology, principal: str, router: Router | None = None) -> Profile:
     """One principal's Profile."""
-    return _profile(topology.with_imds(hop_limit=MAX_HOP_LIMIT),
-                    topology.with_imds(hop_limit=MIN_HOP_LIMIT), principal,
-                    router or Router(topology))
+    return _Profiler(topology, router).profile(principal)
 
 
-def _profile(high: Topology, low: Topology, name: str, router: Router) -> Profile:
-    # The hop limit plays a part only where IMDS issues a token and routers
-    # stand between it and the token's receiver.
-    routers = router.route(name).token_routers
-    delivered = play(high, name, router=router)
-    dropped = None
-    if delivered.token_issued and routers:
-        dropped = play(low, name, router=router).outcome
-    return Profile(delivered.outcome, dropped, routers)
+class _Profiler:
+    """Walks each path class once and renames the result for its members.
+
+    Two principals are in one class when their routes cross the same kinds of
+    station, in the same roles, with the same relay policies and NATs, to an
+    imds with the same settings, in the same IP family: then the walk differs
+    only in names and addresses, and the outcome only in names.
+    """
+
+    def __init__(self, topology: Topology, router: Router | None = None):
+        self.topology = topology
+        self.high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
+        self.low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
+        self.router = router or Router(topology)
+        self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...]]] = {}
+
+    def profile(self, name: str) -> Profile:
+        route = self.router.route(name)
+        node = self.topology.nodes[name]
+        if route.unreachable:
+            outcome = play(self.topology, name, router=self.router).outcome
+            return Profile(outcome, None, ())
+        key, names = self._signature(route, node.family)
+        if key not in self.classes:
+            self.classes[key] = (*self._walk(name, route.token_routers), names)
+        delivered, dropped, first = self.classes[key]
+        rename = dict(zip(first, names, strict=True))
+        return Profile(_renamed(delivered, rename, node.role),
+                       _renamed(dropped, rename, node.role) if dropped else None,
+                       route.token_routers)
+
+    def _walk(self, name: str, routers: tuple[str, ...]) -> tuple[Outcome, Outcome | None]:
+        # The hop limit plays a part only where IMDS issues a token and routers
+        # stand between it and the token's receiver.
+        delivered = play(self.high, name, router=self.router)
+        dropped = None
+        if delivered.token_issued and routers:
+            dropped = play(self.low, name, router=self.router).outcome
+        return delivered.outcome, dropped
+
+    def _signature(self, route: Route, family: int) -> tuple[tuple, tuple[str, ...]]:
+        nodes = self.topology.nodes
+        names: list[str] = []
+        index: dict[str, int] = {}
+        features: list[object] = [family, replace(nodes[route.imds].imds, hop_limit=0)]
+        for station in route.stations:
+            for name in (station.node, station.actor):
+                names.append(name)
+                features.append(index.setdefault(name, len(index)))  # which names repeat
+            actor = nodes[station.actor]
+            features.append((station.role, actor.kind, actor.relay,
+                             nodes[station.node].rewrites_source))
+        return tuple(features), tuple(names)
+
+
+def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> Outcome:
+    def name(n: str | None) -> str | None:
+        return rename[n] if n is not None else None
+
+    return replace(outcome, node=rename[outcome.node], role=role,
+                   receiver=name(outcome.receiver), dropped_at=name(outcome.dropped_at),
+                   by=tuple(rename[b] for b in outcome.by))
 
 
 def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from http import HTTPStatus
 
 from scapy.packet import Packet
 
@@ -95,10 +96,32 @@ class Outcome:
     routers: int | None = None  # routers between IMDS and the token's receiver
     receiver: str | None = None  # who the token response is sent to: principal or relay
     dropped_at: str | None = None  # the router that dropped the token response
-    refused: str | None = None  # why the token request failed, if not the TTL
     cause: Cause | None = None  # what kept the token away (None: it holds one)
     by: tuple[str, ...] = ()  # the relays that did it, for METHOD, XFF, TTL_HEADER
+    status: int | None = None  # the HTTP status that refused the token request
+    allowed: str | None = None  # the methods a relay that answered 405 passes
+    unreachable: str | None = None  # why there is no way to IMDS
     fallback: str | None = None  # what the IMDSv1 fallback GET got
+
+    @property
+    def refused(self) -> str | None:
+        """Why the token request failed, when the TTL is not why."""
+        cause, by = self.cause, ", ".join(self.by)
+        if cause is Cause.UNREACHABLE:
+            return self.unreachable
+        if cause is Cause.METHOD:
+            return f"PUT refused by {by} (405): it passes only {self.allowed}"
+        if cause is Cause.DISABLED:
+            return "IMDS refused the PUT (403): http_endpoint is disabled"
+        if cause is Cause.XFF:
+            return f"IMDS refused the PUT (403): X-Forwarded-For added by {by}"
+        if cause is Cause.TTL_HEADER:
+            return f"IMDS refused the PUT (400): {by} did not pass on the ttl header"
+        if cause is Cause.OTHER:
+            if self.status is None:
+                return "token request lost on the way (TTL exceeded)"
+            return f"token request answered {self.status} {HTTPStatus(self.status).phrase}"
+        return None
 
     @property
     def reason(self) -> str:
@@ -345,7 +368,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     route = (router or Router(topology)).route(principal)
     base = Outcome(principal, node.role, family, Access.NONE)
     if route.unreachable:
-        return Exchange(route, replace(base, refused=route.unreachable,
+        return Exchange(route, replace(base, unreachable=route.unreachable,
                                        cause=Cause.UNREACHABLE), ())
     settings = topology.nodes[route.imds].imds  # type: ignore[index]
     token_routers = route.token_routers
@@ -353,7 +376,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
                     receiver=receiver)
     if family == 6 and not settings.ipv6:
-        return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, refused=(
+        return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, unreachable=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
     walker = _Walker(topology, route, family, record)
     response, notes = walker.request(imds.token_request())
@@ -363,8 +386,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     if notes.dropped_at:
         outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL)
     else:
-        refused, cause, by = _refusal(response, notes, settings)
-        outcome = replace(base, refused=refused, cause=cause, by=by)
+        outcome = replace(base, **_refusal(response, notes, settings))
     fallback, _ = walker.request(imds.credentials_request(None))
     after = "after a timeout, " if notes.dropped_at else ""
     if fallback is not None and fallback.status == 200:
@@ -378,21 +400,18 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
 
 
 def _refusal(response: Response | None, notes: _Notes,
-             settings: imds.ImdsSettings) -> tuple[str, Cause, tuple[str, ...]]:
-    """Why the token request failed, when the TTL is not why."""
+             settings: imds.ImdsSettings) -> dict[str, object]:
+    """The Outcome fields that say why the token request failed, if not the TTL."""
     if response is None:
-        return "token request lost on the way (TTL exceeded)", Cause.OTHER, ()
-    if notes.refused_by:
-        allowed = response.header("Allow") or "other methods"
-        return (f"PUT refused by {notes.refused_by} (405): it passes only {allowed}",
-                Cause.METHOD, (notes.refused_by,))
+        return {"cause": Cause.OTHER}
     status = response.status
+    if notes.refused_by:
+        return {"cause": Cause.METHOD, "by": (notes.refused_by,), "status": status,
+                "allowed": response.header("Allow") or "other methods"}
     if status == 403 and settings.http_endpoint == "disabled":
-        return "IMDS refused the PUT (403): http_endpoint is disabled", Cause.DISABLED, ()
+        return {"cause": Cause.DISABLED, "status": status}
     if status == 403 and notes.xff_by:
-        return (f"IMDS refused the PUT (403): X-Forwarded-For added by "
-                f"{', '.join(notes.xff_by)}", Cause.XFF, tuple(notes.xff_by))
+        return {"cause": Cause.XFF, "by": tuple(notes.xff_by), "status": status}
     if status == 400 and notes.stripped_by:
-        return (f"IMDS refused the PUT (400): {', '.join(notes.stripped_by)} did not pass on "
-                "the ttl header", Cause.TTL_HEADER, tuple(notes.stripped_by))
-    return f"token request answered {status} {response.phrase}", Cause.OTHER, ()
+        return {"cause": Cause.TTL_HEADER, "by": tuple(notes.stripped_by), "status": status}
+    return {"cause": Cause.OTHER, "status": status}

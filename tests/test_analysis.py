@@ -1,0 +1,51 @@
+"""Sweeps, path classes and the recommended hop limit."""
+
+from __future__ import annotations
+
+from builders import make
+
+from hopsim import analysis, engine
+
+
+def fleet(instances: int, containers: int, **kwargs):
+    nodes, links = {}, []
+    for i in range(instances):
+        nodes |= {f"imds{i}": {"kind": "imds"},
+                  f"host{i}": {"kind": "host", "forwarding": True},
+                  f"br{i}": {"kind": "bridge"}}
+        links += [[f"imds{i}", f"host{i}"], [f"host{i}", f"br{i}"]]
+        for j in range(containers):
+            nodes[f"c{i}x{j}"] = {"kind": "container", "role": "workload"}
+            links.append([f"br{i}", f"c{i}x{j}"])
+    return make(nodes, links, **kwargs)
+
+
+def test_members_of_one_path_class_get_their_own_names():
+    t = fleet(3, 2)
+    found = analysis.profiles(t)
+    for i in range(3):
+        for j in range(2):
+            o = found[f"c{i}x{j}"].at(1)
+            assert (o.node, o.dropped_at, o.receiver) == (f"c{i}x{j}", f"host{i}", f"c{i}x{j}")
+            assert o == engine.play(t, f"c{i}x{j}").outcome
+
+
+def test_one_walk_pair_serves_a_whole_path_class(monkeypatch):
+    calls = []
+    real = analysis.play
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "play", counting)
+    analysis.profiles(fleet(4, 5))
+    # Two classes (hosts, containers); the containers' class is walked at hop
+    # limits 64 and 1, the hosts' only at 64 (no router: the hop limit is moot).
+    assert len(calls) == 3
+
+
+def test_recommended_hop_limit_is_the_smallest_ok_one():
+    report = analysis.sweep(fleet(1, 1), [1, 2])
+    assert report.recommended_hop_limit == 2
+    assert [r.verdict.value for r in report.results] == ["broken", "ok"]
