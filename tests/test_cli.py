@@ -217,3 +217,11 @@ def test_names_with_brackets_are_printed_not_read_as_markup():
     # rich would swallow "[webapp]" as a style tag if markup were on.
     result = run("show", topo("ssrf-alb-required"), env={"COLUMNS": "200"})
     assert "attacker -> alb -> instance[webapp] -> imds" in result.output
+
+
+def test_sweep_of_many_hop_limits_writes_runs_of_verdicts():
+    result = run("sweep", topo("router-two-hops"), "--hop-limits", "1-64")
+    assert result.exit_code == 0
+    # Hand-derived: the app needs 2 (1 router), the attacker gets it from 3 (2 routers).
+    assert "broken 1, ok 2, leak 3-64" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80

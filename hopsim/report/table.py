@@ -83,20 +83,27 @@ def check(out: Console, reports: Sequence[Report]) -> RenderableType:
 
 
 def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) -> RenderableType:
-    """The matrix topology x hop limit, the recommended hop limit, expectations."""
-    table = _table(out, "topology", *(str(h) for h in hop_limits), "best", "expect")
-    for i in range(1, len(hop_limits) + 1):
-        table.columns[i].justify = "center"
+    """The matrix topology x hop limit, the recommended hop limit, expectations.
+
+    Up to 8 hop limits get a column each; more are written as runs of one
+    verdict ("broken 1, ok 2-64") so the table still fits.
+    """
+    compact = len(hop_limits) > 8
+    columns = ["verdicts"] if compact else [str(h) for h in hop_limits]
+    table = _table(out, "topology", *columns, "best", "expect")
+    for i in range(1, len(columns) + 1):
+        table.columns[i].justify = "left" if compact else "center"
     for report in reports:
         verdicts = {r.hop_limit: r.verdict for r in report.results}
+        cells = [_runs(verdicts, hop_limits)] if compact else [
+            verdict_text(verdicts[h]) for h in hop_limits]
         failed = len(report.failed)
         expect = "-" if not report.expectations else (
             Text(f"{failed} failed", style="bold red") if failed
             else Text(f"{len(report.expectations)} ok", style="green"))
         best = str(report.recommended_hop_limit) if report.recommended_hop_limit else Text(
             "none", style="bold red")
-        table.add_row(report.topology.name, *(verdict_text(verdicts[h]) for h in hop_limits),
-                      best, expect)
+        table.add_row(report.topology.name, *cells, best, expect)
     parts: list[RenderableType] = [table]
     for report in reports:
         if report.recommended_hop_limit is None:
@@ -106,6 +113,19 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
                   for line in _failed_lines(report.failed)]
     parts.append(summary(reports))
     return Group(*parts)
+
+
+def _runs(verdicts: dict[int | None, Verdict], hop_limits: Sequence[int]) -> Text:
+    """Consecutive hop limits with one verdict, as 'ok 2-64'."""
+    runs: list[tuple[Verdict, int, int]] = []
+    for h in hop_limits:
+        if runs and runs[-1][0] is verdicts[h] and runs[-1][2] == h - 1:
+            runs[-1] = (runs[-1][0], runs[-1][1], h)
+        else:
+            runs.append((verdicts[h], h, h))
+    return Text(", ").join(
+        Text(f"{v.value} {a}" + (f"-{b}" if b != a else ""), style=VERDICT_STYLE[v])
+        for v, a, b in runs)
 
 
 def summary(reports: Sequence[Report]) -> Text:
