@@ -120,7 +120,9 @@ class _Profiler:
     def profile(self, name: str) -> Profile:
         route = self.router.route(name)
         node = self.topology.nodes[name]
-        if route.unreachable:
+        settings = self.topology.nodes[route.imds].imds if route.imds else None
+        if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
+            # No walk to share: the outcome comes without one.
             outcome = play(self.topology, name, router=self.router).outcome
             return Profile(outcome, None, ())
         key, names = self._signature(route, node.family)

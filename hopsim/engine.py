@@ -323,10 +323,10 @@ class _Walker:
         assert policy is not None
         if not policy.allows(request.method):
             notes.refused_by = end.actor
-            allowed = ", ".join(policy.methods or ())
+            refusal = policy.refusal()
             self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
-                      f"405: {end.actor} passes only {allowed}")
-            return Response(405, (("Allow", allowed),), "Method Not Allowed\n"), imds.DEFAULT_TTL
+                      f"405: {end.actor} passes only {refusal.header('Allow')}")
+            return refusal, imds.DEFAULT_TTL
         upstream = self.relayed(request, end, notes, client)
         response = self.serve(leg_index + 1, upstream, notes)
         if response is None:
@@ -335,19 +335,14 @@ class _Walker:
 
     def relayed(self, request: Request, station: Station, notes: _Notes,
                 client: str) -> Request:
-        """The request a relay sends upstream for the one it received."""
+        """The request a relay sends upstream, noting what it did to the headers."""
         policy = self.topology.nodes[station.actor].relay
         assert policy is not None
-        if policy.forwards_headers:
-            upstream = request
-        else:
-            upstream = Request(request.method, request.path)
-            if any(k.lower().startswith("x-aws-ec2-metadata-token") for k, _ in request.headers):
-                notes.stripped_by.append(station.actor)
+        upstream = policy.upstream(request, client)
+        if any(k.lower().startswith("x-aws-ec2-metadata-token") and upstream.header(k) is None
+               for k, _ in request.headers):
+            notes.stripped_by.append(station.actor)
         if policy.adds_xff:
-            previous = upstream.header(imds.XFF_HEADER)
-            value = f"{previous}, {client}" if previous else client
-            upstream = upstream.with_header(imds.XFF_HEADER, value)
             notes.xff_by.append(station.actor)
         return upstream
 

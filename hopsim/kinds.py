@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from hopsim.http import Request, Response
+from hopsim.imds import XFF_HEADER
+
 
 class Layer(Enum):
     ENDPOINT = "endpoint"  # sends and receives; forwards only if a forwarding host
@@ -33,6 +36,25 @@ class RelayPolicy:
     def allows(self, method: str) -> bool:
         return self.methods is None or method in self.methods
 
+    def refusal(self) -> Response:
+        """The answer to a method it does not pass."""
+        return Response(405, (("Allow", ", ".join(self.methods or ())),),
+                        "Method Not Allowed\n")
+
+    def upstream(self, request: Request, client: str) -> Request:
+        """The request it sends on for `request`, received from address `client`.
+
+        Without forwards_headers it builds its own headers (an SSRF fetch: no
+        X-aws-ec2-metadata-token*); with adds_xff it adds the client to
+        X-Forwarded-For, after any earlier relay's entry.
+        """
+        upstream = request if self.forwards_headers else Request(request.method, request.path)
+        if self.adds_xff:
+            previous = upstream.header(XFF_HEADER)
+            upstream = upstream.with_header(XFF_HEADER,
+                                            f"{previous}, {client}" if previous else client)
+        return upstream
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -53,7 +75,7 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("imds", Layer.ENDPOINT, False, "the instance's metadata service",
-             keys=frozenset(IMDS_KEYS)),
+             keys=frozenset(IMDS_KEYS) | {"instance"}),
         Kind("host", Layer.ENDPOINT, True,
              "an instance or VM; routes between its links only with forwarding: true",
              keys=frozenset({"forwarding", "masquerade"})),

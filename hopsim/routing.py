@@ -176,7 +176,30 @@ class Router:
             return Route(principal, unreachable="unreachable: no valid path to an imds node")
         stations += [self._station(name, node.via) for name in segment[1:-1]]
         stations.append(Station(segment[-1], Role.IMDS))
-        return Route(principal, tuple(stations))
+        route = Route(principal, tuple(stations))
+        turn = self._u_turn(route)
+        if turn:
+            return Route(principal, unreachable=(
+                f"unreachable: via {', '.join(node.via)} sends the route through {turn} twice "
+                "with no L7 relay between; a bridge never sends a frame back out the port it "
+                "came in on, and a router forwards by destination, not by waypoint"))
+        return route
+
+    def _u_turn(self, route: Route) -> str | None:
+        """A node that one leg (one TCP connection) passes twice, if any.
+
+        Only an L7 relay can turn traffic around: within a leg, packets follow
+        the destination, and no path back through a node they left exists.
+        """
+        for leg in route.legs:
+            start = leg[0]
+            home = self._location(start.node) if start.role is Role.ORIGIN else start.node
+            seen = {home}
+            for station in leg[1:-1]:
+                if station.node in seen:
+                    return station.node
+                seen.add(station.node)
+        return None
 
     def _station(self, name: str, via: tuple[str, ...]) -> Station:
         """A node passed between stops: it acts as its kind does, except that a

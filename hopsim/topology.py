@@ -13,6 +13,7 @@ import ipaddress
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ NODE_FIELDS = (
     Field("address6", str, "pinned IPv6 address"),
     Field("description", str, "free text"),
 )
+PRINCIPAL_KEYS = ("role", "via", "family")  # NODE_FIELDS only principals take
 KIND_FIELDS = {
     "forwarding": Field("forwarding", bool, "the host routes between its links (TTL -1)"),
     "masquerade": Field("masquerade", bool, "a forwarding host also rewrites sources (NAT)"),
@@ -99,6 +101,9 @@ KIND_FIELDS = {
     "forwards_headers": Field("forwards_headers", bool,
                               "the relay passes on the headers it received"),
     **{f.name: f for f in IMDS_FIELDS},
+    "instance": Field("instance", str, "the real instance whose settings `--settings` and "
+                      "`hopsim import` apply: a Terraform address (aws_instance.web, "
+                      "module.app.aws_launch_template.web) or an instance id"),
 }
 
 
@@ -139,6 +144,7 @@ class Node:
     relay: RelayPolicy | None = None
     imds: ImdsSettings | None = None
     description: str = ""
+    instance: str | None = None  # an imds node's real instance, for --settings
 
     @property
     def spec(self) -> Kind:
@@ -167,21 +173,31 @@ class Topology:
     links: tuple[tuple[str, str], ...]
     expect: Mapping[int, Mapping[str, str]]
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     graph: nx.Graph = field(default_factory=nx.Graph, compare=False, repr=False)
 
-    @property
+    # Derived once per value (a changed copy derives its own): the routing
+    # and the sweep ask for these once per principal.
+    @cached_property
     def principals(self) -> list[str]:
         return sorted(n for n, node in self.nodes.items() if node.is_principal)
 
-    @property
+    @cached_property
     def imds_nodes(self) -> list[str]:
         return sorted(n for n, node in self.nodes.items() if node.kind == "imds")
 
+    @cached_property
+    def _relays(self) -> dict[str, list[str]]:
+        relays: dict[str, list[str]] = {}
+        for name in sorted(self.nodes):
+            node = self.nodes[name]
+            if node.runs_on and node.spec.relay:
+                relays.setdefault(node.runs_on, []).append(name)
+        return relays
+
     def relays_on(self, host: str) -> list[str]:
         """L7 relays that run inside `host`'s network stack, by name."""
-        return sorted(
-            n for n, node in self.nodes.items() if node.runs_on == host and node.spec.relay
-        )
+        return self._relays.get(host, [])
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
@@ -190,6 +206,17 @@ class Topology:
             line = self.lines.get(".".join(keys))
             if line:
                 return line
+            keys.pop()
+        return None
+
+    def position(self, *path: str | int) -> tuple[int, int] | None:
+        """(line, column), both from 1, of a key path or of its nearest parent:
+        where an editor or GitHub code scanning should point."""
+        keys = [str(p) for p in path]
+        while keys:
+            key = ".".join(keys)
+            if self.lines.get(key):
+                return self.lines[key], self.columns.get(key, 1)
             keys.pop()
         return None
 
@@ -284,8 +311,10 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> _Abort:
     return _Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
-def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str]]]:
-    """Parse YAML into plain values, the line of every key path, and soft problems.
+def _read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
+                                   list[tuple[int, str, str]]]:
+    """Parse YAML into plain values, the line and column of every key path, and
+    soft problems.
 
     Duplicate keys are soft problems (the first value is kept); syntax errors,
     unsupported tags, unreadable scalars, deep nesting and runaway or recursive
@@ -296,6 +325,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
     except yaml.YAMLError as exc:
         raise _yaml_abort(exc, text) from None
     lines: dict[str, int] = {}
+    columns: dict[str, int] = {}
     soft: list[tuple[int, str, str]] = []
     budget = [MAX_YAML_VALUES]
     sizes: dict[int, int] = {}  # id(node) -> values it expands to, aliases included
@@ -332,6 +362,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
         if node.tag not in yaml.SafeLoader.yaml_constructors:
             raise _Abort(line, _dotted(path), f"unsupported YAML tag {_show(node.tag)}")
         lines.setdefault(_dotted(path), line)
+        columns.setdefault(_dotted(path), node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             try:
                 return loader.construct_object(node)
@@ -360,6 +391,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
                                  f"duplicate key {_show(key)} (first at line {first})"))
                     continue
                 lines[_dotted(path + (key,))] = key_line
+                columns[_dotted(path + (key,))] = key_node.start_mark.column + 1
                 result[key] = walk(value_node, path + (key,))
             return result
         finally:
@@ -369,8 +401,8 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], list[tuple[int, str, str
         root = loader.get_single_node()
         if root is None:
             lines[""] = 1
-            return None, lines, soft
-        return walk(root, ()), lines, soft
+            return None, lines, columns, soft
+        return walk(root, ()), lines, columns, soft
     except yaml.YAMLError as exc:
         raise _yaml_abort(exc, text) from None
     except RecursionError:
@@ -475,7 +507,8 @@ def _check_methods(check: _Checker, value: Any, path: tuple[Any, ...]) -> tuple[
     return tuple(value)
 
 
-def _build(doc: Any, file: str, lines: Mapping[str, int]) -> tuple[Topology | None, list[Problem]]:
+def _build(doc: Any, file: str, lines: Mapping[str, int],
+           columns: Mapping[str, int]) -> tuple[Topology | None, list[Problem]]:
     check = _Checker(file, lines)
     if not isinstance(doc, dict):
         check.add((), "expected a mapping with keys name, description, nodes, links")
@@ -522,7 +555,7 @@ def _build(doc: Any, file: str, lines: Mapping[str, int]) -> tuple[Topology | No
     graph.add_nodes_from(sorted(built))
     graph.add_edges_from(links)
     return Topology(top["name"], top["description"], file, built, tuple(links), expect,
-                    dict(lines), graph), []
+                    dict(lines), dict(columns), graph), []
 
 
 def _check_node(check: _Checker, name: str, raw: dict[str, Any],
@@ -530,7 +563,7 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
     path = ("nodes", name)
     spec = KINDS[raw["kind"]]
     if not spec.principal:
-        for key in ("role", "via", "family"):
+        for key in PRINCIPAL_KEYS:
             if key in raw:
                 check.add(path + (key,), f"only principals (host, container, client) take "
                           f"{_show(key)}; {_show(name)} is a {spec.name}")
@@ -685,7 +718,7 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(raw.get("via", ())),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
-            description=raw.get("description", ""),
+            description=raw.get("description", ""), instance=raw.get("instance"),
         )
     return built
 
@@ -760,12 +793,12 @@ def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
 def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
     """Parse topology YAML text; raise TopologyError with every problem found."""
     try:
-        doc, lines, soft = _read_yaml(text)
+        doc, lines, columns, soft = _read_yaml(text)
     except _Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, lines, overrides)
-    topology, found = _build(doc, file, lines)
+    topology, found = _build(doc, file, lines, columns)
     problems += found
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))

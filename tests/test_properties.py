@@ -346,6 +346,7 @@ def smallest_shortest_path(topology: Topology, start: str,
 def expected_route(topology: Topology, principal: str) -> list[str] | None:
     here = location(topology, principal)
     walk = [here]
+    stops = {0}  # where an L7 relay ends one TCP connection and opens the next
     for waypoint in topology.nodes[principal].via:
         segment = smallest_shortest_path(topology, here, {location(topology, waypoint)})
         if segment is None:
@@ -354,11 +355,26 @@ def expected_route(topology: Topology, principal: str) -> list[str] | None:
             walk += segment  # a relay on the host we are at: a stop of its own
         else:
             walk += segment[1:]
+        if topology.nodes[waypoint].runs_on:
+            stops.add(len(walk) - 1)
         here = walk[-1]
     segment = smallest_shortest_path(topology, here, set(topology.imds_nodes))
     if segment is None:
         return None
-    return walk + segment[1:]
+    walk += segment[1:]
+    for i, name in enumerate(walk):
+        node = topology.nodes[name]
+        if node.kind in RELAY_KINDS or (node.kind == "host" and not node.forwarding
+                                        and relays_on(topology, name)):
+            stops.add(i)
+    # Between two stops packets follow their destination: no node twice (a
+    # bridge never sends a frame back where it came from).
+    bounds = sorted(stops | {len(walk) - 1})
+    for start, end in itertools.pairwise(bounds):
+        leg = walk[start:end]
+        if len(set(leg)) != len(leg):
+            return None
+    return walk
 
 
 def record_coverage(topology: Topology, router) -> None:
