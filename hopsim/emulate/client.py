@@ -1,0 +1,98 @@
+"""What an SDK does: the IMDSv2 flow, and the IMDSv1 fallback when it fails.
+
+PUT /latest/api/token; with a token, GET the role credentials with it.
+Without one (no answer in time, or a refusal), SDKs and attackers try a
+tokenless GET ([C] imds-facts: SDKs fall back to IMDSv1): 200 there means
+IMDSv1 credentials. Timeouts are short: in namespaces an answer takes
+milliseconds, and a dropped token response never comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hopsim import imds
+from hopsim.emulate.flows import Flow
+from hopsim.emulate.relay import Connector, exchange
+from hopsim.emulate.wire import endpoint_host
+from hopsim.engine import Access
+from hopsim.http import Request, Response, parse_response
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request as the client saw it."""
+
+    flow: Flow
+    response: Response | None
+    error: str | None  # "no answer within 0.5 s", "Network is unreachable", ...
+    elapsed: float
+
+    def describe(self) -> str:
+        if self.response is not None:
+            return f"{self.response.status} {self.response.phrase}"
+        return self.error or "no answer"
+
+
+@dataclass
+class Session:
+    """A principal's whole exchange with IMDS, as its client lived it."""
+
+    principal: str
+    family: int
+    put: Attempt | None = None
+    with_token: Attempt | None = None
+    fallback: Attempt | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def access(self) -> Access:
+        if self.put and self.put.response and self.put.response.status == 200:
+            return Access.TOKEN
+        if self.fallback and self.fallback.response and self.fallback.response.status == 200:
+            return Access.CREDENTIALS
+        return Access.NONE
+
+
+async def fetch(open_flow: Callable[[str], Flow], connect: Connector, label: str,
+                request: Request, timeout: float) -> Attempt:
+    flow = open_flow(label)
+    start = time.monotonic()
+
+    def attempt(response: Response | None, error: str | None) -> Attempt:
+        return Attempt(flow, response, error, time.monotonic() - start)
+
+    try:
+        sock = await connect(flow, 0, timeout)
+    except asyncio.TimeoutError:
+        return attempt(None, f"no connection within {timeout:g} s")
+    except OSError as error:
+        return attempt(None, error.strerror or str(error))
+    try:
+        raw = await exchange(sock, request.to_bytes(endpoint_host(flow.family)), timeout)
+        return attempt(parse_response(raw), None)
+    except asyncio.TimeoutError:
+        return attempt(None, f"no answer within {timeout:g} s")
+    except (asyncio.IncompleteReadError, OSError, ValueError, IndexError) as error:
+        return attempt(None, f"connection failed: {error}")
+
+
+async def run(principal: str, family: int, open_flow: Callable[[str], Flow],
+              connect: Connector, timeout: float) -> Session:
+    """The IMDSv2 exchange of one principal, then the IMDSv1 fallback if needed."""
+    session = Session(principal, family)
+    session.put = await fetch(open_flow, connect, "PUT token", imds.token_request(), timeout)
+    session.attempts.append(session.put)
+    if session.access is Access.TOKEN:
+        token = session.put.response.body  # type: ignore[union-attr]
+        session.with_token = await fetch(open_flow, connect, "GET with token",
+                                         imds.credentials_request(token), timeout)
+        session.attempts.append(session.with_token)
+        return session
+    session.fallback = await fetch(open_flow, connect, "GET without token",
+                                   imds.credentials_request(None), timeout)
+    session.attempts.append(session.fallback)
+    return session

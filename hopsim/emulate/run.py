@@ -1,0 +1,339 @@
+"""Build a topology in network namespaces, play every principal's exchange on
+the real kernel, and report it as the simulator does (analysis.Report).
+
+One topology at a time: build it (tens of milliseconds; up to a second more
+with bridges), then for each hop limit set every IMDS server to it and run
+all principals' clients at once, then delete the namespaces. Whatever
+happens (an error, SIGINT, SIGTERM), the namespaces under the run's prefix
+are deleted before hopsim exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from hopsim import analysis, imds
+from hopsim.analysis import Expectation, Report, Result, Verdict
+from hopsim.emulate import build, client, netns
+from hopsim.emulate.build import Plan
+from hopsim.emulate.capture import Evidence, Tap
+from hopsim.emulate.flows import Flow, Flows
+from hopsim.emulate.relay import RelayListener
+from hopsim.emulate.server import ImdsServer, listener
+from hopsim.engine import Access, Cause, Outcome
+from hopsim.http import Response
+from hopsim.topology import Topology
+
+DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
+HTTP_PORT = 80
+_topology_numbers = itertools.count()
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: the run stops, its namespaces are deleted."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into Stopped, so `finally` blocks run; on the
+    way out, whatever happened, delete every namespace this process made."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        with _signals_held():
+            netns.delete_namespaces(netns.existing(netns.run_prefix()))
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Let a teardown finish before a second Ctrl-C is acted on."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+@dataclass
+class Timing:
+    """Seconds spent on each phase of one topology's kernel run."""
+
+    namespaces: int = 0
+    build: float = 0.0
+    exchanges: float = 0.0
+    teardown: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.build + self.exchanges + self.teardown
+
+
+@dataclass(frozen=True)
+class KernelOutcome(Outcome):
+    """An outcome measured on the kernel; its reason is what was observed."""
+
+    evidence: str = ""
+
+    @property
+    def reason(self) -> str:
+        return self.evidence
+
+
+def with_family(topology: Topology, family: int) -> Topology:
+    """This topology with every principal reaching IMDS over `family`."""
+    nodes = {name: replace(node, family=family) if node.is_principal else node
+             for name, node in topology.nodes.items()}
+    return replace(topology, nodes=nodes, graph=topology.graph, lines=topology.lines)
+
+
+def emulate(topology: Topology, hop_limits: Iterable[int], *,
+            timeout: float = DEFAULT_TIMEOUT) -> tuple[Report, Timing]:
+    """Build `topology` in namespaces, measure it at each hop limit, remove it."""
+    hop_limits = sorted(set(hop_limits))
+    prefix = f"{netns.run_prefix()}{next(_topology_numbers)}-"
+    plan = build.plan(topology, prefix)
+    timing = Timing(namespaces=len(plan.namespaces))
+    started = time.monotonic()
+    try:
+        netns.build(plan)
+        netns.wait_ready(plan)
+        timing.build = time.monotonic() - started
+        started = time.monotonic()
+        outcomes = asyncio.run(_measure(plan, hop_limits, timeout))
+        timing.exchanges = time.monotonic() - started
+    finally:
+        with _signals_held():
+            started = time.monotonic()
+            netns.delete_namespaces(netns.existing(prefix))
+            timing.teardown = time.monotonic() - started
+    return report(topology, hop_limits, outcomes), timing
+
+
+def report(topology: Topology, hop_limits: list[int],
+           outcomes: dict[int, dict[str, Outcome]]) -> Report:
+    """The measured outcomes judged exactly as the simulator's are."""
+    results = []
+    for hop_limit in hop_limits:
+        found = outcomes[hop_limit]
+        verdict, reason = analysis.judge(found.values())
+        expected = topology.expect.get(hop_limit, {})
+        expectations = tuple(Expectation(hop_limit, node, want, found[node].access.value)
+                             for node, want in sorted(expected.items()))
+        results.append(Result(hop_limit, verdict, reason,
+                              tuple(found[n] for n in sorted(found)), expectations))
+    ok = [r.hop_limit for r in results if r.verdict is Verdict.OK]
+    if ok:
+        recommended, why = ok[0], f"smallest measured hop limit where the verdict is ok: {ok[0]}"
+    else:
+        recommended, why = None, (f"no measured hop limit ({', '.join(map(str, hop_limits))}) "
+                                  "gives the verdict ok")
+    return Report(topology, tuple(results), recommended, why,
+                  tuple(e for r in results for e in r.expectations))
+
+
+# --- the measurement ----------------------------------------------------------------
+
+
+class _Kernel:
+    """The running emulation of one plan: servers, relays, taps and clients."""
+
+    def __init__(self, plan: Plan, timeout: float):
+        self.plan, self.timeout = plan, timeout
+        self.flows = Flows()
+        self.evidence = Evidence()
+        self.taps: list[Tap] = []
+        self.servers: dict[str, ImdsServer] = {}
+        self.relays: list[RelayListener] = []
+
+    def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
+        with netns.inside(namespace):
+            return listener(family, address, HTTP_PORT)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        plan, topology = self.plan, self.plan.topology
+        for ns in plan.namespaces.values():
+            if ns.is_bridge:
+                continue
+            tap = Tap(ns.node, netns.socket_in(ns.name, *Tap.socket_kind()), self.evidence,
+                      imds=ns.kind == "imds")
+            loop.add_reader(tap.sock.fileno(), tap.on_readable)
+            self.taps.append(tap)
+        for name in topology.imds_nodes:
+            ns = plan.namespaces[name]
+            instance = next(iter(topology.graph.neighbors(name)))
+            server = ImdsServer(topology.nodes[name].imds, instance)  # type: ignore[arg-type]
+            sockets = [self._listener(ns.name, 4, ns.address)]  # type: ignore[arg-type]
+            if plan.ipv6_endpoint(name):
+                sockets.append(self._listener(ns.name, 6, ns.address6))  # type: ignore[arg-type]
+            await server.start(sockets)
+            self.servers[name] = server
+        relays: dict[str, dict] = {}
+        for name, node in sorted(topology.nodes.items()):
+            if node.relay is not None:
+                relays.setdefault(node.runs_on or name, {})[name] = node.relay
+        for place, policies in sorted(relays.items()):
+            ns = plan.namespaces[place]
+            relay = RelayListener(policies, self.flows, self.connect, self.timeout_of)
+            await relay.start([self._listener(ns.name, 4, ns.address),  # type: ignore[arg-type]
+                               self._listener(ns.name, 6, ns.address6)])  # type: ignore[arg-type]
+            self.relays.append(relay)
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for tap in self.taps:
+            loop.remove_reader(tap.sock.fileno())
+            tap.close()
+        for service in [*self.servers.values(), *self.relays]:
+            await service.stop()
+
+    def timeout_of(self, flow: Flow, leg: int) -> float:
+        """How long the sender of leg `leg` waits: one timeout per leg still
+        ahead, so an inner relay's 504 reaches an outer one in time."""
+        return self.timeout * max(1, len(flow.route.legs) - leg)
+
+    async def connect(self, flow: Flow, leg: int, timeout: float) -> socket.socket:
+        """A socket for leg `leg` of `flow`, bound to the flow's port, connected."""
+        family = flow.family
+        if flow.route.stations:
+            stations = flow.route.legs[leg]
+            namespace = self.plan.namespace_of(stations[0].actor).name
+            source = self.plan.address(stations[0], family)
+            destination = self.plan.address(stations[-1], family)
+        else:
+            # No route (the plan has none for it either): the client still sends
+            # where it is steered, its first waypoint or else the endpoint, and
+            # the kernel says what becomes of that.
+            topology = self.plan.topology
+            node = topology.nodes[flow.principal]
+            namespace = self.plan.namespace_of(flow.principal).name
+            source = node.address if family == 4 else node.address6
+            if node.via:
+                target = topology.nodes[node.via[0]]
+                destination = target.address if family == 4 else target.address6
+            else:
+                destination = imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
+        sock = netns.socket_in(namespace, socket.AF_INET6 if family == 6 else socket.AF_INET)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((source, flow.ports[leg]))
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def session(self, principal: str) -> client.Session:
+        node = self.plan.topology.nodes[principal]
+        route = self.plan.routes[principal]
+
+        def open_flow(label: str) -> Flow:
+            return self.flows.open(principal, label, node.family, route)
+
+        return await client.run(principal, node.family, open_flow, self.connect,
+                                self.timeout * max(1, len(route.legs)))
+
+    async def measure(self, hop_limit: int) -> dict[str, Outcome]:
+        topology = self.plan.topology.with_imds(hop_limit=hop_limit)
+        for name, server in self.servers.items():
+            server.settings = topology.nodes[name].imds  # type: ignore[assignment]
+        sessions = await asyncio.gather(*(self.session(p) for p in topology.principals))
+        return {s.principal: self.outcome(s, hop_limit) for s in sessions}
+
+    def outcome(self, session: client.Session, hop_limit: int) -> Outcome:
+        """What the client got, with the taps' evidence of where its token died."""
+        plan, evidence = self.plan, self.evidence
+        node = plan.topology.nodes[session.principal]
+        route = plan.routes[session.principal]
+        put = session.put
+        assert put is not None
+        access = session.access
+        port = put.flow.last_port
+        born = evidence.born.get(port, [])
+        reached = evidence.reached.get(port, [])
+        syn_ttl = evidence.syn_ttl.get(port)
+        routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
+        dropped_at = cause = None
+        parts = []
+        if put.response is not None:
+            response = put.response
+            if access is Access.TOKEN:
+                parts.append("PUT answered 200 with a token" + (
+                    f" across {routers} router{'s' if routers != 1 else ''} (its SYN "
+                    f"reached IMDS with TTL {syn_ttl})" if routers is not None else ""))
+            else:
+                detail = response.body.strip().splitlines()[0] if response.body.strip() else ""
+                parts.append(f"PUT answered {response.status} {response.phrase}"
+                             + (f" ({detail})" if detail and detail != response.phrase else ""))
+                cause = _cause(response)
+        else:
+            parts.append(f"PUT: {put.error}")
+            cause = Cause.OTHER if put.error and put.error.startswith("no answer") else (
+                Cause.UNREACHABLE)
+        if access is not Access.TOKEN and born:
+            first = born[0]
+            dropped_at, cause = plan.node_at(first.source) or first.node, Cause.TTL
+            seen = f"ICMP Time Exceeded from {dropped_at} ({first.source})"
+            if reached and reached[0].source != first.source:
+                there = reached[0]
+                seen += (f" reached {there.node} as from "
+                         f"{plan.node_at(there.source) or there.source} ({there.source}): "
+                         "a NAT on the way rewrote its source")
+            elif reached:
+                seen += f" reached {reached[0].node}"
+            parts.append(seen)
+        if session.fallback is not None:
+            parts.append(f"IMDSv1 fallback GET: {session.fallback.describe()}")
+        reachable = bool(route.stations)
+        return KernelOutcome(
+            node=session.principal, role=node.role, family=session.family, access=access,
+            hop_limit=hop_limit if reachable else None, routers=routers,
+            receiver=route.legs[-1][0].actor if reachable else None,
+            dropped_at=dropped_at, cause=None if access is Access.TOKEN else cause,
+            status=put.response.status if put.response and cause is not Cause.TTL else None,
+            evidence="; ".join(parts))
+
+
+def _cause(response: Response) -> Cause:
+    """Why the PUT was refused, read off the answer the client got."""
+    body = response.body
+    if response.status == 405:
+        return Cause.METHOD  # the client sent a PUT: only a relay refuses that method
+    if response.status == 403 and "X-Forwarded-For" in body:
+        return Cause.XFF
+    if response.status == 403 and "disabled" in body:
+        return Cause.DISABLED
+    if response.status == 400:
+        return Cause.TTL_HEADER
+    return Cause.OTHER
+
+
+async def _measure(plan: Plan, hop_limits: list[int],
+                   timeout: float) -> dict[int, dict[str, Outcome]]:
+    kernel = _Kernel(plan, timeout)
+    try:
+        await kernel.start()
+        return {h: await kernel.measure(h) for h in hop_limits}
+    finally:
+        await kernel.stop()

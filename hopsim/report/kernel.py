@@ -1,0 +1,62 @@
+"""Tables for the kernel runs: how long they took, and simulator vs kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from hopsim.emulate import Timing, Verification
+from hopsim.engine import Outcome
+from hopsim.report.table import _table
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def timing(timings: Sequence[Timing]) -> Text:
+    """One line: how long the kernel side took, phase by phase."""
+    namespaces = sum(t.namespaces for t in timings)
+    return Text(
+        f"kernel: {_seconds(sum(t.total for t in timings))} ({namespaces} namespaces: "
+        f"build {_seconds(sum(t.build for t in timings))}, "
+        f"exchanges {_seconds(sum(t.exchanges for t in timings))}, "
+        f"removal {_seconds(sum(t.teardown for t in timings))})", overflow="fold")
+
+
+def _side(outcome: Outcome) -> str:
+    return outcome.access.value + (f" @{outcome.dropped_at}" if outcome.dropped_at else "")
+
+
+def verification(out: Console, checks: Sequence[Verification]) -> RenderableType:
+    """Per topology, family, hop limit and principal: (outcome, dropped_at)
+    from the simulator and from the kernel."""
+    parts: list[RenderableType] = [Text(
+        "each side: the outcome, and @node where the token response was dropped")]
+    for check in checks:
+        differ = len(check.disagreements)
+        verdict = (Text(f"{differ} differ", style="bold red") if differ
+                   else Text("agree", style="green"))
+        parts.append(Text.assemble(
+            (check.topology.name, "bold"), f" (IPv{check.family}): ", verdict,
+            f"; simulator {_seconds(check.simulator_seconds)}, "
+            f"kernel {_seconds(check.kernel.total)}"))
+        table = _table(out, "hop", "principal", "simulator", "kernel", "")
+        for case in check.cases:
+            mark = Text("ok", style="green") if case.agrees else Text("DIFFERS", style="bold red")
+            table.add_row(str(case.hop_limit), case.principal, _side(case.simulated),
+                          _side(case.measured), mark)
+        parts.append(table)
+    cases = sum(len(c.cases) for c in checks)
+    differ = sum(len(c.disagreements) for c in checks)
+    topologies = len({c.topology.name for c in checks})
+    parts.append(Text(
+        f"{topologies} topolog{'y' if topologies == 1 else 'ies'}, {len(checks)} "
+        f"run{'' if len(checks) == 1 else 's'}, "
+        f"{cases} cases: {cases - differ} agree, {differ} differ",
+        style="bold red" if differ else ""))
+    parts.append(Text(f"simulator: {_seconds(sum(c.simulator_seconds for c in checks))}"))
+    parts.append(timing([c.kernel for c in checks]))
+    return Group(*parts)
