@@ -1,0 +1,154 @@
+"""Findings: what in a run makes it exit 1, each pinned to a key of its file.
+
+The CI formats (junit, sarif, markdown) all report these same findings, so
+they agree with each other and with the exit code: `check` fails on a leak, a
+starved workload or a failed `expect` entry; `sweep` only on a failed `expect`
+entry (a folder of deliberately leaky lessons still passes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hopsim.analysis import Expectation, Report, Result
+from hopsim.engine import Access, Outcome
+from hopsim.topology import Topology
+
+KeyPath = tuple[str | int, ...]  # ("nodes", "app") or ("expect", 2, "app")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of finding: a SARIF rule, a JUnit failure type."""
+
+    id: str
+    name: str  # PascalCase, as SARIF's reportingDescriptor.name
+    title: str
+    description: str
+    fix: str
+    tags: tuple[str, ...]
+    security_severity: str | None = None  # GitHub's 0.0-10.0 scale; None: not security
+
+
+TOKEN_LEAK = Rule(
+    "token-leak", "TokenLeak", "attacker gets the IMDSv2 token",
+    "A principal with role attacker receives an IMDSv2 session token: it can read the "
+    "instance role's credentials. The token response crossed fewer routers than the hop "
+    "limit allows, or an L7 relay re-sent it with a fresh TTL.",
+    "Lower the hop limit to at most the number of routers between IMDS and the attacker, "
+    "or, where a relay passed the token on, make it refuse PUT or add X-Forwarded-For "
+    "(IMDS then refuses the PUT).",
+    ("security", "imds", "ssrf"), "8.8")
+CREDENTIAL_LEAK = Rule(
+    "imdsv1-credential-leak", "Imdsv1CredentialLeak", "attacker gets IMDSv1 credentials",
+    "A principal with role attacker reads the instance role's credentials with a tokenless "
+    "IMDSv1 GET: http_tokens is optional, and no hop limit protects that response.",
+    "Set http_tokens: required (HttpTokens=required) on the instance.",
+    ("security", "imds", "imdsv1"), "8.8")
+STARVED_WORKLOAD = Rule(
+    "starved-workload", "StarvedWorkload", "workload gets no token",
+    "A principal with role workload gets no IMDSv2 token: the token response is dropped "
+    "on the way (TTL exceeded) or refused. SDKs then hang for seconds or fall back to "
+    "IMDSv1.",
+    "Raise the hop limit to the number of routers on the workload's path plus one, or "
+    "move the workload onto the instance's network.",
+    ("reliability", "imds"))
+FAILED_EXPECTATION = Rule(
+    "failed-expectation", "FailedExpectation", "expect entry fails",
+    "An entry of the topology's expect section does not hold: the simulated outcome of "
+    "that principal at that hop limit differs from the one written in the file.",
+    "Fix the design, or the expect entry if the design changed on purpose; "
+    "`hopsim trace FILE --from NODE --hop-limit N` shows why.",
+    ("correctness",))
+
+RULES = (TOKEN_LEAK, CREDENTIAL_LEAK, STARVED_WORKLOAD, FAILED_EXPECTATION)
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another place in the file that explains a finding."""
+
+    path: KeyPath
+    message: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    topology: Topology
+    hop_limit: int | None
+    node: str
+    message: str
+    path: KeyPath  # the key the finding points at
+    outcome: Outcome | None = None  # the principal's outcome, when the run has it
+    expectation: Expectation | None = None
+    related: tuple[Related, ...] = ()
+
+
+def verdicts_fail(command: str) -> bool:
+    """Whether a leak or a starved workload is a finding for this command."""
+    return command != "sweep"
+
+
+def for_result(report: Report, result: Result, command: str) -> list[Finding]:
+    """The leaks and starved workloads of one result (none for a sweep)."""
+    if not verdicts_fail(command):
+        return []
+    found = []
+    for o in result.outcomes:
+        if o.role == "attacker" and o.access is not Access.NONE:
+            rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
+            what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
+            found.append(_finding(report, result, o, rule, f"{o.node} (role attacker) gets {what}"))
+        elif o.role == "workload" and o.access is not Access.TOKEN:
+            found.append(_finding(report, result, o, STARVED_WORKLOAD,
+                                  f"{o.node} (role workload) gets no token"))
+    return found
+
+
+def for_expectations(report: Report) -> list[Finding]:
+    """Every failed `expect` entry, with the outcome when the run has it."""
+    found = []
+    for e in report.failed:
+        o = outcome_at(report, e.hop_limit, e.node)
+        why = f": {o.reason}" if o else ""
+        found.append(Finding(
+            FAILED_EXPECTATION, report.topology, e.hop_limit, e.node,
+            f"expected {e.node} to get {e.expected} at hop limit {e.hop_limit}, "
+            f"got {e.actual}{why}",
+            ("expect", e.hop_limit, e.node), o, e,
+            (Related(("nodes", e.node), f"{e.node}, the principal"),)))
+    return found
+
+
+def of_report(report: Report, command: str) -> list[Finding]:
+    found = [f for r in report.results for f in for_result(report, r, command)]
+    return found + for_expectations(report)
+
+
+def of_run(reports: Iterable[Report], command: str) -> list[Finding]:
+    return [f for r in reports for f in of_report(r, command)]
+
+
+def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:
+    """The node's outcome at a hop limit, if one of the report's results is at it."""
+    for result in report.results:
+        if result.hop_limit == hop_limit:
+            return next((o for o in result.outcomes if o.node == node), None)
+    return None
+
+
+def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str) -> Finding:
+    hop_limit = result.hop_limit if result.hop_limit is not None else o.hop_limit
+    related = []
+    if o.receiver not in (None, o.node):
+        related.append(Related(("nodes", o.receiver), f"{o.receiver} received the token "
+                               f"response for {o.node}"))
+    if o.dropped_at:
+        related.append(Related(("nodes", o.dropped_at), f"{o.dropped_at} dropped the token "
+                               "response (TTL exceeded)"))
+    at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
+    return Finding(rule, report.topology, hop_limit, o.node,
+                   f"{what}{at}: {o.reason}", ("nodes", o.node), o,
+                   None, tuple(related))

@@ -1,0 +1,171 @@
+"""Markdown for people reading CI: PR comments and $GITHUB_STEP_SUMMARY.
+
+Compact: a heading that says whether the run failed, the findings (the same
+ones as junit and sarif, see findings.py), then the results table. Names and
+reasons come from files, so they are escaped: a `|` in a node name must not
+break the table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from hopsim.analysis import Report, Result, Verdict
+from hopsim.report import findings
+from hopsim.topology import Problem
+
+MAX_COLUMNS = 8  # more hop limits than this are written as runs, as in the table
+ICON = {Verdict.OK: "✅", Verdict.LEAK: "❌", Verdict.BROKEN: "⚠️"}
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
+
+
+def md(text: object) -> str:
+    """Inline text with Markdown's special characters escaped, on one line."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def code(text: str) -> str:
+    return f"`{text}`" if "`" not in text and "\n" not in text else md(text)
+
+
+def _plural(n: int, noun: str, nouns: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def _verdict(verdict: Verdict) -> str:
+    return f"{ICON[verdict]} {verdict.value}"
+
+
+def _expect(report: Report) -> str:
+    if not report.expectations:
+        return "-"
+    failed = len(report.failed)
+    return f"❌ {failed} failed" if failed else f"{len(report.expectations)} passed"
+
+
+def _where(f: findings.Finding) -> str:
+    line = f.topology.line_of(*f.path)
+    return code(f"{f.topology.file}:{line}" if line else f.topology.file)
+
+
+def _finding(f: findings.Finding) -> str:
+    return f"- ❌ **{md(f.topology.name)}** ({f.rule.id}, {_where(f)}): {md(f.message)}"
+
+
+def _hop_limit(result: Result) -> str:
+    if result.hop_limit is not None:
+        return str(result.hop_limit)
+    return "/".join(str(h) for h in sorted({o.hop_limit for o in result.outcomes
+                                             if o.hop_limit})) or "-"
+
+
+def _totals(reports: Sequence[Report]) -> str:
+    counts = {v: 0 for v in Verdict}
+    for report in reports:
+        for result in report.results:
+            counts[result.verdict] += 1
+    results = sum(counts.values())
+    line = (f"{_plural(len(reports), 'topology', 'topologies')}, "
+            f"{_plural(results, 'result')}: "
+            + ", ".join(f"{counts[v]} {v.value}" for v in Verdict))
+    checked = sum(len(r.expectations) for r in reports)
+    if checked:
+        failed = sum(len(r.failed) for r in reports)
+        line += f"; expectations: {checked - failed} passed, {failed} failed"
+    return line
+
+
+def _heading(command: str, found: Sequence[findings.Finding],
+             problems: Sequence[Problem], what: str = "") -> list[str]:
+    if problems:
+        status = f"❌ {_plural(len(problems), 'bad input')}"
+        if found:
+            status += f", {_plural(len(found), 'finding')}"
+    elif found:
+        status = f"❌ {_plural(len(found), 'finding')}"
+    elif command == "sweep":
+        status = "✅ every expect entry holds"
+    else:
+        status = "✅ no findings"
+    return [f"### hopsim {command}{what}: {status}", ""]
+
+
+def _problems(problems: Sequence[Problem]) -> list[str]:
+    if not problems:
+        return []
+    return ["**Bad input** (not checked):", ""] + [
+        f"- {code(f'{p.file}:{p.line}' if p.line else p.file)}: "
+        + md(f"{p.key}: {p.message}" if p.key else p.message) for p in problems] + [""]
+
+
+def _findings(found: Sequence[findings.Finding]) -> list[str]:
+    return [_finding(f) for f in found] + ([""] if found else [])
+
+
+def check(reports: Sequence[Report], problems: Iterable[Problem]) -> str:
+    problems = list(problems)
+    found = findings.of_run(reports, "check")
+    lines = _heading("check", found, problems) + _findings(found) + _problems(problems)
+    if reports:
+        lines += [f"<details{' open' if len(reports) <= 3 else ''}>"
+                  f"<summary>{md(_totals(reports))}</summary>", "",
+                  "| topology | hop limit | verdict | why | expect |",
+                  "| --- | ---: | --- | --- | --- |"]
+        for report in reports:
+            for result in report.results:
+                lines.append(f"| {md(report.topology.name)} | {_hop_limit(result)} | "
+                             f"{_verdict(result.verdict)} | {md(result.reason)} | "
+                             f"{_expect(report)} |")
+        lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def sweep(reports: Sequence[Report], problems: Iterable[Problem],
+          hop_limits: Sequence[int]) -> str:
+    problems = list(problems)
+    found = findings.of_run(reports, "sweep")
+    what = f" (hop limits {_ranges(hop_limits)})" if hop_limits else ""
+    lines = _heading("sweep", found, problems, what) + _findings(found) + _problems(problems)
+    if reports:
+        compact = len(hop_limits) > MAX_COLUMNS
+        columns = ["verdicts"] if compact else [str(h) for h in hop_limits]
+        lines += [
+            "| topology | " + " | ".join(columns) + " | best | expect |",
+            "| --- | " + " | ".join("---" if compact else ":---:" for _ in columns)
+            + " | ---: | --- |"]
+        for report in reports:
+            verdicts = {r.hop_limit: r.verdict for r in report.results}
+            cells = [_runs(verdicts, hop_limits)] if compact else [
+                _verdict(verdicts[h]) for h in hop_limits]
+            best = report.recommended_hop_limit
+            lines.append(f"| {md(report.topology.name)} | " + " | ".join(cells)
+                         + f" | {'none' if best is None else best} | {_expect(report)} |")
+        lines.append("")
+        notes = [f"- {md(r.topology.name)}: {md(r.recommendation)}" for r in reports
+                 if r.recommended_hop_limit is None]
+        lines += notes + ([""] if notes else [])
+        lines += [_totals(reports), ""]
+    return "\n".join(lines)
+
+
+def _runs(verdicts: dict[int | None, Verdict], hop_limits: Sequence[int]) -> str:
+    """Consecutive hop limits with one verdict, as '✅ ok 2-64' (as the table does)."""
+    runs: list[tuple[Verdict, int, int]] = []
+    for h in hop_limits:
+        if runs and runs[-1][0] is verdicts[h] and runs[-1][2] == h - 1:
+            runs[-1] = (runs[-1][0], runs[-1][1], h)
+        else:
+            runs.append((verdicts[h], h, h))
+    return ", ".join(f"{_verdict(v)} {a}" + (f"-{b}" if b != a else "") for v, a, b in runs)
+
+
+def _ranges(hop_limits: Sequence[int]) -> str:
+    """[1, 2, 3, 8] -> '1-3, 8'."""
+    spans: list[tuple[int, int]] = []
+    for h in sorted(hop_limits):
+        if spans and spans[-1][1] == h - 1:
+            spans[-1] = (spans[-1][0], h)
+        else:
+            spans.append((h, h))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)

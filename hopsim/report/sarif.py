@@ -1,0 +1,121 @@
+"""SARIF 2.1.0 for code scanning: one rule per finding type, each result at
+the file, line and column of the offending key, so GitHub annotates that line.
+
+Relative files are relative to the repository root (%SRCROOT%), as GitHub's
+upload-sarif resolves them; bad input becomes tool notifications.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import PurePath, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from hopsim import __version__
+from hopsim.analysis import Report
+from hopsim.report.findings import RULES, Finding, KeyPath, Rule, of_run
+from hopsim.topology import Problem, Topology
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+FINGERPRINT = "hopsimFinding/v1"
+
+
+def rule(r: Rule) -> dict[str, Any]:
+    properties: dict[str, Any] = {"tags": list(r.tags), "precision": "very-high",
+                                  "problem.severity": "error"}
+    if r.security_severity:
+        properties["security-severity"] = r.security_severity
+    return {
+        "id": r.id,
+        "name": r.name,
+        "shortDescription": {"text": r.title},
+        "fullDescription": {"text": r.description},
+        "help": {"text": r.fix, "markdown": f"**Fix:** {r.fix}"},
+        "defaultConfiguration": {"level": "error"},
+        "properties": properties,
+    }
+
+
+def artifact(file: str) -> dict[str, Any]:
+    """A file as a SARIF artifactLocation: relative to %SRCROOT%, or a file: URI."""
+    path = PurePath(file)
+    if path.is_absolute():
+        return {"uri": PurePosixPath(path.as_posix()).as_uri()}
+    return {"uri": quote(path.as_posix()), "uriBaseId": "%SRCROOT%"}
+
+
+def physical(file: str, position: tuple[int, int] | None) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": artifact(file)}
+    if position:
+        location["region"] = {"startLine": position[0], "startColumn": position[1]}
+    return location
+
+
+def _at(topology: Topology, path: KeyPath) -> dict[str, Any]:
+    return physical(topology.file, topology.position(*path))
+
+
+def result(f: Finding) -> dict[str, Any]:
+    t = f.topology
+    identity = f"{f.rule.id}|{t.name}|{f.node}|{f.hop_limit}"
+    properties: dict[str, Any] = {"topology": t.name, "hop_limit": f.hop_limit,
+                                  "principal": f.node}
+    if f.outcome:
+        properties.update(role=f.outcome.role, outcome=f.outcome.access.value,
+                          reason=f.outcome.reason, dropped_at=f.outcome.dropped_at)
+    if f.expectation:
+        properties.update(expected=f.expectation.expected, actual=f.expectation.actual)
+    out: dict[str, Any] = {
+        "ruleId": f.rule.id,
+        "ruleIndex": RULES.index(f.rule),
+        "level": "error",
+        "message": {"text": f"{t.name}: {f.message}"},
+        "locations": [{
+            "physicalLocation": _at(t, f.path),
+            "logicalLocations": [{"name": f.node, "fullyQualifiedName": f"{t.name}.{f.node}",
+                                  "kind": "member"}],
+        }],
+        "partialFingerprints": {FINGERPRINT: hashlib.sha256(identity.encode()).hexdigest()},
+        "properties": properties,
+    }
+    if f.related:
+        out["relatedLocations"] = [
+            {"id": i, "physicalLocation": _at(t, r.path), "message": {"text": r.message}}
+            for i, r in enumerate(f.related, 1)]
+    return out
+
+
+def notification(p: Problem) -> dict[str, Any]:
+    return {
+        "level": "error",
+        "descriptor": {"id": "bad-input"},
+        "message": {"text": f"{p.key}: {p.message}" if p.key else p.message},
+        "locations": [{"physicalLocation": physical(p.file, (p.line, 1) if p.line else None)}],
+    }
+
+
+def document(command: str, reports: Sequence[Report], problems: Iterable[Problem]) -> str:
+    problems = list(problems)
+    log = {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "hopsim",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "rules": [rule(r) for r in RULES],
+            }},
+            "invocations": [{
+                "executionSuccessful": not problems,
+                "toolExecutionNotifications": [notification(p) for p in problems],
+                "properties": {"command": command},
+            }],
+            "columnKind": "unicodeCodePoints",
+            "results": [result(f) for f in of_run(reports, command)],
+        }],
+    }
+    return json.dumps(log, indent=2) + "\n"

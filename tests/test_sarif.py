@@ -1,0 +1,164 @@
+"""SARIF 2.1.0: valid against the OASIS schema, one rule per finding type, each
+result at the line and column of the offending key."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import pytest
+from builders import ROOT
+from ci_helpers import FIXTURES, SCHEMAS, position, run
+
+from hopsim import check, load
+from hopsim.report import sarif
+from hopsim.report.findings import RULES
+
+SCHEMA = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text())
+VALIDATOR = jsonschema.Draft4Validator(SCHEMA)
+
+
+def sarif_of(*args: str, monkeypatch) -> tuple[dict, int]:
+    result = run(*args, "--format", "sarif", monkeypatch=monkeypatch)
+    return json.loads(result.stdout), result.exit_code
+
+
+def results(doc: dict) -> list[dict]:
+    return doc["runs"][0]["results"]
+
+
+def by_rule(doc: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in results(doc):
+        out.setdefault(r["ruleId"], []).append(r)
+    return out
+
+
+def region(r: dict) -> tuple[int, int]:
+    found = r["locations"][0]["physicalLocation"]["region"]
+    return found["startLine"], found["startColumn"]
+
+
+def test_the_vendored_schema_is_the_oasis_sarif_2_1_0_schema():
+    jsonschema.Draft4Validator.check_schema(SCHEMA)
+    assert SCHEMA["id"] == ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/"
+                            "schemas/sarif-schema-2.1.0.json")
+    assert SCHEMA["properties"]["version"]["enum"] == ["2.1.0"]
+
+
+@pytest.mark.parametrize("args", [
+    ("check",), ("sweep", "--hop-limits", "1-8"), ("check", FIXTURES),
+    ("sweep", FIXTURES), ("check", f"{FIXTURES}/odd-names.yaml"),
+], ids=" ".join)
+def test_sarif_validates_against_the_schema(args, monkeypatch):
+    doc, _ = sarif_of(*args, monkeypatch=monkeypatch)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in VALIDATOR.iter_errors(doc)]
+    assert errors == []
+
+
+def test_the_schema_check_is_live(monkeypatch):
+    doc, _ = sarif_of("check", FIXTURES, monkeypatch=monkeypatch)
+    broken = copy.deepcopy(doc)
+    results(broken)[0]["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
+    assert not VALIDATOR.is_valid(broken)
+    del broken["version"]
+    assert not VALIDATOR.is_valid(broken)
+
+
+def test_one_rule_per_finding_type_and_results_point_at_their_rule(monkeypatch):
+    doc, _ = sarif_of("check", monkeypatch=monkeypatch)
+    rules = doc["runs"][0]["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["token-leak", "imdsv1-credential-leak",
+                                        "starved-workload", "failed-expectation"]
+    assert len(rules) == len(RULES)
+    for r in results(doc):
+        assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
+    security = {r["id"] for r in rules if "security-severity" in r["properties"]}
+    assert security == {"token-leak", "imdsv1-credential-leak"}
+
+
+def test_check_of_the_bundled_topologies_reports_each_kind_of_leak(monkeypatch):
+    doc, code = sarif_of("check", monkeypatch=monkeypatch)
+    assert code == 1
+    found = {(r["properties"]["topology"], r["properties"]["principal"]): r["ruleId"]
+             for r in results(doc)}
+    assert found[("docker-bridge", "app")] == "starved-workload"
+    assert found[("nginx-reverse-proxy", "attacker")] == "token-leak"
+    assert found[("ssrf-alb-optional", "attacker")] == "imdsv1-credential-leak"
+    assert "failed-expectation" not in found.values()
+
+
+def test_a_leak_is_located_at_the_attackers_key(monkeypatch):
+    doc, _ = sarif_of("check", f"{FIXTURES}/gateway-drift.yaml", monkeypatch=monkeypatch)
+    leak, = by_rule(doc)["token-leak"]
+    file = f"{FIXTURES}/gateway-drift.yaml"
+    location = leak["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": file, "uriBaseId": "%SRCROOT%"}
+    assert region(leak) == position(file, "neighbour: {kind: client")
+    assert leak["level"] == "error"
+    assert leak["properties"]["outcome"] == "token"
+    assert "hop limit 2" in leak["message"]["text"]
+
+
+def test_a_failed_expectation_is_located_at_its_expect_entry(monkeypatch):
+    doc, code = sarif_of("check", f"{FIXTURES}/gateway-drift.yaml", monkeypatch=monkeypatch)
+    assert code == 1
+    failed, = by_rule(doc)["failed-expectation"]
+    file = f"{FIXTURES}/gateway-drift.yaml"
+    assert region(failed) == position(file, "neighbour: none", after="2: {app: token")
+    assert failed["properties"]["expected"] == "none"
+    assert failed["properties"]["actual"] == "token"
+    related = failed["relatedLocations"][0]["physicalLocation"]["region"]
+    assert (related["startLine"], related["startColumn"]) == position(file, "neighbour: {kind")
+
+
+def test_a_starved_workload_points_at_the_router_that_dropped_its_token(monkeypatch):
+    doc, _ = sarif_of("check", "topologies/docker-bridge.yaml", monkeypatch=monkeypatch)
+    starved, = by_rule(doc)["starved-workload"]
+    file = "topologies/docker-bridge.yaml"
+    assert region(starved) == position(file, "app:", after="nodes:")
+    related = starved["relatedLocations"][0]
+    assert "instance dropped the token response" in related["message"]["text"]
+    where = related["physicalLocation"]["region"]
+    assert (where["startLine"], where["startColumn"]) == position(file, "instance:",
+                                                                   after="nodes:")
+
+
+def test_sweep_reports_only_failed_expectations(monkeypatch):
+    doc, code = sarif_of("sweep", monkeypatch=monkeypatch)
+    assert code == 0
+    assert results(doc) == []
+    doc, code = sarif_of("sweep", f"{FIXTURES}/gateway-drift.yaml", monkeypatch=monkeypatch)
+    assert code == 1
+    assert [r["ruleId"] for r in results(doc)] == ["failed-expectation"]
+
+
+def test_bad_input_is_a_located_tool_notification(monkeypatch):
+    doc, code = sarif_of("check", FIXTURES, monkeypatch=monkeypatch)
+    assert code == 2
+    invocation = doc["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    note, = invocation["toolExecutionNotifications"]
+    assert note["level"] == "error"
+    assert "unknown kind 'routr'" in note["message"]["text"]
+    where = note["locations"][0]["physicalLocation"]
+    assert where["artifactLocation"]["uri"] == f"{FIXTURES}/typo.yaml"
+    assert where["region"]["startLine"] == position(f"{FIXTURES}/typo.yaml", "routr")[0]
+
+
+def test_absolute_paths_become_file_uris_and_odd_names_are_quoted():
+    topology = load(ROOT / FIXTURES / "odd-names.yaml")
+    doc = json.loads(sarif.document("check", [check(topology)], []))
+    uri = results(doc)[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == (ROOT / FIXTURES / "odd-names.yaml").as_uri()
+    assert sarif.artifact("my designs/a b.yaml") == {"uri": "my%20designs/a%20b.yaml",
+                                                     "uriBaseId": "%SRCROOT%"}
+
+
+def test_fingerprints_are_stable_and_distinct(monkeypatch):
+    first, _ = sarif_of("check", monkeypatch=monkeypatch)
+    again, _ = sarif_of("check", monkeypatch=monkeypatch)
+    assert first == again
+    prints = [r["partialFingerprints"]["hopsimFinding/v1"] for r in results(first)]
+    assert len(set(prints)) == len(prints)
