@@ -5,6 +5,7 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -14,11 +15,17 @@ from typing import Any
 import click
 import yaml
 
-from hopsim import __version__, analysis, engine, packets
+import hopsim.emulate as emulation
+from hopsim import __version__, analysis, engine, packets, settings
+from hopsim import demo as teaching
+from hopsim import draw as drawing
+from hopsim import schema as topology_schema
 from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.report import demo as demo_report
+from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
-from hopsim.report import table
+from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
 from hopsim.topology import (
     Problem,
@@ -138,9 +145,73 @@ def _report_problems(problems: Iterable[Problem]) -> None:
         click.echo(f"error: {problem}", err=True)
 
 
+def _parse_outputs(ctx: click.Context, param: click.Parameter,
+                   values: Sequence[str]) -> list[tuple[str | None, str]]:
+    """--output FILE or FORMAT:FILE -> (format or None for --format's, file)."""
+    outputs: list[tuple[str | None, str]] = []
+    for value in values:
+        name, sep, file = value.partition(":")
+        if sep and name in formats.FORMATS:
+            outputs.append((name, file))
+        else:
+            outputs.append((None, value))
+        if not outputs[-1][1]:
+            raise click.BadParameter(f"expected FILE or FORMAT:FILE, got {value!r}",
+                                     param_hint="--output")
+    return outputs
+
+
 def _output_format(command: Callable) -> Callable:
-    return click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+    command = click.option(
+        "--output", "outputs", multiple=True, metavar="[FORMAT:]FILE", callback=_parse_outputs,
+        help="Write the report to FILE (in --format, or FORMAT such as sarif:hopsim.sarif; "
+             "repeatable); the table still goes to the terminal.")(command)
+    return click.option("--format", "output_format", type=click.Choice(formats.FORMATS),
                         default="table", show_default=True, help="Output format.")(command)
+
+
+def _settings_option(command: Callable) -> Callable:
+    return click.option(
+        "--settings", "settings_file", type=click.Path(dir_okay=False), metavar="FILE",
+        help="Apply the real metadata options of the instances the imds nodes name "
+             "(instance: ...), from `terraform show -json` or `aws ec2 describe-instances` "
+             "output, without rewriting the files.")(command)
+
+
+def _with_settings(file: str | None, topologies: list[Topology], problems: list[Problem],
+                   hop_limit: int | None, http_tokens: str | None
+                   ) -> tuple[list[Topology], list[Problem]]:
+    """The topologies with --settings applied (what-if options still win)."""
+    if not file:
+        return topologies, problems
+    try:
+        instances = settings.read(file)
+    except settings.SettingsError as error:
+        return [], problems + [Problem(file, None, "--settings", str(error))]
+    found, more = settings.apply_all(topologies, instances, file)
+    changes = what_if(hop_limit, http_tokens)
+    return [t.with_imds(**changes) if changes else t for t in found], problems + more
+
+
+def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
+          reports: Sequence[analysis.Report], problems: Sequence[Problem],
+          hop_limits: Sequence[int] = ()) -> None:
+    """Render the run: to each --output file, and to the terminal (the table
+    whenever files are written)."""
+    for name, file in outputs:
+        text = formats.render(name or output_format, command, reports, problems, hop_limits)
+        try:
+            Path(file).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"error: --output {file}: cannot write: {exc.strerror}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    if outputs or output_format == "table":
+        out = table.console()
+        out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
+                  else table.check(out, reports))
+    else:
+        click.echo(formats.render(output_format, command, reports, problems, hop_limits),
+                   nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
@@ -157,9 +228,11 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @what_if_options
+@_settings_option
 @_output_format
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
-          sets: tuple[str, ...], output_format: str) -> None:
+          sets: tuple[str, ...], settings_file: str | None, output_format: str,
+          outputs: Sequence[tuple[str | None, str]]) -> None:
     """Check each topology at its configured hop limit.
 
     PATHS are files or folders (default: the bundled topologies). Exit 1 on a
@@ -167,15 +240,12 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
     """
     topologies, problems = _load(topology_files(_default_paths(paths)), sets, hop_limit,
                                  http_tokens)
-    reports = [analysis.check(t) for t in topologies]
+    topologies, problems = _with_settings(settings_file, topologies, problems, hop_limit,
+                                          http_tokens)
+    reports = [analysis.check(t) for t in progress.track(topologies, "check")]
     _report_problems(problems)
-    if output_format == "json":
-        click.echo(json_report.document("check", reports, problems), nl=False)
-    else:
-        out = table.console()
-        out.print(table.check(out, reports))
-    finding = any(r.failed or any(x.verdict is not analysis.Verdict.OK for x in r.results)
-                  for r in reports)
+    _emit("check", output_format, outputs, reports, problems)
+    finding = bool(findings.of_run(reports, "check"))
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if finding else EXIT_OK)
 
 
@@ -184,9 +254,11 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 @click.option("--hop-limits", "hop_limits_text", default="1-4", show_default=True,
               metavar="RANGES", help="Hop limits to try, e.g. 1-4 or 1,2,8.")
 @what_if_options
+@_settings_option
 @_output_format
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
-          http_tokens: str | None, sets: tuple[str, ...], output_format: str) -> None:
+          http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
+          output_format: str, outputs: Sequence[tuple[str | None, str]]) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
     Exit 1 only when an expect entry fails.
@@ -194,14 +266,12 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
     hop_limits = parse_hop_limits(hop_limits_text)
     topologies, problems = _load(topology_files(_default_paths(paths)), sets, hop_limit,
                                  http_tokens)
-    reports = [analysis.sweep(t, hop_limits) for t in topologies]
+    topologies, problems = _with_settings(settings_file, topologies, problems, hop_limit,
+                                          http_tokens)
+    reports = [analysis.sweep(t, hop_limits) for t in progress.track(topologies, "sweep")]
     _report_problems(problems)
-    if output_format == "json":
-        click.echo(json_report.document("sweep", reports, problems), nl=False)
-    else:
-        out = table.console()
-        out.print(table.sweep(out, reports, hop_limits))
-    failed = any(r.failed for r in reports)
+    _emit("sweep", output_format, outputs, reports, problems, hop_limits)
+    failed = bool(findings.of_run(reports, "sweep"))
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if failed else EXIT_OK)
 
 
@@ -226,6 +296,73 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
     if pcap:
         packets.write_pcap(pcap, exchange.packets)
         click.echo(f"wrote {len(exchange.packets)} packets to {pcap}")
+
+
+@main.group("import")
+def import_settings() -> None:
+    """Write real instance settings into a topology file.
+
+    Each imds node that names its instance (instance: aws_instance.web, or an
+    instance id) gets that instance's hop limit, http_tokens, http_endpoint and
+    IPv6 setting; comments and the rest of the file are kept. Check and sweep
+    take --settings to apply the same without rewriting.
+    """
+
+
+@import_settings.command("terraform")
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.argument("topology", type=click.Path(dir_okay=False))
+def import_terraform(plan: str, topology: str) -> None:
+    """From `terraform show -json` output (a plan or a state): aws_instance and
+    aws_launch_template metadata_options, with AWS's defaults for what is unset."""
+    _import("terraform", plan, topology)
+
+
+@import_settings.command("ec2")
+@click.argument("describe", type=click.Path(dir_okay=False))
+@click.argument("topology", type=click.Path(dir_okay=False))
+def import_ec2(describe: str, topology: str) -> None:
+    """From `aws ec2 describe-instances` output (MetadataOptions)."""
+    _import("ec2", describe, topology)
+
+
+def _import(source: str, settings_file: str, file: str) -> None:
+    topology = _one_topology(file, (), None, None)
+    try:
+        instances = settings.read(settings_file, source)
+    except settings.SettingsError as error:
+        click.echo(f"error: {settings_file}: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if not settings.names_instances(topology):
+        click.echo(f"error: {file}: no imds node names an instance: add `instance: "
+                   "ADDRESS_OR_ID` to an imds node", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    applied, problems = settings.match(topology, instances)
+    if problems:
+        _report_problems(problems)
+        sys.exit(EXIT_BAD_INPUT)
+    text = Path(file).read_text(encoding="utf-8")
+    try:
+        new = settings.rewrite(text, topology, applied)
+    except TopologyError as error:
+        click.echo(f"error: {file}: cannot write the settings into this file "
+                   f"({error.problems[0].message}); use --settings instead", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for a in applied:
+        click.echo(settings.describe(file, a))
+    if new != text:
+        Path(file).write_text(new, encoding="utf-8")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of topology files, for editors and other tools.
+
+    Save it (hopsim schema > hopsim.schema.json) and start a topology file with
+    "# yaml-language-server: $schema=hopsim.schema.json" to get completion and
+    checks as you type.
+    """
+    click.echo(json.dumps(topology_schema.json_schema(), indent=2))
 
 
 @main.command()
@@ -289,6 +426,213 @@ def _principal(topology: Topology, file: str, name: str) -> str:
                    f"{hint}; principals: {', '.join(topology.principals)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return name
+
+
+
+# --- the kernel: emulate and verify (hopsim/emulate) -----------------------------
+
+
+def _kernel_options(command: Callable) -> Callable:
+    options = [
+        click.option("--hop-limits", "hop_limits_text", default="1-3", show_default=True,
+                     metavar="RANGES", help="Hop limits to measure, e.g. 1-3 or 1,2,8."),
+        click.option("--family", type=click.Choice(["4", "6"]), default=None,
+                     help="Every principal uses this IP version."),
+        click.option("--timeout", type=click.FloatRange(0.05, 30.0),
+                     default=emulation.DEFAULT_TIMEOUT, show_default=True,
+                     help="Seconds a client waits for an answer, per leg of its route."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _kernel_ready() -> None:
+    """Exit 2 with the fix when this machine cannot build namespaces."""
+    why = emulation.missing()
+    if why:
+        click.echo(f"error: {why}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _stopped(stop: emulation.Stopped) -> None:
+    click.echo(f"hopsim: stopped by {stop}; its namespaces were removed", err=True)
+    sys.exit(128 + stop.signum)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@_kernel_options
+@click.option("--dry-run", is_flag=True,
+              help="Print the commands that would build each topology; build nothing.")
+@click.option("--cleanup", is_flag=True,
+              help="Remove the namespaces that killed runs left behind, and exit.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True, help="Output format.")
+def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, timeout: float,
+            dry_run: bool, cleanup: bool, output_format: str) -> None:
+    """Build each topology in network namespaces and measure it on the kernel.
+
+    A real IMDS (hopsim's rules behind a socket, IP TTL = hop limit on the
+    token response only), real relays and real clients; the outcome of each
+    principal is what its client got, and dropped_at the node whose ICMP Time
+    Exceeded was seen. Same report and JSON as sweep. Needs root, iproute2 and
+    nftables; nothing is changed outside the namespaces it creates. Exit 1
+    only when an expect entry fails.
+    """
+    if cleanup:
+        _kernel_ready()
+        removed, kept = emulation.cleanup()
+        for name in removed:
+            click.echo(f"removed {name}")
+        for name in kept:
+            click.echo(f"kept {name}: the process that made it is still running")
+        click.echo(f"{len(removed)} namespaces removed")
+        sys.exit(EXIT_OK)
+    hop_limits = parse_hop_limits(hop_limits_text)
+    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    if family:
+        topologies = [emulation.with_family(t, int(family)) for t in topologies]
+    if dry_run:
+        for topology in topologies:
+            try:
+                click.echo("\n".join(emulation.commands(topology)))
+            except emulation.PlanError as error:
+                problems.append(Problem(topology.file, None, "", str(error)))
+        _report_problems(problems)
+        sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
+    reports, timings = [], []
+    with emulation.stopping_on_signals():
+        try:
+            _kernel_ready()
+            for topology in topologies:
+                try:
+                    report, timing = emulation.emulate(topology, hop_limits, timeout=timeout)
+                except emulation.PlanError as error:
+                    problems.append(Problem(topology.file, None, "", str(error)))
+                    continue
+                reports.append(report)
+                timings.append(timing)
+        except emulation.Stopped as stop:
+            _stopped(stop)
+    _report_problems(problems)
+    if output_format == "json":
+        click.echo(json_report.document("emulate", reports, problems), nl=False)
+    else:
+        out = table.console()
+        out.print(table.check(out, reports))
+        out.print(kernel_report.timing(timings))
+    failed = any(r.failed for r in reports)
+    sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@_kernel_options
+def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
+           timeout: float) -> None:
+    """Run each topology on the simulator and on the kernel, and compare.
+
+    Per topology, hop limit and principal: the outcome and the node that
+    dropped the token response, from each side; IPv4, and IPv6 where the
+    topology enables it (or --family). Exit 1 on any disagreement.
+    """
+    hop_limits = parse_hop_limits(hop_limits_text)
+    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    checks = []
+    with emulation.stopping_on_signals():
+        try:
+            _kernel_ready()
+            for topology in topologies:
+                for ip in [int(family)] if family else emulation.families(topology):
+                    try:
+                        checks.append(emulation.verify(topology, hop_limits, ip,
+                                                       timeout=timeout))
+                    except emulation.PlanError as error:
+                        problems.append(Problem(topology.file, None, "", str(error)))
+                        break
+        except emulation.Stopped as stop:
+            _stopped(stop)
+    _report_problems(problems)
+    out = table.console()
+    out.print(kernel_report.verification(out, checks))
+    differ = any(c.disagreements for c in checks)
+    sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if differ else EXIT_OK)
+
+
+@main.command()
+@click.argument("scenario", required=False)
+@click.option("--list", "list_scenarios", is_flag=True,
+              help="List the scenarios, one line each, and exit.")
+@click.option("--from", "principal", metavar="NODE",
+              help="Follow this principal (default: a workload the hop limit changes, "
+                   "else an attacker).")
+@click.option("--auto", is_flag=True, help="Advance on a timer instead of on Enter.")
+@click.option("--delay", type=click.FloatRange(min=0), default=2.5, show_default=True,
+              metavar="S", help="Seconds between steps with --auto.")
+def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto: bool,
+         delay: float) -> None:
+    """A guided show: one principal's token at hop limit 1, then at 2.
+
+    SCENARIO is a bundled topology (default docker-bridge; see --list) or a
+    topology file. Steps advance on Enter, or every S seconds with --auto.
+    Without a terminal the show prints as plain text, for recording.
+    """
+    folder = BUNDLED if BUNDLED.is_dir() else Path.cwd() / "topologies"
+    bundled = teaching.scenarios(folder) if folder.is_dir() else {}
+    out = table.console()
+    if list_scenarios:
+        out.print(demo_report.scenarios(out, [teaching.listing(load(f)) for f in bundled.values()]),
+                  soft_wrap=True)
+        return
+    name = scenario or teaching.DEFAULT_SCENARIO
+    if name not in bundled and not Path(name).is_file():
+        click.echo(f"error: demo: no scenario {name!r}{_closest(name, bundled)}; "
+                   "hopsim demo --list shows them", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    file = str(bundled.get(name, name))
+    topology = _one_topology(file, (), None, None)
+    if principal:
+        _principal(topology, file, principal)
+    demo_report.present(out, teaching.build(topology, principal),
+                        demo_report.pacing(out, auto, delay))
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--from", "principal", metavar="NODE",
+              help="Draw this principal's token response (default: every principal's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE: .svg, .png or .mmd (default: stdout, SVG or Mermaid).")
+@click.option("--format", "picture_format", type=click.Choice(drawing.FORMATS),
+              help="Picture format (default: from FILE's suffix, else svg).")
+@what_if_options
+def draw(file: str, principal: str | None, output: str | None, picture_format: str | None,
+         hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
+    """Draw a topology: the token response's TTL on each link, the drops,
+    leaking attackers and starved workloads, laid out from IMDS outwards."""
+    suffix = Path(output).suffix.lower() if output else ""
+    if picture_format is None and output:
+        picture_format = drawing.SUFFIXES.get(suffix)
+        if picture_format is None:
+            raise click.BadParameter(f"cannot tell the format of {output!r}: use .svg, .png or "
+                                     ".mmd, or --format", param_hint="-o")
+    picture_format = picture_format or "svg"
+    if picture_format == "png" and not output:
+        raise click.UsageError("PNG needs a file: -o FILE.png")
+    topology = _one_topology(file, sets, hop_limit, http_tokens)
+    if principal:
+        _principal(topology, file, principal)
+    try:
+        data = drawing.render(topology, picture_format, [principal] if principal else None)
+    except drawing.png.MissingPillow as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(data.decode(), nl=False)
 
 
 if __name__ == "__main__":
