@@ -10,7 +10,7 @@ follows. tests/test_properties.py checks this against full replays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -197,6 +197,19 @@ def _result(topology: Topology, hop_limit: int | None,
     )
     return Result(hop_limit, verdict, reason, tuple(outcomes[n] for n in sorted(outcomes)),
                   expectations)
+
+
+def verdict_runs(report: Report, hop_limits: Sequence[int]) -> list[tuple[Verdict, int, int]]:
+    """Consecutive hop limits with one verdict: [(ok, 2, 64), ...], for
+    reports that say 'broken 1, ok 2-64' instead of 64 columns."""
+    verdicts = {r.hop_limit: r.verdict for r in report.results}
+    runs: list[tuple[Verdict, int, int]] = []
+    for h in hop_limits:
+        if runs and runs[-1][0] is verdicts[h] and runs[-1][2] == h - 1:
+            runs[-1] = (runs[-1][0], runs[-1][1], h)
+        else:
+            runs.append((verdicts[h], h, h))
+    return runs
 
 
 def configured_hop_limit(topology: Topology) -> int | None:

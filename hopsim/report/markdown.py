@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from hopsim.analysis import Report, Result, Verdict
+from hopsim.analysis import Report, Result, Verdict, verdict_runs
 from hopsim.report import findings
 from hopsim.topology import Problem
 
@@ -136,7 +136,7 @@ def sweep(reports: Sequence[Report], problems: Iterable[Problem],
             + " | ---: | --- |"]
         for report in reports:
             verdicts = {r.hop_limit: r.verdict for r in report.results}
-            cells = [_runs(verdicts, hop_limits)] if compact else [
+            cells = [_runs(report, hop_limits)] if compact else [
                 _verdict(verdicts[h]) for h in hop_limits]
             best = report.recommended_hop_limit
             lines.append(f"| {md(report.topology.name)} | " + " | ".join(cells)
@@ -149,15 +149,10 @@ def sweep(reports: Sequence[Report], problems: Iterable[Problem],
     return "\n".join(lines)
 
 
-def _runs(verdicts: dict[int | None, Verdict], hop_limits: Sequence[int]) -> str:
-    """Consecutive hop limits with one verdict, as '✅ ok 2-64' (as the table does)."""
-    runs: list[tuple[Verdict, int, int]] = []
-    for h in hop_limits:
-        if runs and runs[-1][0] is verdicts[h] and runs[-1][2] == h - 1:
-            runs[-1] = (runs[-1][0], runs[-1][1], h)
-        else:
-            runs.append((verdicts[h], h, h))
-    return ", ".join(f"{_verdict(v)} {a}" + (f"-{b}" if b != a else "") for v, a, b in runs)
+def _runs(report: Report, hop_limits: Sequence[int]) -> str:
+    """'✅ ok 2-64' runs, as the table writes them."""
+    return ", ".join(f"{_verdict(v)} {a}" + (f"-{b}" if b != a else "")
+                     for v, a, b in verdict_runs(report, hop_limits))
 
 
 def _ranges(hop_limits: Sequence[int]) -> str:

@@ -14,7 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hopsim.analysis import Report, Result, Verdict
+from hopsim.analysis import Report, Result, Verdict, verdict_runs
 from hopsim.engine import Access, Action, Exchange
 from hopsim.explain import Explanation
 from hopsim.routing import Router
@@ -95,7 +95,7 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
         table.columns[i].justify = "left" if compact else "center"
     for report in reports:
         verdicts = {r.hop_limit: r.verdict for r in report.results}
-        cells = [_runs(verdicts, hop_limits)] if compact else [
+        cells = [_runs(report, hop_limits)] if compact else [
             verdict_text(verdicts[h]) for h in hop_limits]
         failed = len(report.failed)
         expect = "-" if not report.expectations else (
@@ -115,17 +115,11 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
     return Group(*parts)
 
 
-def _runs(verdicts: dict[int | None, Verdict], hop_limits: Sequence[int]) -> Text:
-    """Consecutive hop limits with one verdict, as 'ok 2-64'."""
-    runs: list[tuple[Verdict, int, int]] = []
-    for h in hop_limits:
-        if runs and runs[-1][0] is verdicts[h] and runs[-1][2] == h - 1:
-            runs[-1] = (runs[-1][0], runs[-1][1], h)
-        else:
-            runs.append((verdicts[h], h, h))
+def _runs(report: Report, hop_limits: Sequence[int]) -> Text:
+    """'broken 1, ok 2-64': runs of one verdict."""
     return Text(", ").join(
         Text(f"{v.value} {a}" + (f"-{b}" if b != a else ""), style=VERDICT_STYLE[v])
-        for v, a, b in runs)
+        for v, a, b in verdict_runs(report, hop_limits))
 
 
 def summary(reports: Sequence[Report]) -> Text:
