@@ -19,6 +19,7 @@ import hopsim.emulate as emulation
 from hopsim import __version__, analysis, engine, packets, settings
 from hopsim import demo as teaching
 from hopsim import draw as drawing
+from hopsim import generate as fleets
 from hopsim import schema as topology_schema
 from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
@@ -363,6 +364,36 @@ def schema() -> None:
     checks as you type.
     """
     click.echo(json.dumps(topology_schema.json_schema(), indent=2))
+
+
+@main.group()
+def generate() -> None:
+    """Generate topologies: fleets at scale, for benchmarks and CI designs."""
+
+
+@generate.command("fleet")
+@click.option("--instances", type=click.IntRange(min=1), required=True,
+              help="Instances (units): docker hosts, k8s nodes, NAT instances, proxies ...")
+@click.option("--containers", type=click.IntRange(min=1), required=True,
+              help="About this many containers, pods or clients per instance.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The same seed gives the same fleet, byte for byte.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE (JSON if it ends in .json, else YAML) instead of stdout.")
+def generate_fleet(instances: int, containers: int, seed: int, output: str | None) -> None:
+    """A heterogeneous fleet as one topology file, deterministic for a seed."""
+    document = fleets.fleet(instances, containers, seed)
+    text = fleets.dumps(document, "json" if output and output.endswith(".json") else "yaml")
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"error: {output}: cannot write: {exc.strerror}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
+               f"to {output}", err=True)
 
 
 @main.command()

@@ -311,6 +311,22 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> _Abort:
     return _Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
+def _refuse_bombs(root: yaml.Node, size: Any, loader: yaml.SafeLoader) -> None:
+    """Refuse an alias bomb before expanding any of it, at the top-level key
+    where the walk would have stopped (its sizes are counted, not built)."""
+    if not isinstance(root, yaml.MappingNode) or size(root) <= MAX_YAML_VALUES:
+        return
+    loader.flatten_mapping(root)
+    budget = MAX_YAML_VALUES - 1  # the root
+    for key_node, value_node in root.value:
+        budget -= size(key_node)
+        if size(value_node) > budget:
+            raise _Abort(value_node.start_mark.line + 1, _dotted((key_node.value,)),
+                         f"the document expands to more than {MAX_YAML_VALUES:,} values "
+                         f"(this value alone: {size(value_node):,}; aliases?)")
+        budget -= size(value_node)
+
+
 def _read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
                                    list[tuple[int, str, str]]]:
     """Parse YAML into plain values, the line and column of every key path, and
@@ -402,6 +418,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
         if root is None:
             lines[""] = 1
             return None, lines, columns, soft
+        _refuse_bombs(root, size, loader)
         return walk(root, ()), lines, columns, soft
     except yaml.YAMLError as exc:
         raise _yaml_abort(exc, text) from None
