@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -41,8 +42,10 @@ from hopsim.kinds import (
 )
 
 OUTCOMES = ("token", "credentials", "none")
+TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
 FAMILIES = (4, 6)
 MAX_FILE_BYTES = 1024 * 1024  # PyYAML parses ~150 KB/s: this also bounds the time
+MAX_JSON_BYTES = 64 * 1024 * 1024  # json parses ~100 MB/s: fleets of 100,000s of nodes
 MAX_YAML_VALUES = 2_000_000  # after alias expansion: stops "billion laughs"
 MAX_DEPTH = 32
 
@@ -428,6 +431,60 @@ def _read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
         loader.dispose()
 
 
+# --- JSON ---------------------------------------------------------------------
+
+
+def _read_json(text: str) -> tuple[Any, dict[str, int], dict[str, int],
+                                   list[tuple[int | None, str, str]]]:
+    """Parse JSON (the same schema) into plain values and soft problems.
+
+    No line numbers: finding them would cost a second, pure-Python parse, and
+    JSON files are mostly generated. Duplicate keys are soft problems (the
+    first value is kept, as in YAML); JSON object keys are strings, so the
+    hop limits of `expect` ("1") become integers.
+    """
+    duplicates: list[tuple[dict[str, Any], str]] = []
+
+    def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in mapping:
+                duplicates.append((mapping, key))
+            else:
+                mapping[key] = value
+        return mapping
+
+    try:
+        doc = json.loads(text, object_pairs_hook=first_wins)
+    except json.JSONDecodeError as exc:
+        raise _Abort(exc.lineno, "", f"not valid JSON: {exc.msg} (column {exc.colno})") \
+            from None
+    except RecursionError:
+        raise _Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+    paths = _paths_of(doc) if duplicates else {}
+    soft = [(None, _dotted(paths.get(id(mapping), ()) + (key,)), f"duplicate key {_show(key)}")
+            for mapping, key in duplicates]
+    if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
+        doc["expect"] = {int(k) if k.isdecimal() else k: v for k, v in doc["expect"].items()}
+    return doc, {}, {}, soft
+
+
+def _paths_of(doc: Any) -> dict[int, tuple[Any, ...]]:
+    """id(mapping) -> its key path, for every mapping of a parsed document."""
+    paths: dict[int, tuple[Any, ...]] = {}
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise _too_deep(None, path)
+        if isinstance(value, dict):
+            paths[id(value)] = path
+            stack += [(v, path + (k,)) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, path + (i,)) for i, v in enumerate(value)]
+    return paths
+
+
 # --- validation ---------------------------------------------------------------
 
 
@@ -667,10 +724,14 @@ def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
 
 def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                       links: list[tuple[str, str]]) -> None:
+    peers_of: dict[str, list[str]] = {}  # one pass: fleets have thousands of imds nodes
+    for a, b in links:
+        peers_of.setdefault(a, []).append(b)
+        peers_of.setdefault(b, []).append(a)
     for name, raw in nodes.items():
         if raw["kind"] != "imds":
             continue
-        peers = [b if a == name else a for a, b in links if name in (a, b)]
+        peers = peers_of.get(name, [])
         path = ("nodes", name)
         if len(peers) != 1:
             check.add(path, f"an imds node is linked to exactly one node, its instance; "
@@ -789,15 +850,17 @@ Override = tuple[str, str, Any]  # (node, key, value): what `--set NODE.KEY=VALU
 
 
 def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
-    """Load one topology file; raise TopologyError with every problem found."""
+    """Load one topology file (YAML, or JSON if it ends in .json); raise
+    TopologyError with every problem found."""
     file = str(path)
+    limit = MAX_JSON_BYTES if _is_json(file) else MAX_FILE_BYTES
     try:
         with open(path, "rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
+            raw = stream.read(limit + 1)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise TopologyError([Problem(file, None, "", f"larger than {MAX_FILE_BYTES:,} bytes")])
+    if len(raw) > limit:
+        raise TopologyError([Problem(file, None, "", f"larger than {limit:,} bytes")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -808,9 +871,10 @@ def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
 
 
 def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
-    """Parse topology YAML text; raise TopologyError with every problem found."""
+    """Parse topology text, YAML or (when `file` ends in .json) JSON; raise
+    TopologyError with every problem found."""
     try:
-        doc, lines, columns, soft = _read_yaml(text)
+        doc, lines, columns, soft = (_read_json if _is_json(file) else _read_yaml)(text)
     except _Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     problems = [Problem(file, line, key, message) for line, key, message in soft]
@@ -821,6 +885,10 @@ def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ())
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
     assert topology is not None
     return topology
+
+
+def _is_json(file: str) -> bool:
+    return file.lower().endswith(".json")
 
 
 def _apply_overrides(doc: Any, file: str, lines: Mapping[str, int],
@@ -848,12 +916,12 @@ def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dic
 
 
 def topology_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and *.yaml / *.yml files in folders named, in sorted order."""
+    """Files named, and *.yaml / *.yml / *.json files in folders named, in sorted order."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files += sorted(p for p in path.iterdir()
-                            if p.suffix in (".yaml", ".yml") and p.is_file())
+                            if p.suffix in TOPOLOGY_SUFFIXES and p.is_file())
         else:
             files.append(path)
     return files

@@ -1,0 +1,77 @@
+"""JSON topology files: the same schema as YAML, the same answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from builders import TOPOLOGIES
+from click.testing import CliRunner
+
+from hopsim import analysis
+from hopsim.cli import main
+from hopsim.topology import TopologyError, load, topology_files
+
+BUNDLED = sorted(TOPOLOGIES.glob("*.yaml"))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), env={"NO_COLOR": "1", "COLUMNS": "80"})
+
+
+def json_twin(source, folder):
+    twin = folder / f"{source.stem}.json"
+    twin.write_text(json.dumps(yaml.safe_load(source.read_text()), indent=2))
+    return twin
+
+
+@pytest.mark.parametrize("source", BUNDLED, ids=lambda p: p.stem)
+def test_a_json_twin_of_a_bundled_file_sweeps_identically(source, tmp_path):
+    original, twin = load(source), load(json_twin(source, tmp_path))
+    assert twin.nodes == original.nodes and twin.links == original.links
+    assert twin.expect == original.expect
+    first, second = (analysis.sweep(t, range(1, 65)) for t in (original, twin))
+    assert second.results == first.results
+    assert second.expectations == first.expectations
+    assert second.recommendation == first.recommendation
+
+
+def test_folders_pick_up_json_files_beside_yaml(tmp_path):
+    json_twin(TOPOLOGIES / "docker-bridge.yaml", tmp_path)
+    (tmp_path / "notes.txt").write_text("not a topology")
+    assert [p.name for p in topology_files([tmp_path])] == ["docker-bridge.json"]
+
+
+def test_bad_json_is_one_error_line_with_its_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "name": "x",\n  "nodes": {,}\n}\n')
+    result = run("check", str(bad))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[0] == (f"error: {bad}:3: not valid JSON: Expecting property name enclosed "
+                        "in double quotes (column 13)")
+    assert len([line for line in lines if line.startswith("error:")]) == 1
+
+
+def test_a_duplicate_key_in_json_is_reported_with_its_key_path(tmp_path):
+    doc = json.loads(json.dumps(yaml.safe_load((TOPOLOGIES / "docker-bridge.yaml").read_text())))
+    text = json.dumps(doc, indent=1).replace('"kind": "bridge"',
+                                             '"kind": "bridge", "kind": "router"')
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(TopologyError) as error:
+        load(path)
+    assert [str(p) for p in error.value.problems] == [
+        f"{path}: nodes.docker0.kind: duplicate key 'kind'"]
+
+
+def test_json_schema_mistakes_name_the_file_and_key(tmp_path):
+    doc = json.loads(json.dumps(yaml.safe_load((TOPOLOGIES / "docker-bridge.yaml").read_text())))
+    doc["nodes"]["app"]["kind"] = "contianer"
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(doc))
+    result = run("validate", str(path))
+    assert result.exit_code == 2
+    assert (f"error: {path}: nodes.app.kind: unknown kind 'contianer' (did you mean "
+            "'container'?)") in result.output
