@@ -82,11 +82,20 @@ class Profile:
         if self.dropped is None or hop_limit > len(self.token_routers):
             if self.delivered.hop_limit is None:  # unreachable: no hop limit applies
                 return self.delivered
-            return replace(self.delivered, hop_limit=hop_limit)
+            return _copy(self.delivered, hop_limit=hop_limit)
         # A router forwards only at TTL >= 2: the token dies at the one that
         # sees TTL 1, the hop_limit-th from IMDS.
-        return replace(self.dropped, hop_limit=hop_limit,
-                       dropped_at=self.token_routers[hop_limit - 1])
+        return _copy(self.dropped, hop_limit=hop_limit,
+                     dropped_at=self.token_routers[hop_limit - 1])
+
+
+def _copy(outcome: Outcome, **changes: object) -> Outcome:
+    """dataclasses.replace without re-running __init__: a sweep makes one
+    outcome per principal and hop limit, and replace() was most of its time
+    (profiled at 10k nodes: 7.7 of 13.8 s). Only for fields already checked."""
+    copy = object.__new__(Outcome)
+    object.__setattr__(copy, "__dict__", {**outcome.__dict__, **changes})
+    return copy
 
 
 def profiles(topology: Topology) -> dict[str, Profile]:
@@ -249,19 +258,63 @@ def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
     return Report(topology, tuple(results), recommended, why, expectations)
 
 
+def verdicts(found: Mapping[str, Profile]) -> dict[int, Verdict]:
+    """The verdict at every hop limit 1..64, without making an outcome.
+
+    A principal's access changes at most once along the hop limits (at its
+    number of token routers), so counting, per hop limit, the attackers that
+    hold something and the workloads without a token takes one pass over the
+    principals and one over the hop limits.
+    """
+    size = MAX_HOP_LIMIT + 2
+    leaks, starved = [0] * size, [0] * size  # difference arrays over hop limits
+
+    def count(counts: list[int], first: int, last: int) -> None:
+        if first <= last:
+            counts[first] += 1
+            counts[last + 1] -= 1
+
+    for profile in found.values():
+        role = profile.delivered.role
+        if role not in ("attacker", "workload"):
+            continue
+        if role == "attacker":
+            def bad(access: Access) -> bool:
+                return access is not Access.NONE
+            counts = leaks
+        else:
+            def bad(access: Access) -> bool:
+                return access is not Access.TOKEN
+            counts = starved
+        routers = len(profile.token_routers) if profile.dropped is not None else 0
+        split = min(routers, MAX_HOP_LIMIT)  # hop limits 1..split: the token dies
+        if profile.dropped is not None and bad(profile.dropped.access):
+            count(counts, MIN_HOP_LIMIT, split)
+        if bad(profile.delivered.access):
+            count(counts, split + 1, MAX_HOP_LIMIT)
+    out: dict[int, Verdict] = {}
+    leaking = starving = 0
+    for h in ALL_HOP_LIMITS:
+        leaking += leaks[h]
+        starving += starved[h]
+        out[h] = Verdict.LEAK if leaking else Verdict.BROKEN if starving else Verdict.OK
+    return out
+
+
 def recommend(topology: Topology, found: Mapping[str, Profile]) -> tuple[int | None, str]:
     """The smallest hop limit whose verdict is ok, or None and why none is."""
-    verdicts = {}
-    for hop_limit in ALL_HOP_LIMITS:
-        verdict, reason = judge(p.at(hop_limit) for p in found.values())
-        if verdict is Verdict.OK:
-            return hop_limit, f"smallest hop limit where the verdict is ok: {hop_limit}"
-        verdicts[hop_limit] = (verdict, reason)
-    first_leak = next((h for h, (v, _) in verdicts.items() if v is Verdict.LEAK), None)
+    by_limit = verdicts(found)
+    ok = next((h for h, v in by_limit.items() if v is Verdict.OK), None)
+    if ok is not None:
+        return ok, f"smallest hop limit where the verdict is ok: {ok}"
+
+    def why(hop_limit: int) -> str:
+        return judge(p.at(hop_limit) for p in found.values())[1]
+
+    first_leak = next((h for h, v in by_limit.items() if v is Verdict.LEAK), None)
     if first_leak == MIN_HOP_LIMIT:
-        return None, f"leaks at every hop limit: {verdicts[MIN_HOP_LIMIT][1]}"
+        return None, f"leaks at every hop limit: {why(MIN_HOP_LIMIT)}"
     if first_leak is None:
-        return None, f"broken at every hop limit: {verdicts[MAX_HOP_LIMIT][1]}"
+        return None, f"broken at every hop limit: {why(MAX_HOP_LIMIT)}"
     return None, (f"no hop limit works: broken up to {first_leak - 1} "
-                  f"({verdicts[first_leak - 1][1]}), leak from {first_leak} "
-                  f"({verdicts[first_leak][1]})")
+                  f"({why(first_leak - 1)}), leak from {first_leak} ({why(first_leak)})")

@@ -49,3 +49,16 @@ def test_recommended_hop_limit_is_the_smallest_ok_one():
     report = analysis.sweep(fleet(1, 1), [1, 2])
     assert report.recommended_hop_limit == 2
     assert [r.verdict.value for r in report.results] == ["broken", "ok"]
+
+
+def test_counted_verdicts_equal_judging_every_outcome_on_the_bundled_topologies():
+    from builders import TOPOLOGIES
+
+    from hopsim.topology import load
+
+    for path in sorted(TOPOLOGIES.glob("*.yaml")):
+        found = analysis.profiles(load(path))
+        counted = analysis.verdicts(found)
+        judged = {h: analysis.judge(p.at(h) for p in found.values())[0]
+                  for h in analysis.ALL_HOP_LIMITS}
+        assert counted == judged, path.name
