@@ -122,7 +122,7 @@ def test_the_action_passes_a_clean_design(fresh_bin, tmp_path):
     assert run["outputs"] == {"exit-code": "0", "sarif-file": "hopsim.sarif"}
     assert run["summary"].startswith("earlier step's summary\n### hopsim check: ✅ no findings")
     assert run["failed"] is None
-    assert "host-process (topologies/host-process.yaml)" in run["check"].stdout  # the table
+    assert "host-process at hop limit 1: ok (topologies/host-process.yaml)" in run["check"].stdout  # the table
 
 
 def test_the_action_annotates_and_fails_a_leaky_design(fresh_bin, tmp_path):
@@ -206,5 +206,5 @@ def test_the_hook_fails_a_leaking_design_and_names_it(fresh_bin):
     result = _hook_run(fresh_bin, ["topologies/eks-untrusted-pod.yaml"])
     # ... eks-untrusted-pod is configured at 2, where the pod gets the token.
     assert result.returncode == 1
-    assert "eks-untrusted-pod (topologies/eks-untrusted-pod.yaml) at hop limit 2: leak" in \
+    assert "eks-untrusted-pod at hop limit 2: leak (topologies/eks-untrusted-pod.yaml)" in \
         result.stdout

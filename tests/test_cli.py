@@ -70,6 +70,18 @@ def test_check_exits_1_when_a_workload_is_starved():
     assert "at hop limit 1: broken" in result.output
 
 
+def test_a_long_path_never_splits_the_verdict_from_its_heading(tmp_path):
+    # CI clones live in deep directories: the verdict must stay on the heading's
+    # line at 80 columns; only the path, which comes last, may wrap.
+    deep = tmp_path / ("a-rather-long-directory-name/" * 4)
+    deep.mkdir(parents=True)
+    copy = deep / "docker-bridge.yaml"
+    copy.write_text((TOPOLOGIES / "docker-bridge.yaml").read_text())
+    result = run("check", str(copy))
+    assert result.output.splitlines()[0].startswith("docker-bridge at hop limit 1: broken"), \
+        result.output
+
+
 def test_check_exits_0_when_the_what_if_hop_limit_fixes_it():
     result = run("check", topo("docker-bridge"), "--hop-limit", "2")
     assert result.exit_code == 0, result.output

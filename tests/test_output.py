@@ -21,7 +21,7 @@ def test_output_writes_the_format_and_the_table_still_goes_to_the_terminal(tmp_p
     result = run("check", "topologies/docker-bridge.yaml", "--format", "sarif", "--output",
                  str(sarif), monkeypatch=monkeypatch)
     assert result.exit_code == 1  # the finding still sets the exit code
-    assert "docker-bridge (topologies/docker-bridge.yaml) at hop limit 1: broken" in \
+    assert "docker-bridge at hop limit 1: broken (topologies/docker-bridge.yaml)" in \
         result.stdout
     assert json.loads(sarif.read_text())["version"] == "2.1.0"
 

@@ -112,7 +112,7 @@ def test_settings_replace_the_hop_limit_the_file_assumed(monkeypatch):
     assert run("check", WORKERS, monkeypatch=monkeypatch).exit_code == 1  # starved at 1
     result = run("check", WORKERS, "--settings", PLAN, monkeypatch=monkeypatch)
     assert result.exit_code == 0, result.output
-    assert "app-workers (tests/fixtures/terraform/workers.yaml) at hop limit 2: ok" in \
+    assert "app-workers at hop limit 2: ok (tests/fixtures/terraform/workers.yaml)" in \
         result.stdout
 
 
@@ -168,7 +168,7 @@ def test_a_plan_without_the_instance_is_bad_input_at_the_instance_line(tmp_path,
     assert (f"error: {WORKERS}:{line}: nodes.imds.instance: no instance "
             "'module.app.aws_instance.worker' in the settings; it has aws_instance.bastion, "
             "aws_launch_template.web") in result.stderr
-    assert "bastion (tests/fixtures/terraform/bastion.yaml) at hop limit 1: leak" in \
+    assert "bastion at hop limit 1: leak (tests/fixtures/terraform/bastion.yaml)" in \
         result.stdout  # the other file is still checked
 
 

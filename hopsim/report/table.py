@@ -53,7 +53,8 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     """One topology at one hop limit: each principal's outcome and why."""
     t = report.topology
     title = Text.assemble(
-        (t.name, "bold"), f" ({t.file}) at {_limit(result)}: ", verdict_text(result.verdict))
+        (t.name, "bold"), f" at {_limit(result)}: ", verdict_text(result.verdict),
+        f" ({t.file})")
     table = _table(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     for o in result.outcomes:
