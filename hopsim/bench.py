@@ -39,7 +39,8 @@ from scapy.utils import wrpcap
 
 from hopsim import analysis, engine, packets
 from hopsim.generate import EXTRA_NODES, dumps, fleet
-from hopsim.topology import MAX_FILE_BYTES, TopologyError, load
+from hopsim.source import MAX_FILE_BYTES
+from hopsim.topology import TopologyError, load
 
 ALL_HOP_LIMITS = range(1, 65)
 CONTAINERS = 8  # per instance, about: a fleet of N nodes has N / (8 + 3) instances

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import json
-import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -19,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
-import yaml
 
 from hopsim.imds import (
     HTTP_ENDPOINT,
@@ -40,14 +37,19 @@ from hopsim.kinds import (
     Layer,
     RelayPolicy,
 )
+from hopsim.source import (
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    Abort,
+    dotted,
+    read_json,
+    read_yaml,
+    show,
+)
 
 OUTCOMES = ("token", "credentials", "none")
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
 FAMILIES = (4, 6)
-MAX_FILE_BYTES = 1024 * 1024  # PyYAML parses ~150 KB/s: this also bounds the time
-MAX_JSON_BYTES = 64 * 1024 * 1024  # json parses ~100 MB/s: fleets of 100,000s of nodes
-MAX_YAML_VALUES = 2_000_000  # after alias expansion: stops "billion laughs"
-MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -240,251 +242,6 @@ class Topology:
         return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
 
 
-# --- YAML with line numbers -------------------------------------------------
-
-
-class _Abort(Exception):
-    def __init__(self, line: int | None, key: str, message: str):
-        super().__init__(message)
-        self.line, self.key, self.message = line, key, message
-
-
-def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
-    parts = (_show(p) if isinstance(p, int) else str(p) for p in path)
-    return ".".join(p if p.isprintable() else repr(p) for p in parts)
-
-
-class _Short(reprlib.Repr):
-    """repr, cut short. An integer too long to print (`0x` and 5,000 digits) is
-    described instead: str() of it raises ValueError."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxstring = self.maxother = self.maxlong = 80
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 256:
-            return f"<an integer of {x.bit_length():,} bits>"
-        return super().repr_int(x, level)
-
-
-def _show(value: Any) -> str:
-    """A value as it goes into a one-line message: repr, cut short."""
-    return _Short().repr(value)
-
-
-def _too_deep(line: int | None, path: tuple[Any, ...] | list[Any]) -> _Abort:
-    return _Abort(line, _dotted(path[:1]), f"nested deeper than {MAX_DEPTH} levels")
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing to compose deeper than MAX_DEPTH.
-
-    PyYAML's composer recurses once per level, so 10,000 `[` would otherwise
-    end in a RecursionError.
-    """
-
-    def __init__(self, text: str):
-        super().__init__(text)
-        self.depth = 0
-        self.top: Any = None  # the top-level key being composed, for the message
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.depth == 1:
-            self.top = index.value if isinstance(index, yaml.ScalarNode) else index
-        if self.depth > MAX_DEPTH:
-            top = [] if self.top is None else [self.top]
-            raise _too_deep(self.peek_event().start_mark.line + 1, top)
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
-def _yaml_abort(exc: yaml.YAMLError, text: str) -> _Abort:
-    """A PyYAML error as one located line."""
-    if isinstance(exc, yaml.reader.ReaderError):
-        return _Abort(text.count("\n", 0, exc.position) + 1, "", "not valid YAML: "
-                      f"unacceptable character U+{exc.character:04X} ({exc.reason})")
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        return _Abort(mark.line + 1 if mark else None, "",
-                      f"not valid YAML: {exc.problem or exc.context}")
-    return _Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
-
-
-def _refuse_bombs(root: yaml.Node, size: Any, loader: yaml.SafeLoader) -> None:
-    """Refuse an alias bomb before expanding any of it, at the top-level key
-    where the walk would have stopped (its sizes are counted, not built)."""
-    if not isinstance(root, yaml.MappingNode) or size(root) <= MAX_YAML_VALUES:
-        return
-    loader.flatten_mapping(root)
-    budget = MAX_YAML_VALUES - 1  # the root
-    for key_node, value_node in root.value:
-        budget -= size(key_node)
-        if size(value_node) > budget:
-            raise _Abort(value_node.start_mark.line + 1, _dotted((key_node.value,)),
-                         f"the document expands to more than {MAX_YAML_VALUES:,} values "
-                         f"(this value alone: {size(value_node):,}; aliases?)")
-        budget -= size(value_node)
-
-
-def _read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
-                                   list[tuple[int, str, str]]]:
-    """Parse YAML into plain values, the line and column of every key path, and
-    soft problems.
-
-    Duplicate keys are soft problems (the first value is kept); syntax errors,
-    unsupported tags, unreadable scalars, deep nesting and runaway or recursive
-    aliases abort.
-    """
-    try:
-        loader = _Loader(text)
-    except yaml.YAMLError as exc:
-        raise _yaml_abort(exc, text) from None
-    lines: dict[str, int] = {}
-    columns: dict[str, int] = {}
-    soft: list[tuple[int, str, str]] = []
-    budget = [MAX_YAML_VALUES]
-    sizes: dict[int, int] = {}  # id(node) -> values it expands to, aliases included
-    active: set[int] = set()  # collections being walked: meeting one again is a cycle
-
-    def size(node: yaml.Node) -> int:
-        """Count before expanding: an alias bomb is refused without being built.
-
-        Recursion stays shallow: aliases name earlier nodes, already counted
-        (or being counted: a cycle, counted 0 here and reported by walk).
-        """
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        sizes[id(node)] = 0
-        if isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = node.value if isinstance(node, yaml.SequenceNode) else []
-        sizes[id(node)] = total = 1 + sum(size(child) for child in children)
-        return total
-
-    def walk(node: yaml.Node, path: tuple[Any, ...]) -> Any:
-        line = node.start_mark.line + 1
-        if id(node) in active:
-            raise _Abort(line, _dotted(path), "recursive alias: the value contains itself")
-        if len(path) > MAX_DEPTH:  # through aliases: the composer bounds the rest
-            raise _too_deep(lines.get(_dotted(path[:1]), line), path)
-        if path and size(node) > budget[0]:
-            raise _Abort(line, _dotted(path), "the document expands to more than "
-                         f"{MAX_YAML_VALUES:,} values (this value alone: {size(node):,}; "
-                         "aliases?)")
-        budget[0] -= 1
-        if node.tag not in yaml.SafeLoader.yaml_constructors:
-            raise _Abort(line, _dotted(path), f"unsupported YAML tag {_show(node.tag)}")
-        lines.setdefault(_dotted(path), line)
-        columns.setdefault(_dotted(path), node.start_mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
-            try:
-                return loader.construct_object(node)
-            except yaml.YAMLError:
-                raise
-            except Exception as exc:  # PyYAML's own: '!!bool abc' is a KeyError, '!!int ""' ...
-                kind = node.tag.rpartition(":")[2]
-                detail = f" ({exc})" if isinstance(exc, ValueError) else ""
-                raise _Abort(line, _dotted(path), f"not a valid {kind}: "
-                             f"{_show(node.value)}{detail}") from None
-        active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
-            loader.flatten_mapping(node)
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise _Abort(key_node.start_mark.line + 1, _dotted(path),
-                                 "a key must be a plain value, not a list or mapping")
-                key = walk(key_node, path + ("<key>",))
-                key_line = key_node.start_mark.line + 1
-                if key in result:
-                    first = lines.get(_dotted(path + (key,)))
-                    soft.append((key_line, _dotted(path + (key,)),
-                                 f"duplicate key {_show(key)} (first at line {first})"))
-                    continue
-                lines[_dotted(path + (key,))] = key_line
-                columns[_dotted(path + (key,))] = key_node.start_mark.column + 1
-                result[key] = walk(value_node, path + (key,))
-            return result
-        finally:
-            active.discard(id(node))
-
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            lines[""] = 1
-            return None, lines, columns, soft
-        _refuse_bombs(root, size, loader)
-        return walk(root, ()), lines, columns, soft
-    except yaml.YAMLError as exc:
-        raise _yaml_abort(exc, text) from None
-    except RecursionError:
-        raise _Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
-    finally:
-        loader.dispose()
-
-
-# --- JSON ---------------------------------------------------------------------
-
-
-def _read_json(text: str) -> tuple[Any, dict[str, int], dict[str, int],
-                                   list[tuple[int | None, str, str]]]:
-    """Parse JSON (the same schema) into plain values and soft problems.
-
-    No line numbers: finding them would cost a second, pure-Python parse, and
-    JSON files are mostly generated. Duplicate keys are soft problems (the
-    first value is kept, as in YAML); JSON object keys are strings, so the
-    hop limits of `expect` ("1") become integers.
-    """
-    duplicates: list[tuple[dict[str, Any], str]] = []
-
-    def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        mapping: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in mapping:
-                duplicates.append((mapping, key))
-            else:
-                mapping[key] = value
-        return mapping
-
-    try:
-        doc = json.loads(text, object_pairs_hook=first_wins)
-    except json.JSONDecodeError as exc:
-        raise _Abort(exc.lineno, "", f"not valid JSON: {exc.msg} (column {exc.colno})") \
-            from None
-    except RecursionError:
-        raise _Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
-    paths = _paths_of(doc) if duplicates else {}
-    soft = [(None, _dotted(paths.get(id(mapping), ()) + (key,)), f"duplicate key {_show(key)}")
-            for mapping, key in duplicates]
-    if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
-        doc["expect"] = {int(k) if k.isdecimal() else k: v for k, v in doc["expect"].items()}
-    return doc, {}, {}, soft
-
-
-def _paths_of(doc: Any) -> dict[int, tuple[Any, ...]]:
-    """id(mapping) -> its key path, for every mapping of a parsed document."""
-    paths: dict[int, tuple[Any, ...]] = {}
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
-    while stack:
-        value, path = stack.pop()
-        if len(path) > MAX_DEPTH:
-            raise _too_deep(None, path)
-        if isinstance(value, dict):
-            paths[id(value)] = path
-            stack += [(v, path + (k,)) for k, v in value.items()]
-        elif isinstance(value, list):
-            stack += [(v, path + (i,)) for i, v in enumerate(value)]
-    return paths
-
-
 # --- validation ---------------------------------------------------------------
 
 
@@ -520,13 +277,13 @@ class _Checker:
     def line(self, path: tuple[Any, ...]) -> int | None:
         path = tuple(path)
         while path:
-            if _dotted(path) in self.lines:
-                return self.lines[_dotted(path)]
+            if dotted(path) in self.lines:
+                return self.lines[dotted(path)]
             path = path[:-1]
         return self.lines.get("")
 
     def add(self, path: tuple[Any, ...], message: str) -> None:
-        self.problems.append(Problem(self.file, self.line(path), _dotted(path), message))
+        self.problems.append(Problem(self.file, self.line(path), dotted(path), message))
 
     def fields(self, mapping: Mapping[Any, Any], path: tuple[Any, ...],
                known: Mapping[str, Field], what: str) -> dict[str, Any]:
@@ -535,7 +292,7 @@ class _Checker:
         for key, value in mapping.items():
             spec = known.get(key) if isinstance(key, str) else None
             if spec is None:
-                self.add(path + (key,), f"unknown key {_show(key)} for {what}"
+                self.add(path + (key,), f"unknown key {show(key)} for {what}"
                          f"{_closest(key, known)}; expected one of {', '.join(known)}")
                 continue
             if self.value(value, path + (key,), spec):
@@ -547,15 +304,15 @@ class _Checker:
 
     def value(self, value: Any, path: tuple[Any, ...], spec: Field) -> bool:
         if not _is(value, spec.type):
-            self.add(path, f"expected {_type_name(spec.type)}, got {_show(value)}")
+            self.add(path, f"expected {_type_name(spec.type)}, got {show(value)}")
             return False
         if spec.choices is not None and value not in spec.choices:
             choices = ", ".join(map(str, spec.choices))
-            self.add(path, f"expected one of {choices}, got {_show(value)}"
+            self.add(path, f"expected one of {choices}, got {show(value)}"
                      f"{_closest(value, map(str, spec.choices))}")
             return False
         if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
-            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {_show(value)}")
+            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {show(value)}")
             return False
         return True
 
@@ -570,11 +327,11 @@ def _node_fields(kind: str) -> dict[str, Field]:
 
 def _check_methods(check: _Checker, value: Any, path: tuple[Any, ...]) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-        check.add(path, f"expected a list of HTTP methods, got {_show(value)}")
+        check.add(path, f"expected a list of HTTP methods, got {show(value)}")
         return None
     for i, method in enumerate(value):
         if method not in HTTP_METHODS:
-            check.add(path + (i,), f"unknown HTTP method {_show(method)}"
+            check.add(path + (i,), f"unknown HTTP method {show(method)}"
                       f"{_closest(method.upper(), HTTP_METHODS)}; expected one of "
                       f"{', '.join(HTTP_METHODS)}")
             return None
@@ -596,17 +353,17 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str) or not name:
-            check.add(path, f"a node name must be a string, got {_show(name)}")
+            check.add(path, f"a node name must be a string, got {show(name)}")
             continue
         if not isinstance(raw, dict):
-            check.add(path, f"expected a mapping such as {{kind: host}}, got {_show(raw)}")
+            check.add(path, f"expected a mapping such as {{kind: host}}, got {show(raw)}")
             continue
         kind = raw.get("kind")
         if not isinstance(kind, str) or kind not in KINDS:
             if "kind" not in raw:
                 check.add(path, "missing required key 'kind'")
             else:
-                check.add(path + ("kind",), f"unknown kind {_show(kind)}{_closest(kind, KINDS)}; "
+                check.add(path + ("kind",), f"unknown kind {show(kind)}{_closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
         nodes[name] = check.fields(raw, path, _node_fields(kind), f"a {kind} node")
@@ -640,7 +397,7 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
         for key in PRINCIPAL_KEYS:
             if key in raw:
                 check.add(path + (key,), f"only principals (host, container, client) take "
-                          f"{_show(key)}; {_show(name)} is a {spec.name}")
+                          f"{show(key)}; {show(name)} is a {spec.name}")
                 raw.pop(key)
     if "runs_on" in raw:
         host = raw["runs_on"]
@@ -648,17 +405,17 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
             check.add(path + ("runs_on",), f"a {spec.name} cannot run on a host; runs_on is "
                       "for containers and L7 relays (proxy, waf, ssrf)")
         elif host not in names:
-            check.add(path + ("runs_on",), f"no node {_show(host)}{_closest(host, names)}")
+            check.add(path + ("runs_on",), f"no node {show(host)}{_closest(host, names)}")
         elif host in nodes and nodes[host]["kind"] != "host":
-            check.add(path + ("runs_on",), f"runs_on must name a host, but {_show(host)} is a "
+            check.add(path + ("runs_on",), f"runs_on must name a host, but {show(host)} is a "
                       f"{nodes[host]['kind']}")
     for i, hop in enumerate(raw.get("via", [])):
         if not isinstance(hop, str) or hop not in names:
-            check.add(path + ("via", i), f"no node {_show(hop)}{_closest(hop, names)}")
+            check.add(path + ("via", i), f"no node {show(hop)}{_closest(hop, names)}")
         elif hop == name:
             check.add(path + ("via", i), "a node cannot be its own waypoint")
         elif hop in nodes and not _can_be_waypoint(hop, nodes):
-            check.add(path + ("via", i), f"{_show(hop)} ({nodes[hop]['kind']}) carries no "
+            check.add(path + ("via", i), f"{show(hop)} ({nodes[hop]['kind']}) carries no "
                       "traffic; a waypoint must be a bridge, router, nat, tunnel, "
                       "forwarding host, host with a relay, or relay")
     if "methods" in raw:
@@ -675,7 +432,7 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
                 parse(raw[key])
             except ValueError:
                 check.add(path + (key,), f"expected an IPv{4 if key == 'address' else 6} "
-                          f"address, got {_show(raw[key])}")
+                          f"address, got {show(raw[key])}")
                 raw.pop(key)
 
 
@@ -698,20 +455,20 @@ def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
         path = ("links", i)
         if (not isinstance(link, list) or len(link) != 2
                 or not all(isinstance(end, str) for end in link)):
-            check.add(path, f"expected a pair of node names such as [a, b], got {_show(link)}")
+            check.add(path, f"expected a pair of node names such as [a, b], got {show(link)}")
             continue
         a, b = link
         bad = [end for end in (a, b) if end not in names]
         for end in bad:
-            check.add(path, f"link to a missing node {_show(end)}{_closest(end, names)}")
+            check.add(path, f"link to a missing node {show(end)}{_closest(end, names)}")
         if bad:
             continue
         if a == b:
-            check.add(path, f"self-link: {_show(a)} is linked to itself")
+            check.add(path, f"self-link: {show(a)} is linked to itself")
             continue
         for end in (a, b):
             if end in nodes and nodes[end].get("runs_on"):
-                check.add(path, f"{_show(end)} runs on {_show(nodes[end]['runs_on'])} and has no "
+                check.add(path, f"{show(end)} runs on {show(nodes[end]['runs_on'])} and has no "
                           "links of its own")
         pair = frozenset((a, b))
         if pair in seen:
@@ -735,9 +492,9 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
         path = ("nodes", name)
         if len(peers) != 1:
             check.add(path, f"an imds node is linked to exactly one node, its instance; "
-                      f"{_show(name)} has {len(peers)} links")
+                      f"{show(name)} has {len(peers)} links")
         elif peers[0] in nodes and nodes[peers[0]]["kind"] not in INSTANCE_KINDS:
-            check.add(path, f"{_show(name)} is linked to {_show(peers[0])}, a "
+            check.add(path, f"{show(name)} is linked to {show(peers[0])}, a "
                       f"{nodes[peers[0]]['kind']}; its instance must be one of "
                       f"{', '.join(sorted(INSTANCE_KINDS))}")
 
@@ -749,21 +506,21 @@ def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]]
         path = ("expect", hop_limit)
         if not _is(hop_limit, int) or not MIN_HOP_LIMIT <= hop_limit <= MAX_HOP_LIMIT:
             check.add(path, f"expected a hop limit {MIN_HOP_LIMIT}..{MAX_HOP_LIMIT}, "
-                      f"got {_show(hop_limit)}")
+                      f"got {show(hop_limit)}")
             continue
         if not isinstance(entries, dict):
-            check.add(path, f"expected a mapping node -> outcome, got {_show(entries)}")
+            check.add(path, f"expected a mapping node -> outcome, got {show(entries)}")
             continue
         expect[hop_limit] = {}
         for node, outcome in entries.items():
             here = path + (node,)
             if node not in names:
-                check.add(here, f"no node {_show(node)}{_closest(node, names)}")
+                check.add(here, f"no node {show(node)}{_closest(node, names)}")
             elif node in nodes and not KINDS[nodes[node]["kind"]].principal:
-                check.add(here, f"{_show(node)} is a {nodes[node]['kind']}, not a principal; "
+                check.add(here, f"{show(node)} is a {nodes[node]['kind']}, not a principal; "
                           "only hosts, containers and clients have outcomes")
             elif outcome not in OUTCOMES:
-                check.add(here, f"unknown outcome {_show(outcome)}{_closest(outcome, OUTCOMES)}; "
+                check.add(here, f"unknown outcome {show(outcome)}{_closest(outcome, OUTCOMES)}; "
                           f"expected one of {', '.join(OUTCOMES)}")
             else:
                 expect[hop_limit][node] = outcome
@@ -822,7 +579,7 @@ class _Addresses:
                 address = str(ipaddress.ip_address(raw[key]))
                 if address in owner:
                     check.add(("nodes", name, key), f"address {address} is also "
-                              f"{_show(owner[address])}'s")
+                              f"{show(owner[address])}'s")
                 owner[address] = name
                 self.assigned[name] = address
         hosts = iter(self._usable(pool, set(owner)))
@@ -874,8 +631,8 @@ def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ())
     """Parse topology text, YAML or (when `file` ends in .json) JSON; raise
     TopologyError with every problem found."""
     try:
-        doc, lines, columns, soft = (_read_json if _is_json(file) else _read_yaml)(text)
-    except _Abort as abort:
+        doc, lines, columns, soft = (read_json if _is_json(file) else read_yaml)(text)
+    except Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, lines, overrides)
@@ -899,7 +656,7 @@ def _apply_overrides(doc: Any, file: str, lines: Mapping[str, int],
         if not isinstance(nodes, dict) or not isinstance(nodes.get(node), dict):
             names = list(nodes) if isinstance(nodes, dict) else []
             problems.append(Problem(file, lines.get("nodes"), f"--set {node}.{key}",
-                                    f"no node {_show(node)}{_closest(node, names)}"))
+                                    f"no node {show(node)}{_closest(node, names)}"))
             continue
         nodes[node][key] = value
     return problems

@@ -122,7 +122,8 @@ def test_the_action_passes_a_clean_design(fresh_bin, tmp_path):
     assert run["outputs"] == {"exit-code": "0", "sarif-file": "hopsim.sarif"}
     assert run["summary"].startswith("earlier step's summary\n### hopsim check: ✅ no findings")
     assert run["failed"] is None
-    assert "host-process at hop limit 1: ok (topologies/host-process.yaml)" in run["check"].stdout  # the table
+    table = run["check"].stdout
+    assert "host-process at hop limit 1: ok (topologies/host-process.yaml)" in table
 
 
 def test_the_action_annotates_and_fails_a_leaky_design(fresh_bin, tmp_path):

@@ -23,14 +23,8 @@ import pytest
 from click.testing import CliRunner
 
 from hopsim.cli import main
-from hopsim.topology import (
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    MAX_YAML_VALUES,
-    Problem,
-    TopologyError,
-    load,
-)
+from hopsim.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_VALUES
+from hopsim.topology import Problem, TopologyError, load
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 TIMEOUT = 60  # seconds: a bound on a hang, far above what any case below needs
