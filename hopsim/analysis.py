@@ -10,9 +10,10 @@ follows. tests/test_properties.py checks this against full replays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from functools import cached_property
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
@@ -47,7 +48,7 @@ class Result:
     hop_limit: int | None
     verdict: Verdict
     reason: str
-    outcomes: tuple[Outcome, ...]
+    outcomes: Sequence[Outcome]  # by principal name; Outcomes makes them when read
     expectations: tuple[Expectation, ...] = ()
 
     @property
@@ -98,11 +99,103 @@ def _copy(outcome: Outcome, **changes: object) -> Outcome:
     return copy
 
 
-def profiles(topology: Topology) -> dict[str, Profile]:
+class Profiles(Mapping[str, Profile]):
+    """Every principal's Profile, each made when asked for.
+
+    What a sweep needs is counted per path class (`tallies`, `access`) without
+    making any principal's outcome: a fleet's verdicts cost one walk pair per
+    class and a few dictionary lookups per principal; only the outcomes a
+    report shows are made.
+    """
+
+    def __init__(self, topology: Topology, router: Router | None = None):
+        self.topology = topology
+        self._profiler = _Profiler(topology, router)
+        self._class_of: dict[str, tuple] = {}
+        self._own: dict[str, Profile] = {}  # principals walked alone, and the made ones
+        for name in topology.principals:
+            key = self._profiler.classify(name)
+            if key is None:
+                self._own[name] = self._profiler.profile(name)
+            else:
+                self._class_of[name] = key
+
+    def __getitem__(self, name: str) -> Profile:
+        made = self._own.get(name)
+        if made is None:
+            if name not in self._class_of:
+                raise KeyError(name)
+            made = self._own[name] = self._profiler.profile(name)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.topology.principals)
+
+    def __len__(self) -> int:
+        return len(self.topology.principals)
+
+    def _shape(self, name: str) -> tuple[Access, Access | None, int]:
+        """(access when delivered, when dropped or None, routers), from the class."""
+        key = self._class_of.get(name)
+        if key is None:
+            p = self._own[name]
+            return (p.delivered.access, p.dropped.access if p.dropped else None,
+                    len(p.token_routers))
+        delivered, dropped, _, routers = self._profiler.classes[key]
+        return delivered.access, dropped.access if dropped else None, routers
+
+    def access(self, name: str, hop_limit: int) -> Access:
+        """What `name` holds at `hop_limit`, without making its outcome."""
+        delivered, dropped, routers = self._shape(name)
+        return dropped if dropped is not None and hop_limit <= routers else delivered
+
+    @cached_property
+    def tallies(self) -> list[Tally]:
+        """The principals that have a role, grouped by what they hold at which
+        hop limits: one entry per path class and role, members in name order."""
+        groups: dict[tuple, list[str]] = {}
+        nodes = self.topology.nodes
+        for name in self.topology.principals:
+            role = nodes[name].role
+            if role is None:
+                continue
+            shape = self._class_of.get(name) or ("own", name)
+            groups.setdefault((role, shape), []).append(name)
+        return [Tally(role, *self._shape(members[0]), tuple(members),
+                      sum(nodes[n].replicas for n in members))
+                for (role, _), members in groups.items()]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Principals of one role and path class: what they hold when the token
+    response is delivered, when it is dropped (None: the hop limit plays no
+    part), and the routers that decide which."""
+
+    role: str
+    delivered: Access
+    dropped: Access | None
+    routers: int
+    members: tuple[str, ...]
+    count: int  # the principals they stand for: replicas and units' copies counted
+
+    def access(self, hop_limit: int) -> Access:
+        if self.dropped is not None and hop_limit <= self.routers:
+            return self.dropped
+        return self.delivered
+
+    def bad(self, hop_limit: int) -> bool:
+        """An attacker holding anything, a workload lacking a token."""
+        access = self.access(hop_limit)
+        if self.role == "attacker":
+            return access is not Access.NONE
+        return self.role == "workload" and access is not Access.TOKEN
+
+
+def profiles(topology: Topology) -> Profiles:
     """One Profile per principal: at most two walks per path class, whatever
     the sweep and however many principals share the class."""
-    walker = _Profiler(topology)
-    return {name: walker.profile(name) for name in topology.principals}
+    return Profiles(topology)
 
 
 def profile(topology: Topology, principal: str, router: Router | None = None) -> Profile:
@@ -124,7 +217,64 @@ class _Profiler:
         self.high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
         self.low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
         self.router = router or Router(topology)
-        self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...]]] = {}
+        # key -> (delivered, dropped, the names it was walked with, token routers)
+        self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...], int]] = {}
+        self._suffixes: dict[str, int] = {}  # node -> id of its stations to imds
+        self._ids: dict[tuple, int] = {}
+
+    def classify(self, name: str) -> tuple | None:
+        """The principal's class key, its class walked if new; None for one
+        that is walked alone (unreachable, or IPv6 to an imds without it)."""
+        node = self.topology.nodes[name]
+        if node.via:
+            route = self.router.route(name)
+            if route.unreachable:
+                return None
+            key, names = self._signature(route, node.family)
+        else:
+            # Without waypoints, the route is the tree's path from the
+            # principal's location: its key is built once per tree node.
+            dist, next_hop = self.router.tree(self.router.imds)
+            here = self.router.location(name)
+            if here not in dist or here in self.router.imds:
+                return None
+            suffix = self._suffix(next_hop[here])
+            if suffix < 0:
+                return None
+            key, names = (node.family, node.kind, node.rewrites_source, suffix), None
+        if key not in self.classes:
+            route = self.router.route(name)
+            settings = self.topology.nodes[route.imds].imds if route.imds else None
+            if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
+                return None
+            names = names or self._signature(route, node.family)[1]
+            self.classes[key] = (*self._walk(name, route.token_routers), names,
+                                 len(route.token_routers))
+        return key
+
+    def _suffix(self, start: str) -> int:
+        """An id for the stations from `start` (a transit node or an imds) to
+        its imds: equal ids, equal kinds, roles, relays, NATs and settings."""
+        _, next_hop = self.router.tree(self.router.imds)
+        chain = []
+        here = start
+        while here not in self._suffixes:
+            chain.append(here)
+            if here in self.router.imds:
+                break
+            here = next_hop[here]
+        nodes = self.topology.nodes
+        for name in reversed(chain):
+            node = nodes[name]
+            if name in self.router.imds:
+                feature: tuple = ("imds", replace(node.imds, hop_limit=0))
+            else:
+                role, relay = self.router.transit_role(name)  # type: ignore[misc]
+                actor = nodes[relay] if relay else node
+                feature = (role, actor.kind, actor.relay, node.rewrites_source,
+                           relay is None or relay == name, self._suffixes[next_hop[name]])
+            self._suffixes[name] = self._ids.setdefault(feature, len(self._ids))
+        return self._suffixes[start]
 
     def profile(self, name: str) -> Profile:
         route = self.router.route(name)
@@ -134,10 +284,10 @@ class _Profiler:
             # No walk to share: the outcome comes without one.
             outcome = play(self.topology, name, router=self.router).outcome
             return Profile(outcome, None, ())
-        key, names = self._signature(route, node.family)
-        if key not in self.classes:
-            self.classes[key] = (*self._walk(name, route.token_routers), names)
-        delivered, dropped, first = self.classes[key]
+        key = self.classify(name)
+        assert key is not None
+        names = self._signature(route, node.family)[1]
+        delivered, dropped, first, _ = self.classes[key]
         rename = dict(zip(first, names, strict=True))
         return Profile(_renamed(delivered, rename, node.role),
                        _renamed(dropped, rename, node.role) if dropped else None,
@@ -156,7 +306,7 @@ class _Profiler:
         nodes = self.topology.nodes
         names: list[str] = []
         index: dict[str, int] = {}
-        features: list[object] = [family, replace(nodes[route.imds].imds, hop_limit=0)]
+        features: list[object] = ["via", family, replace(nodes[route.imds].imds, hop_limit=0)]
         for station in route.stations:
             for name in (station.node, station.actor):
                 names.append(name)
@@ -176,36 +326,120 @@ def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> O
                    by=tuple(rename[b] for b in outcome.by))
 
 
+SHOWN = 10  # principals a verdict's reason names; the rest are counted
+
+
 def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:
     """leak if an attacker holds anything; else broken if a workload lacks a
     token; else ok. The reason names who, in a few words."""
     outcomes = list(outcomes)
     leaks = [o for o in outcomes if o.role == "attacker" and o.access is not Access.NONE]
     if leaks:
-        return Verdict.LEAK, "; ".join(
-            f"{o.node} gets {o.access.value}"
-            + (f" through {o.receiver}" if o.receiver not in (None, o.node) else "")
-            for o in leaks)
+        return Verdict.LEAK, _reason(Verdict.LEAK, leaks[:SHOWN], len(leaks))
     starved = [o for o in outcomes if o.role == "workload" and o.access is not Access.TOKEN]
     if starved:
-        return Verdict.BROKEN, "; ".join(
-            f"{o.node} has no token"
-            + (" (falls back to IMDSv1 after a timeout)"
-               if o.access is Access.CREDENTIALS and o.dropped_at else "")
-            for o in starved)
-    return Verdict.OK, "every workload holds a token, no attacker anything"
+        return Verdict.BROKEN, _reason(Verdict.BROKEN, starved[:SHOWN], len(starved))
+    return Verdict.OK, _reason(Verdict.OK, [], 0)
 
 
-def _result(topology: Topology, hop_limit: int | None,
-            outcomes: Mapping[str, Outcome]) -> Result:
-    verdict, reason = judge(outcomes.values())
+def _reason(verdict: Verdict, shown: Sequence[Outcome], total: int,
+            label: Callable[[str], str] = str, count: Callable[[str], int] = lambda _: 1) -> str:
+    """Who makes the verdict: the first principals by name, and how many more
+    (`total` counts copies: a principal with replicas is many)."""
+    if verdict is Verdict.LEAK:
+        parts = [f"{label(o.node)} gets {o.access.value}"
+                 + (f" through {o.receiver}" if o.receiver not in (None, o.node) else "")
+                 for o in shown]
+    elif verdict is Verdict.BROKEN:
+        parts = [f"{label(o.node)} has no token"
+                 + (" (falls back to IMDSv1 after a timeout)"
+                    if o.access is Access.CREDENTIALS and o.dropped_at else "")
+                 for o in shown]
+    else:
+        return "every workload holds a token, no attacker anything"
+    more = total - sum(count(o.node) for o in shown)
+    if more:
+        parts.append(f"and {more:,} more {'attackers' if verdict is Verdict.LEAK else 'workloads'}")
+    return "; ".join(parts)
+
+
+class Outcomes(Sequence[Outcome]):
+    """The outcomes of one Result, in principal name order, made on first use:
+    a sweep of a fleet counts its verdicts and makes none of them unless a
+    report lists them."""
+
+    def __init__(self, found: Profiles, limits: int | Mapping[str, int | None]):
+        self._found, self._limits = found, limits
+        self._made: tuple[Outcome, ...] | None = None
+
+    def _outcome(self, name: str) -> Outcome:
+        limit = self._limits if isinstance(self._limits, int) else self._limits.get(name)
+        profile = self._found[name]
+        return profile.at(limit) if limit else profile.delivered
+
+    @property
+    def made(self) -> tuple[Outcome, ...]:
+        if self._made is None:
+            self._made = tuple(self._outcome(name) for name in self._found)
+        return self._made
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.made[index]
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return iter(self.made)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self.made)
+
+    def __repr__(self) -> str:
+        return f"Outcomes({len(self)} principals)"
+
+    def verdict(self) -> tuple[Verdict, str]:
+        """judge(self), counted: only the principals the reason names are made."""
+        tallies = self._found.tallies
+        limits = self._limits
+        nodes = self._found.topology.nodes
+        for verdict, role in ((Verdict.LEAK, "attacker"), (Verdict.BROKEN, "workload")):
+            bad: list[str] = []
+            for t in tallies:
+                if t.role != role:
+                    continue
+                if isinstance(limits, int):
+                    if t.bad(limits):
+                        bad.extend(t.members)
+                else:
+                    bad.extend(n for n in t.members if self._bad(n, nodes[n].role))
+            if bad:
+                bad.sort()
+                topology = self._found.topology
+                return verdict, _reason(verdict, [self._outcome(n) for n in bad[:SHOWN]],
+                                        sum(nodes[n].replicas for n in bad), topology.label,
+                                        lambda n: nodes[n].replicas)
+        return Verdict.OK, _reason(Verdict.OK, [], 0)
+
+    def _bad(self, name: str, role: str | None) -> bool:
+        limit = self._limits.get(name) if not isinstance(self._limits, int) else self._limits
+        access = self._found.access(name, limit) if limit else self._found._shape(name)[0]
+        if role == "attacker":
+            return access is not Access.NONE
+        return role == "workload" and access is not Access.TOKEN
+
+
+def _result(topology: Topology, hop_limit: int | None, outcomes: Outcomes) -> Result:
+    verdict, reason = outcomes.verdict()
     expected = topology.expect.get(hop_limit, {}) if hop_limit is not None else {}
     expectations = tuple(
-        Expectation(hop_limit, node, want, outcomes[node].access.value)  # type: ignore[arg-type]
+        Expectation(hop_limit, node, want, outcomes._outcome(node).access.value)  # type: ignore[arg-type]
         for node, want in sorted(expected.items())
     )
-    return Result(hop_limit, verdict, reason, tuple(outcomes[n] for n in sorted(outcomes)),
-                  expectations)
+    return Result(hop_limit, verdict, reason, outcomes, expectations)
 
 
 def verdict_runs(report: Report, hop_limits: Sequence[int]) -> list[tuple[Verdict, int, int]]:
@@ -240,58 +474,54 @@ def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
     results = []
     if not wanted:
         configured = topology.hop_limits()
-        router = Router(topology)
-        outcomes = {}
-        for name, profile in found.items():
-            imds_node = router.route(name).imds
-            limit = configured.get(imds_node) if imds_node else None
-            outcomes[name] = profile.at(limit) if limit else profile.delivered
-        results.append(_result(topology, configured_hop_limit(topology), outcomes))
+        router = found._profiler.router
+        dist, next_hop = router.tree(router.imds)
+        limits: dict[str, int | None] = {}
+        for name in found:
+            imds_node = router.route(name).imds if topology.nodes[name].via else \
+                _root(router.location(name), dist, next_hop)
+            limits[name] = configured.get(imds_node) if imds_node else None
+        results.append(_result(topology, configured_hop_limit(topology),
+                               Outcomes(found, limits)))
     for hop_limit in wanted:
-        results.append(_result(topology, hop_limit,
-                               {n: p.at(hop_limit) for n, p in found.items()}))
+        results.append(_result(topology, hop_limit, Outcomes(found, hop_limit)))
     recommended, why = recommend(topology, found)
     expectations = tuple(
         e for h in sorted(topology.expect)
-        for e in _result(topology, h, {n: p.at(h) for n, p in found.items()}).expectations
+        for e in _result(topology, h, Outcomes(found, h)).expectations
     )
     return Report(topology, tuple(results), recommended, why, expectations)
 
 
-def verdicts(found: Mapping[str, Profile]) -> dict[int, Verdict]:
+def _root(start: str, dist: Mapping[str, int], next_hop: Mapping[str, str]) -> str | None:
+    """The imds at the end of `start`'s path in a routing tree, if any."""
+    if start not in dist:
+        return None
+    here = start
+    while dist[here]:
+        here = next_hop[here]
+    return here
+
+
+def verdicts(found: Profiles) -> dict[int, Verdict]:
     """The verdict at every hop limit 1..64, without making an outcome.
 
     A principal's access changes at most once along the hop limits (at its
     number of token routers), so counting, per hop limit, the attackers that
     hold something and the workloads without a token takes one pass over the
-    principals and one over the hop limits.
+    path classes and one over the hop limits.
     """
     size = MAX_HOP_LIMIT + 2
     leaks, starved = [0] * size, [0] * size  # difference arrays over hop limits
-
-    def count(counts: list[int], first: int, last: int) -> None:
-        if first <= last:
-            counts[first] += 1
-            counts[last + 1] -= 1
-
-    for profile in found.values():
-        role = profile.delivered.role
-        if role not in ("attacker", "workload"):
-            continue
-        if role == "attacker":
-            def bad(access: Access) -> bool:
-                return access is not Access.NONE
-            counts = leaks
-        else:
-            def bad(access: Access) -> bool:
-                return access is not Access.TOKEN
-            counts = starved
-        routers = len(profile.token_routers) if profile.dropped is not None else 0
-        split = min(routers, MAX_HOP_LIMIT)  # hop limits 1..split: the token dies
-        if profile.dropped is not None and bad(profile.dropped.access):
-            count(counts, MIN_HOP_LIMIT, split)
-        if bad(profile.delivered.access):
-            count(counts, split + 1, MAX_HOP_LIMIT)
+    for t in found.tallies:
+        counts = leaks if t.role == "attacker" else starved
+        split = min(t.routers if t.dropped is not None else 0, MAX_HOP_LIMIT)
+        # hop limits 1..split: the token dies; split+1..64: it is delivered
+        for first, last, bad in ((MIN_HOP_LIMIT, split, t.bad(MIN_HOP_LIMIT)),
+                                 (split + 1, MAX_HOP_LIMIT, t.bad(MAX_HOP_LIMIT))):
+            if bad and first <= last:
+                counts[first] += t.count
+                counts[last + 1] -= t.count
     out: dict[int, Verdict] = {}
     leaking = starving = 0
     for h in ALL_HOP_LIMITS:
@@ -301,7 +531,7 @@ def verdicts(found: Mapping[str, Profile]) -> dict[int, Verdict]:
     return out
 
 
-def recommend(topology: Topology, found: Mapping[str, Profile]) -> tuple[int | None, str]:
+def recommend(topology: Topology, found: Profiles) -> tuple[int | None, str]:
     """The smallest hop limit whose verdict is ok, or None and why none is."""
     by_limit = verdicts(found)
     ok = next((h for h, v in by_limit.items() if v is Verdict.OK), None)
@@ -309,7 +539,7 @@ def recommend(topology: Topology, found: Mapping[str, Profile]) -> tuple[int | N
         return ok, f"smallest hop limit where the verdict is ok: {ok}"
 
     def why(hop_limit: int) -> str:
-        return judge(p.at(hop_limit) for p in found.values())[1]
+        return Outcomes(found, hop_limit).verdict()[1]
 
     first_leak = next((h for h, v in by_limit.items() if v is Verdict.LEAK), None)
     if first_leak == MIN_HOP_LIMIT:

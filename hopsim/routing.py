@@ -82,14 +82,24 @@ class Route:
 
 
 class Router:
-    """Computes routes for one topology, caching one BFS per target set."""
+    """Computes routes for one topology: one BFS per target set, whose tree
+    then gives every node's path in as many steps as the path is long."""
 
     def __init__(self, topology: Topology):
         self.topology = topology
-        self._distances: dict[frozenset[str], dict[str, int]] = {}
+        self.imds = frozenset(topology.imds_nodes)
+        self._trees: dict[frozenset[str], tuple[dict[str, int], dict[str, str]]] = {}
+        self._roles: dict[str, tuple[Role, str | None] | None] = {}
 
     def transit_role(self, name: str) -> tuple[Role, str | None] | None:
         """How `name` carries traffic between stops, or None if it never does."""
+        try:
+            return self._roles[name]
+        except KeyError:
+            role = self._roles[name] = self._transit_role(name)
+            return role
+
+    def _transit_role(self, name: str) -> tuple[Role, str | None] | None:
         node = self.topology.nodes[name]
         layer = node.spec.layer
         if layer is Layer.L2:
@@ -106,46 +116,47 @@ class Router:
                 return Role.RELAY, relays[0]
         return None
 
-    def _location(self, name: str) -> str:
+    def location(self, name: str) -> str:
+        """The graph node whose stack `name` lives in: its host, or itself."""
         return self.topology.nodes[name].runs_on or name
 
     def is_transit(self, name: str) -> bool:
         return self.transit_role(name) is not None
 
-    def _distances_to(self, targets: frozenset[str]) -> dict[str, int]:
-        """Links from each node to the nearest target, through transit nodes only."""
-        if targets in self._distances:
-            return self._distances[targets]
-        graph = self.topology.graph
-        dist = {t: 0 for t in targets}
+    def tree(self, targets: frozenset[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """Links from each node to the nearest target, through transit nodes
+        only, and its next hop there: of its neighbours one link closer that
+        carry traffic (or are targets), the smallest name. Walking next hops
+        gives the lexicographically smallest of the shortest paths."""
+        if targets in self._trees:
+            return self._trees[targets]
+        adjacency = self.topology.graph.adj
+        dist = dict.fromkeys(targets, 0)
+        next_hop: dict[str, str] = {}
         queue = deque(sorted(targets))
         while queue:
             here = queue.popleft()
-            for there in graph.neighbors(here):
-                if there not in dist:
-                    dist[there] = dist[here] + 1
-                    if self.is_transit(there):
+            further = dist[here] + 1
+            for there in adjacency[here]:
+                seen = dist.get(there)
+                if seen is None:
+                    dist[there] = further
+                    next_hop[there] = here
+                    if self.transit_role(there) is not None:
                         queue.append(there)
-        self._distances[targets] = dist
-        return dist
+                elif seen == further and here < next_hop[there]:
+                    next_hop[there] = here
+        self._trees[targets] = dist, next_hop
+        return dist, next_hop
 
     def _segment(self, start: str, targets: frozenset[str]) -> list[str] | None:
-        """The lexicographically smallest shortest path from start to a target:
-        walking down the distances, always to the smallest name."""
-        dist = self._distances_to(targets)
+        """The lexicographically smallest shortest path from start to a target."""
+        dist, next_hop = self.tree(targets)
         if start not in dist:
             return None
         path = [start]
         while path[-1] not in targets:
-            here = path[-1]
-            steps = sorted(
-                n for n in self.topology.graph.neighbors(here)
-                if dist.get(n) == dist[here] - 1
-                and (n in targets or self.is_transit(n))
-            )
-            if not steps:  # cannot happen: BFS found `here` from such a neighbour
-                return None
-            path.append(steps[0])
+            path.append(next_hop[path[-1]])
         return path
 
     def route(self, principal: str) -> Route:
@@ -156,13 +167,13 @@ class Router:
         does (a forwarding host routes; a host that cannot route relays).
         """
         node = self.topology.nodes[principal]
-        imds = frozenset(self.topology.imds_nodes)
+        imds = self.imds
         if not imds:
             return Route(principal, unreachable="unreachable: the topology has no imds node")
         stations = [Station(principal, Role.ORIGIN)]
-        here = self._location(principal)
+        here = self.location(principal)
         for waypoint in node.via:
-            segment = self._segment(here, frozenset({self._location(waypoint)}))
+            segment = self._segment(here, frozenset({self.location(waypoint)}))
             if segment is None:
                 return Route(principal, unreachable=f"unreachable: no path to waypoint {waypoint}")
             stations += [self._station(name, node.via) for name in segment[1:-1]]
@@ -193,7 +204,7 @@ class Router:
         """
         for leg in route.legs:
             start = leg[0]
-            home = self._location(start.node) if start.role is Role.ORIGIN else start.node
+            home = self.location(start.node) if start.role is Role.ORIGIN else start.node
             seen = {home}
             for station in leg[1:-1]:
                 if station.node in seen:

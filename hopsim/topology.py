@@ -12,7 +12,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ from hopsim.source import (
 )
 
 OUTCOMES = ("token", "credentials", "none")
+MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
+RESERVED = "/#"  # UNIT/NODE names a unit's node; NODE#3 and UNIT#17 name copies
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
 FAMILIES = (4, 6)
 
@@ -72,9 +74,18 @@ TOP_FIELDS = (
     Field("description", str, "what the topology teaches and why its expectations hold",
           required=True),
     Field("imds", dict, "defaults for every imds node"),
-    Field("nodes", dict, "node name -> node", required=True),
-    Field("links", list, "pairs of node names", required=True),
+    Field("nodes", dict, "node name -> node (optional when units are given)"),
+    Field("links", list, "pairs of node names (optional when units are given)"),
+    Field("units", dict, "unit name -> a unit: `count` identical copies of its nodes and "
+          "links (a fleet of instances); its nodes are named UNIT/NODE"),
     Field("expect", dict, "hop limit -> node -> expected outcome"),
+)
+UNIT_FIELDS = (
+    Field("count", int, "how many identical copies of the unit (UNIT#1 .. UNIT#N)",
+          required=True, bounds=(1, MAX_REPLICAS)),
+    Field("description", str, "free text"),
+    Field("nodes", dict, "node name -> node, as at the top level", required=True),
+    Field("links", list, "pairs of the unit's node names", required=True),
 )
 IMDS_FIELDS = (
     Field("hop_limit", int, "HttpPutResponseHopLimit: the token response's IP TTL",
@@ -106,6 +117,9 @@ KIND_FIELDS = {
     "forwards_headers": Field("forwards_headers", bool,
                               "the relay passes on the headers it received"),
     **{f.name: f for f in IMDS_FIELDS},
+    "replicas": Field("replicas", int, "this many identical copies of the node, each with "
+                      "its links (NODE#1 .. NODE#N); analysed once, reported together",
+                      bounds=(1, MAX_REPLICAS)),
     "instance": Field("instance", str, "the real instance whose settings `--settings` and "
                       "`hopsim import` apply: a Terraform address (aws_instance.web, "
                       "module.app.aws_launch_template.web) or an instance id"),
@@ -150,6 +164,7 @@ class Node:
     imds: ImdsSettings | None = None
     description: str = ""
     instance: str | None = None  # an imds node's real instance, for --settings
+    replicas: int = 1  # the identical copies it stands for: its own times its unit's count
 
     @property
     def spec(self) -> Kind:
@@ -180,6 +195,7 @@ class Topology:
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     graph: nx.Graph = field(default_factory=nx.Graph, compare=False, repr=False)
+    units: Mapping[str, int] = field(default_factory=dict)  # unit name -> its count
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
@@ -203,6 +219,55 @@ class Topology:
     def relays_on(self, host: str) -> list[str]:
         """L7 relays that run inside `host`'s network stack, by name."""
         return self._relays.get(host, [])
+
+    def label(self, name: str) -> str:
+        """A node's name as reports show it: with its count when it stands for
+        many identical copies (replicas, units)."""
+        count = self.nodes[name].replicas
+        return f"{name} (×{count:,})" if count > 1 else name
+
+    def copy_of(self, name: str) -> tuple[Topology, str] | None:
+        """One copy, named: `web#17/app#3` is the 3rd replica of app in the
+        17th copy of unit web. Returns this topology with that unit copy and
+        that replica named so (each standing for itself alone) and the copy's
+        name, or None if `name` names no copy. All copies are identical, so a
+        trace of one is a trace of each, under its own names."""
+        unit, index, rest = None, None, name
+        if "/" in name:
+            head, rest = name.split("/", 1)
+            unit, _, index = head.partition("#")
+        node, _, replica = rest.partition("#")
+        template = f"{unit}/{node}" if unit else node
+        if template not in self.nodes or (unit is not None and unit not in self.units):
+            return None
+        count = self.units.get(unit, 1) if unit else 1
+        own = self.nodes[template].replicas // count
+        if not _index_within(index, count) or not _index_within(replica, own):
+            return None
+        rename = {template: name}
+        if unit is not None:
+            prefix = f"{unit}#{index}/" if index else f"{unit}/"
+            rename |= {n: prefix + n.split("/", 1)[1] for n in self.nodes
+                       if n.startswith(f"{unit}/") and n != template}
+        if rename == {template: template}:
+            return self, name
+
+        def renamed(n: str | None) -> str | None:
+            return rename.get(n, n) if n is not None else None
+
+        nodes = {}
+        for n, node in self.nodes.items():
+            if n in rename:
+                node = replace(node, name=rename[n], replicas=1 if n == template else
+                               node.replicas // count, runs_on=renamed(node.runs_on),
+                               via=tuple(rename.get(v, v) for v in node.via))
+            nodes[rename.get(n, n)] = node
+        links = tuple((rename.get(a, a), rename.get(b, b)) for a, b in self.links)
+        expect = {h: {rename.get(n, n): o for n, o in entries.items()}
+                  for h, entries in self.expect.items()}
+        graph = nx.relabel_nodes(self.graph, rename, copy=True)
+        return replace(self, nodes=nodes, links=links, expect=expect, graph=graph,
+                       units={u: 1 if u == unit else c for u, c in self.units.items()}), name
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
@@ -317,6 +382,7 @@ class _Checker:
         return True
 
 
+@cache
 def _node_fields(kind: str) -> dict[str, Field]:
     fields = {f.name: f for f in NODE_FIELDS}
     for key, spec in KIND_FIELDS.items():  # in table order: Kind.keys is a frozenset
@@ -348,7 +414,18 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
 
     defaults = check.fields(top.get("imds", {}), ("imds",),
                             {f.name: f for f in IMDS_FIELDS}, "imds defaults")
-    raw_nodes: dict[str, Any] = top.get("nodes", {})
+    if "units" not in top:
+        for key in ("nodes", "links"):
+            if key not in doc:
+                check.add((), f"missing required key {key!r} for a topology")
+    raw_nodes: dict[str, Any] = dict(top.get("nodes", {}))
+    top_links = list(top.get("links", []))
+    for name in raw_nodes:
+        if isinstance(name, str) and set(name) & set(RESERVED):
+            check.add(("nodes", name), f"a node name cannot contain {' or '.join(RESERVED)}: "
+                      "UNIT/NODE names a unit's node, NODE#3 one of its replicas")
+    units = _Units(check, top.get("units", {}), lines, columns, len(top_links))
+    raw_nodes |= units.nodes
     nodes: dict[str, dict[str, Any]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
@@ -373,20 +450,110 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     for name, raw in nodes.items():
         _check_node(check, name, raw, nodes, names)
 
-    links = _check_links(check, top.get("links", []), nodes, names)
+    links = _check_links(check, top_links + units.links, nodes, names)
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
 
     if check.problems:
-        return None, check.problems
-    built = _make_nodes(check, nodes, defaults)
+        return None, units.located(check.problems)
+    built = _make_nodes(check, nodes, defaults, units.counts)
     if check.problems:
-        return None, check.problems
+        return None, units.located(check.problems)
     graph = nx.Graph()
     graph.add_nodes_from(sorted(built))
     graph.add_edges_from(links)
     return Topology(top["name"], top["description"], file, built, tuple(links), expect,
-                    dict(lines), dict(columns), graph), []
+                    dict(lines), dict(columns), graph, units.units), []
+
+
+def _index_within(index: str | None, count: int) -> bool:
+    """`index` (from NAME#INDEX) names one of `count` copies; no index: one copy."""
+    if not index:
+        return count == 1 or index is None
+    return index.isdecimal() and 1 <= int(index) <= count and str(int(index)) == index
+
+
+class _Units:
+    """A topology's units merged into its nodes and links, as UNIT/NODE.
+
+    A unit is written once and counted: its nodes stand for `count` copies
+    each (Node.replicas), so a fleet of 2,000 identical instances costs what
+    one does. The merged names get the lines of what was written, and
+    problems are reported at the unit's own keys.
+    """
+
+    def __init__(self, check: _Checker, raw: Mapping[Any, Any], lines: dict[str, int],
+                 columns: dict[str, int], first_link: int):
+        self.nodes: dict[str, Any] = {}
+        self.links: list[Any] = []
+        self.counts: dict[str, int] = {}
+        self.units: dict[str, int] = {}
+        self.keys: dict[str, str] = {}  # merged key path -> the one written
+        known = {f.name: f for f in UNIT_FIELDS}
+        for unit, body in raw.items():
+            path = ("units", unit)
+            if not isinstance(unit, str) or not unit or set(unit) & set(RESERVED):
+                check.add(path, f"a unit name is a string without {' or '.join(RESERVED)}, "
+                          f"got {show(unit)}")
+                continue
+            if not isinstance(body, dict):
+                check.add(path, f"expected a mapping with keys count, nodes, links, got "
+                          f"{show(body)}")
+                continue
+            fields = check.fields(body, path, known, "a unit")
+            count = fields.get("count", 1)
+            for name, node in fields.get("nodes", {}).items():
+                if not isinstance(name, str) or not name or set(name) & set(RESERVED):
+                    check.add(path + ("nodes", name), "a node name is a string without "
+                              f"{' or '.join(RESERVED)}, got {show(name)}")
+                    continue
+                self.units[unit] = count
+                merged = f"{unit}/{name}"
+                self.nodes[merged] = self._renamed(unit, node)
+                self.counts[merged] = count
+                self.keys[dotted(("nodes", merged))] = dotted(path + ("nodes", name))
+            for i, link in enumerate(fields.get("links", [])):
+                index = first_link + len(self.links)
+                if isinstance(link, list) and all(isinstance(end, str) for end in link):
+                    link = [f"{unit}/{end}" for end in link]
+                self.links.append(link)
+                self.keys[dotted(("links", index))] = dotted(path + ("links", i))
+        merged_of = {written: merged for merged, written in self.keys.items()}
+        for table in (lines, columns):  # the merged keys get the lines of what was written
+            for key, value in list(table.items()):
+                if key.startswith("units."):
+                    parts = key.split(".")
+                    merged = merged_of.get(".".join(parts[:4]))
+                    if merged is not None:
+                        table[".".join([merged, *parts[4:]])] = value
+
+    @staticmethod
+    def _renamed(unit: str, node: Any) -> Any:
+        """A unit's node, with the names it refers to made UNIT/NAME."""
+        if not isinstance(node, dict):
+            return node
+        node = dict(node)
+        if isinstance(node.get("runs_on"), str):
+            node["runs_on"] = f"{unit}/{node['runs_on']}"
+        if isinstance(node.get("via"), list):
+            node["via"] = [f"{unit}/{hop}" if isinstance(hop, str) else hop
+                           for hop in node["via"]]
+        return node
+
+    def located(self, problems: list[Problem]) -> list[Problem]:
+        """Problems of merged nodes and links, at the keys the file has."""
+        if not self.keys:
+            return problems
+        out = []
+        for problem in problems:
+            parts = problem.key.split(".")
+            for i in range(len(parts), 1, -1):
+                written = self.keys.get(".".join(parts[:i]))
+                if written is not None:
+                    problem = replace(problem, key=".".join([written, *parts[i:]]))
+                    break
+            out.append(problem)
+        return out
 
 
 def _check_node(check: _Checker, name: str, raw: dict[str, Any],
@@ -470,6 +637,10 @@ def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
             if end in nodes and nodes[end].get("runs_on"):
                 check.add(path, f"{show(end)} runs on {show(nodes[end]['runs_on'])} and has no "
                           "links of its own")
+        if all(end in nodes and nodes[end].get("replicas", 1) > 1 for end in (a, b)):
+            check.add(path, f"both {show(a)} and {show(b)} have replicas: which copy links "
+                      "to which is not said; give replicas to one end only")
+            continue
         pair = frozenset((a, b))
         if pair in seen:
             check.add(path, f"duplicate link [{a}, {b}] (first at links[{seen[pair]}])")
@@ -528,10 +699,10 @@ def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]]
 
 
 def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
-                defaults: Mapping[str, Any]) -> dict[str, Node]:
+                defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
     """Turn checked mappings into Nodes, with deterministic addresses."""
-    v4 = _Addresses(check, nodes, "address", ipaddress.ip_network("10.0.0.0/8"))
-    v6 = _Addresses(check, nodes, "address6", ipaddress.ip_network("fd00:1::/64"))
+    v4 = _Addresses(check, nodes, "address", _POOL4)
+    v6 = _Addresses(check, nodes, "address6", _POOL6)
     built: dict[str, Node] = {}
     for name in sorted(nodes):
         raw = nodes[name]
@@ -554,6 +725,7 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
+            replicas=counts.get(name, 1) * raw.get("replicas", 1),
         )
     return built
 
@@ -591,14 +763,29 @@ class _Addresses:
     def _usable(pool: Any, taken: set[str]) -> Iterable[str]:
         first = int(pool.network_address) + 1
         for i in range(pool.num_addresses - 2):
-            address = str(ipaddress.ip_address(first + i))
-            last = address.rsplit(".", 1)[-1]
-            if address not in taken and last not in ("0", "255"):
+            address = _format(pool, first + i)
+            if address not in taken and not address.endswith((".0", ".255")):
                 yield address
 
     def of(self, name: str, nodes: Mapping[str, dict[str, Any]]) -> str:
         host = nodes[name].get("runs_on")
         return self.assigned.get(host, "") if host else self.assigned[name]
+
+
+def _format(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, address: int) -> str:
+    """str(ipaddress.ip_address(address)), without building the object: a
+    fleet numbers 100,000s of nodes, and ipaddress took most of the load."""
+    if pool.version == 4:
+        return f"{address >> 24}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
+    host = address - int(pool.network_address)
+    if pool == _POOL6 and 0 < host < 1 << 32:  # fd00:1::HI:LO, zeros compressed (RFC 5952)
+        high, low = host >> 16, host & 0xFFFF
+        return f"fd00:1::{high:x}:{low:x}" if high else f"fd00:1::{low:x}"
+    return str(ipaddress.ip_address(address))
+
+
+_POOL4 = ipaddress.ip_network("10.0.0.0/8")
+_POOL6 = ipaddress.ip_network("fd00:1::/64")
 
 
 # --- loading ------------------------------------------------------------------

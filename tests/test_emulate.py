@@ -95,9 +95,9 @@ def test_plan_routes_both_ways_and_imds_sees_only_the_nat():
 
 
 def test_plan_names_fit_the_kernel_whatever_the_node_names():
-    topology = make({"imds": {"kind": "imds"}, "my instance/1": {"kind": "host"},
+    topology = make({"imds": {"kind": "imds"}, "my instance:1": {"kind": "host"},
                      "a-very-long-container-name-indeed": {"kind": "container"}},
-                    [["imds", "my instance/1"], ["my instance/1",
+                    [["imds", "my instance:1"], ["my instance:1",
                                                   "a-very-long-container-name-indeed"]])
     plan = build.plan(topology, "hs1-0-")
     for ns in plan.namespaces.values():

@@ -127,7 +127,7 @@ ONE_MISTAKE = [
     ("unknown-top-level-key-suggests-closest",
      edit("expect:", "expct:"), "expct:", "expct",
      "unknown key 'expct' for a topology (did you mean 'expect'?); expected one of name, "
-     "description, imds, nodes, links, expect"),
+     "description, imds, nodes, links, units, expect"),
     ("unknown-node-key-suggests-closest",
      edit("forwarding: true", "forwardng: true"), "forwardng", "nodes.instance.forwardng",
      "unknown key 'forwardng' for a host node (did you mean 'forwarding'?); expected one of "

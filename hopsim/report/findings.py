@@ -96,14 +96,16 @@ def for_result(report: Report, result: Result, command: str) -> list[Finding]:
     if not verdicts_fail(command):
         return []
     found = []
+    label = report.topology.label
     for o in result.outcomes:
         if o.role == "attacker" and o.access is not Access.NONE:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
             what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
-            found.append(_finding(report, result, o, rule, f"{o.node} (role attacker) gets {what}"))
+            found.append(_finding(report, result, o, rule,
+                                  f"{label(o.node)} (role attacker) gets {what}"))
         elif o.role == "workload" and o.access is not Access.TOKEN:
             found.append(_finding(report, result, o, STARVED_WORKLOAD,
-                                  f"{o.node} (role workload) gets no token"))
+                                  f"{label(o.node)} (role workload) gets no token"))
     return found
 
 

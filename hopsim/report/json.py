@@ -9,14 +9,15 @@ from typing import Any
 from hopsim import __version__
 from hopsim.analysis import Expectation, Report, Result
 from hopsim.engine import Outcome
-from hopsim.topology import Problem
+from hopsim.topology import Problem, Topology
 
 SCHEMA_VERSION = 1
 
 
-def outcome(o: Outcome) -> dict[str, Any]:
+def outcome(o: Outcome, replicas: int = 1) -> dict[str, Any]:
     return {
         "node": o.node,
+        "replicas": replicas,
         "role": o.role,
         "family": o.family,
         "outcome": o.access.value,
@@ -34,12 +35,15 @@ def expectation(e: Expectation) -> dict[str, Any]:
             "actual": e.actual, "passed": e.passed}
 
 
-def result(r: Result) -> dict[str, Any]:
+def result(r: Result, topology: Topology | None = None) -> dict[str, Any]:
+    def copies(node: str) -> int:
+        return topology.nodes[node].replicas if topology else 1
+
     return {
         "hop_limit": r.hop_limit,
         "verdict": r.verdict.value,
         "reason": r.reason,
-        "principals": [outcome(o) for o in r.outcomes],
+        "principals": [outcome(o, copies(o.node)) for o in r.outcomes],
         "expectations": [expectation(e) for e in r.expectations],
     }
 
@@ -52,7 +56,7 @@ def report(r: Report) -> dict[str, Any]:
         "hop_limits": t.hop_limits(),
         "recommended_hop_limit": r.recommended_hop_limit,
         "recommendation": r.recommendation,
-        "results": [result(x) for x in r.results],
+        "results": [result(x, t) for x in r.results],
         "expectations": [expectation(e) for e in r.expectations],
     }
 

@@ -58,7 +58,8 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     table = _table(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     for o in result.outcomes:
-        table.add_row(o.node, o.role or "-", Text(o.access.value, style=ACCESS_STYLE[o.access]),
+        table.add_row(t.label(o.node), o.role or "-",
+                      Text(o.access.value, style=ACCESS_STYLE[o.access]),
                       o.reason)
     parts: list[RenderableType] = [title, table]
     parts += _failed_lines(result.failed)

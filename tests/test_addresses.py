@@ -1,0 +1,42 @@
+"""Addresses the loader gives nodes: deterministic, unique, and formatted as
+the ipaddress module would (the loader formats them itself, for speed)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from builders import make
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hopsim.topology import _POOL4, _POOL6, _format
+
+
+@given(st.integers(min_value=1, max_value=(1 << 24) - 2))
+def test_ipv4_pool_addresses_read_as_ipaddress_writes_them(offset):
+    address = int(_POOL4.network_address) + offset
+    assert _format(_POOL4, address) == str(ipaddress.IPv4Address(address))
+
+
+@given(st.one_of(st.integers(min_value=1, max_value=1 << 17),
+                 st.integers(min_value=1, max_value=(1 << 64) - 2)))
+def test_ipv6_pool_addresses_are_compressed_as_ipaddress_compresses_them(offset):
+    address = int(_POOL6.network_address) + offset
+    assert _format(_POOL6, address) == str(ipaddress.IPv6Address(address))
+
+
+def test_a_fleet_of_nodes_gets_distinct_addresses_skipping_dot_0_and_dot_255():
+    nodes = {"imds": {"kind": "imds"}, "host": {"kind": "host", "forwarding": True},
+             "br": {"kind": "bridge"}}
+    nodes |= {f"c{i:04d}": {"kind": "container"} for i in range(600)}
+    links = [["imds", "host"], ["host", "br"]] + [["br", f"c{i:04d}"] for i in range(600)]
+    t = make(nodes, links)
+    v4 = [n.address for name, n in t.nodes.items() if name != "imds"]
+    v6 = [n.address6 for name, n in t.nodes.items() if name != "imds"]
+    assert len(set(v4)) == len(v4) == 602 and len(set(v6)) == len(v6) == 602
+    assert not [a for a in v4 if a.endswith((".0", ".255"))]
+    assert all(ipaddress.IPv4Address(a) in _POOL4 for a in v4)
+    assert all(ipaddress.IPv6Address(a) in _POOL6 for a in v6)
+    # In name order from the pool's first address: br, c0000, ... host.
+    assert t.nodes["br"].address == "10.0.0.1" and t.nodes["c0000"].address == "10.0.0.2"
+    assert t.nodes["c0253"].address == "10.0.1.1"  # 10.0.0.255 and 10.0.1.0 skipped
