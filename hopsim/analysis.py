@@ -144,6 +144,10 @@ class Profiles(Mapping[str, Profile]):
         delivered, dropped, _, routers = self._profiler.classes[key]
         return delivered.access, dropped.access if dropped else None, routers
 
+    def class_of(self, name: str) -> tuple:
+        """A key shared by the principals whose outcomes differ only in names."""
+        return self._class_of.get(name) or ("own", name)
+
     def access(self, name: str, hop_limit: int) -> Access:
         """What `name` holds at `hop_limit`, without making its outcome."""
         delivered, dropped, routers = self._shape(name)
@@ -159,8 +163,7 @@ class Profiles(Mapping[str, Profile]):
             role = nodes[name].role
             if role is None:
                 continue
-            shape = self._class_of.get(name) or ("own", name)
-            groups.setdefault((role, shape), []).append(name)
+            groups.setdefault((role, self.class_of(name)), []).append(name)
         return [Tally(role, *self._shape(members[0]), tuple(members),
                       sum(nodes[n].replicas for n in members))
                 for (role, _), members in groups.items()]
@@ -363,6 +366,16 @@ def _reason(verdict: Verdict, shown: Sequence[Outcome], total: int,
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Alike:
+    """Principals whose outcomes differ only in names: `first`'s, and how many
+    principals (and copies of them, replicas counted) share it."""
+
+    first: Outcome
+    principals: int
+    copies: int
+
+
 class Outcomes(Sequence[Outcome]):
     """The outcomes of one Result, in principal name order, made on first use:
     a sweep of a fleet counts its verdicts and makes none of them unless a
@@ -400,6 +413,19 @@ class Outcomes(Sequence[Outcome]):
 
     def __repr__(self) -> str:
         return f"Outcomes({len(self)} principals)"
+
+    def groups(self) -> list[Alike]:
+        """The principals grouped by path class, role and hop limit: each group
+        gets one outcome, up to names (its first member's), in name order."""
+        nodes = self._found.topology.nodes
+        groups: dict[tuple, list[str]] = {}
+        for name in self._found:
+            limit = self._limits if isinstance(self._limits, int) else self._limits.get(name)
+            key = (self._found.class_of(name), nodes[name].role, limit)
+            groups.setdefault(key, []).append(name)
+        return [Alike(self._outcome(members[0]), len(members),
+                      sum(nodes[n].replicas for n in members))
+                for members in groups.values()]
 
     def verdict(self) -> tuple[Verdict, str]:
         """judge(self), counted: only the principals the reason names are made."""

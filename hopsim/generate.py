@@ -168,13 +168,153 @@ UNITS: dict[str, Callable[[_Unit, int], None]] = {
 }
 
 
+def compact_fleet(instances: int, containers: int) -> dict[str, Any]:
+    """The same kinds of instance as `fleet`, written compactly: one unit per
+    shape (kind, hop limit, http_tokens, and X-Forwarded-For for proxies), its
+    `count` the instances of that shape and its containers `replicas`.
+
+    Every shape is present once there are as many instances as shapes, so a
+    fleet of 1,000 nodes and one of 1,000,000 differ only in their counts.
+    There is nothing random to seed: counts are apportioned by weight.
+    """
+    if instances < 1 or containers < 1:
+        raise ValueError("a fleet has at least one instance with one container")
+    shapes = [(kind, hop_limit, tokens, xff, weight * hop_weight * token_weight * xff_weight)
+              for kind, weight in UNIT_WEIGHTS.items()
+              for hop_limit, hop_weight in HOP_LIMITS
+              for tokens, token_weight in TOKENS
+              for xff, xff_weight in (((True, 6), (False, 4)) if kind == "proxy" else
+                                      ((None, 10),))]
+    counts = _apportion(instances, [shape[-1] for shape in shapes])
+    units = {}
+    for (kind, hop_limit, tokens, xff, _), count in zip(shapes, counts, strict=True):
+        if count:
+            name = f"{kind}-h{hop_limit}-{tokens}" + ("" if xff is None else
+                                                      "-xff" if xff else "-no-xff")
+            unit = COMPACT_UNITS[kind](containers, xff)
+            imds = {"kind": "imds", "hop_limit": hop_limit, "http_tokens": tokens}
+            units[name] = {"count": count, "nodes": {"imds": imds, **unit["nodes"]},
+                           "links": unit["links"]}
+    return {
+        "name": f"compact-fleet-{instances}x{containers}",
+        "description": (f"A generated compact fleet (hopsim generate fleet --compact "
+                        f"--instances {instances} --containers {containers}): "
+                        f"{instances} instances in {len(units)} units, one per shape."),
+        "imds": {"hop_limit": 2, "http_tokens": "required", "http_endpoint": "enabled",
+                 "ipv6": False},
+        "units": units,
+    }
+
+
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainders), at least
+    one each while there are enough."""
+    floor = 1 if total >= len(weights) else 0
+    rest = total - floor * len(weights)
+    shares = [rest * w / sum(weights) for w in weights]
+    counts = [floor + int(share) for share in shares]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (int(shares[i]) - shares[i], i))
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _with_replicas(count: int, **fields: Any) -> dict[str, Any]:
+    return {**fields, "replicas": count} if count > 1 else fields
+
+
+def _compact_docker(containers: int, _: bool | None) -> dict[str, Any]:
+    return {"nodes": {"host": {"kind": "host", "forwarding": True, "masquerade": True,
+                               "role": "workload"},
+                      "docker0": {"kind": "bridge"},
+                      "agent": {"kind": "container", "runs_on": "host", "role": "workload"},
+                      "app": _with_replicas(max(1, containers - 1), kind="container",
+                                            role="workload")},
+            "links": [["imds", "host"], ["host", "docker0"], ["docker0", "app"]]}
+
+
+def _compact_agents(containers: int, _: bool | None) -> dict[str, Any]:
+    return {"nodes": {"host": {"kind": "host", "role": "workload"},
+                      "agent": _with_replicas(containers, kind="container", runs_on="host",
+                                              role="workload")},
+            "links": [["imds", "host"]]}
+
+
+def _compact_dind(containers: int, _: bool | None) -> dict[str, Any]:
+    return {"nodes": {"host": {"kind": "host", "forwarding": True, "masquerade": True,
+                               "role": "workload"},
+                      "docker0": {"kind": "bridge"},
+                      "dind": {"kind": "host", "forwarding": True, "masquerade": True},
+                      "inner0": {"kind": "bridge"},
+                      "job": _with_replicas(containers, kind="container", role="workload")},
+            "links": [["imds", "host"], ["host", "docker0"], ["docker0", "dind"],
+                      ["dind", "inner0"], ["inner0", "job"]]}
+
+
+def _compact_k8s(containers: int, _: bool | None) -> dict[str, Any]:
+    pods = max(1, containers - 1)
+    untrusted = round(pods * 0.2)
+    nodes = {"host": {"kind": "host", "forwarding": True, "role": "workload"},
+             "aws-node": {"kind": "container", "runs_on": "host", "role": "workload"},
+             "pod": _with_replicas(pods - untrusted, kind="container", role="workload")}
+    links = [["imds", "host"], ["host", "pod"]]
+    if untrusted:
+        nodes["untrusted-pod"] = _with_replicas(untrusted, kind="container", role="attacker")
+        links.append(["host", "untrusted-pod"])
+    return {"nodes": nodes, "links": links}
+
+
+def _compact_nat(containers: int, _: bool | None) -> dict[str, Any]:
+    tenants = containers // 2
+    nodes = {"host": {"kind": "nat"},
+             "client": _with_replicas(containers - tenants, kind="client")}
+    links = [["imds", "host"], ["host", "client"]]
+    if tenants:
+        nodes["tenant"] = _with_replicas(tenants, kind="client", role="attacker")
+        links.append(["host", "tenant"])
+    return {"nodes": nodes, "links": links}
+
+
+def _compact_proxy(containers: int, xff: bool | None) -> dict[str, Any]:
+    nodes = {"host": {"kind": "host", "role": "workload"},
+             "proxy": {"kind": "proxy", "runs_on": "host", "adds_xff": bool(xff),
+                       "forwards_headers": True},
+             "internet": {"kind": "client", "role": "attacker"}}
+    if containers > 1:
+        nodes["worker"] = _with_replicas(containers - 1, kind="container", runs_on="host",
+                                         role="workload")
+    return {"nodes": nodes, "links": [["imds", "host"], ["host", "internet"]]}
+
+
+COMPACT_UNITS: dict[str, Callable[[int, bool | None], dict[str, Any]]] = {
+    "docker": _compact_docker, "agents": _compact_agents, "dind": _compact_dind,
+    "k8s": _compact_k8s, "nat": _compact_nat, "proxy": _compact_proxy,
+}
+
+
+def copies(document: dict[str, Any]) -> int:
+    """The nodes a document stands for, each replica and unit copy counted."""
+    def count(nodes: dict[str, Any]) -> int:
+        return sum(node.get("replicas", 1) for node in nodes.values())
+
+    return count(document.get("nodes", {})) + sum(
+        unit["count"] * count(unit["nodes"]) for unit in document.get("units", {}).values())
+
+
 def dumps(document: dict[str, Any], fmt: str = "yaml") -> str:
     """A document as the text of a topology file: "yaml" (one line per node
     and per link) or "json"."""
     if fmt == "json":
         return json.dumps(document, indent=1) + "\n"
-    head = {k: v for k, v in document.items() if k not in ("nodes", "links")}
+    head = {k: v for k, v in document.items() if k not in ("nodes", "links", "units")}
     text = yaml.safe_dump(head, sort_keys=False, width=100)
+    if "units" in document:  # compact: a few lines per unit
+        lines = [text.rstrip("\n"), "units:"]
+        for name, unit in document["units"].items():
+            lines += [f"  {name}:", f"    count: {unit['count']}", "    nodes:"]
+            lines += [f"      {node}: {_flow(fields)}" for node, fields in unit["nodes"].items()]
+            lines.append("    links: [" + ", ".join(f"[{a}, {b}]" for a, b in unit["links"]) + "]")
+        return "\n".join(lines) + "\n"
     lines = [text.rstrip("\n"), "nodes:"]
     lines += [f"  {name}: {_flow(fields)}" for name, fields in document["nodes"].items()]
     lines.append("links:")

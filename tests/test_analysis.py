@@ -62,3 +62,36 @@ def test_counted_verdicts_equal_judging_every_outcome_on_the_bundled_topologies(
         judged = {h: analysis.judge(p.at(h) for p in found.values())[0]
                   for h in analysis.ALL_HOP_LIMITS}
         assert counted == judged, path.name
+
+
+def test_a_large_table_shows_one_row_per_kind_of_path_and_counts_every_principal():
+    import re
+
+    from rich.console import Console
+
+    from hopsim.report import table
+
+    t = fleet(12, 5)  # 12 instances: 12 hosts + 60 containers = 72 principals
+    report = analysis.check(t)
+    out = Console(width=100, no_color=True, file=None)
+    with out.capture() as captured:
+        out.print(table.principals(out, report, report.results[0]))
+    text = captured.get()
+    assert "c0x0 and 59 more like it" in text and "host0 and 11 more like it" in text
+    assert "72 principals in 2 rows" in text
+    # each row's principal says which one it shows: the first by name
+    assert re.findall(r"\| (\S+) and", text) == ["c0x0", "host0"]
+
+
+def test_a_small_table_lists_every_principal():
+    from rich.console import Console
+
+    from hopsim.report import table
+
+    report = analysis.check(fleet(2, 3))
+    out = Console(width=100, no_color=True)
+    with out.capture() as captured:
+        out.print(table.principals(out, report, report.results[0]))
+    text = captured.get()
+    assert "more like it" not in text
+    assert all(f"c{i}x{j}" in text for i in range(2) for j in range(3))

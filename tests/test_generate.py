@@ -74,3 +74,58 @@ def test_generate_writes_yaml_to_stdout_without_a_file():
     result = run("generate", "fleet", "--instances", "6", "--containers", "2", "--seed", "5")
     assert result.exit_code == 0
     assert result.output == dumps(fleet(6, 2, 5))
+
+
+# --- compact fleets -------------------------------------------------------------
+
+
+def test_a_compact_fleet_is_the_same_units_whatever_its_size():
+    from hopsim.generate import compact_fleet, copies
+
+    small, large = compact_fleet(91, 8), compact_fleet(90_909, 8)
+    assert list(small["units"]) == list(large["units"])  # every shape in both
+    assert sum(u["count"] for u in small["units"].values()) == 91
+    assert sum(u["count"] for u in large["units"].values()) == 90_909
+    for fleet_doc, instances in ((small, 91), (large, 90_909)):
+        # each instance stands for about 8 containers and 1 to 4 more nodes
+        assert 9 * instances <= copies(fleet_doc) <= 13 * instances
+    assert len(dumps(large).splitlines()) == len(dumps(small).splitlines()) < 400
+
+
+def test_a_compact_fleet_and_its_written_out_copy_agree_on_every_verdict():
+    """The compact fleet's units written out copy by copy (as `fleet` would
+    write them) get the same verdict at every hop limit."""
+    from hopsim.generate import compact_fleet
+
+    doc = compact_fleet(50, 3)
+    nodes, links = {}, []
+    for unit, body in doc["units"].items():
+        for i in range(body["count"]):
+            def names(node, unit=unit, i=i, body=body):
+                n = body["nodes"][node].get("replicas", 1)
+                return [f"{unit}-{i}-{node}-{j}" for j in range(n)]
+
+            for node, fields in body["nodes"].items():
+                fields = {k: v for k, v in fields.items() if k != "replicas"}
+                if "runs_on" in fields:
+                    fields["runs_on"] = names(fields["runs_on"])[0]
+                nodes |= dict.fromkeys(names(node), fields)
+            links += [[a, b] for x, y in body["links"] for a in names(x) for b in names(y)]
+    written = {"name": "w", "description": "w", "imds": doc["imds"], "nodes": nodes,
+               "links": links}
+    compact = parse(dumps(doc), "c.yaml")
+    full = parse(json.dumps(written), "w.json")
+    assert len(full.nodes) == sum(n.replicas for n in compact.nodes.values())
+    assert analysis.verdicts(analysis.profiles(compact)) == \
+        analysis.verdicts(analysis.profiles(full))
+
+
+def test_generate_fleet_compact_writes_units(tmp_path):
+    out = tmp_path / "compact.yaml"
+    result = run("generate", "fleet", "--compact", "--instances", "2000", "--containers", "48",
+                 "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "42 units standing for" in result.output
+    topology = load(out)
+    assert sum(topology.units.values()) == 2000
+    assert out.stat().st_size < 20_000  # 2,000 instances x 48 containers in a few KB
