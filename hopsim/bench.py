@@ -1,19 +1,21 @@
 """The fleet benchmark: hopsim's cost against the least any tool must do.
 
-    python -m hopsim.bench [--sizes 1000,10000] [--repeat 3] [--json out.json]
+    python -m hopsim.bench [--sizes 1000,10000,100000] [--repeat 3] [--json out.json]
 
-For a generated fleet of about each size (nodes), written once as YAML and as
-JSON to a temporary folder, it measures in one process the medians of:
+For a generated fleet of about each size (nodes), written once as JSON and as
+YAML to a temporary folder, it measures in one process the medians of:
 
-- baseline: read and parse the file (the fastest parser: json, or PyYAML's C
-  loader), build the networkx graph, one BFS from every imds node;
+- baseline: read and parse the file (json, or PyYAML's C loader), build the
+  networkx graph, one BFS from every imds node: the least any tool must do;
 - load: hopsim's loader alone (validation, addresses, line numbers);
-- check at the configured hop limits and sweep over 1-64, end to end (load
-  included);
-and, in a fresh process, the peak memory (max RSS) of load + sweep 1-64. Once
-per run: a trace with pcap of a 10-hop path against building and writing the
-same packets with scapy alone. It prints a table and the ratios, and writes
-them as JSON for tracking. No targets are asserted here: issue 4 has them.
+- check and sweep 1-64 end to end: `hopsim check FILE` and `hopsim sweep
+  --hop-limits 1-64 FILE` run in this process, their table output included;
+and, in a fresh process, the peak memory (max RSS) of the sweep. Then compact
+fleets (units with counts and replicas) of about 1,000 and 1,000,000 nodes,
+swept 1-64 end to end; and a trace with pcap of a 10-hop path against building
+and writing the same packets with scapy alone. It prints a table, the ratios
+against issue 4's targets, and writes everything as JSON for tracking. It
+asserts nothing: tests/test_bench.py runs it small, without timing.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from typing import Any
 
 import networkx as nx
 import yaml
+from click.testing import CliRunner
 from scapy.packet import NoPayload, Packet
 from scapy.utils import wrpcap
 
-from hopsim import analysis, engine, packets
-from hopsim.generate import EXTRA_NODES, dumps, fleet
-from hopsim.source import MAX_FILE_BYTES
+from hopsim import engine, packets
+from hopsim.cli import main as cli
+from hopsim.generate import EXTRA_NODES, compact_fleet, copies, dumps, fleet
+from hopsim.source import MAX_FILE_BYTES, MAX_JSON_BYTES
 from hopsim.topology import TopologyError, load
 
 ALL_HOP_LIMITS = range(1, 65)
@@ -72,15 +76,30 @@ def baseline(path: Path) -> int:
     return sum(len(nx.single_source_shortest_path_length(graph, name)) for name in imds)
 
 
-def peak_rss_mib(path: Path) -> float:
-    """Max RSS of a fresh process that loads `path` and sweeps 1-64."""
-    code = ("import sys; from hopsim import analysis; from hopsim.topology import load; "
-            "analysis.sweep(load(sys.argv[1]), range(1, 65))")
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)])
+PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "TERM": "dumb"}  # what a CI log gets
+TARGETS = {  # issue 4: ratios of medians, measured side by side
+    "sweep/baseline": 1.5, "sweep/check": 1.2, "compact large/small": 3.0,
+    "trace/scapy-only": 3.0,
+}
+MAX_RSS_MIB = 2048
+
+
+def command(*args: str) -> Callable[[], None]:
+    """A hopsim command run end to end in this process, its output captured."""
+    def run() -> None:
+        result = CliRunner().invoke(cli, list(args), env=PLAIN)
+        if result.exit_code not in (0, 1):  # 1: findings, as fleets have
+            raise RuntimeError(f"hopsim {' '.join(args)} failed:\n{result.output}")
+    return run
+
+
+def peak_rss_mib(*args: str) -> float:
+    """Max RSS of a fresh process running a hopsim command."""
+    child = subprocess.Popen([sys.executable, "-m", "hopsim.cli", *args],
+                             stdout=subprocess.DEVNULL, env={**os.environ, **PLAIN})
     _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise RuntimeError(f"memory run failed on {path} (exit {child.returncode})")
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise RuntimeError(f"memory run failed: hopsim {' '.join(args)}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
     return usage.ru_maxrss * scale / 2**20
 
@@ -98,26 +117,44 @@ def measure_size(size: int, folder: Path, repeat: int, seed: int) -> list[dict[s
             "file_bytes": path.stat().st_size,
         }
         rows.append(row)
-        if fmt == "yaml" and row["file_bytes"] > MAX_FILE_BYTES:
-            row["skipped"] = f"larger than the YAML limit of {MAX_FILE_BYTES:,} bytes"
+        limit = MAX_JSON_BYTES if fmt == "json" else MAX_FILE_BYTES
+        if row["file_bytes"] > limit:
+            row["skipped"] = f"larger than the {fmt.upper()} limit of {limit:,} bytes"
             continue
         try:
             topology = load(path)
         except TopologyError as error:
             raise SystemExit(f"the generated fleet does not load:\n{error}") from None
         row["principals"] = len(topology.principals)
+        del topology
+        sweep = ("sweep", "--hop-limits", "1-64", str(path))
         row["baseline_s"] = median_time(lambda p=path: baseline(p), repeat)
         row["load_s"] = median_time(lambda p=path: load(p), repeat)
-        row["check_s"] = median_time(lambda p=path: analysis.check(load(p)), repeat)
-        row["sweep_s"] = median_time(
-            lambda p=path: analysis.sweep(load(p), ALL_HOP_LIMITS), repeat)
-        row["peak_rss_mib"] = peak_rss_mib(path)
+        row["check_s"] = median_time(command("check", str(path)), repeat)
+        row["sweep_s"] = median_time(command(*sweep), repeat)
+        row["peak_rss_mib"] = peak_rss_mib(*sweep)
         row["ratios"] = {
             "sweep/baseline": row["sweep_s"] / row["baseline_s"],
             "sweep/check": row["sweep_s"] / row["check_s"],
             "load/baseline": row["load_s"] / row["baseline_s"],
         }
     return rows
+
+
+def measure_compact(sizes: tuple[int, int], folder: Path, repeat: int) -> dict[str, Any]:
+    """Compact fleets of about each size in nodes (replicas and unit copies
+    counted), swept 1-64 end to end; the ratio of the larger to the smaller."""
+    rows = []
+    for size in sizes:
+        document = compact_fleet(max(1, round(size / (CONTAINERS + EXTRA_NODES))), CONTAINERS)
+        path = folder / f"compact-{size}.yaml"
+        path.write_text(dumps(document), encoding="utf-8")
+        rows.append({"size": size, "nodes": copies(document), "units": len(document["units"]),
+                     "file_bytes": path.stat().st_size,
+                     "sweep_s": median_time(command("sweep", "--hop-limits", "1-64",
+                                                    str(path)), repeat)})
+    small, large = rows
+    return {"fleets": rows, "ratios": {"compact large/small": large["sweep_s"] / small["sweep_s"]}}
 
 
 def chain(hops: int) -> dict[str, Any]:
@@ -171,13 +208,44 @@ def measure_trace(folder: Path, repeat: int) -> dict[str, Any]:
             "scapy_only_s": scapy_s, "ratios": {"trace/scapy-only": trace_s / scapy_s}}
 
 
-def run(sizes: list[int], repeat: int, seed: int = 0) -> dict[str, Any]:
+def run(sizes: list[int], repeat: int, seed: int = 0,
+        compact: tuple[int, int] = (1000, 1_000_000)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hopsim-bench-") as tmp:
         folder = Path(tmp)
         rows = [row for size in sizes for row in measure_size(size, folder, repeat, seed)]
+        small = measure_compact(compact, folder, repeat)
         trace = measure_trace(folder, repeat)
     return {"python": sys.version.split()[0], "repeat": repeat, "seed": seed,
-            "containers_per_instance": CONTAINERS, "fleets": rows, "trace": trace}
+            "containers_per_instance": CONTAINERS, "fleets": rows, "compact": small,
+            "trace": trace, "targets": {**TARGETS, "peak_rss_mib": MAX_RSS_MIB},
+            "verdicts": verdicts(rows, small, trace)}
+
+
+def verdicts(rows: list[dict[str, Any]], compact: dict[str, Any],
+             trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target against its measure: at the largest size measured per format."""
+    out = []
+    for fmt in ("json", "yaml"):
+        measured = [r for r in rows if r["format"] == fmt and "skipped" not in r]
+        if not measured:
+            continue
+        row = max(measured, key=lambda r: r["nodes"])
+        at = f"{row['nodes']:,} nodes, {fmt}"
+        out += [{"target": f"{name} <= {TARGETS[name]}", "at": at, "value": row["ratios"][name],
+                 "met": row["ratios"][name] <= TARGETS[name]}
+                for name in ("sweep/baseline", "sweep/check")]
+        out.append({"target": f"peak RSS <= {MAX_RSS_MIB} MiB", "at": at,
+                    "value": row["peak_rss_mib"], "met": row["peak_rss_mib"] <= MAX_RSS_MIB})
+    value = compact["ratios"]["compact large/small"]
+    small, large = (f"{row['nodes']:,}" for row in compact["fleets"])
+    out.append({"target": f"compact large/small <= {TARGETS['compact large/small']}",
+                "at": f"{large} vs {small} nodes", "value": value,
+                "met": value <= TARGETS["compact large/small"]})
+    value = trace["ratios"]["trace/scapy-only"]
+    out.append({"target": f"trace/scapy-only <= {TARGETS['trace/scapy-only']}",
+                "at": f"{trace['hops']}-hop path", "value": value,
+                "met": value <= TARGETS["trace/scapy-only"]})
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -192,26 +260,36 @@ def table(result: dict[str, Any]) -> str:
         ratios = row["ratios"]
         lines.append(f"{start} {row['baseline_s']:>8.3f}s {row['load_s']:>7.3f}s "
                      f"{row['check_s']:>7.3f}s {row['sweep_s']:>7.3f}s "
-                     f"{row['peak_rss_mib']:>8.0f} {ratios['sweep/baseline']:>8.1f} "
+                     f"{row['peak_rss_mib']:>8.0f} {ratios['sweep/baseline']:>8.2f} "
                      f"{ratios['sweep/check']:>8.2f}")
+    for row in result["compact"]["fleets"]:
+        lines.append(f"compact fleet, {row['nodes']:,} nodes in {row['units']} units "
+                     f"({row['file_bytes'] / 1e3:.0f} kB): sweep 1-64 {row['sweep_s']:.3f}s")
     trace = result["trace"]
     lines.append(f"trace --pcap, {trace['hops']} hops, {trace['packets']} packets: "
                  f"{trace['trace_s'] * 1e3:.1f} ms; scapy alone {trace['scapy_only_s'] * 1e3:.1f} "
-                 f"ms; trace/scapy-only {trace['ratios']['trace/scapy-only']:.2f}")
+                 "ms")
+    lines += ["", "targets (issue 4):"]
+    for v in result["verdicts"]:
+        lines.append(f"  {'met    ' if v['met'] else 'NOT MET'} {v['target']:<30} "
+                     f"{v['value']:>9.2f}  ({v['at']})")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hopsim.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000",
-                        help="fleet sizes in nodes, comma-separated (default: 1000,10000)")
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="fleet sizes in nodes, comma-separated (default: 1000,10000,100000)")
+    parser.add_argument("--compact", default="1000,1000000",
+                        help="the two compact fleet sizes compared (default: 1000,1000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per median (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="the fleets' seed (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    result = run(sizes, max(1, args.repeat), args.seed)
+    small, large = (int(s) for s in args.compact.split(","))
+    result = run(sizes, max(1, args.repeat), args.seed, (small, large))
     print(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -8,9 +8,11 @@ from hopsim import bench, engine
 from hopsim.topology import parse
 
 
-def test_the_benchmark_at_a_tiny_size_writes_every_ratio_as_json(tmp_path, capsys):
+def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp_path,
+                                                                              capsys):
     out = tmp_path / "bench.json"
-    bench.main(["--sizes", "200", "--repeat", "1", "--json", str(out)])
+    bench.main(["--sizes", "200", "--compact", "1000,20000", "--repeat", "1",
+                "--json", str(out)])
     result = json.loads(out.read_text())
     assert [row["format"] for row in result["fleets"]] == ["json", "yaml"]
     for row in result["fleets"]:
@@ -18,8 +20,18 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_as_json(tmp_path, capsy
         assert set(row["ratios"]) == {"sweep/baseline", "sweep/check", "load/baseline"}
         assert all(value > 0 for value in row["ratios"].values())
         assert row["peak_rss_mib"] > 0
+    small, large = result["compact"]["fleets"]
+    assert small["units"] == large["units"]  # the same shapes, other counts
+    assert 800 <= small["nodes"] <= 1200 and 15_000 <= large["nodes"] <= 25_000
     assert result["trace"]["ratios"]["trace/scapy-only"] > 0
-    assert "sw/base" in capsys.readouterr().out
+    targets = [v["target"] for v in result["verdicts"]]
+    assert targets == ["sweep/baseline <= 1.5", "sweep/check <= 1.2", "peak RSS <= 2048 MiB"] * 2 \
+        + ["compact large/small <= 3.0", "trace/scapy-only <= 3.0"]
+    for verdict in result["verdicts"]:
+        bound = float(verdict["target"].split("<= ")[1].split()[0])
+        assert verdict["met"] == (verdict["value"] <= bound)
+    printed = capsys.readouterr().out
+    assert "sw/base" in printed and "targets (issue 4):" in printed
 
 
 def test_the_trace_chain_is_a_10_hop_path_whose_client_gets_the_token():
