@@ -162,3 +162,25 @@ def test_fingerprints_are_stable_and_distinct(monkeypatch):
     assert first == again
     prints = [r["partialFingerprints"]["hopsimFinding/v1"] for r in results(first)]
     assert len(set(prints)) == len(prints)
+
+
+def test_the_exit_code_shortcut_agrees_with_the_findings_on_every_bundled_topology():
+    """findings.fails (what sets the exit code, counted) == bool(findings.of_run)
+    (every finding made), for check and sweep, at configured and swept limits."""
+    from builders import TOPOLOGIES, make
+
+    from hopsim import analysis
+    from hopsim.report import findings
+    from hopsim.topology import load
+
+    wrong = make({"imds": {"kind": "imds"}, "host": {"kind": "host", "role": "workload"}},
+                 [["imds", "host"]], expect={1: {"host": "none"}})  # it gets a token
+    seen = set()
+    for topology in [*(load(p) for p in sorted(TOPOLOGIES.glob("*.yaml"))), wrong]:
+        path = topology.file
+        for report in (analysis.check(topology), analysis.sweep(topology, [1, 2, 3])):
+            for command in ("check", "sweep"):
+                fails = findings.fails([report], command)
+                assert fails == bool(findings.of_run([report], command)), (path.name, command)
+                seen.add((command, fails))
+    assert seen == {("check", True), ("check", False), ("sweep", True), ("sweep", False)}

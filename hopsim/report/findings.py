@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hopsim.analysis import Expectation, Report, Result
+from hopsim.analysis import Expectation, Report, Result, Verdict
 from hopsim.engine import Access, Outcome
 from hopsim.topology import Topology
 
@@ -131,6 +131,14 @@ def of_report(report: Report, command: str) -> list[Finding]:
 
 def of_run(reports: Iterable[Report], command: str) -> list[Finding]:
     return [f for r in reports for f in of_report(r, command)]
+
+
+def fails(reports: Iterable[Report], command: str) -> bool:
+    """bool(of_run(reports, command)), without making the findings: a leak or
+    a starved workload is what makes a result's verdict other than ok, so a
+    fleet's exit code needs no principal's outcome."""
+    return any(report.failed or (verdicts_fail(command) and any(
+        r.verdict is not Verdict.OK for r in report.results)) for report in reports)
 
 
 def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:
