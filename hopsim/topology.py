@@ -326,10 +326,10 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 
 
 def _is(value: Any, t: type | tuple[type, ...]) -> bool:
-    types = t if isinstance(t, tuple) else (t,)
-    if isinstance(value, bool):
-        return bool in types
-    return isinstance(value, types)
+    """isinstance, except that true and false are not integers here."""
+    if value.__class__ is bool:
+        return t is bool or (isinstance(t, tuple) and bool in t)
+    return isinstance(value, t)
 
 
 class _Checker:
@@ -352,43 +352,64 @@ class _Checker:
 
     def fields(self, mapping: Mapping[Any, Any], path: tuple[Any, ...],
                known: Mapping[str, Field], what: str) -> dict[str, Any]:
-        """Check `mapping` against `known` fields; return the valid values."""
+        """Check `mapping` against `known` fields; return the valid values.
+        (A fleet has 100,000s of nodes: paths are built only for problems.)"""
         valid: dict[str, Any] = {}
         for key, value in mapping.items():
-            spec = known.get(key) if isinstance(key, str) else None
+            spec = known.get(key) if key.__class__ is str else None
             if spec is None:
                 self.add(path + (key,), f"unknown key {show(key)} for {what}"
                          f"{_closest(key, known)}; expected one of {', '.join(known)}")
                 continue
-            if self.value(value, path + (key,), spec):
+            problem = _wrong(value, spec)
+            if problem is None:
                 valid[key] = value
-        for spec in known.values():
-            if spec.required and spec.name not in mapping:
-                self.add(path, f"missing required key {spec.name!r} for {what}")
+            else:
+                self.add(path + (key,), problem)
+        for name in _required(known):
+            if name not in mapping:
+                self.add(path, f"missing required key {name!r} for {what}")
         return valid
 
     def value(self, value: Any, path: tuple[Any, ...], spec: Field) -> bool:
-        if not _is(value, spec.type):
-            self.add(path, f"expected {_type_name(spec.type)}, got {show(value)}")
-            return False
-        if spec.choices is not None and value not in spec.choices:
-            choices = ", ".join(map(str, spec.choices))
-            self.add(path, f"expected one of {choices}, got {show(value)}"
-                     f"{_closest(value, map(str, spec.choices))}")
-            return False
-        if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
-            self.add(path, f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {show(value)}")
-            return False
-        return True
+        problem = _wrong(value, spec)
+        if problem is not None:
+            self.add(path, problem)
+        return problem is None
+
+
+def _wrong(value: Any, spec: Field) -> str | None:
+    """What is wrong with `value` for `spec`, or None."""
+    if not _is(value, spec.type):
+        return f"expected {_type_name(spec.type)}, got {show(value)}"
+    if spec.choices is not None and value not in spec.choices:
+        choices = ", ".join(map(str, spec.choices))
+        return (f"expected one of {choices}, got {show(value)}"
+                f"{_closest(value, map(str, spec.choices))}")
+    if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
+        return f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {show(value)}"
+    return None
+
+
+class _Table(dict):
+    """Fields by name, and the names a mapping must have (found once)."""
+
+    def __init__(self, fields: Iterable[Field]):
+        super().__init__((f.name, f) for f in fields)
+        self.required = tuple(f.name for f in self.values() if f.required)
+
+
+def _required(known: Mapping[str, Field]) -> tuple[str, ...]:
+    if isinstance(known, _Table):
+        return known.required
+    return tuple(f.name for f in known.values() if f.required)
 
 
 @cache
 def _node_fields(kind: str) -> dict[str, Field]:
-    fields = {f.name: f for f in NODE_FIELDS}
-    for key, spec in KIND_FIELDS.items():  # in table order: Kind.keys is a frozenset
-        if key in KINDS[kind].keys:
-            fields[key] = spec
-    return fields
+    own = [spec for key, spec in KIND_FIELDS.items()  # in table order: keys is a frozenset
+           if key in KINDS[kind].keys]
+    return _Table([*NODE_FIELDS, *own])
 
 
 def _check_methods(check: _Checker, value: Any, path: tuple[Any, ...]) -> tuple[str, ...] | None:
@@ -410,10 +431,10 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     if not isinstance(doc, dict):
         check.add((), "expected a mapping with keys name, description, nodes, links")
         return None, check.problems
-    top = check.fields(doc, (), {f.name: f for f in TOP_FIELDS}, "a topology")
+    top = check.fields(doc, (), _Table(TOP_FIELDS), "a topology")
 
     defaults = check.fields(top.get("imds", {}), ("imds",),
-                            {f.name: f for f in IMDS_FIELDS}, "imds defaults")
+                            _Table(IMDS_FIELDS), "imds defaults")
     if "units" not in top:
         for key in ("nodes", "links"):
             if key not in doc:
@@ -489,7 +510,7 @@ class _Units:
         self.counts: dict[str, int] = {}
         self.units: dict[str, int] = {}
         self.keys: dict[str, str] = {}  # merged key path -> the one written
-        known = {f.name: f for f in UNIT_FIELDS}
+        known = _Table(UNIT_FIELDS)
         for unit, body in raw.items():
             path = ("units", unit)
             if not isinstance(unit, str) or not unit or set(unit) & set(RESERVED):
@@ -617,37 +638,52 @@ def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
 def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
                  names: set[str]) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
-    seen: dict[frozenset[str], int] = {}
+    seen: dict[tuple[str, str], int] = {}
+    # Found once, not per link: a fleet has 100,000s of links.
+    hosted = {name for name, node in nodes.items() if node.get("runs_on")}
+    replicated = {name for name, node in nodes.items() if node.get("replicas", 1) > 1}
     for i, link in enumerate(raw):
-        path = ("links", i)
-        if (not isinstance(link, list) or len(link) != 2
-                or not all(isinstance(end, str) for end in link)):
-            check.add(path, f"expected a pair of node names such as [a, b], got {show(link)}")
+        if (link.__class__ is not list or len(link) != 2
+                or link[0].__class__ is not str or link[1].__class__ is not str):
+            check.add(("links", i),
+                      f"expected a pair of node names such as [a, b], got {show(link)}")
             continue
         a, b = link
-        bad = [end for end in (a, b) if end not in names]
-        for end in bad:
-            check.add(path, f"link to a missing node {show(end)}{_closest(end, names)}")
-        if bad:
+        suspect = (a not in names or b not in names or a == b or a in hosted or b in hosted
+                   or (a in replicated and b in replicated))
+        if suspect and not _bad_link(check, i, a, b, nodes, names):
             continue
-        if a == b:
-            check.add(path, f"self-link: {show(a)} is linked to itself")
-            continue
-        for end in (a, b):
-            if end in nodes and nodes[end].get("runs_on"):
-                check.add(path, f"{show(end)} runs on {show(nodes[end]['runs_on'])} and has no "
-                          "links of its own")
-        if all(end in nodes and nodes[end].get("replicas", 1) > 1 for end in (a, b)):
-            check.add(path, f"both {show(a)} and {show(b)} have replicas: which copy links "
-                      "to which is not said; give replicas to one end only")
-            continue
-        pair = frozenset((a, b))
+        pair = (a, b) if a < b else (b, a)
         if pair in seen:
-            check.add(path, f"duplicate link [{a}, {b}] (first at links[{seen[pair]}])")
+            check.add(("links", i), f"duplicate link [{a}, {b}] (first at links[{seen[pair]}])")
             continue
         seen[pair] = i
         links.append((a, b))
     return links
+
+
+def _bad_link(check: _Checker, i: int, a: str, b: str, nodes: Mapping[str, dict[str, Any]],
+              names: set[str]) -> bool:
+    """Say what is wrong with the link [a, b]; whether it still counts as a
+    link for the checks that follow (it does when only an end is misplaced)."""
+    path = ("links", i)
+    bad = [end for end in (a, b) if end not in names]
+    for end in bad:
+        check.add(path, f"link to a missing node {show(end)}{_closest(end, names)}")
+    if bad:
+        return False
+    if a == b:
+        check.add(path, f"self-link: {show(a)} is linked to itself")
+        return False
+    for end in (a, b):
+        if end in nodes and nodes[end].get("runs_on"):
+            check.add(path, f"{show(end)} runs on {show(nodes[end]['runs_on'])} and has no "
+                      "links of its own")
+    if all(end in nodes and nodes[end].get("replicas", 1) > 1 for end in (a, b)):
+        check.add(path, f"both {show(a)} and {show(b)} have replicas: which copy links "
+                  "to which is not said; give replicas to one end only")
+        return False
+    return True
 
 
 def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
@@ -701,10 +737,11 @@ def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]]
 def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                 defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
     """Turn checked mappings into Nodes, with deterministic addresses."""
-    v4 = _Addresses(check, nodes, "address", _POOL4)
-    v6 = _Addresses(check, nodes, "address6", _POOL6)
+    order = sorted(nodes)
+    v4 = _Addresses(check, nodes, order, "address", _POOL4)
+    v6 = _Addresses(check, nodes, order, "address6", _POOL6)
     built: dict[str, Node] = {}
-    for name in sorted(nodes):
+    for name in order:
         raw = nodes[name]
         spec = KINDS[raw["kind"]]
         relay = None
@@ -718,16 +755,28 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
         if spec.name == "imds":
             own = {k: raw[k] for k in IMDS_KEYS if k in raw}
             imds = ImdsSettings(**{**defaults, **own})
-        built[name] = Node(
+        via = raw.get("via")
+        host = raw.get("runs_on")
+        built[name] = _node(
             name=name, kind=spec.name,
-            address=v4.of(name, nodes), address6=v6.of(name, nodes),
-            role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(raw.get("via", ())),
+            address=v4.assigned.get(host, "") if host else v4.assigned[name],
+            address6=v6.assigned.get(host, "") if host else v6.assigned[name],
+            role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(via) if via else (),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
         )
     return built
+
+
+def _node(**values: Any) -> Node:
+    """Node(**values) for values the loader has checked, every field given,
+    without the frozen dataclass's __init__ (0.2 s per 100,000 nodes).
+    tests/test_addresses.py checks that loaded nodes are whole Nodes."""
+    node = object.__new__(Node)
+    object.__setattr__(node, "__dict__", values)
+    return node
 
 
 class _Addresses:
@@ -737,13 +786,14 @@ class _Addresses:
     imds answers on the link-local endpoints.
     """
 
-    def __init__(self, check: _Checker, nodes: Mapping[str, dict[str, Any]], key: str,
+    def __init__(self, check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                 order: list[str], key: str,
                  pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
         self.key = key
         endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
         self.assigned: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for name in sorted(nodes):
+        for name in order:
             raw = nodes[name]
             if raw["kind"] == "imds":
                 self.assigned[name] = endpoint
@@ -755,7 +805,7 @@ class _Addresses:
                 owner[address] = name
                 self.assigned[name] = address
         hosts = iter(self._usable(pool, set(owner)))
-        for name in sorted(nodes):
+        for name in order:
             if name not in self.assigned and not nodes[name].get("runs_on"):
                 self.assigned[name] = next(hosts)
 
@@ -767,18 +817,14 @@ class _Addresses:
             if address not in taken and not address.endswith((".0", ".255")):
                 yield address
 
-    def of(self, name: str, nodes: Mapping[str, dict[str, Any]]) -> str:
-        host = nodes[name].get("runs_on")
-        return self.assigned.get(host, "") if host else self.assigned[name]
-
 
 def _format(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, address: int) -> str:
     """str(ipaddress.ip_address(address)), without building the object: a
     fleet numbers 100,000s of nodes, and ipaddress took most of the load."""
     if pool.version == 4:
         return f"{address >> 24}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
-    host = address - int(pool.network_address)
-    if pool == _POOL6 and 0 < host < 1 << 32:  # fd00:1::HI:LO, zeros compressed (RFC 5952)
+    host = address - _POOL6_START
+    if pool is _POOL6 and 0 < host < 1 << 32:  # fd00:1::HI:LO, zeros compressed (RFC 5952)
         high, low = host >> 16, host & 0xFFFF
         return f"fd00:1::{high:x}:{low:x}" if high else f"fd00:1::{low:x}"
     return str(ipaddress.ip_address(address))
@@ -786,6 +832,7 @@ def _format(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, address: int) -
 
 _POOL4 = ipaddress.ip_network("10.0.0.0/8")
 _POOL6 = ipaddress.ip_network("fd00:1::/64")
+_POOL6_START = int(_POOL6.network_address)
 
 
 # --- loading ------------------------------------------------------------------

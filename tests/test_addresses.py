@@ -40,3 +40,19 @@ def test_a_fleet_of_nodes_gets_distinct_addresses_skipping_dot_0_and_dot_255():
     # In name order from the pool's first address: br, c0000, ... host.
     assert t.nodes["br"].address == "10.0.0.1" and t.nodes["c0000"].address == "10.0.0.2"
     assert t.nodes["c0253"].address == "10.0.1.1"  # 10.0.0.255 and 10.0.1.0 skipped
+
+
+def test_loaded_nodes_are_whole_nodes_equal_to_ones_built_field_by_field():
+    """The loader builds Nodes without Node.__init__ (for speed): each must
+    carry every field, as Node(...) would."""
+    from dataclasses import asdict, fields
+
+    from builders import TOPOLOGIES
+
+    from hopsim.topology import Node, load
+
+    names = {f.name for f in fields(Node)}
+    for path in sorted(TOPOLOGIES.glob("*.yaml")):
+        for node in load(path).nodes.values():
+            assert set(vars(node)) == names, path.name
+            assert Node(**asdict(node) | {"relay": node.relay, "imds": node.imds}) == node
