@@ -255,3 +255,13 @@ def test_without_units_nodes_and_links_are_required():
     problems, _ = first_problem({"name": "x", "description": "x"})
     assert [p.message for p in problems] == ["missing required key 'nodes' for a topology",
                                              "missing required key 'links' for a topology"]
+
+
+def test_show_says_what_the_written_nodes_stand_for(tmp_path):
+    path = write(tmp_path, compact())
+    result = CliRunner().invoke(main, ["show", str(path)], env=PLAIN)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    # written: web 5 + edge 3; copies: web 3 x (1+1+1+4+1) + edge 2 x (1+1+3)
+    assert "8 nodes written, standing for 34 (units: web ×3, edge ×2)" in text
+    assert "web/app (×12)" in text

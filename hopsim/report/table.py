@@ -222,7 +222,7 @@ def show(out: Console, topology: Topology) -> RenderableType:
             details.append("via " + ", ".join(node.via))
         if node.family == 6:
             details.append("uses IPv6")
-        nodes.add_row(name, node.kind, node.address or "-", "; ".join(details))
+        nodes.add_row(topology.label(name), node.kind, node.address or "-", "; ".join(details))
     router = Router(topology)
     routes = _table(out, "principal", "route to IMDS")
     routes.columns[1].overflow = "fold"
@@ -232,7 +232,14 @@ def show(out: Console, topology: Topology) -> RenderableType:
     links = Text("links: " + ", ".join(f"{a}-{b}" for a, b in topology.links), overflow="fold")
     title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
     description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
-    return Group(title, description, nodes, links, routes)
+    parts: list[RenderableType] = [title, description, nodes, links, routes]
+    if topology.units or any(n.replicas > 1 for n in topology.nodes.values()):
+        copies = sum(n.replicas for n in topology.nodes.values())
+        units = ", ".join(f"{u} ×{c:,}" for u, c in topology.units.items())
+        parts.insert(2, Text(f"{len(topology.nodes):,} nodes written, standing for {copies:,}"
+                             + (f" (units: {units})" if units else "")
+                             + "; each copy routes as the node it copies", overflow="fold"))
+    return Group(*parts)
 
 
 def _consequence(role: str | None, node: str, access: Access) -> str:
