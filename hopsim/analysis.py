@@ -10,10 +10,12 @@ follows. tests/test_properties.py checks this against full replays.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property
+from itertools import islice
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
@@ -225,6 +227,11 @@ class _Profiler:
         self._suffixes: dict[str, int] = {}  # node -> id of its stations to imds
         self._ids: dict[tuple, int] = {}
 
+    @cached_property
+    def tree(self) -> tuple[dict[str, int], dict[str, str]]:
+        """The routing tree towards the imds nodes (distances, next hops)."""
+        return self.router.tree(self.router.imds)
+
     def classify(self, name: str) -> tuple | None:
         """The principal's class key, its class walked if new; None for one
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
@@ -237,13 +244,14 @@ class _Profiler:
         else:
             # Without waypoints, the route is the tree's path from the
             # principal's location: its key is built once per tree node.
-            dist, next_hop = self.router.tree(self.router.imds)
-            here = self.router.location(name)
+            dist, next_hop = self.tree
+            here = node.runs_on or name
             if here not in dist or here in self.router.imds:
                 return None
-            suffix = self._suffix(next_hop[here])
-            if suffix < 0:
-                return None
+            after = next_hop[here]
+            suffix = self._suffixes.get(after)
+            if suffix is None:
+                suffix = self._suffix(after)
             key, names = (node.family, node.kind, node.rewrites_source, suffix), None
         if key not in self.classes:
             route = self.router.route(name)
@@ -258,7 +266,7 @@ class _Profiler:
     def _suffix(self, start: str) -> int:
         """An id for the stations from `start` (a transit node or an imds) to
         its imds: equal ids, equal kinds, roles, relays, NATs and settings."""
-        _, next_hop = self.router.tree(self.router.imds)
+        _, next_hop = self.tree
         chain = []
         here = start
         while here not in self._suffixes:
@@ -433,21 +441,18 @@ class Outcomes(Sequence[Outcome]):
         limits = self._limits
         nodes = self._found.topology.nodes
         for verdict, role in ((Verdict.LEAK, "attacker"), (Verdict.BROKEN, "workload")):
-            bad: list[str] = []
-            for t in tallies:
-                if t.role != role:
-                    continue
-                if isinstance(limits, int):
-                    if t.bad(limits):
-                        bad.extend(t.members)
-                else:
-                    bad.extend(n for n in t.members if self._bad(n, nodes[n].role))
-            if bad:
-                bad.sort()
-                topology = self._found.topology
-                return verdict, _reason(verdict, [self._outcome(n) for n in bad[:SHOWN]],
-                                        sum(nodes[n].replicas for n in bad), topology.label,
-                                        lambda n: nodes[n].replicas)
+            if isinstance(limits, int):
+                bad = [t for t in tallies if t.role == role and t.bad(limits)]
+                # members are in name order: merging gives the first names
+                first = list(islice(heapq.merge(*(t.members for t in bad)), SHOWN))
+                total = sum(t.count for t in bad)
+            else:
+                names = sorted(n for t in tallies if t.role == role
+                               for n in t.members if self._bad(n, role))
+                first, total = names[:SHOWN], sum(nodes[n].replicas for n in names)
+            if first:
+                return verdict, _reason(verdict, [self._outcome(n) for n in first], total,
+                                        self._found.topology.label, lambda n: nodes[n].replicas)
         return Verdict.OK, _reason(Verdict.OK, [], 0)
 
     def _bad(self, name: str, role: str | None) -> bool:

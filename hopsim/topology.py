@@ -294,12 +294,24 @@ class Topology:
         return {n: self.nodes[n].imds.hop_limit for n in self.imds_nodes}
 
     def with_imds(self, **changes: Any) -> Topology:
-        """This topology with the same settings changed on every imds node."""
+        """This topology with the same settings changed on every imds node.
+        (Once per sweep for thousands of imds nodes: built as the loader
+        builds nodes, and the derived lists, which settings do not change,
+        carried over.)"""
         nodes = dict(self.nodes)
+        settings: dict[ImdsSettings, ImdsSettings] = {}
         for name in self.imds_nodes:
             node = nodes[name]
-            nodes[name] = replace(node, imds=replace(node.imds, **changes))
-        return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
+            old = node.imds
+            new = settings.get(old)  # type: ignore[arg-type]
+            if new is None:
+                new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
+            nodes[name] = _node(**{**vars(node), "imds": new})
+        copy = replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
+        for derived in ("principals", "imds_nodes", "_relays"):
+            if derived in self.__dict__:
+                copy.__dict__[derived] = self.__dict__[derived]
+        return copy
 
     def with_node(self, name: str, **changes: Any) -> Topology:
         """This topology with one node's fields changed (links unchanged)."""
