@@ -265,3 +265,15 @@ def test_show_says_what_the_written_nodes_stand_for(tmp_path):
     # written: web 5 + edge 3; copies: web 3 x (1+1+1+4+1) + edge 2 x (1+1+3)
     assert "8 nodes written, standing for 34 (units: web ×3, edge ×2)" in text
     assert "web/app (×12)" in text
+
+
+def test_the_readme_fleet_is_two_thousand_hosts_of_48_apps_and_its_expectations_hold():
+    from builders import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("name: web-fleet")
+    topology = parse(readme[start:readme.index("```", start)], "web-fleet.yaml")
+    assert topology.nodes["web/app"].replicas == 2000 * 48
+    report = analysis.sweep(topology, [1, 2])
+    assert report.failed == [] and len(report.expectations) == 3
+    assert [r.verdict.value for r in report.results] == ["broken", "ok"]
