@@ -3,19 +3,54 @@
 Nothing in a file can make this read another file, recurse without bound or
 hang: sizes, nesting and alias expansion are bounded, and every way a text can
 fail ends in one `Abort` with the line and key where it did.
+
+YAML is read with libyaml, PyYAML's C parser, where PyYAML has it (its wheels
+do), and with PyYAML's pure-Python parser where it does not. Three readers,
+one result (tests/test_source.py holds them to it):
+
+- `_read_plain` builds values straight from libyaml's events. It reads what
+  generated files hold (no anchors, aliases or merge keys, nothing wrong in
+  them but syntax) at ~5.5 MB/s, and leaves anything else to
+- `_read_nodes`, which composes the node graph (PyYAML's composer on
+  libyaml's events, `_compose`; ~2 MB/s), counts it and then walks it into
+  values: aliases are counted before they are expanded. Without libyaml it is
+  the only reader, on PyYAML's own composer and parser (`_Loader`, ~0.3 MB/s).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import reprlib
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 
-MAX_FILE_BYTES = 1024 * 1024  # PyYAML parses ~150 KB/s: this also bounds the time
+try:  # libyaml: PyYAML's C extension
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
+
+# With libyaml, YAML reads at ~5.5 MB/s (a 100,000-node fleet, 9 MB, in 1.6 s);
+# a 64 MiB file holds at most MAX_YAML_VALUES values, read in under ~20 s and
+# ~1.3 GB even when they need the node graph (anchors, aliases, a problem).
+# PyYAML's pure-Python parser reads ~0.3 MB/s: without libyaml, 1 MiB.
+MAX_FILE_BYTES = (64 if _CParser is not None else 1) * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024 * 1024  # json parses ~100 MB/s: fleets of 100,000s of nodes
-MAX_YAML_VALUES = 2_000_000  # after alias expansion: stops "billion laughs"
+MAX_YAML_VALUES = 2_000_000  # as written, and after alias expansion: stops "billion laughs"
 MAX_DEPTH = 32
 
 
@@ -31,6 +66,18 @@ class Abort(Exception):
 def dotted(path: tuple[Any, ...] | list[Any]) -> str:
     parts = (show(p) if isinstance(p, int) else str(p) for p in path)
     return ".".join(p if p.isprintable() else repr(p) for p in parts)
+
+
+def _part(key: Any) -> str:
+    """dotted((key,)), sooner for the usual keys: text and small integers."""
+    if key.__class__ is str and key.isprintable():
+        return key
+    if key.__class__ is int and -_SMALL < key < _SMALL:
+        return str(key)
+    return dotted((key,))
+
+
+_SMALL = 10**70  # integers whose show() is their str()
 
 
 class _Short(reprlib.Repr):
@@ -56,29 +103,88 @@ def _too_deep(line: int | None, path: tuple[Any, ...] | list[Any]) -> Abort:
     return Abort(line, dotted(path[:1]), f"nested deeper than {MAX_DEPTH} levels")
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing to compose deeper than MAX_DEPTH.
+def _too_many(line: int, top: list[Any]) -> Abort:
+    """More values than MAX_YAML_VALUES as written, before any alias: refused
+    while composing, before they fill the memory."""
+    return Abort(line, dotted(top), f"the document holds more than {MAX_YAML_VALUES:,} values")
 
-    PyYAML's composer recurses once per level, so 10,000 `[` would otherwise
-    end in a RecursionError.
+
+Read = tuple[Any, dict[str, int], dict[str, int], list[tuple[int, str, str]]]
+
+
+def read_yaml(text: str) -> Read:
+    """Parse YAML into plain values, the line and column of every key path, and
+    soft problems.
+
+    Duplicate keys are soft problems (the first value is kept); syntax errors,
+    unsupported tags, unreadable scalars, deep nesting, too many values and
+    runaway or recursive aliases abort.
     """
-
-    def __init__(self, text: str):
-        super().__init__(text)
-        self.depth = 0
-        self.top: Any = None  # the top-level key being composed, for the message
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.depth == 1:
-            self.top = index.value if isinstance(index, yaml.ScalarNode) else index
-        if self.depth > MAX_DEPTH:
-            top = [] if self.top is None else [self.top]
-            raise _too_deep(self.peek_event().start_mark.line + 1, top)
-        self.depth += 1
+    with _gc_paused():
+        if not _with_libyaml():
+            return _read_nodes(text, libyaml=False)
+        bad = _NON_PRINTABLE.search(text)
+        if bad:  # as PyYAML's reader says it, before parsing anything
+            raise _yaml_abort(yaml.reader.ReaderError(
+                "<unicode string>", bad.start(), ord(bad.group()), "unicode",
+                "special characters are not allowed"), text)
         try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
+            return _read_libyaml(text)
+        except _LibyamlTooDeep as deep:
+            # libyaml refuses 1,000 levels while it scans ahead, before the
+            # composer meets MAX_DEPTH: read the text up to there, where the
+            # composer meets it as it does without libyaml.
+            with contextlib.suppress(_LibyamlTooDeep):
+                _read_libyaml(text[:deep.index])
+            raise deep.abort from None
+
+
+def _with_libyaml() -> bool:
+    return (_CParser is not None and getattr(yaml, "__with_libyaml__", False)
+            and not yaml.SafeLoader.yaml_path_resolvers)  # resolving by path: PyYAML's own
+
+
+def _read_libyaml(text: str) -> Read:
+    try:
+        return _read_plain(text)
+    except _NotPlain:
+        pass  # read again out of the except clause: in it, the exception's
+        # traceback would keep what _read_plain had built alive
+    return _read_nodes(text, libyaml=True)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while reading: a document is millions of
+    young objects that all live, and looking through them again and again for
+    cycles took longer than parsing (yaml.load with libyaml spends 3/4 of its
+    time there). What cycles reading leaves are collected once it resumes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# PyYAML's reader refuses these before parsing anything; libyaml as it meets
+# them (and says where in bytes, not characters).
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+
+
+class _LibyamlTooDeep(Exception):
+    """libyaml's own nesting limit (1,000 levels), met at character `index`."""
+
+    def __init__(self, index: int, abort: Abort):
+        super().__init__(abort.message)
+        self.index, self.abort = index, abort
+
+
+def _libyaml_nesting(exc: yaml.YAMLError) -> bool:
+    """Is this libyaml refusing to nest 1,000 levels deep?"""
+    return (isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None
+            and exc.problem == "exceeded maximum nesting depth")
 
 
 def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
@@ -93,35 +199,142 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
     return Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
-def _refuse_bombs(root: yaml.Node, size: Any, loader: yaml.SafeLoader) -> None:
-    """Refuse an alias bomb before expanding any of it, at the top-level key
-    where the walk would have stopped (its sizes are counted, not built)."""
-    if not isinstance(root, yaml.MappingNode) or size(root) <= MAX_YAML_VALUES:
-        return
-    loader.flatten_mapping(root)
-    budget = MAX_YAML_VALUES - 1  # the root
-    for key_node, value_node in root.value:
-        budget -= size(key_node)
-        if size(value_node) > budget:
-            raise Abort(value_node.start_mark.line + 1, dotted((key_node.value,)),
-                         f"the document expands to more than {MAX_YAML_VALUES:,} values "
-                         f"(this value alone: {size(value_node):,}; aliases?)")
-        budget -= size(value_node)
+_STR = yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+_SEQ = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+_MAP = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
 
 
-def read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
-                                   list[tuple[int, str, str]]]:
-    """Parse YAML into plain values, the line and column of every key path, and
-    soft problems.
+def _implicit_tag(value: str) -> str:
+    """The tag of a plain scalar, as PyYAML's safe loader resolves it."""
+    resolvers = yaml.SafeLoader.yaml_implicit_resolvers
+    for tag, regexp in resolvers.get(value[:1], []) + resolvers.get(None, []):
+        if regexp.match(value):
+            return tag
+    return _STR
 
-    Duplicate keys are soft problems (the first value is kept); syntax errors,
-    unsupported tags, unreadable scalars, deep nesting and runaway or recursive
-    aliases abort.
+
+# --- every YAML: the node graph, counted, then walked ---------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, refusing to compose deeper than
+    MAX_DEPTH or more than MAX_YAML_VALUES values (aliases count 1 here).
+
+    PyYAML's composer recurses once per level, so 10,000 `[` would otherwise
+    end in a RecursionError.
     """
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.depth = self.count = 0
+        self.top: Any = None  # the top-level key being composed, for the message
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.depth == 1:
+            self.top = index.value if isinstance(index, yaml.ScalarNode) else index
+        if self.depth > MAX_DEPTH:
+            raise _too_deep(self.peek_event().start_mark.line + 1,
+                            [] if self.top is None else [self.top])
+        self.count += 1
+        if self.count > MAX_YAML_VALUES:
+            raise _too_many(self.peek_event().start_mark.line + 1,
+                            [] if self.top is None else [self.top])
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(parser: Any) -> yaml.Node | None:
+    """What `_Loader.get_single_node` does, on libyaml's events: PyYAML's
+    composer, bounded as there (and with the same errors), minus what it
+    spends on resolving by path (never done here) and end marks (unused)."""
+    get, peek, check = parser.get_event, parser.peek_event, parser.check_event
+    tags: dict[str, str] = {}  # a plain scalar's text -> its tag
+    anchors: dict[str, yaml.Node] = {}
+    depth = count = 0
+    top: Any = None
+
+    def compose(index: Any) -> yaml.Node:
+        nonlocal depth, count, top
+        if depth == 1:
+            top = index.value if isinstance(index, yaml.ScalarNode) else index
+        if depth > MAX_DEPTH:
+            raise _too_deep(peek().start_mark.line + 1, [] if top is None else [top])
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise _too_many(peek().start_mark.line + 1, [] if top is None else [top])
+        event = get()
+        kind, anchor, tag = event.__class__, event.anchor, getattr(event, "tag", None)
+        if kind is AliasEvent:
+            if anchor not in anchors:
+                raise ComposerError(None, None, f"found undefined alias {anchor!r}",
+                                    event.start_mark)
+            return anchors[anchor]
+        if anchor is not None and anchor in anchors:
+            raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
+                                anchors[anchor].start_mark, "second occurrence",
+                                event.start_mark)
+        node: yaml.Node
+        if kind is ScalarEvent:
+            value = event.value
+            if tag is None or tag == "!":
+                if event.implicit[0]:
+                    tag = tags.get(value) or tags.setdefault(value, _implicit_tag(value))
+                else:
+                    tag = _STR
+            node = yaml.ScalarNode(tag, value, event.start_mark)
+            if anchor is not None:
+                anchors[anchor] = node
+            return node
+        depth += 1
+        if kind is SequenceStartEvent:
+            node = yaml.SequenceNode(_SEQ if tag is None or tag == "!" else tag, [],
+                                     event.start_mark)
+            if anchor is not None:
+                anchors[anchor] = node
+            items = node.value
+            while not check(SequenceEndEvent):
+                items.append(compose(len(items)))
+        else:
+            node = yaml.MappingNode(_MAP if tag is None or tag == "!" else tag, [],
+                                    event.start_mark)
+            if anchor is not None:
+                anchors[anchor] = node
+            pairs = node.value
+            while not check(MappingEndEvent):
+                key = compose(None)
+                pairs.append((key, compose(key)))
+        get()
+        depth -= 1
+        return node
+
     try:
-        loader = _Loader(text)
+        get()  # the stream starts
+        if check(StreamEndEvent):
+            get()
+            return None
+        get()  # the document starts
+        root = compose(None)
+        get()  # the document ends
+        if not check(StreamEndEvent):
+            raise ComposerError("expected a single document in the stream", root.start_mark,
+                                "but found another document", get().start_mark)
+        get()
+        return root
+    finally:
+        compose = None  # it calls itself: a cycle, holding the anchors, that the paused GC keeps
+
+
+def _read_nodes(text: str, libyaml: bool) -> Read:
+    """Compose the node graph, count it, then walk it into values: exact for
+    every input, aliases and merge keys included."""
+    try:
+        loader = yaml.SafeLoader("") if libyaml else _Loader(text)  # builds the scalars
     except yaml.YAMLError as exc:
         raise _yaml_abort(exc, text) from None
+    parser = _CParser(text) if libyaml else loader
     lines: dict[str, int] = {}
     columns: dict[str, int] = {}
     soft: list[tuple[int, str, str]] = []
@@ -146,68 +359,311 @@ def read_yaml(text: str) -> tuple[Any, dict[str, int], dict[str, int],
         sizes[id(node)] = total = 1 + sum(size(child) for child in children)
         return total
 
-    def walk(node: yaml.Node, path: tuple[Any, ...]) -> Any:
+    constructors = yaml.SafeLoader.yaml_constructors
+    plain_str = constructors.get(_STR) is SafeConstructor.construct_yaml_str
+
+    def walk(node: yaml.Node, depth: int, where: str, top: str) -> Any:
+        """The value of `node`, `depth` keys down: at `where` (its path, dotted),
+        under `top` (the top-level key, dotted)."""
         line = node.start_mark.line + 1
-        if id(node) in active:
-            raise Abort(line, dotted(path), "recursive alias: the value contains itself")
-        if len(path) > MAX_DEPTH:  # through aliases: the composer bounds the rest
-            raise _too_deep(lines.get(dotted(path[:1]), line), path)
-        if path and size(node) > budget[0]:
-            raise Abort(line, dotted(path), "the document expands to more than "
-                         f"{MAX_YAML_VALUES:,} values (this value alone: {size(node):,}; "
-                         "aliases?)")
+        ident = id(node)
+        if ident in active:
+            raise Abort(line, where, "recursive alias: the value contains itself")
+        if depth > MAX_DEPTH:  # through aliases: the composer bounds the rest
+            raise Abort(lines.get(top, line), top, f"nested deeper than {MAX_DEPTH} levels")
+        if depth:
+            total = sizes.get(ident) or size(node)
+            if total > budget[0]:
+                raise Abort(line, where, "the document expands to more than "
+                             f"{MAX_YAML_VALUES:,} values (this value alone: {total:,}; "
+                             "aliases?)")
         budget[0] -= 1
-        if node.tag not in yaml.SafeLoader.yaml_constructors:
-            raise Abort(line, dotted(path), f"unsupported YAML tag {show(node.tag)}")
-        lines.setdefault(dotted(path), line)
-        columns.setdefault(dotted(path), node.start_mark.column + 1)
+        tag = node.tag
+        if tag not in constructors:
+            raise Abort(line, where, f"unsupported YAML tag {show(tag)}")
+        lines.setdefault(where, line)
+        columns.setdefault(where, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
+            if tag == _STR and plain_str:
+                return node.value  # what construct_object gives, sooner
             try:
                 return loader.construct_object(node)
             except yaml.YAMLError:
                 raise
             except Exception as exc:  # PyYAML's own: '!!bool abc' is a KeyError, '!!int ""' ...
-                kind = node.tag.rpartition(":")[2]
+                kind = tag.rpartition(":")[2]
                 detail = f" ({exc})" if isinstance(exc, ValueError) else ""
-                raise Abort(line, dotted(path), f"not a valid {kind}: "
+                raise Abort(line, where, f"not a valid {kind}: "
                              f"{show(node.value)}{detail}") from None
-        active.add(id(node))
+        prefix, down = (where + ".", depth + 1) if depth else ("", 1)
+        active.add(ident)
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [walk(item, path + (i,)) for i, item in enumerate(node.value)]
+                items = []
+                for index, item in enumerate(node.value):
+                    entry = f"{prefix}{index}"
+                    items.append(walk(item, down, entry, top if depth else entry))
+                return items
             loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
+            keys = prefix + "<key>"
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
-                    raise Abort(key_node.start_mark.line + 1, dotted(path),
+                    raise Abort(key_node.start_mark.line + 1, where,
                                  "a key must be a plain value, not a list or mapping")
-                key = walk(key_node, path + ("<key>",))
+                key = walk(key_node, down, keys, top if depth else keys)
                 key_line = key_node.start_mark.line + 1
+                try:
+                    hash(key)
+                except TypeError:  # a scalar tagged !!seq, !!set ...: [] would crash `in`
+                    raise Abort(key_line, where, "a key must be a plain value, not a list or "
+                                 "mapping") from None
+                entry = prefix + _part(key)
                 if key in result:
-                    first = lines.get(dotted(path + (key,)))
-                    soft.append((key_line, dotted(path + (key,)),
-                                 f"duplicate key {show(key)} (first at line {first})"))
+                    soft.append((key_line, entry, f"duplicate key {show(key)} "
+                                                  f"(first at line {lines.get(entry)})"))
                     continue
-                lines[dotted(path + (key,))] = key_line
-                columns[dotted(path + (key,))] = key_node.start_mark.column + 1
-                result[key] = walk(value_node, path + (key,))
+                lines[entry] = key_line
+                columns[entry] = key_node.start_mark.column + 1
+                result[key] = walk(value_node, down, entry, top if depth else entry)
             return result
         finally:
-            active.discard(id(node))
+            active.discard(ident)
 
     try:
-        root = loader.get_single_node()
+        root = _compose(parser) if libyaml else loader.get_single_node()
         if root is None:
             lines[""] = 1
             return None, lines, columns, soft
         _refuse_bombs(root, size, loader)
-        return walk(root, ()), lines, columns, soft
+        return walk(root, 0, "", ""), lines, columns, soft
     except yaml.YAMLError as exc:
-        raise _yaml_abort(exc, text) from None
+        abort = _yaml_abort(exc, text)
+        if libyaml and _libyaml_nesting(exc):
+            raise _LibyamlTooDeep(exc.problem_mark.index, abort) from None
+        raise abort from None
     except RecursionError:
         raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        parser.dispose()
+        walk = size = None  # they call themselves: cycles the paused GC would keep
+
+
+def _refuse_bombs(root: yaml.Node, size: Any, loader: yaml.SafeLoader) -> None:
+    """Refuse an alias bomb before expanding any of it, at the top-level key
+    where the walk would have stopped (its sizes are counted, not built)."""
+    if not isinstance(root, yaml.MappingNode) or size(root) <= MAX_YAML_VALUES:
+        return
+    loader.flatten_mapping(root)
+    budget = MAX_YAML_VALUES - 1  # the root
+    for key_node, value_node in root.value:
+        budget -= size(key_node)
+        if size(value_node) > budget:
+            raise Abort(value_node.start_mark.line + 1, dotted((key_node.value,)),
+                         f"the document expands to more than {MAX_YAML_VALUES:,} values "
+                         f"(this value alone: {size(value_node):,}; aliases?)")
+        budget -= size(value_node)
+
+
+# --- plain YAML: values straight from libyaml's events ---------------------------
+
+
+class _NotPlain(Exception):
+    """Something `_read_plain` leaves to `_read_nodes`."""
+
+
+# The scalar tags `_read_plain` builds.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in (
+    "null", "bool", "int", "float", "timestamp", "binary", "str"))
+
+
+def _read_plain(text: str) -> Read:
+    """What `_read_nodes` reads from a plain document, built as libyaml's
+    events come: no node graph, no second walk over it.
+
+    "Plain": no anchors, aliases or merge keys, only scalar keys, tags PyYAML's
+    safe loader builds, and every scalar readable. Anything else raises
+    _NotPlain, for `_read_nodes` to say exactly what it says. What the composer
+    refuses (syntax errors, nesting deeper than MAX_DEPTH, more values than
+    MAX_YAML_VALUES) aborts here as there: up to it, both read the same events.
+    """
+    resolvers = yaml.SafeLoader.yaml_implicit_resolvers
+    if None in resolvers:
+        raise _NotPlain  # resolving whatever a scalar starts with
+    firsts = frozenset(resolvers)  # what implicit tags start with ("" for null)
+    constructors = yaml.SafeLoader.yaml_constructors
+    constructor = yaml.SafeLoader("")
+    # A plain scalar's text -> its value, built once: the values are immutable
+    # (None, bool, int, float, date, str), and PyYAML too builds every .nan as
+    # one object, so a second .nan key is a duplicate either way.
+    plain: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    columns: dict[str, int] = {}
+    soft: list[tuple[int, str, str]] = []
+    count = 0  # values as written, duplicates' included: as the composer counts
+    top: Any = None  # the top-level key or index being read, for messages
+    parser = _CParser(text)
+    get, check = parser.get_event, parser.check_event
+
+    def too_many(event: yaml.Event) -> Abort:
+        return _too_many(event.start_mark.line + 1, [] if top is None else [top])
+
+    def construct(tag: str, event: yaml.ScalarEvent) -> Any:
+        node = yaml.ScalarNode(tag, event.value, event.start_mark)
+        try:
+            return constructors[tag](constructor, node)
+        except Exception:  # "not a valid ...": _read_nodes says it, in its turn
+            raise _NotPlain from None
+
+    def scalar(event: yaml.ScalarEvent) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise too_many(event)
+        if event.anchor is not None:
+            raise _NotPlain
+        tag = event.tag
+        if tag is None or tag == "!":
+            value = event.value
+            if not event.implicit[0] or value[:1] not in firsts:
+                return value
+            try:
+                return plain[value]
+            except KeyError:
+                tag = _implicit_tag(value)
+                if tag not in _PLAIN_TAGS:
+                    raise _NotPlain from None  # a merge key (<<), a value key (=)
+                result = plain[value] = value if tag == _STR else construct(tag, event)
+                return result
+        if tag not in _PLAIN_TAGS:
+            raise _NotPlain
+        return event.value if tag == _STR else construct(tag, event)
+
+    def opened(event: yaml.Event, depth: int) -> None:
+        """A sequence or mapping starts, at `depth` (its path's length)."""
+        nonlocal count
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise too_many(event)
+        tag = event.tag
+        if event.anchor is not None or (
+                tag is not None and tag != "!" and tag not in constructors):
+            raise _NotPlain
+        if depth >= MAX_DEPTH and not check(SequenceEndEvent, MappingEndEvent):
+            raise _too_deep(parser.peek_event().start_mark.line + 1,
+                            [] if top is None else [top])
+
+    def node(event: yaml.Event, path: str, depth: int) -> Any:
+        kind = event.__class__
+        if kind is ScalarEvent:
+            return scalar(event)
+        if kind is SequenceStartEvent:
+            return sequence(event, path, depth)
+        if kind is MappingStartEvent:
+            return mapping(event, path, depth)
+        raise _NotPlain  # an alias
+
+    def sequence(event: yaml.Event, path: str, depth: int) -> list[Any]:
+        nonlocal top
+        opened(event, depth)
+        result: list[Any] = []
+        prefix = path + "." if depth else ""
+        index = 0
+        while True:
+            event = get()
+            kind = event.__class__
+            if kind is SequenceEndEvent:
+                return result
+            if not depth:
+                top = index
+            item = f"{prefix}{index}"
+            mark = event.start_mark
+            lines.setdefault(item, mark.line + 1)
+            columns.setdefault(item, mark.column + 1)
+            result.append(scalar(event) if kind is ScalarEvent else node(event, item, depth + 1))
+            index += 1
+
+    def mapping(event: yaml.Event, path: str, depth: int) -> dict[Any, Any]:
+        nonlocal top
+        opened(event, depth)
+        result: dict[Any, Any] = {}
+        prefix = path + "." if depth else ""
+        keys: str | None = prefix + "<key>"  # only the first key's setdefault can set it
+        while True:
+            event = get()
+            kind = event.__class__
+            if kind is MappingEndEvent:
+                return result
+            if not depth:
+                top = None
+            if kind is not ScalarEvent:
+                raise _NotPlain  # a list, mapping or alias as a key
+            key = scalar(event)
+            if not depth:
+                top = event.value
+            mark = event.start_mark
+            line, column = mark.line + 1, mark.column + 1
+            if keys is not None:
+                lines.setdefault(keys, line)
+                columns.setdefault(keys, column)
+                keys = None
+            entry = prefix + (key if key.__class__ is str and key.isprintable() else _part(key))
+            if key in result:
+                soft.append((line, entry, f"duplicate key {show(key)} "
+                                          f"(first at line {lines.get(entry)})"))
+                skip(depth + 1)
+                continue
+            lines[entry] = line
+            columns[entry] = column
+            event = get()
+            result[key] = scalar(event) if event.__class__ is ScalarEvent \
+                else node(event, entry, depth + 1)
+
+    def skip(depth: int) -> None:
+        """Pass over the value of a duplicate key (at `depth`): the walk does
+        not read it, but the composer counts and bounds it."""
+        nonlocal count
+        level = depth
+        while True:
+            event = get()
+            kind = event.__class__
+            if kind is SequenceEndEvent or kind is MappingEndEvent:
+                level -= 1
+            else:
+                if level > MAX_DEPTH:
+                    raise _too_deep(event.start_mark.line + 1, [] if top is None else [top])
+                count += 1
+                if count > MAX_YAML_VALUES:
+                    raise too_many(event)
+                if kind is AliasEvent or event.anchor is not None:
+                    raise _NotPlain
+                if kind is not ScalarEvent:
+                    level += 1
+            if level == depth:
+                return
+
+    try:
+        get()  # the stream starts
+        if check(StreamEndEvent):
+            lines[""] = 1
+            return None, lines, columns, soft
+        get()  # the document starts
+        event = get()
+        mark = event.start_mark
+        lines[""], columns[""] = mark.line + 1, mark.column + 1
+        doc = node(event, "", 0)
+        get()  # the document ends
+        if not check(StreamEndEvent):
+            raise _NotPlain  # another document: _read_nodes says where
+    except yaml.YAMLError as exc:
+        abort = _yaml_abort(exc, text)
+        if _libyaml_nesting(exc):
+            raise _LibyamlTooDeep(exc.problem_mark.index, abort) from None
+        raise abort from None
+    finally:
+        parser.dispose()
+        node = sequence = mapping = None  # they call each other: cycles the paused GC would keep
+    return doc, lines, columns, soft
 
 
 # --- JSON ---------------------------------------------------------------------
@@ -225,7 +681,10 @@ def read_json(text: str) -> tuple[Any, dict[str, int], dict[str, int],
     duplicates: list[tuple[dict[str, Any], str]] = []
 
     def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        mapping: dict[str, Any] = {}
+        mapping = dict(pairs)  # in C; a fleet has 100,000s of objects
+        if len(mapping) == len(pairs):
+            return mapping
+        mapping = {}
         for key, value in pairs:
             if key in mapping:
                 duplicates.append((mapping, key))
