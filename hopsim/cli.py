@@ -6,9 +6,13 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,38 +107,280 @@ def what_if_options(command: Callable) -> Callable:
     return command
 
 
-def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
-          http_tokens: str | None) -> tuple[list[Topology], list[Problem]]:
-    """Load every file; a bad one is reported and the others still load."""
+@dataclass(frozen=True)
+class _Job:
+    """What to do with each file of a run: the same in this process and in
+    every worker process (so it must pickle)."""
+
+    overrides: tuple[tuple[str, str, Any], ...] = ()  # --set
+    changes: Mapping[str, Any] = field(default_factory=dict)  # --hop-limit, --http-tokens
+    keep_expect: bool = True
+    command: str | None = None  # "check" or "sweep": analyse; None: only load
+    hop_limits: tuple[int, ...] = ()  # sweep's
+    instances: tuple[settings.Instance, ...] | None = None  # --settings, read
+    settings_file: str = ""
+
+
+def _job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
+         command: str | None = None, hop_limits: Sequence[int] = ()) -> _Job:
+    """The what-if options as a _Job, with a note when they void `expect`."""
     overrides = _parse_set(sets)
-    changes = what_if(hop_limit, http_tokens)
     # `expect` describes the file as written, hop limit by hop limit: a what-if
     # hop limit keeps it meaningful; other changes do not.
     keep_expect = not overrides and http_tokens is None
     if not keep_expect:
         click.echo("note: --set/--http-tokens change the topology: its expect entries "
                    "are not checked", err=True)
-    topologies: list[Topology] = []
+    return _Job(tuple(overrides), what_if(hop_limit, http_tokens), keep_expect, command,
+                tuple(hop_limits))
+
+
+@dataclass(frozen=True)
+class _Done:
+    """One file, loaded and, for check and sweep, analysed: what a worker
+    process sends back. A check or sweep sends the Report (which holds its
+    topology), never the topology a second time."""
+
+    file: str
+    problems: tuple[Problem, ...] = ()  # the file's own
+    name: str | None = None  # None: the file did not load
+    name_line: int | None = None
+    topology: Topology | None = None  # when nothing is analysed
+    names_instances: bool = False  # an imds node names a real instance (--settings)
+    settings_problems: tuple[Problem, ...] = ()
+    report: analysis.Report | None = None
+
+
+def _do(file: Path, job: _Job) -> _Done:
+    """Load one file, apply the what-if options and --settings, analyse it: the
+    one definition of a file's work, run here or in a worker process."""
+    try:
+        topology = load(file, job.overrides)
+    except TopologyError as error:
+        return _Done(str(file), error.problems)
+    done = _Done(topology.file, name=topology.name, name_line=topology.line_of("name"))
+    if job.changes:
+        topology = topology.with_imds(**job.changes)
+    if not job.keep_expect:
+        topology = replace(topology, expect={})
+    if job.command is None:
+        return replace(done, topology=topology)
+    names = job.instances is not None and settings.names_instances(topology)
+    if names:
+        found, more = settings.apply_all([topology], list(job.instances or ()),
+                                         job.settings_file)
+        if more:
+            return replace(done, names_instances=True, settings_problems=tuple(more))
+        topology = found[0].with_imds(**job.changes) if job.changes else found[0]  # what-if wins
+    report = (analysis.sweep(topology, job.hop_limits) if job.command == "sweep"
+              else analysis.check(topology))
+    return replace(done, names_instances=names, report=report)
+
+
+def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
+    """The files that loaded, less those that repeat a topology name, and
+    every problem, in the files' order."""
+    kept: list[_Done] = []
     problems: list[Problem] = []
     names: dict[str, str] = {}
-    for file in files:
+    for d in done:
+        problems += d.problems
+        if d.name is None:
+            continue
+        if d.name in names:
+            problems.append(Problem(d.file, d.name_line, "name",
+                                    f"duplicate topology name {d.name!r} "
+                                    f"(also in {names[d.name]})"))
+            continue
+        names[d.name] = d.file
+        kept.append(d)
+    return kept, problems
+
+
+def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
+          http_tokens: str | None) -> tuple[list[Topology], list[Problem]]:
+    """Load every file; a bad one is reported and the others still load."""
+    job = _job(sets, hop_limit, http_tokens)
+    kept, problems = _kept(_do(file, job) for file in files)
+    return [d.topology for d in kept if d.topology], problems
+
+
+# --- check and sweep: files analysed here or in worker processes (--jobs) ----------
+
+
+WINDOWS_MAX_WORKERS = 61  # ProcessPoolExecutor refuses more there
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's or CI job's share)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Jobs(click.ParamType):
+    """--jobs N: a count of processes, or 0 or auto for one per CPU."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            count = value
+        elif str(value).strip().lower() == "auto":
+            count = 0
+        else:
+            try:
+                count = int(str(value).strip())
+            except ValueError:
+                self.fail(f"expected a number of processes or 'auto', got {value!r}", param, ctx)
+        if count < 0:
+            self.fail(f"expected 1 or more processes, or 0 or 'auto' for one per CPU, "
+                      f"got {count}", param, ctx)
+        return count or _cpus()
+
+
+def _jobs_option(command: Callable) -> Callable:
+    return click.option(
+        "-j", "--jobs", type=_Jobs(), default=1, show_default=True, metavar="N",
+        help="Analyse this many files at once, in worker processes (0 or auto: one per "
+             "CPU). The output is the same as with 1.")(command)
+
+
+def _worker_signals() -> None:
+    """A worker leaves Ctrl-C to the main process, which stops it (one
+    'Aborted!', not a traceback per worker), and ends on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not _pool's handler, inherited by fork
+
+
+class _Completed:
+    """(index, _Done) of each file as it completes: the files' work, for the
+    progress bar to count. Without a pool the work is done here, in order."""
+
+    def __init__(self, files: Sequence[Path], job: _Job, pool: ProcessPoolExecutor | None):
+        self.files, self.job = files, job
+        self.futures: dict[Future[_Done], int] = {}
+        if pool:  # all submitted now: the pool forks before the bar starts its thread
+            self.futures = {pool.submit(_do, files[i], job): i for i in _largest_first(files)}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[tuple[int, _Done]]:
+        if not self.futures:
+            for index, file in enumerate(self.files):
+                yield index, _do(file, self.job)
+            return
+        for future in as_completed(self.futures):
+            yield self.futures[future], future.result()
+
+
+def _largest_first(files: Sequence[Path]) -> list[int]:
+    """Indexes of the files, the largest first: a large file met last keeps
+    every other worker waiting for it."""
+    def size(index: int) -> int:
         try:
-            topology = load(file, overrides)
-        except TopologyError as error:
-            problems += error.problems
-            continue
-        if topology.name in names:
-            problems.append(Problem(topology.file, topology.line_of("name"), "name",
-                                    f"duplicate topology name {topology.name!r} "
-                                    f"(also in {names[topology.name]})"))
-            continue
-        names[topology.name] = topology.file
-        if changes:
-            topology = topology.with_imds(**changes)
-        if not keep_expect:
-            topology = replace(topology, expect={})
-        topologies.append(topology)
-    return topologies, problems
+            return files[index].stat().st_size
+        except OSError:
+            return 0  # its load says what is wrong
+    return sorted(range(len(files)), key=lambda i: (-size(i), i))
+
+
+def _each(files: Sequence[Path], job: _Job, jobs: int) -> list[_Done]:
+    """_do for each file, in the files' order: in this process, or in a pool of
+    up to `jobs` worker processes when there are files for more than one."""
+    workers = min(jobs, len(files), WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
+    with _pool(workers) as pool:
+        done = dict(progress.track(_Completed(files, job, pool),  # type: ignore[arg-type]
+                                   job.command or "load"))
+    return [done[index] for index in range(len(files))]
+
+
+class _Terminated(BaseException):
+    """SIGTERM while a pool runs."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool of `workers` processes (None for one: no pool), whose workers
+    end with the run: on an error, Ctrl-C or SIGTERM they are stopped at once,
+    not left to finish their files or to wait for more."""
+    if workers <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(workers, initializer=_worker_signals)
+    try:  # SIGTERM would end this process and leave the workers waiting forever
+        watching = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if watching:
+            signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        watching = False
+    try:
+        yield pool
+    except BaseException as error:
+        _stop(pool)
+        if isinstance(error, _Terminated):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)  # end as the signal would have
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        if watching:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drop the files not started, and end the workers busy with others."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown
+    pool.shutdown(wait=False, cancel_futures=True)  # drops _processes
+    for process in processes:
+        process.terminate()
+
+
+def _read_settings(file: str) -> tuple[tuple[settings.Instance, ...] | None, list[Problem]]:
+    """--settings FILE's instances, or None and why they cannot be used."""
+    try:
+        instances = settings.read(file)
+    except settings.SettingsError as error:
+        return None, [Problem(file, None, "--settings", str(error))]
+    if not instances:
+        return None, settings.apply_all([], instances, file)[1]  # its "no instance" problem
+    return tuple(instances), []
+
+
+def _analyse(command: str, paths: Sequence[str], jobs: int, sets: Sequence[str],
+             hop_limit: int | None, http_tokens: str | None, settings_file: str | None,
+             hop_limits: Sequence[int] = ()) -> tuple[list[analysis.Report], list[Problem]]:
+    """Check or sweep every file (--settings applied, what-if options winning):
+    the reports of those that could be, and every problem, in the files' order."""
+    files = topology_files(_default_paths(paths))
+    job = _job(sets, hop_limit, http_tokens, command, hop_limits)
+    unusable: list[Problem] = []
+    if settings_file:
+        instances, unusable = _read_settings(settings_file)
+        # Unusable settings: the files are still loaded, for their own problems.
+        job = replace(job, instances=instances, settings_file=settings_file,
+                      command=None if unusable else command)
+    kept, problems = _kept(_each(files, job, jobs))
+    if unusable:
+        return [], problems + unusable
+    if job.instances is not None and not any(d.names_instances for d in kept):
+        # settings.apply_all's problem when no topology names an instance
+        return [], problems + settings.apply_all([], list(job.instances), settings_file or "")[1]
+    for d in kept:
+        problems += d.settings_problems
+    return [d.report for d in kept if d.report], problems
 
 
 def _count(n: int, noun: str) -> str:
@@ -179,21 +425,6 @@ def _settings_option(command: Callable) -> Callable:
              "output, without rewriting the files.")(command)
 
 
-def _with_settings(file: str | None, topologies: list[Topology], problems: list[Problem],
-                   hop_limit: int | None, http_tokens: str | None
-                   ) -> tuple[list[Topology], list[Problem]]:
-    """The topologies with --settings applied (what-if options still win)."""
-    if not file:
-        return topologies, problems
-    try:
-        instances = settings.read(file)
-    except settings.SettingsError as error:
-        return [], problems + [Problem(file, None, "--settings", str(error))]
-    found, more = settings.apply_all(topologies, instances, file)
-    changes = what_if(hop_limit, http_tokens)
-    return [t.with_imds(**changes) if changes else t for t in found], problems + more
-
-
 def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
           reports: Sequence[analysis.Report], problems: Sequence[Problem],
           hop_limits: Sequence[int] = ()) -> None:
@@ -231,22 +462,20 @@ def main() -> None:
 @what_if_options
 @_settings_option
 @_output_format
+@_jobs_option
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
           sets: tuple[str, ...], settings_file: str | None, output_format: str,
-          outputs: Sequence[tuple[str | None, str]]) -> None:
+          outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Check each topology at its configured hop limit.
 
     PATHS are files or folders (default: the bundled topologies). Exit 1 on a
     leak, a starved workload or a failed expect entry.
     """
-    topologies, problems = _load(topology_files(_default_paths(paths)), sets, hop_limit,
-                                 http_tokens)
-    topologies, problems = _with_settings(settings_file, topologies, problems, hop_limit,
-                                          http_tokens)
-    reports = [analysis.check(t) for t in progress.track(topologies, "check")]
+    reports, problems = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
+                                 settings_file)
     _report_problems(problems)
     _emit("check", output_format, outputs, reports, problems)
-    finding = bool(findings.of_run(reports, "check"))
+    finding = findings.fails(reports, "check")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if finding else EXIT_OK)
 
 
@@ -257,22 +486,20 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 @what_if_options
 @_settings_option
 @_output_format
+@_jobs_option
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
-          output_format: str, outputs: Sequence[tuple[str | None, str]]) -> None:
+          output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
     Exit 1 only when an expect entry fails.
     """
     hop_limits = parse_hop_limits(hop_limits_text)
-    topologies, problems = _load(topology_files(_default_paths(paths)), sets, hop_limit,
-                                 http_tokens)
-    topologies, problems = _with_settings(settings_file, topologies, problems, hop_limit,
-                                          http_tokens)
-    reports = [analysis.sweep(t, hop_limits) for t in progress.track(topologies, "sweep")]
+    reports, problems = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
+                                 settings_file, hop_limits)
     _report_problems(problems)
     _emit("sweep", output_format, outputs, reports, problems, hop_limits)
-    failed = bool(findings.of_run(reports, "sweep"))
+    failed = findings.fails(reports, "sweep")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if failed else EXIT_OK)
 
 
@@ -289,7 +516,7 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
           hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
     """Trace one principal's exchange: every packet, hop by hop, with its TTL."""
     topology = _one_topology(file, sets, hop_limit, http_tokens)
-    _principal(topology, file, principal)
+    topology, principal = _principal(topology, file, principal)
     exchange = engine.play(topology, principal, family=int(family) if family else None,
                            record=True)
     out = table.console()
@@ -378,11 +605,16 @@ def generate() -> None:
               help="About this many containers, pods or clients per instance.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The same seed gives the same fleet, byte for byte.")
+@click.option("--compact", is_flag=True,
+              help="Write units with counts and replicas: one unit per shape of instance, "
+                   "a few lines whatever the size (the seed plays no part).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write to FILE (JSON if it ends in .json, else YAML) instead of stdout.")
-def generate_fleet(instances: int, containers: int, seed: int, output: str | None) -> None:
+def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
+                   output: str | None) -> None:
     """A heterogeneous fleet as one topology file, deterministic for a seed."""
-    document = fleets.fleet(instances, containers, seed)
+    document = (fleets.compact_fleet(instances, containers) if compact else
+                fleets.fleet(instances, containers, seed))
     text = fleets.dumps(document, "json" if output and output.endswith(".json") else "yaml")
     if not output:
         click.echo(text, nl=False)
@@ -392,8 +624,12 @@ def generate_fleet(instances: int, containers: int, seed: int, output: str | Non
     except OSError as exc:
         click.echo(f"error: {output}: cannot write: {exc.strerror}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
-               f"to {output}", err=True)
+    if compact:
+        click.echo(f"wrote {len(document['units'])} units standing for "
+                   f"{fleets.copies(document):,} nodes to {output}", err=True)
+    else:
+        click.echo(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
+                   f"to {output}", err=True)
 
 
 @main.command()
@@ -432,7 +668,9 @@ def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens
     that let it through, and the changes that would flip it (each one checked
     by simulating it)."""
     topology = _one_topology(file, sets, hop_limit, http_tokens)
-    names = [_principal(topology, file, principal)] if principal else topology.principals
+    if principal:
+        topology, principal = _principal(topology, file, principal)
+    names = [principal] if principal else topology.principals
     router = Router(topology)
     out = table.console()
     out.print(table.explanations(out, topology,
@@ -449,14 +687,24 @@ def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
     return topologies[0]
 
 
-def _principal(topology: Topology, file: str, name: str) -> str:
-    """`name` if it is a principal of the topology, else exit 2 with a hint."""
+def _principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]:
+    """`name` if it is a principal of the topology, or one copy of a principal
+    that has replicas or is in a unit (`web#17/app#3`), else exit 2 with a hint."""
     if name not in topology.principals:
+        copy = topology.copy_of(name)
+        if copy is not None and copy[1] in copy[0].principals:
+            return copy
         hint = _closest(name, topology.principals)
+        shown = topology.principals[:10]
+        more = len(topology.principals) - len(shown)
+        listed = ", ".join(shown) + (f" and {more:,} more" if more else "")
+        if any(topology.nodes[n].replicas > 1 for n in topology.principals):
+            listed += ("; a copy is named NODE#I for replicas, UNIT#I/NODE for a unit's "
+                       "(I from 1)")
         click.echo(f"error: {file}: --from: no principal {name!r} in {topology.name}"
-                   f"{hint}; principals: {', '.join(topology.principals)}", err=True)
+                   f"{hint}; principals: {listed}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    return name
+    return topology, name
 
 
 
@@ -624,7 +872,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     file = str(bundled.get(name, name))
     topology = _one_topology(file, (), None, None)
     if principal:
-        _principal(topology, file, principal)
+        topology, principal = _principal(topology, file, principal)
     demo_report.present(out, teaching.build(topology, principal),
                         demo_report.pacing(out, auto, delay))
 
@@ -653,7 +901,7 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         raise click.UsageError("PNG needs a file: -o FILE.png")
     topology = _one_topology(file, sets, hop_limit, http_tokens)
     if principal:
-        _principal(topology, file, principal)
+        topology, principal = _principal(topology, file, principal)
     try:
         data = drawing.render(topology, picture_format, [principal] if principal else None)
     except drawing.png.MissingPillow as error:
