@@ -120,7 +120,7 @@ def read_yaml(text: str) -> Read:
     unsupported tags, unreadable scalars, deep nesting, too many values and
     runaway or recursive aliases abort.
     """
-    with _gc_paused():
+    with gc_paused():
         if not _with_libyaml():
             return _read_nodes(text, libyaml=False)
         bad = _NON_PRINTABLE.search(text)
@@ -154,11 +154,12 @@ def _read_libyaml(text: str) -> Read:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while reading: a document is millions of
-    young objects that all live, and looking through them again and again for
-    cycles took longer than parsing (yaml.load with libyaml spends 3/4 of its
-    time there). What cycles reading leaves are collected once it resumes."""
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while reading (and, in topology.parse,
+    while checking and building): a document is millions of young objects that
+    all live, and looking through them again and again for cycles took longer
+    than parsing (yaml.load with libyaml spends 3/4 of its time there). What
+    cycles they leave are collected once it resumes."""
     enabled = gc.isenabled()
     gc.disable()
     try:

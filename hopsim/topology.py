@@ -42,6 +42,7 @@ from hopsim.source import (
     MAX_JSON_BYTES,
     Abort,
     dotted,
+    gc_paused,
     read_json,
     read_yaml,
     show,
@@ -876,6 +877,11 @@ def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
 def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
     """Parse topology text, YAML or (when `file` ends in .json) JSON; raise
     TopologyError with every problem found."""
+    with gc_paused():
+        return _parse(text, file, overrides)
+
+
+def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
     try:
         doc, lines, columns, soft = (read_json if _is_json(file) else read_yaml)(text)
     except Abort as abort:
