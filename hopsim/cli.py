@@ -639,8 +639,11 @@ def validate(paths: tuple[str, ...]) -> None:
     files = topology_files(_default_paths(paths))
     topologies, problems = _load(files, (), None, None)
     for t in topologies:
+        copies = sum(n.replicas for n in t.nodes.values())
+        standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
         click.echo(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
-                   f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')})")
+                   f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')}"
+                   f"{standing})")
     _report_problems(problems)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
 

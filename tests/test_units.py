@@ -277,3 +277,11 @@ def test_the_readme_fleet_is_two_thousand_hosts_of_48_apps_and_its_expectations_
     report = analysis.sweep(topology, [1, 2])
     assert report.failed == [] and len(report.expectations) == 3
     assert [r.verdict.value for r in report.results] == ["broken", "ok"]
+
+
+def test_validate_says_what_a_compact_file_stands_for(tmp_path):
+    path = write(tmp_path, compact())
+    result = CliRunner().invoke(main, ["validate", str(path)], env=PLAIN)
+    assert result.exit_code == 0
+    assert result.output == (f"ok: {path}: fleet (8 nodes, 5 links, 4 principals; "
+                             "standing for 34 nodes)\n")
