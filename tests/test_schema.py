@@ -145,3 +145,21 @@ def test_mistakes_are_refused_by_the_schema_and_the_loader(old, new):
     assert bad != GOOD
     assert schema_errors(bad), bad
     assert loader_problems(bad), bad
+
+
+def test_compact_fleets_are_valid_and_their_mistakes_refused_by_both():
+    from hopsim.generate import compact_fleet, dumps
+
+    text = dumps(compact_fleet(100, 8))
+    assert schema_errors(text) == [] and loader_problems(text) == []
+    doc = yaml.safe_load(text)
+    unit = next(iter(doc["units"].values()))
+    for mistake in ({"count": 0}, {"nodes": {**unit["nodes"], "a/b": {"kind": "client"}}}):
+        bad = {**doc, "units": {**doc["units"], "u": {**unit, **mistake}}}
+        bad_text = yaml.safe_dump(bad, sort_keys=False)
+        assert schema_errors(bad_text), mistake
+        assert loader_problems(bad_text), mistake
+    no_count = {**doc, "units": {"u": {k: v for k, v in unit.items() if k != "count"}}}
+    assert schema_errors(yaml.safe_dump(no_count)) and loader_problems(yaml.safe_dump(no_count))
+    neither = {k: v for k, v in doc.items() if k != "units"}
+    assert schema_errors(yaml.safe_dump(neither)) and loader_problems(yaml.safe_dump(neither))
