@@ -285,3 +285,11 @@ def test_validate_says_what_a_compact_file_stands_for(tmp_path):
     assert result.exit_code == 0
     assert result.output == (f"ok: {path}: fleet (8 nodes, 5 links, 4 principals; "
                              "standing for 34 nodes)\n")
+
+
+def test_pictures_say_how_many_copies_a_node_stands_for(tmp_path):
+    path = write(tmp_path, compact())
+    result = CliRunner().invoke(main, ["draw", str(path), "--format", "mermaid"], env=PLAIN)
+    assert result.exit_code == 0
+    assert "container, workload, ×12" in result.output  # web/app: 3 copies x 4 replicas
+    assert "<b>edge/nat</b><br/>NAT, L3, ×2\"" in result.output  # 2 copies of edge

@@ -174,6 +174,13 @@ def shape_of(topology: Topology, name: str) -> Shape:
 
 
 def _detail(topology: Topology, name: str) -> str:
+    """The line under a node's name: what it is (and how many, for copies)."""
+    count = topology.nodes[name].replicas
+    text = _what(topology, name)
+    return f"{text}, ×{count:,}" if count > 1 else text
+
+
+def _what(topology: Topology, name: str) -> str:
     node = topology.nodes[name]
     if node.imds is not None:
         s = node.imds
