@@ -141,6 +141,47 @@ def test_sweep_shortcut_equals_full_replay(doc: dict[str, Any]) -> None:
         assert shortcut == full, (shortcut, full)
 
 
+# --- 2b. a replica is a written copy -------------------------------------------
+
+
+@FAST
+@given(topology_docs(), st.data())
+def test_a_replicated_principal_counts_as_its_written_out_copies(doc: dict[str, Any],
+                                                                 data: st.DataObject) -> None:
+    """replicas: k on a random container or client gives the verdicts, at
+    every hop limit, of the same topology with k copies written out, and each
+    copy the outcome of the node it copies."""
+    candidates = sorted(n for n, node in doc["nodes"].items()
+                        if node["kind"] in ("container", "client"))
+    if not candidates:
+        event("no container or client")
+        return
+    name = data.draw(st.sampled_from(candidates))
+    event(f"replicated a {doc['nodes'][name]['kind']}"
+          + (" with a role" if doc["nodes"][name].get("role") else ""))
+    k = data.draw(st.integers(2, 3))
+    compact = {**doc, "nodes": {**doc["nodes"], name: {**doc["nodes"][name], "replicas": k}}}
+    copies = [f"{name}-copy{j}" for j in range(k)]
+    nodes = {n: v for n, v in doc["nodes"].items() if n != name}
+    nodes |= dict.fromkeys(copies, doc["nodes"][name])
+    links = [link for link in doc["links"] if name not in link]
+    for a, b in (link for link in doc["links"] if name in link):
+        other = b if a == name else a
+        links += [[other, copy] for copy in copies]
+    written = {**doc, "nodes": nodes, "links": links}
+    small, full = parse(dump(compact), "c.yaml"), parse(dump(written), "w.yaml")
+    assert small.nodes[name].replicas == k
+    found_small, found_full = profiles(small), profiles(full)
+    from hopsim.analysis import verdicts
+    assert verdicts(found_small) == verdicts(found_full)
+    for h in SWEPT:
+        mine = found_small[name].at(h)
+        for copy in copies:
+            theirs = found_full[copy].at(h)
+            assert (theirs.access, theirs.cause, theirs.routers, theirs.dropped_at) == \
+                (mine.access, mine.cause, mine.routers, mine.dropped_at), (copy, h)
+
+
 # --- 3. verdicts ---------------------------------------------------------------
 
 
