@@ -12,6 +12,43 @@ from hopsim.topology import Topology, parse
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
 
+# A valid topology: one container behind a forwarding instance and a bridge.
+# The bad files of the error tests are this text with one edit.
+BASE = """\
+name: demo
+description: a container on a bridge behind a forwarding instance
+imds:
+  hop_limit: 2
+  http_tokens: required
+nodes:
+  imds: {kind: imds}
+  instance: {kind: host, forwarding: true}
+  docker0: {kind: bridge}
+  app: {kind: container, role: workload}
+links:
+  - [imds, instance]
+  - [instance, docker0]
+  - [docker0, app]
+expect:
+  1: {app: none}
+  2: {app: token}
+"""
+
+
+def count_walks(monkeypatch) -> list[str]:
+    """The principals analysis walks from now on (its calls to play), in order."""
+    from hopsim import analysis
+
+    calls: list[str] = []
+    real = analysis.play
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "play", counting)
+    return calls
+
 
 def make(nodes: dict, links: list, *, hop_limit: int = 1, http_tokens: str = "required",
          ipv6: bool = False, http_endpoint: str = "enabled", expect: dict | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from builders import make
+from builders import count_walks, make
 
 from hopsim import analysis, engine
 
@@ -31,14 +31,7 @@ def test_members_of_one_path_class_get_their_own_names():
 
 
 def test_one_walk_pair_serves_a_whole_path_class(monkeypatch):
-    calls = []
-    real = analysis.play
-
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(analysis, "play", counting)
+    calls = count_walks(monkeypatch)
     analysis.profiles(fleet(4, 5))
     # Two classes (hosts, containers); the containers' class is walked at hop
     # limits 64 and 1, the hosts' only at 64 (no router: the hop limit is moot).

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from builders import ROOT, TOPOLOGIES
+from builders import BASE, ROOT, TOPOLOGIES
 from click.testing import CliRunner
 
 import hopsim.cli
@@ -32,26 +32,8 @@ TERRAFORM = ROOT / "tests" / "fixtures" / "terraform"
 PLAN = str(TERRAFORM / "plan.json")
 FORMATS = ("table", "json", "junit", "sarif", "markdown")
 
-# A valid topology (tests/test_topology_errors.py's BASE) and bad files made from it.
-GOOD = """\
-name: demo
-description: a container on a bridge behind a forwarding instance
-imds:
-  hop_limit: 2
-  http_tokens: required
-nodes:
-  imds: {kind: imds}
-  instance: {kind: host, forwarding: true}
-  docker0: {kind: bridge}
-  app: {kind: container, role: workload}
-links:
-  - [imds, instance]
-  - [instance, docker0]
-  - [docker0, app]
-expect:
-  1: {app: none}
-  2: {app: token}
-"""
+# A valid topology (builders.BASE) and bad files made from it.
+GOOD = BASE
 UNKNOWN_KIND = GOOD.replace("{kind: bridge}", "{kind: routr}")
 NOT_YAML = GOOD.replace("  - [docker0, app]", "  - [docker0, app")
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import BASE
 from click.testing import CliRunner
 
 from hopsim.cli import main
@@ -29,27 +30,6 @@ from hopsim.topology import Problem, TopologyError, load
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 TIMEOUT = 60  # seconds: a bound on a hang, far above what any case below needs
 
-# A valid topology: one container behind a forwarding instance and a bridge.
-# Every bad file below is this text with one edit.
-BASE = """\
-name: demo
-description: a container on a bridge behind a forwarding instance
-imds:
-  hop_limit: 2
-  http_tokens: required
-nodes:
-  imds: {kind: imds}
-  instance: {kind: host, forwarding: true}
-  docker0: {kind: bridge}
-  app: {kind: container, role: workload}
-links:
-  - [imds, instance]
-  - [instance, docker0]
-  - [docker0, app]
-expect:
-  1: {app: none}
-  2: {app: token}
-"""
 
 
 def line_of(text: str, needle: str) -> int:

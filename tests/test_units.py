@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import count_walks
 from click.testing import CliRunner
 
 from hopsim import analysis
@@ -120,14 +121,7 @@ def test_a_reason_names_ten_principals_then_counts_the_copies_of_the_rest():
 
 
 def test_a_replica_costs_nothing_the_walks_are_per_path_class(monkeypatch):
-    calls = []
-    real = analysis.play
-
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(analysis, "play", counting)
+    calls = count_walks(monkeypatch)
     few = compact({**UNITS, "web": {**UNITS["web"], "count": 2}})
     many = compact({**UNITS, "web": {**UNITS["web"], "count": 10**9}})
     analysis.sweep(load(few), range(1, 65))
