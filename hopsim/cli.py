@@ -431,9 +431,10 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
     """Render the run: to each --output file, and to the terminal (the table
     whenever files are written)."""
     for name, file in outputs:
-        text = formats.render(name or output_format, command, reports, problems, hop_limits)
+        pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits)
         try:
-            Path(file).write_text(text, encoding="utf-8")
+            with open(file, "w", encoding="utf-8") as stream:
+                stream.writelines(pieces)
         except OSError as exc:
             click.echo(f"error: --output {file}: cannot write: {exc.strerror}", err=True)
             sys.exit(EXIT_BAD_INPUT)
@@ -442,8 +443,8 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
                   else table.check(out, reports))
     else:
-        click.echo(formats.render(output_format, command, reports, problems, hop_limits),
-                   nl=False)
+        for piece in formats.chunks(output_format, command, reports, problems, hop_limits):
+            click.echo(piece, nl=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})

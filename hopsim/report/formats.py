@@ -6,7 +6,7 @@ Each renderer reads the same Report objects; this only picks one.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from hopsim.analysis import Report
 from hopsim.report import json as json_report
@@ -19,14 +19,26 @@ FORMATS = ("table", "json", "junit", "sarif", "markdown")
 def render(output_format: str, command: str, reports: Sequence[Report],
            problems: Sequence[Problem], hop_limits: Sequence[int] = ()) -> str:
     """The run as text in `output_format`; a table is plain ASCII at 80 columns."""
+    return "".join(chunks(output_format, command, reports, problems, hop_limits))
+
+
+def chunks(output_format: str, command: str, reports: Sequence[Report],
+           problems: Sequence[Problem], hop_limits: Sequence[int] = ()) -> Iterator[str]:
+    """render(), in pieces to write as they come: JSON is made while it is
+    written (a fleet's sweep is 100s of MB); the others come in one piece."""
+    if output_format == "json":
+        return json_report.chunks(command, reports, problems)
+    return iter((_whole(output_format, command, reports, problems, hop_limits),))
+
+
+def _whole(output_format: str, command: str, reports: Sequence[Report],
+           problems: Sequence[Problem], hop_limits: Sequence[int]) -> str:
     if output_format == "table":
         buffer = io.StringIO()
         out = table.console(buffer, force_terminal=False)
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
                   else table.check(out, reports))
         return buffer.getvalue()
-    if output_format == "json":
-        return json_report.document(command, reports, problems)
     if output_format == "junit":
         return junit.document(command, reports, problems)
     if output_format == "sarif":

@@ -1,0 +1,58 @@
+"""The JSON report: written as it is made, byte for byte what json.dumps writes."""
+
+from __future__ import annotations
+
+import json
+
+from builders import TOPOLOGIES
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hopsim.analysis import sweep
+from hopsim.report import formats
+from hopsim.report import json as json_report
+from hopsim.topology import load
+
+scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+documents = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+)
+
+
+def _lazy(value):
+    """`value` with every list made a Lazy array (read once, while written)."""
+    if isinstance(value, dict):
+        return {k: _lazy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return json_report.Lazy(_lazy(v) for v in value)
+    return value
+
+
+@given(documents)
+def test_the_writer_writes_what_json_dumps_writes(document):
+    expected = json.dumps(document, indent=2, sort_keys=True)
+    assert "".join(json_report._encode(document, "")) == expected
+    assert "".join(json_report._encode(_lazy(document), "")) == expected
+
+
+def test_a_sweep_document_is_json_dumps_of_its_values():
+    topology = load(TOPOLOGIES / "docker-in-docker.yaml")
+    report = sweep(topology, [1, 2, 3])
+    text = json_report.document("sweep", [report], [])
+    doc = json.loads(text)
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    principals = doc["topologies"][0]["results"][0]["principals"]
+    assert [p["node"] for p in principals] == topology.principals
+    assert {p["hop_limit"] for p in principals} == {1}
+
+
+def test_a_large_document_comes_in_pieces_that_make_the_whole():
+    topology = load(TOPOLOGIES / "docker-in-docker.yaml")
+    reports = [sweep(topology, range(1, 65))]
+    pieces = list(formats.chunks("json", "sweep", reports, []))
+    assert len(pieces) > 1
+    assert all(len(p) < 2 * 65536 for p in pieces)
+    assert "".join(pieces) == formats.render("json", "sweep", reports, [])
