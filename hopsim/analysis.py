@@ -384,6 +384,18 @@ class Alike:
     copies: int
 
 
+GROUP_ABOVE = 40  # principals; above, reports for people show one row per kind of path
+
+
+def rows(outcomes: Sequence[Outcome]) -> list[Alike]:
+    """What a report for people lists: each principal, or above GROUP_ABOVE
+    principals each group of Outcomes.groups() (a 10,000-node fleet's check
+    is 318 table lines instead of 33,000)."""
+    if isinstance(outcomes, Outcomes) and len(outcomes) > GROUP_ABOVE:
+        return outcomes.groups()
+    return [Alike(o, 1, 1) for o in outcomes]
+
+
 class Outcomes(Sequence[Outcome]):
     """The outcomes of one Result, in principal name order, made on first use:
     a sweep of a fleet counts its verdicts and makes none of them unless a
@@ -411,7 +423,11 @@ class Outcomes(Sequence[Outcome]):
         return len(self._found)
 
     def __iter__(self) -> Iterator[Outcome]:
-        return iter(self.made)
+        """Each outcome made as it is read, and not kept unless made already:
+        a fleet's JSON sweep reads 81,000 principals at each of 64 hop limits."""
+        if self._made is not None:
+            return iter(self._made)
+        return map(self._outcome, self._found)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and tuple(self) == tuple(other)

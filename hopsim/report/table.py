@@ -14,13 +14,12 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hopsim.analysis import Alike, Outcomes, Report, Result, Verdict, verdict_runs
+from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
 from hopsim.engine import Access, Action, Exchange
 from hopsim.explain import Explanation
 from hopsim.routing import Router
 from hopsim.topology import Topology
 
-GROUP_ABOVE = 40  # principals; above, a table shows one row per kind of path
 VERDICT_STYLE = {Verdict.OK: "green", Verdict.LEAK: "bold red", Verdict.BROKEN: "yellow"}
 ACCESS_STYLE = {Access.TOKEN: "bold", Access.CREDENTIALS: "bold", Access.NONE: "dim"}
 ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yellow",
@@ -59,9 +58,8 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     table = _table(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     outcomes = result.outcomes
-    grouped = isinstance(outcomes, Outcomes) and len(outcomes) > GROUP_ABOVE
-    rows = outcomes.groups() if grouped else [Alike(o, 1, 1) for o in outcomes]  # type: ignore[union-attr]
-    for row in rows:
+    shown = rows(outcomes)
+    for row in shown:
         o = row.first
         name = t.label(o.node)
         if row.principals > 1:
@@ -69,8 +67,8 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
         table.add_row(name, o.role or "-", Text(o.access.value, style=ACCESS_STYLE[o.access]),
                       o.reason)
     parts: list[RenderableType] = [title, table]
-    if grouped:
-        parts.append(Text(f"{len(outcomes):,} principals in {len(rows):,} rows: each row "
+    if len(shown) < len(outcomes):
+        parts.append(Text(f"{len(outcomes):,} principals in {len(shown):,} rows: each row "
                           "stands for principals on the same kind of path, whose outcomes "
                           "differ only in names (--format json lists every one)"))
     parts += _failed_lines(result.failed)
