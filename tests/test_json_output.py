@@ -56,3 +56,12 @@ def test_a_large_document_comes_in_pieces_that_make_the_whole():
     assert len(pieces) > 1
     assert all(len(p) < 2 * 65536 for p in pieces)
     assert "".join(pieces) == formats.render("json", "sweep", reports, [])
+
+
+def test_writing_a_sweep_keeps_no_outcome():
+    """A fleet's sweep writes 81,000 principals at each of 64 hop limits: each
+    outcome is made when written and let go (the results' outcomes stay unmade)."""
+    report = sweep(load(TOPOLOGIES / "docker-in-docker.yaml"), range(1, 65))
+    results = json.loads(json_report.document("sweep", [report], []))["topologies"][0]["results"]
+    assert [len(r["principals"]) for r in results] == [len(report.topology.principals)] * 64
+    assert all(r.outcomes._made is None for r in report.results)

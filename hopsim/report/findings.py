@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hopsim.analysis import Expectation, Report, Result, Verdict
+from hopsim.analysis import Expectation, Report, Result, Verdict, rows
 from hopsim.engine import Access, Outcome
 from hopsim.topology import Topology
 
@@ -84,6 +84,9 @@ class Finding:
     outcome: Outcome | None = None  # the principal's outcome, when the run has it
     expectation: Expectation | None = None
     related: tuple[Related, ...] = ()
+    # The principals it stands for: more than one above analysis.GROUP_ABOVE,
+    # those with the same path class, role and hop limit (analysis.rows).
+    alike: int = 1
 
 
 def verdicts_fail(command: str) -> bool:
@@ -92,20 +95,26 @@ def verdicts_fail(command: str) -> bool:
 
 
 def for_result(report: Report, result: Result, command: str) -> list[Finding]:
-    """The leaks and starved workloads of one result (none for a sweep)."""
+    """The leaks and starved workloads of one result (none for a sweep): one
+    per principal, or above GROUP_ABOVE principals one per group of alike
+    principals (a fleet's check has 24,000 findings in 60 groups)."""
     if not verdicts_fail(command):
         return []
     found = []
-    label = report.topology.label
-    for o in result.outcomes:
+    for row in rows(result.outcomes):
+        o = row.first
+        who = report.topology.label(o.node)
+        if row.principals > 1:
+            who += f" and {row.principals - 1:,} more like it"
+        gets = "gets" if row.principals == 1 else "get"
         if o.role == "attacker" and o.access is not Access.NONE:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
             what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
             found.append(_finding(report, result, o, rule,
-                                  f"{label(o.node)} (role attacker) gets {what}"))
+                                  f"{who} (role attacker) {gets} {what}", row.principals))
         elif o.role == "workload" and o.access is not Access.TOKEN:
             found.append(_finding(report, result, o, STARVED_WORKLOAD,
-                                  f"{label(o.node)} (role workload) gets no token"))
+                                  f"{who} (role workload) {gets} no token", row.principals))
     return found
 
 
@@ -149,7 +158,8 @@ def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:
     return None
 
 
-def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str) -> Finding:
+def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
+             alike: int) -> Finding:
     hop_limit = result.hop_limit if result.hop_limit is not None else o.hop_limit
     related = []
     if o.receiver not in (None, o.node):
@@ -161,4 +171,4 @@ def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str) 
     at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
     return Finding(rule, report.topology, hop_limit, o.node,
                    f"{what}{at}: {o.reason}", ("nodes", o.node), o,
-                   None, tuple(related))
+                   None, tuple(related), alike)

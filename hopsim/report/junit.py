@@ -15,7 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
-from hopsim.analysis import Expectation, Report, Result
+from hopsim.analysis import Expectation, Report, Result, rows
 from hopsim.engine import Outcome
 from hopsim.report import findings
 from hopsim.topology import Problem
@@ -35,9 +35,13 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: obj
     return element
 
 
-def _principal_lines(outcomes: Iterable[Outcome]) -> str:
-    return "\n".join(f"{o.node} ({o.role or 'no role'}): {o.access.value}: {o.reason}"
-                     for o in outcomes)
+def _principal_lines(outcomes: Sequence[Outcome]) -> str:
+    lines = []
+    for row in rows(outcomes):
+        o = row.first
+        more = f" and {row.principals - 1:,} more like it" if row.principals > 1 else ""
+        lines.append(f"{o.node}{more} ({o.role or 'no role'}): {o.access.value}: {o.reason}")
+    return "\n".join(lines)
 
 
 def _evidence(o: Outcome) -> str:

@@ -30,7 +30,7 @@ def code(text: str) -> str:
 
 
 def _plural(n: int, noun: str, nouns: str | None = None) -> str:
-    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def _verdict(verdict: Verdict) -> str:
@@ -78,12 +78,13 @@ def _totals(reports: Sequence[Report]) -> str:
 
 def _heading(command: str, found: Sequence[findings.Finding],
              problems: Sequence[Problem], what: str = "") -> list[str]:
+    count = sum(f.alike for f in found)  # a finding may stand for many alike principals
     if problems:
         status = f"❌ {_plural(len(problems), 'bad input')}"
         if found:
-            status += f", {_plural(len(found), 'finding')}"
+            status += f", {_plural(count, 'finding')}"
     elif found:
-        status = f"❌ {_plural(len(found), 'finding')}"
+        status = f"❌ {_plural(count, 'finding')}"
     elif command == "sweep":
         status = "✅ every expect entry holds"
     else:
