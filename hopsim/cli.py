@@ -248,11 +248,30 @@ def _jobs_option(command: Callable) -> Callable:
              "CPU). The output is the same as with 1.")(command)
 
 
-def _worker_signals() -> None:
+def _worker_signals(parent: int) -> None:
     """A worker leaves Ctrl-C to the main process, which stops it (one
-    'Aborted!', not a traceback per worker), and ends on SIGTERM."""
+    'Aborted!', not a traceback per worker), and ends on SIGTERM, which it
+    also gets when the main process dies, even of a SIGKILL (a CI timeout)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not _pool's handler, inherited by fork
+    if _term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
+        signal.raise_signal(signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _term_when_parent_dies() -> bool:
+    """Ask Linux for SIGTERM when the process that forked this one ends
+    (prctl(2) PR_SET_PDEATHSIG); False where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class _Completed:
@@ -314,7 +333,7 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(workers, initializer=_worker_signals)
+    pool = ProcessPoolExecutor(workers, initializer=_worker_signals, initargs=(os.getpid(),))
     try:  # SIGTERM would end this process and leave the workers waiting forever
         watching = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
         if watching:
