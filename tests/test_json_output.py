@@ -38,6 +38,23 @@ def test_the_writer_writes_what_json_dumps_writes(document):
     assert "".join(json_report._encode(_lazy(document), "")) == expected
 
 
+tricky = st.sampled_from(["}", "{", "},", "},\n  {", "\n", '"', "\\", "é", "\u2028"])
+tricky_text = st.lists(tricky, max_size=4).map("".join) | st.text(max_size=4)
+plain_mappings = st.dictionaries(
+    tricky_text, st.none() | st.booleans() | st.integers() | tricky_text, max_size=5)
+
+
+@given(st.lists(plain_mappings, max_size=1200), st.integers(0, 3))
+def test_runs_of_plain_mappings_are_written_as_json_dumps_writes_them(mappings, depth):
+    """Principals go to json's C encoder in runs (json_report.RUN), whose
+    separators are then re-indented: strings that look like them stay intact."""
+    document = mappings
+    for _ in range(depth):
+        document = {"results": [document, {"n": 1}]}
+    expected = json.dumps(document, indent=2, sort_keys=True)
+    assert "".join(json_report._encode(document, "")) == expected
+
+
 def test_a_sweep_document_is_json_dumps_of_its_values():
     topology = load(TOPOLOGIES / "docker-in-docker.yaml")
     report = sweep(topology, [1, 2, 3])

@@ -10,8 +10,9 @@ it to that), with each principal's outcome made when it is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
+from itertools import groupby, islice
 from typing import Any
 
 from hopsim import __version__
@@ -112,38 +113,60 @@ def _batched(pieces: Iterable[str], size: int = 1 << 16) -> Iterator[str]:
     yield "".join(batch)
 
 
-_CONTAINERS = (dict, list, Lazy)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+RUN = 512  # plain mappings encoded in one call
+
+
+def _plain(value: Any) -> bool:
+    """A non-empty mapping of plain values: a principal, an expectation."""
+    return type(value) is dict and bool(value) and _PLAIN.issuperset(map(type, value.values()))
 
 
 def _encode(value: Any, indent: str) -> Iterator[str]:
     """json.dumps(value, indent=2, sort_keys=True), in pieces, `indent` deep.
-    A mapping of plain values (a principal, an expectation) is one call to
-    json's C encoder: with indent, json uses its pure-Python one."""
+
+    With indent, json uses its pure-Python encoder (15 s for a fleet's sweep);
+    here plain mappings go to its C encoder, up to RUN of them in one call."""
     inner = indent + "  "
-    if isinstance(value, dict):
-        if not value:
-            yield "{}"
-        elif not any(isinstance(v, _CONTAINERS) for v in value.values()):
-            yield "{\n" + inner + _flat(inner)(value)[1:-1] + "\n" + indent + "}"
-        else:
-            separator = "{\n" + inner
-            for key in sorted(value):
-                yield separator + json.dumps(key) + ": "
-                yield from _encode(value[key], inner)
-                separator = ",\n" + inner
-            yield "\n" + indent + "}"
+    if type(value) in _PLAIN:
+        yield json.dumps(value)
+    elif isinstance(value, dict):
+        if _plain(value):
+            yield _mappings([value], indent)
+            return
+        separator = "{\n" + inner
+        for key in sorted(value):
+            yield separator + json.dumps(key) + ": "
+            yield from _encode(value[key], inner)
+            separator = ",\n" + inner
+        yield "{}" if separator[0] == "{" else "\n" + indent + "}"
     elif isinstance(value, (list, Lazy)):
         separator = "[\n" + inner
-        for item in value:
-            yield separator
-            yield from _encode(item, inner)
-            separator = ",\n" + inner
+        for plain, items in groupby(value, _plain):
+            while plain and (run := list(islice(items, RUN))):
+                yield separator + _mappings(run, inner)
+                separator = ",\n" + inner
+            for item in items:  # not plain (a plain group is used up above)
+                yield separator
+                yield from _encode(item, inner)
+                separator = ",\n" + inner
         yield "[]" if separator[0] == "[" else "\n" + indent + "]"
     else:
         yield json.dumps(value)
 
 
+def _mappings(run: Sequence[dict[str, Any]], indent: str) -> str:
+    """Plain mappings, each as json.dumps(indent=2) writes it `indent` deep,
+    separated by commas: one call to the C encoder for all of them. It writes
+    them one item per line; only between two mappings is the indent one
+    level less ("},\n" and "{" meet nowhere else: strings escape newlines)."""
+    inner = indent + "  "
+    text = _flat(inner)(run)[2:-2]  # without "[{" and "}]"
+    text = text.replace("},\n" + inner + "{", "\n" + indent + "},\n" + indent + "{\n" + inner)
+    return "{\n" + inner + text + "\n" + indent + "}"
+
+
 @cache
 def _flat(inner: str) -> Callable[[Any], str]:
-    """json's C encoder for a mapping of plain values, one item per line."""
+    """json's C encoder, sorted keys, one item of a plain mapping per line."""
     return json.JSONEncoder(sort_keys=True, separators=(",\n" + inner, ": ")).encode
