@@ -248,12 +248,14 @@ def _jobs_option(command: Callable) -> Callable:
              "CPU). The output is the same as with 1.")(command)
 
 
-def _worker_signals(parent: int) -> None:
+def _worker_signals() -> None:
     """A worker leaves Ctrl-C to the main process, which stops it (one
     'Aborted!', not a traceback per worker), and ends on SIGTERM, which it
     also gets when the main process dies, even of a SIGKILL (a CI timeout)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not _pool's handler, inherited by fork
+    # The parent: the main process when forked, else a forkserver that ends with it.
+    parent = os.getppid()
     if _term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
         signal.raise_signal(signal.SIGTERM)
 
@@ -333,7 +335,7 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(workers, initializer=_worker_signals, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(workers, initializer=_worker_signals)
     try:  # SIGTERM would end this process and leave the workers waiting forever
         watching = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
         if watching:
