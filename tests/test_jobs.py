@@ -297,6 +297,27 @@ def test_an_unexpected_error_in_a_worker_is_raised_as_in_one_process(monkeypatch
     assert str(parallel.exception).startswith("analysis failed on ")
 
 
+@pytest.mark.parametrize("method", sorted(set(multiprocessing.get_all_start_methods())
+                                          & {"forkserver", "spawn"}))
+def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
+    """Python 3.14 starts workers from a forkserver on Linux, macOS spawns them:
+    their parent is not the main process (a worker that took that for its
+    parent's death ended at once)."""
+    real = hopsim.cli.ProcessPoolExecutor
+    started: list[int] = []
+
+    def started_by(max_workers, **kwargs):
+        started.append(max_workers)
+        return real(max_workers, mp_context=multiprocessing.get_context(method), **kwargs)
+
+    serial = run("check", str(TOPOLOGIES), "--format", "json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hopsim.cli, "ProcessPoolExecutor", started_by)
+        pooled = run("check", str(TOPOLOGIES), "--format", "json", "--jobs", "2")
+    assert started == [2]
+    assert (pooled.exit_code, pooled.output) == (serial.exit_code, serial.output)
+
+
 # --- a stopped run leaves no worker behind ---------------------------------------------
 
 # The real command in its own process, with each file's analysis made to hang:
