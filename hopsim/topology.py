@@ -51,6 +51,7 @@ from hopsim.source import (
 OUTCOMES = ("token", "credentials", "none")
 MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
 RESERVED = "/#"  # UNIT/NODE names a unit's node; NODE#3 and UNIT#17 name copies
+_RESERVED = frozenset(RESERVED)
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
 FAMILIES = (4, 6)
 
@@ -374,6 +375,10 @@ class _Checker:
                 self.add(path + (key,), f"unknown key {show(key)} for {what}"
                          f"{_closest(key, known)}; expected one of {', '.join(known)}")
                 continue
+            if (value.__class__ is spec.type and spec.bounds is None
+                    and (spec.choices is None or value in spec.choices)):
+                valid[key] = value  # what _wrong accepts, without the call: the usual case
+                continue
             problem = _wrong(value, spec)
             if problem is None:
                 valid[key] = value
@@ -455,7 +460,7 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     raw_nodes: dict[str, Any] = dict(top.get("nodes", {}))
     top_links = list(top.get("links", []))
     for name in raw_nodes:
-        if isinstance(name, str) and set(name) & set(RESERVED):
+        if isinstance(name, str) and not _RESERVED.isdisjoint(name):
             check.add(("nodes", name), f"a node name cannot contain {' or '.join(RESERVED)}: "
                       "UNIT/NODE names a unit's node, NODE#3 one of its replicas")
     units = _Units(check, top.get("units", {}), lines, columns, len(top_links))
@@ -526,7 +531,7 @@ class _Units:
         known = _Table(UNIT_FIELDS)
         for unit, body in raw.items():
             path = ("units", unit)
-            if not isinstance(unit, str) or not unit or set(unit) & set(RESERVED):
+            if not isinstance(unit, str) or not unit or not _RESERVED.isdisjoint(unit):
                 check.add(path, f"a unit name is a string without {' or '.join(RESERVED)}, "
                           f"got {show(unit)}")
                 continue
@@ -537,7 +542,7 @@ class _Units:
             fields = check.fields(body, path, known, "a unit")
             count = fields.get("count", 1)
             for name, node in fields.get("nodes", {}).items():
-                if not isinstance(name, str) or not name or set(name) & set(RESERVED):
+                if not isinstance(name, str) or not name or not _RESERVED.isdisjoint(name):
                     check.add(path + ("nodes", name), "a node name is a string without "
                               f"{' or '.join(RESERVED)}, got {show(name)}")
                     continue
