@@ -7,6 +7,7 @@ YAML to a temporary folder, it measures in one process the medians of:
 
 - baseline: read and parse the file (json, or PyYAML's C loader), build the
   networkx graph, one BFS from every imds node: the least any tool must do;
+- floor: a skeleton of a sweep without any of hopsim's care (see floor());
 - load: hopsim's loader alone (validation, addresses, line numbers);
 - check at one hop limit and sweep 1-64, end to end: `hopsim check
   --hop-limit 2 FILE` and `hopsim sweep --hop-limits 1-64 FILE` run in this
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import reduce
 from pathlib import Path
@@ -46,8 +48,9 @@ from scapy.utils import wrpcap
 from hopsim import engine, packets
 from hopsim.cli import main as cli
 from hopsim.generate import EXTRA_NODES, compact_fleet, copies, dumps, fleet
+from hopsim.kinds import KINDS
 from hopsim.source import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
-from hopsim.topology import TopologyError, load
+from hopsim.topology import TopologyError, _node_fields, load
 
 ALL_HOP_LIMITS = range(1, 65)
 CONTAINERS = 8  # per instance, about: a fleet of N nodes has N / (8 + 3) instances
@@ -72,11 +75,7 @@ def median_time(action: Callable[[], Any], repeat: int) -> float:
 
 def baseline(path: Path) -> int:
     """Parse, build the graph, one BFS from every imds node."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        doc = json.loads(text)
-    else:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    doc = _parsed(path)
     graph = nx.Graph()
     graph.add_nodes_from(doc["nodes"])
     graph.add_edges_from(doc["links"])
@@ -84,6 +83,52 @@ def baseline(path: Path) -> int:
     # One BFS per imds node: in a fleet each instance is its own component, so
     # together they visit each node about once, as one multi-source BFS would.
     return sum(len(nx.single_source_shortest_path_length(graph, name)) for name in imds)
+
+
+def floor(path: Path) -> int:
+    """A skeleton of a sweep, without hopsim's care: parse; each node's kind
+    and keys against its kind's (a set comparison); links into adjacency
+    lists (no networkx); one BFS from all imds nodes to next hops; one class
+    key per principal (kind, next hop's kind). No problems located, no
+    addresses, routes, outcomes or report. Its ratio to the baseline is what
+    any Python answer costs before doing its job; what is left of 1.5 is the
+    room issue 4's sweep/baseline target leaves for that job."""
+    doc = _parsed(path)
+    nodes = doc["nodes"]
+    allowed = {kind: frozenset(_node_fields(kind)) for kind in KINDS}
+    principals = []
+    for name, node in nodes.items():
+        if not node.keys() <= allowed[node["kind"]]:
+            raise ValueError(f"{name}: unknown key")
+        if KINDS[node["kind"]].principal:
+            principals.append(name)
+    adjacency: dict[str, list[str]] = {name: [] for name in nodes}
+    for a, b in doc["links"]:
+        adjacency[a].append(b)
+        adjacency[b].append(a)
+    imds = sorted(name for name, node in nodes.items() if node["kind"] == "imds")
+    distance, next_hop = dict.fromkeys(imds, 0), {}
+    queue = deque(imds)
+    while queue:
+        here = queue.popleft()
+        for there in adjacency[here]:
+            if there not in distance:
+                distance[there] = distance[here] + 1
+                next_hop[there] = here
+                queue.append(there)
+    classes: dict[tuple[str, str], list[str]] = {}
+    for name in principals:
+        hop = next_hop.get(nodes[name].get("runs_on") or name)
+        key = (nodes[name]["kind"], nodes[hop]["kind"] if hop else "")
+        classes.setdefault(key, []).append(name)
+    return sum(map(len, classes.values()))  # the principals classified
+
+
+def _parsed(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "TERM": "dumb"}  # what a CI log gets
@@ -139,6 +184,7 @@ def measure_size(size: int, folder: Path, repeat: int, seed: int) -> list[dict[s
         del topology
         sweep = ("sweep", "--hop-limits", "1-64", str(path))
         row["baseline_s"] = median_time(lambda p=path: baseline(p), repeat)
+        row["floor_s"] = median_time(lambda p=path: floor(p), repeat)
         row["load_s"] = median_time(lambda p=path: load(p), repeat)
         row["check_s"] = median_time(command("check", "--hop-limit", "2", str(path)), repeat)
         row["sweep_s"] = median_time(command(*sweep), repeat)
@@ -147,6 +193,7 @@ def measure_size(size: int, folder: Path, repeat: int, seed: int) -> list[dict[s
             "sweep/baseline": row["sweep_s"] / row["baseline_s"],
             "sweep/check": row["sweep_s"] / row["check_s"],
             "load/baseline": row["load_s"] / row["baseline_s"],
+            "floor/baseline": row["floor_s"] / row["baseline_s"],
         }
     return rows
 
@@ -272,6 +319,12 @@ def table(result: dict[str, Any]) -> str:
                      f"{row['check_s']:>7.3f}s {row['sweep_s']:>7.3f}s "
                      f"{row['peak_rss_mib']:>8.0f} {ratios['sweep/baseline']:>8.2f} "
                      f"{ratios['sweep/check']:>8.2f}")
+    floors = [row for row in result["fleets"] if "floor_s" in row]
+    if floors:
+        lines.append("floor (parse, keys, adjacency, BFS, class keys; no checks, addresses, "
+                     "outcomes):")
+        lines += [f"{row['nodes']:>7} {row['format']:4} {row['floor_s']:>8.3f}s = "
+                  f"{row['ratios']['floor/baseline']:.2f} x baseline" for row in floors]
     for row in result["compact"]["fleets"]:
         lines.append(f"compact fleet, {row['nodes']:,} nodes in {row['units']} units "
                      f"({row['file_bytes'] / 1e3:.0f} kB): sweep 1-64 {row['sweep_s']:.3f}s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hopsim import bench, engine
-from hopsim.topology import parse
+from hopsim.topology import load, parse
 
 
 def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp_path,
@@ -17,7 +17,8 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp
     assert [row["format"] for row in result["fleets"]] == ["json", "yaml"]
     for row in result["fleets"]:
         assert 150 <= row["nodes"] <= 250
-        assert set(row["ratios"]) == {"sweep/baseline", "sweep/check", "load/baseline"}
+        assert set(row["ratios"]) == {"sweep/baseline", "sweep/check", "load/baseline",
+                                      "floor/baseline"}
         assert all(value > 0 for value in row["ratios"].values())
         assert row["peak_rss_mib"] > 0
     small, large = result["compact"]["fleets"]
@@ -32,6 +33,12 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp
         assert verdict["met"] == (verdict["value"] <= bound)
     printed = capsys.readouterr().out
     assert "sw/base" in printed and "targets (issue 4):" in printed
+
+
+def test_the_floor_skeleton_classifies_every_principal(tmp_path):
+    path = tmp_path / "fleet.json"
+    path.write_text(bench.dumps(bench.fleet(20, 3, 0), "json"))
+    assert bench.floor(path) == len(load(path).principals)
 
 
 def test_the_trace_chain_is_a_10_hop_path_whose_client_gets_the_token():
