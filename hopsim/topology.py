@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
@@ -811,6 +811,7 @@ class _Addresses:
         endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
         self.assigned: dict[str, str] = {}
         owner: dict[str, str] = {}
+        numbered: list[str] = []  # the nodes that take the pool's next address
         for name in order:
             raw = nodes[name]
             if raw["kind"] == "imds":
@@ -822,30 +823,31 @@ class _Addresses:
                               f"{show(owner[address])}'s")
                 owner[address] = name
                 self.assigned[name] = address
-        hosts = iter(self._usable(pool, set(owner)))
-        for name in order:
-            if name not in self.assigned and not nodes[name].get("runs_on"):
-                self.assigned[name] = next(hosts)
-
-    @staticmethod
-    def _usable(pool: Any, taken: set[str]) -> Iterable[str]:
-        first = int(pool.network_address) + 1
-        for i in range(pool.num_addresses - 2):
-            address = _format(pool, first + i)
-            if address not in taken and not address.endswith((".0", ".255")):
-                yield address
+            elif not raw.get("runs_on"):
+                numbered.append(name)
+        taken = set(owner)
+        self.assigned.update(zip(numbered, (a for a in _hosts(pool) if a not in taken),
+                                 strict=False))  # the pool outlasts the nodes
 
 
-def _format(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, address: int) -> str:
-    """str(ipaddress.ip_address(address)), without building the object: a
-    fleet numbers 100,000s of nodes, and ipaddress took most of the load."""
+def _hosts(pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
+    """The pool's host addresses as text, in order, without IPv4's x.x.x.0 and
+    x.x.x.255: what str(ipaddress.ip_address(n)) gives, written 256 or 65,536 at
+    a time without a call per address (a fleet numbers 100,000s of nodes, and
+    ipaddress took most of the load)."""
+    first, last = int(pool.network_address) + 1, int(pool.broadcast_address) - 1
     if pool.version == 4:
-        return f"{address >> 24}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
-    host = address - _POOL6_START
-    if pool is _POOL6 and 0 < host < 1 << 32:  # fd00:1::HI:LO, zeros compressed (RFC 5952)
-        high, low = host >> 16, host & 0xFFFF
-        return f"fd00:1::{high:x}:{low:x}" if high else f"fd00:1::{low:x}"
-    return str(ipaddress.ip_address(address))
+        for block in range(first >> 8, (last >> 8) + 1):
+            head = f"{block >> 16}.{block >> 8 & 255}.{block & 255}."
+            lows = range(max(first - (block << 8), 1), min(last - (block << 8), 254) + 1)
+            yield from map(head.__add__, map(str, lows))
+        return
+    if pool is _POOL6:  # fd00:1::HI:LO, zeros compressed (RFC 5952), up to 2**32 hosts
+        for high in range(1 << 16):
+            head = f"fd00:1::{high:x}:" if high else "fd00:1::"
+            yield from map(head.__add__, map("%x".__mod__, range(0 if high else 1, 1 << 16)))
+        first = _POOL6_START + (1 << 32)
+    yield from map(str, map(ipaddress.ip_address, range(first, last + 1)))
 
 
 _POOL4 = ipaddress.ip_network("10.0.0.0/8")

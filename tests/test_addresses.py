@@ -4,25 +4,36 @@ the ipaddress module would (the loader formats them itself, for speed)."""
 from __future__ import annotations
 
 import ipaddress
+from itertools import islice
 
 from builders import make
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hopsim.topology import _POOL4, _POOL6, _format
+from hopsim.topology import _POOL4, _POOL6, _hosts
 
 
-@given(st.integers(min_value=1, max_value=(1 << 24) - 2))
-def test_ipv4_pool_addresses_read_as_ipaddress_writes_them(offset):
-    address = int(_POOL4.network_address) + offset
-    assert _format(_POOL4, address) == str(ipaddress.IPv4Address(address))
+@given(st.integers(min_value=22, max_value=30), st.integers(min_value=0))
+def test_ipv4_pool_addresses_read_as_ipaddress_writes_them(prefix, index):
+    size = 1 << (32 - prefix)
+    start = int(_POOL4.network_address) + index % ((1 << 24) // size) * size
+    network = ipaddress.IPv4Network((start, prefix))
+    written = [str(network[i]) for i in range(1, network.num_addresses - 1)]
+    written = [a for a in written if not a.endswith((".0", ".255"))]
+    assert list(_hosts(network)) == written
 
 
-@given(st.one_of(st.integers(min_value=1, max_value=1 << 17),
-                 st.integers(min_value=1, max_value=(1 << 64) - 2)))
-def test_ipv6_pool_addresses_are_compressed_as_ipaddress_compresses_them(offset):
-    address = int(_POOL6.network_address) + offset
-    assert _format(_POOL6, address) == str(ipaddress.IPv6Address(address))
+def test_ipv6_pool_addresses_are_compressed_as_ipaddress_compresses_them():
+    start = int(_POOL6.network_address)
+    count = (1 << 17) + 3  # past fd00:1::ffff and fd00:1::1:ffff
+    written = [str(ipaddress.IPv6Address(start + i)) for i in range(1, count + 1)]
+    assert list(islice(_hosts(_POOL6), count)) == written
+
+
+@given(st.integers(min_value=118, max_value=126), st.integers(min_value=0, max_value=1 << 40))
+def test_other_ipv6_pools_are_written_by_ipaddress(prefix, index):
+    network = ipaddress.IPv6Network((0xFD00_0002 << 96 | index << (128 - prefix), prefix))
+    assert list(_hosts(network)) == [str(network[i]) for i in range(1, network.num_addresses - 1)]
 
 
 def test_a_fleet_of_nodes_gets_distinct_addresses_skipping_dot_0_and_dot_255():
