@@ -219,8 +219,6 @@ class _Profiler:
 
     def __init__(self, topology: Topology, router: Router | None = None):
         self.topology = topology
-        self.high = topology.with_imds(hop_limit=MAX_HOP_LIMIT)
-        self.low = topology.with_imds(hop_limit=MIN_HOP_LIMIT)
         self.router = router or Router(topology)
         # key -> (delivered, dropped, the names it was walked with, token routers)
         self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...], int]] = {}
@@ -231,6 +229,16 @@ class _Profiler:
     def tree(self) -> tuple[dict[str, int], dict[str, str]]:
         """The routing tree towards the imds nodes (distances, next hops)."""
         return self.router.tree(self.router.imds)
+
+    # The topology at the hop limits a walk is made at: copied when first
+    # walked, after routing, so that they share what routing derived.
+    @cached_property
+    def high(self) -> Topology:
+        return self.topology.with_imds(hop_limit=MAX_HOP_LIMIT)
+
+    @cached_property
+    def low(self) -> Topology:
+        return self.topology.with_imds(hop_limit=MIN_HOP_LIMIT)
 
     def classify(self, name: str) -> tuple | None:
         """The principal's class key, its class walked if new; None for one

@@ -185,7 +185,7 @@ class _Walker:
         self.topology, self.route, self.family, self.record = topology, route, family, record
         self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
         self.settings = self.imds_node.imds
-        self.instance = next(iter(topology.graph.neighbors(route.imds)))  # type: ignore[arg-type]
+        self.instance = topology.adjacency[route.imds][0]  # type: ignore[index]
         self.time = T0
         self.port = CLIENT_PORT
         self.hops: list[Hop] = []

@@ -130,7 +130,7 @@ class Router:
         gives the lexicographically smallest of the shortest paths."""
         if targets in self._trees:
             return self._trees[targets]
-        adjacency = self.topology.graph.adj
+        adjacency = self.topology.adjacency
         dist = dict.fromkeys(targets, 0)
         next_hop: dict[str, str] = {}
         queue = deque(sorted(targets))

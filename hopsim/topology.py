@@ -196,11 +196,29 @@ class Topology:
     expect: Mapping[int, Mapping[str, str]]
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
-    graph: nx.Graph = field(default_factory=nx.Graph, compare=False, repr=False)
     units: Mapping[str, int] = field(default_factory=dict)  # unit name -> its count
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
+    @cached_property
+    def adjacency(self) -> dict[str, list[str]]:
+        """Each node's neighbours, in link order: what routing walks. (A dict
+        of lists: building the networkx graph costs more than routing a fleet.)"""
+        adjacency: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for a, b in self.links:
+            adjacency[a].append(b)
+            adjacency[b].append(a)
+        return adjacency
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The nodes and links as a networkx graph, for those that draw or
+        build it (the emulator); made when first asked for."""
+        graph = nx.Graph()
+        graph.add_nodes_from(sorted(self.nodes))
+        graph.add_edges_from(self.links)
+        return graph
+
     @cached_property
     def principals(self) -> list[str]:
         return sorted(n for n, node in self.nodes.items() if node.is_principal)
@@ -267,8 +285,7 @@ class Topology:
         links = tuple((rename.get(a, a), rename.get(b, b)) for a, b in self.links)
         expect = {h: {rename.get(n, n): o for n, o in entries.items()}
                   for h, entries in self.expect.items()}
-        graph = nx.relabel_nodes(self.graph, rename, copy=True)
-        return replace(self, nodes=nodes, links=links, expect=expect, graph=graph,
+        return replace(self, nodes=nodes, links=links, expect=expect,
                        units={u: 1 if u == unit else c for u, c in self.units.items()}), name
 
     def line_of(self, *path: str | int) -> int | None:
@@ -298,8 +315,8 @@ class Topology:
     def with_imds(self, **changes: Any) -> Topology:
         """This topology with the same settings changed on every imds node.
         (Once per sweep for thousands of imds nodes: built as the loader
-        builds nodes, and the derived lists, which settings do not change,
-        carried over.)"""
+        builds nodes, and what derives from names and links, which settings
+        do not change, carried over.)"""
         nodes = dict(self.nodes)
         settings: dict[ImdsSettings, ImdsSettings] = {}
         for name in self.imds_nodes:
@@ -309,8 +326,8 @@ class Topology:
             if new is None:
                 new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
             nodes[name] = _node(**{**vars(node), "imds": new})
-        copy = replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
-        for derived in ("principals", "imds_nodes", "_relays"):
+        copy = replace(self, nodes=nodes, lines=self.lines)
+        for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
             if derived in self.__dict__:
                 copy.__dict__[derived] = self.__dict__[derived]
         return copy
@@ -318,7 +335,7 @@ class Topology:
     def with_node(self, name: str, **changes: Any) -> Topology:
         """This topology with one node's fields changed (links unchanged)."""
         nodes = {**self.nodes, name: replace(self.nodes[name], **changes)}
-        return replace(self, nodes=nodes, graph=self.graph, lines=self.lines)
+        return replace(self, nodes=nodes, lines=self.lines)
 
 
 # --- validation ---------------------------------------------------------------
@@ -498,11 +515,8 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     built = _make_nodes(check, nodes, defaults, units.counts)
     if check.problems:
         return None, units.located(check.problems)
-    graph = nx.Graph()
-    graph.add_nodes_from(sorted(built))
-    graph.add_edges_from(links)
     return Topology(top["name"], top["description"], file, built, tuple(links), expect,
-                    dict(lines), dict(columns), graph, units.units), []
+                    dict(lines), dict(columns), units.units), []
 
 
 def _index_within(index: str | None, count: int) -> bool:

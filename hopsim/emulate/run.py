@@ -102,7 +102,7 @@ def with_family(topology: Topology, family: int) -> Topology:
     """This topology with every principal reaching IMDS over `family`."""
     nodes = {name: replace(node, family=family) if node.is_principal else node
              for name, node in topology.nodes.items()}
-    return replace(topology, nodes=nodes, graph=topology.graph, lines=topology.lines)
+    return replace(topology, nodes=nodes, lines=topology.lines)
 
 
 def emulate(topology: Topology, hop_limits: Iterable[int], *,
