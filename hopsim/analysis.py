@@ -18,7 +18,7 @@ from functools import cached_property
 from itertools import islice
 
 from hopsim.engine import Access, Outcome, play
-from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
 from hopsim.routing import Route, Router
 from hopsim.topology import Topology
 
@@ -224,6 +224,7 @@ class _Profiler:
         self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...], int]] = {}
         self._suffixes: dict[str, int] = {}  # node -> id of its stations to imds
         self._ids: dict[tuple, int] = {}
+        self._unswept: dict[ImdsSettings, ImdsSettings] = {}
 
     @cached_property
     def tree(self) -> tuple[dict[str, int], dict[str, str]]:
@@ -286,7 +287,7 @@ class _Profiler:
         for name in reversed(chain):
             node = nodes[name]
             if name in self.router.imds:
-                feature: tuple = ("imds", replace(node.imds, hop_limit=0))
+                feature: tuple = ("imds", self._settings(node.imds))  # type: ignore[arg-type]
             else:
                 role, relay = self.router.transit_role(name)  # type: ignore[misc]
                 actor = nodes[relay] if relay else node
@@ -294,6 +295,14 @@ class _Profiler:
                            relay is None or relay == name, self._suffixes[next_hop[name]])
             self._suffixes[name] = self._ids.setdefault(feature, len(self._ids))
         return self._suffixes[start]
+
+    def _settings(self, settings: ImdsSettings) -> ImdsSettings:
+        """An imds node's settings but the hop limit, which is swept: part of
+        a class's key (each made once: thousands of imds nodes share a few)."""
+        unswept = self._unswept.get(settings)
+        if unswept is None:
+            unswept = self._unswept[settings] = replace(settings, hop_limit=0)
+        return unswept
 
     def profile(self, name: str) -> Profile:
         route = self.router.route(name)
@@ -325,7 +334,8 @@ class _Profiler:
         nodes = self.topology.nodes
         names: list[str] = []
         index: dict[str, int] = {}
-        features: list[object] = ["via", family, replace(nodes[route.imds].imds, hop_limit=0)]
+        settings = self._settings(nodes[route.imds].imds)  # type: ignore[arg-type]
+        features: list[object] = ["via", family, settings]
         for station in route.stations:
             for name in (station.node, station.actor):
                 names.append(name)

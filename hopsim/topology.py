@@ -183,7 +183,7 @@ class Node:
 
     @property
     def rewrites_source(self) -> bool:
-        return self.spec.masquerades or (self.routes and self.masquerade)
+        return self.spec.masquerades or (self.masquerade and self.routes)
 
 
 @dataclass(frozen=True)
@@ -720,14 +720,15 @@ def _bad_link(check: _Checker, i: int, a: str, b: str, nodes: Mapping[str, dict[
 
 def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                       links: list[tuple[str, str]]) -> None:
-    peers_of: dict[str, list[str]] = {}  # one pass: fleets have thousands of imds nodes
+    # One pass over the links: fleets have thousands of imds nodes.
+    peers_of: dict[str, list[str]] = {name: [] for name, raw in nodes.items()
+                                      if raw["kind"] == "imds"}
     for a, b in links:
-        peers_of.setdefault(a, []).append(b)
-        peers_of.setdefault(b, []).append(a)
-    for name, raw in nodes.items():
-        if raw["kind"] != "imds":
-            continue
-        peers = peers_of.get(name, [])
+        if a in peers_of:
+            peers_of[a].append(b)
+        if b in peers_of:
+            peers_of[b].append(a)
+    for name, peers in peers_of.items():
         path = ("nodes", name)
         if len(peers) != 1:
             check.add(path, f"an imds node is linked to exactly one node, its instance; "
@@ -770,8 +771,8 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                 defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
     """Turn checked mappings into Nodes, with deterministic addresses."""
     order = sorted(nodes)
-    v4 = _Addresses(check, nodes, order, "address", _POOL4)
-    v6 = _Addresses(check, nodes, order, "address6", _POOL6)
+    v4 = _addresses(check, nodes, order, "address", _POOL4)
+    v6 = _addresses(check, nodes, order, "address6", _POOL6)
     built: dict[str, Node] = {}
     for name in order:
         raw = nodes[name]
@@ -791,9 +792,9 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
         host = raw.get("runs_on")
         built[name] = _node(
             name=name, kind=spec.name,
-            address=v4.assigned.get(host, "") if host else v4.assigned[name],
-            address6=v6.assigned.get(host, "") if host else v6.assigned[name],
-            role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(via) if via else (),
+            address=v4.get(host, "") if host else v4[name],
+            address6=v6.get(host, "") if host else v6[name],
+            role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
@@ -811,37 +812,34 @@ def _node(**values: Any) -> Node:
     return node
 
 
-class _Addresses:
+def _addresses(check: _Checker, nodes: Mapping[str, dict[str, Any]], order: list[str],
+               key: str, pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> dict[str, str]:
     """Deterministic addresses: pinned ones first, then the pool in name order.
 
     A node that runs on a host shares the host's address (it is in its stack);
     imds answers on the link-local endpoints.
     """
-
-    def __init__(self, check: _Checker, nodes: Mapping[str, dict[str, Any]],
-                 order: list[str], key: str,
-                 pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
-        self.key = key
-        endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
-        self.assigned: dict[str, str] = {}
-        owner: dict[str, str] = {}
-        numbered: list[str] = []  # the nodes that take the pool's next address
-        for name in order:
-            raw = nodes[name]
-            if raw["kind"] == "imds":
-                self.assigned[name] = endpoint
-            elif key in raw:
-                address = str(ipaddress.ip_address(raw[key]))
-                if address in owner:
-                    check.add(("nodes", name, key), f"address {address} is also "
-                              f"{show(owner[address])}'s")
-                owner[address] = name
-                self.assigned[name] = address
-            elif not raw.get("runs_on"):
-                numbered.append(name)
-        taken = set(owner)
-        self.assigned.update(zip(numbered, (a for a in _hosts(pool) if a not in taken),
-                                 strict=False))  # the pool outlasts the nodes
+    endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
+    assigned: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    numbered: list[str] = []  # the nodes that take the pool's next address
+    for name in order:
+        raw = nodes[name]
+        if raw["kind"] == "imds":
+            assigned[name] = endpoint
+        elif key in raw:
+            address = str(ipaddress.ip_address(raw[key]))
+            if address in owner:
+                check.add(("nodes", name, key), f"address {address} is also "
+                          f"{show(owner[address])}'s")
+            owner[address] = name
+            assigned[name] = address
+        elif not raw.get("runs_on"):
+            numbered.append(name)
+    taken = set(owner)
+    assigned.update(zip(numbered, (a for a in _hosts(pool) if a not in taken),
+                        strict=False))  # the pool outlasts the nodes
+    return assigned
 
 
 def _hosts(pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
