@@ -156,19 +156,29 @@ class Profiles(Mapping[str, Profile]):
         return dropped if dropped is not None and hop_limit <= routers else delivered
 
     @cached_property
+    def alike(self) -> list[tuple[tuple[str, ...], int]]:
+        """The principals by path class and role, each group in name order
+        with the copies it stands for (replicas counted): at one hop limit, a
+        group's outcomes differ only in names."""
+        return self.grouped(lambda name: ())
+
+    def grouped(self, more: Callable[[str], tuple]) -> list[tuple[tuple[str, ...], int]]:
+        """alike, each group split further by `more(name)`."""
+        nodes = self.topology.nodes
+        groups: dict[tuple, list[str]] = {}
+        for name in self.topology.principals:
+            key = (self.class_of(name), nodes[name].role, *more(name))
+            groups.setdefault(key, []).append(name)
+        return [(tuple(members), sum(nodes[n].replicas for n in members))
+                for members in groups.values()]
+
+    @cached_property
     def tallies(self) -> list[Tally]:
         """The principals that have a role, grouped by what they hold at which
         hop limits: one entry per path class and role, members in name order."""
-        groups: dict[tuple, list[str]] = {}
         nodes = self.topology.nodes
-        for name in self.topology.principals:
-            role = nodes[name].role
-            if role is None:
-                continue
-            groups.setdefault((role, self.class_of(name)), []).append(name)
-        return [Tally(role, *self._shape(members[0]), tuple(members),
-                      sum(nodes[n].replicas for n in members))
-                for (role, _), members in groups.items()]
+        return [Tally(nodes[members[0]].role, *self._shape(members[0]), members, count)
+                for members, count in self.alike if nodes[members[0]].role is not None]
 
 
 @dataclass(frozen=True)
@@ -459,15 +469,13 @@ class Outcomes(Sequence[Outcome]):
     def groups(self) -> list[Alike]:
         """The principals grouped by path class, role and hop limit: each group
         gets one outcome, up to names (its first member's), in name order."""
-        nodes = self._found.topology.nodes
-        groups: dict[tuple, list[str]] = {}
-        for name in self._found:
-            limit = self._limits if isinstance(self._limits, int) else self._limits.get(name)
-            key = (self._found.class_of(name), nodes[name].role, limit)
-            groups.setdefault(key, []).append(name)
-        return [Alike(self._outcome(members[0]), len(members),
-                      sum(nodes[n].replicas for n in members))
-                for members in groups.values()]
+        limits = self._limits
+        if isinstance(limits, int):  # one hop limit: the same groups at each (a sweep's 64)
+            groups = self._found.alike
+        else:
+            groups = self._found.grouped(lambda name: (limits.get(name),))
+        return [Alike(self._outcome(members[0]), len(members), copies)
+                for members, copies in groups]
 
     def verdict(self) -> tuple[Verdict, str]:
         """judge(self), counted: only the principals the reason names are made."""
