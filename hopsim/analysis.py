@@ -324,7 +324,7 @@ class _Profiler:
             return Profile(outcome, None, ())
         key = self.classify(name)
         assert key is not None
-        names = self._signature(route, node.family)[1]
+        names = _names(route)
         delivered, dropped, first, _ = self.classes[key]
         rename = dict(zip(first, names, strict=True))
         return Profile(_renamed(delivered, rename, node.role),
@@ -342,27 +342,30 @@ class _Profiler:
 
     def _signature(self, route: Route, family: int) -> tuple[tuple, tuple[str, ...]]:
         nodes = self.topology.nodes
-        names: list[str] = []
         index: dict[str, int] = {}
         settings = self._settings(nodes[route.imds].imds)  # type: ignore[arg-type]
         features: list[object] = ["via", family, settings]
         for station in route.stations:
             for name in (station.node, station.actor):
-                names.append(name)
                 features.append(index.setdefault(name, len(index)))  # which names repeat
             actor = nodes[station.actor]
             features.append((station.role, actor.kind, actor.relay,
                              nodes[station.node].rewrites_source))
-        return tuple(features), tuple(names)
+        return tuple(features), _names(route)
+
+
+def _names(route: Route) -> tuple[str, ...]:
+    """The names a route's walk is made of: each station's node and actor."""
+    return tuple(name for station in route.stations for name in (station.node, station.actor))
 
 
 def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> Outcome:
     def name(n: str | None) -> str | None:
         return rename[n] if n is not None else None
 
-    return replace(outcome, node=rename[outcome.node], role=role,
-                   receiver=name(outcome.receiver), dropped_at=name(outcome.dropped_at),
-                   by=tuple(rename[b] for b in outcome.by))
+    return _copy(outcome, node=rename[outcome.node], role=role,
+                 receiver=name(outcome.receiver), dropped_at=name(outcome.dropped_at),
+                 by=tuple(rename[b] for b in outcome.by))
 
 
 SHOWN = 10  # principals a verdict's reason names; the rest are counted
