@@ -62,6 +62,8 @@ def test_sarif_has_one_result_per_group(checked):
     found = findings.for_result(checked, checked.results[0], "check")
     assert len(messages) == len(found)
     assert any("more like it" in m for m in messages)
+    bad = sum(_bad(o) for o in checked.results[0].outcomes)
+    assert sum(r["properties"]["alike"] for r in doc["runs"][0]["results"]) == bad
 
 
 def test_junit_lists_one_line_per_row_of_the_table(checked):

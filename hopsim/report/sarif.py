@@ -62,7 +62,7 @@ def result(f: Finding) -> dict[str, Any]:
     t = f.topology
     identity = f"{f.rule.id}|{t.name}|{f.node}|{f.hop_limit}"
     properties: dict[str, Any] = {"topology": t.name, "hop_limit": f.hop_limit,
-                                  "principal": f.node}
+                                  "principal": f.node, "alike": f.alike}
     if f.outcome:
         properties.update(role=f.outcome.role, outcome=f.outcome.access.value,
                           reason=f.outcome.reason, dropped_at=f.outcome.dropped_at)
