@@ -414,6 +414,12 @@ class Alike:
     principals: int
     copies: int
 
+    def who(self, label: Callable[[str], str] = str) -> str:
+        """The first principal's name (as `label` writes it), and how many
+        more the group stands for: "c0x0 and 59 more like it"."""
+        more = self.principals - 1
+        return label(self.first.node) + (f" and {more:,} more like it" if more else "")
+
 
 GROUP_ABOVE = 40  # principals; above, reports for people show one row per kind of path
 

@@ -97,15 +97,12 @@ def verdicts_fail(command: str) -> bool:
 def for_result(report: Report, result: Result, command: str) -> list[Finding]:
     """The leaks and starved workloads of one result (none for a sweep): one
     per principal, or above GROUP_ABOVE principals one per group of alike
-    principals (a fleet's check has 24,000 findings in 60 groups)."""
+    principals (a 100k-node fleet's check: 24,469 findings in 27 groups)."""
     if not verdicts_fail(command):
         return []
     found = []
     for row in rows(result.outcomes):
-        o = row.first
-        who = report.topology.label(o.node)
-        if row.principals > 1:
-            who += f" and {row.principals - 1:,} more like it"
+        o, who = row.first, row.who(report.topology.label)
         gets = "gets" if row.principals == 1 else "get"
         if o.role == "attacker" and o.access is not Access.NONE:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK

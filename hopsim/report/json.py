@@ -3,8 +3,8 @@
 The document is written as it is made: a sweep of a fleet lists every
 principal at every hop limit (81,000 x 64 entries at 100,000 nodes), which as
 one dict took 1.4 GB to hold and 15 s to indent. `chunks` writes the same
-bytes as json.dumps(doc, indent=2, sort_keys=True) (tests/test_output.py holds
-it to that), with each principal's outcome made when it is written.
+bytes as json.dumps(doc, indent=2, sort_keys=True), as tests/test_json_output.py
+checks, with each principal's outcome made when it is written.
 """
 
 from __future__ import annotations

@@ -36,12 +36,8 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: obj
 
 
 def _principal_lines(outcomes: Sequence[Outcome]) -> str:
-    lines = []
-    for row in rows(outcomes):
-        o = row.first
-        more = f" and {row.principals - 1:,} more like it" if row.principals > 1 else ""
-        lines.append(f"{o.node}{more} ({o.role or 'no role'}): {o.access.value}: {o.reason}")
-    return "\n".join(lines)
+    return "\n".join(f"{row.who()} ({row.first.role or 'no role'}): "
+                     f"{row.first.access.value}: {row.first.reason}" for row in rows(outcomes))
 
 
 def _evidence(o: Outcome) -> str:

@@ -61,11 +61,8 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     shown = rows(outcomes)
     for row in shown:
         o = row.first
-        name = t.label(o.node)
-        if row.principals > 1:
-            name += f" and {row.principals - 1:,} more like it"
-        table.add_row(name, o.role or "-", Text(o.access.value, style=ACCESS_STYLE[o.access]),
-                      o.reason)
+        table.add_row(row.who(t.label), o.role or "-",
+                      Text(o.access.value, style=ACCESS_STYLE[o.access]), o.reason)
     parts: list[RenderableType] = [title, table]
     if len(shown) < len(outcomes):
         parts.append(Text(f"{len(outcomes):,} principals in {len(shown):,} rows: each row "
