@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import reprlib
 from collections.abc import Iterator
 from typing import Any
@@ -670,27 +671,25 @@ def _read_plain(text: str) -> Read:
 # --- JSON ---------------------------------------------------------------------
 
 
-def read_json(text: str) -> tuple[Any, dict[str, int], dict[str, int],
-                                   list[tuple[int | None, str, str]]]:
+def read_json(text: str) -> Read:
     """Parse JSON (the same schema) into plain values and soft problems.
 
-    No line numbers: finding them would cost a second, pure-Python parse, and
-    JSON files are mostly generated. Duplicate keys are soft problems (the
-    first value is kept, as in YAML); JSON object keys are strings, so the
-    hop limits of `expect` ("1") become integers.
+    Read at C speed, without line numbers: json_positions finds them, in a
+    second, pure-Python pass, only for a file with a problem. Duplicate keys
+    are soft problems (the first value is kept, as in YAML); JSON object keys
+    are strings, so the hop limits of `expect` ("1") become integers.
     """
-    duplicates: list[tuple[dict[str, Any], str]] = []
+    duplicated = False
 
     def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicated
         mapping = dict(pairs)  # in C; a fleet has 100,000s of objects
         if len(mapping) == len(pairs):
             return mapping
+        duplicated = True
         mapping = {}
         for key, value in pairs:
-            if key in mapping:
-                duplicates.append((mapping, key))
-            else:
-                mapping[key] = value
+            mapping.setdefault(key, value)
         return mapping
 
     try:
@@ -700,25 +699,85 @@ def read_json(text: str) -> tuple[Any, dict[str, int], dict[str, int],
             from None
     except RecursionError:
         raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
-    paths = _paths_of(doc) if duplicates else {}
-    soft = [(None, dotted(paths.get(id(mapping), ()) + (key,)), f"duplicate key {show(key)}")
-            for mapping, key in duplicates]
+    lines: dict[str, int] = {}
+    columns: dict[str, int] = {}
+    soft = []
+    if duplicated:
+        lines, columns, duplicates = json_positions(text)
+        soft = [(line, entry, f"duplicate key {show(key)} (first at line {lines.get(entry)})")
+                for line, entry, key in duplicates]
     if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
         doc["expect"] = {int(k) if k.isdecimal() else k: v for k, v in doc["expect"].items()}
-    return doc, {}, {}, soft
+    return doc, lines, columns, soft
 
 
-def _paths_of(doc: Any) -> dict[int, tuple[Any, ...]]:
-    """id(mapping) -> its key path, for every mapping of a parsed document."""
-    paths: dict[int, tuple[Any, ...]] = {}
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
-    while stack:
-        value, path = stack.pop()
-        if len(path) > MAX_DEPTH:
-            raise _too_deep(None, path)
-        if isinstance(value, dict):
-            paths[id(value)] = path
-            stack += [(v, path + (k,)) for k, v in value.items()]
-        elif isinstance(value, list):
-            stack += [(v, path + (i,)) for i, v in enumerate(value)]
-    return paths
+# A token of a valid JSON text: a string (which holds no raw newline), a
+# punctuation mark, or a number, true, false or null.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}:,]|[^\s][^][{}:,\s"]*')
+
+
+class _Container:
+    """An object or array being read: the prefix of its entries' dotted paths
+    (None inside a duplicate key's value, which is not read)."""
+
+    def __init__(self, prefix: str | None, is_object: bool):
+        self.prefix, self.is_object = prefix, is_object
+        self.index = 0  # an array's next item
+        self.keys: set[str] = set()
+        self.expect_key = is_object
+
+
+def json_positions(text: str) -> tuple[dict[str, int], dict[str, int],
+                                       list[tuple[int, str, str]]]:
+    """The line and column of each key and array item of a valid JSON text,
+    by dotted path, as read_yaml gives them; and its duplicate keys (line,
+    dotted path, key)."""
+    lines: dict[str, int] = {}
+    columns: dict[str, int] = {}
+    duplicates: list[tuple[int, str, str]] = []
+    open_: list[_Container] = []
+    path: str | None = ""  # the value read next
+    line, line_start, scanned = 1, 0, 0
+    for match in _JSON_TOKEN.finditer(text):
+        start, token = match.start(), match.group()
+        newlines = text.count("\n", scanned, start)
+        if newlines:
+            line += newlines
+            line_start = text.rindex("\n", scanned, start) + 1
+        scanned = start
+        column = start - line_start + 1
+        inside = open_[-1] if open_ else None
+        if inside is not None and inside.expect_key and token[0] == '"':
+            key = json.loads(token)
+            inside.expect_key = False
+            if inside.prefix is None:
+                path = None
+                continue
+            path = inside.prefix + (key if key.isprintable() else _part(key))
+            lines.setdefault(inside.prefix + "<key>", line)
+            columns.setdefault(inside.prefix + "<key>", column)
+            if key in inside.keys:
+                duplicates.append((line, path, key))
+                path = None  # its value is not read, as in YAML
+                continue
+            inside.keys.add(key)
+            lines[path], columns[path] = line, column
+        elif token == ":":
+            continue
+        elif token == ",":
+            inside.expect_key = inside.is_object  # type: ignore[union-attr]
+            inside.index += 1  # type: ignore[union-attr]
+        elif token in "]}":
+            open_.pop()
+        else:  # a value starts
+            if inside is not None and not inside.is_object:
+                path = None if inside.prefix is None else inside.prefix + str(inside.index)
+                if path is not None:
+                    lines.setdefault(path, line)
+                    columns.setdefault(path, column)
+            elif inside is None:
+                lines[""], columns[""] = line, column
+            if token in "[{":
+                prefix = None if path is None else (path + "." if open_ else "")
+                open_.append(_Container(prefix, token == "{"))
+    return lines, columns, duplicates

@@ -43,6 +43,7 @@ from hopsim.source import (
     Abort,
     dotted,
     gc_paused,
+    json_positions,
     read_json,
     read_yaml,
     show,
@@ -908,6 +909,11 @@ def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, lines, overrides)
     topology, found = _build(doc, file, lines, columns)
+    if found and not lines and _is_json(file):
+        # JSON is read without lines, at C speed; a file with problems gets
+        # them in a second pass, and its problems are found again with them.
+        lines, columns, _ = json_positions(text)
+        topology, found = _build(doc, file, lines, columns)
     problems += found
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))

@@ -54,24 +54,55 @@ def test_bad_json_is_one_error_line_with_its_line_and_exit_2(tmp_path):
     assert len([line for line in lines if line.startswith("error:")]) == 1
 
 
-def test_a_duplicate_key_in_json_is_reported_with_its_key_path(tmp_path):
+def _line_of(text: str, fragment: str) -> int:
+    """The line (from 1) of the one line of `text` holding `fragment`."""
+    found = [i for i, line in enumerate(text.splitlines(), 1) if fragment in line]
+    assert len(found) == 1, (fragment, found)
+    return found[0]
+
+
+def test_a_duplicate_key_in_json_is_reported_at_its_line_with_the_first(tmp_path):
     doc = json.loads(json.dumps(yaml.safe_load((TOPOLOGIES / "docker-bridge.yaml").read_text())))
     text = json.dumps(doc, indent=1).replace('"kind": "bridge"',
-                                             '"kind": "bridge", "kind": "router"')
+                                             '"kind": "bridge",\n"kind": "router"')
     path = tmp_path / "dup.json"
     path.write_text(text)
     with pytest.raises(TopologyError) as error:
         load(path)
+    first, second = _line_of(text, '"kind": "bridge"'), _line_of(text, '"kind": "router"')
     assert [str(p) for p in error.value.problems] == [
-        f"{path}: nodes.docker0.kind: duplicate key 'kind'"]
+        f"{path}:{second}: nodes.docker0.kind: duplicate key 'kind' (first at line {first})"]
 
 
-def test_json_schema_mistakes_name_the_file_and_key(tmp_path):
+def test_json_schema_mistakes_name_the_file_line_and_key(tmp_path):
     doc = json.loads(json.dumps(yaml.safe_load((TOPOLOGIES / "docker-bridge.yaml").read_text())))
     doc["nodes"]["app"]["kind"] = "contianer"
+    doc["nodes"]["docker0"]["colour"] = "blue"
+    doc["links"].append(["app", "nowhere"])
     path = tmp_path / "typo.json"
-    path.write_text(json.dumps(doc))
+    text = json.dumps(doc, indent=2)
+    path.write_text(text)
     result = run("validate", str(path))
     assert result.exit_code == 2
-    assert (f"error: {path}: nodes.app.kind: unknown kind 'contianer' (did you mean "
-            "'container'?)") in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    kind, colour = _line_of(text, '"contianer"'), _line_of(text, '"colour"')
+    link = _line_of(text, '"nowhere"') - 2  # indented, the pair starts at its "["
+    expected = sorted([  # in line order, as YAML's
+        (kind, f"error: {path}:{kind}: nodes.app.kind: unknown kind 'contianer' (did you "
+               "mean 'container'?)"),
+        (colour, f"error: {path}:{colour}: nodes.docker0.colour: unknown key 'colour'"),
+        (link, f"error: {path}:{link}: links.{len(doc['links']) - 1}: link to a missing "
+               "node 'nowhere'")])
+    assert len(errors) == 3
+    for error, (_, start) in zip(errors, expected, strict=True):
+        assert error.startswith(start)
+
+
+def test_a_valid_json_file_is_read_without_a_second_pass(tmp_path, monkeypatch):
+    import hopsim.topology
+
+    def refused(text):
+        raise AssertionError("json_positions ran on a valid file")
+
+    monkeypatch.setattr(hopsim.topology, "json_positions", refused)
+    assert load(json_twin(TOPOLOGIES / "docker-bridge.yaml", tmp_path)).name == "docker-bridge"

@@ -12,6 +12,7 @@ holds the contract itself (which line, which key, which message).
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
@@ -371,3 +372,66 @@ def test_random_documents_read_the_same_three_ways(document, style, width, canon
     result = three_ways(text)
     if not before:
         assert comparable(result[0]) == comparable(yaml.safe_load(text))
+
+
+# --- JSON: read at C speed; lines found in a second pass, for problems only ---------------
+
+
+def _positions_point_at_what_they_name(document: Any, text: str, ensure_ascii: bool) -> None:
+    """Each key's line and column are where the key is written; each array
+    item's, where the item starts."""
+    lines, columns, duplicates = source.json_positions(text)
+    rows = text.split("\n")  # lines as json counts them (not splitlines: U+0085, U+2028)
+    assert duplicates == []
+
+    def at(path: str) -> str:
+        return rows[lines[path] - 1][columns[path] - 1:]
+
+    def walk(value: Any, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                path = prefix + source.dotted((key,))
+                written = json.dumps({key: 0}, ensure_ascii=ensure_ascii)[1:]  # "1": for 1
+                assert at(path).startswith(written[: written.rindex(": ")]), path
+                walk(item, path + ".")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                path = f"{prefix}{index}"
+                written = json.dumps(item, ensure_ascii=ensure_ascii)
+                assert at(path)[0] == written[0], path
+                walk(item, path + ".")
+
+    walk(document, "")
+
+
+@pytest.mark.parametrize("path", sorted(TOPOLOGIES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_json_positions_of_a_bundled_file_are_the_keys_yaml_gives(path):
+    document = yaml.safe_load(path.read_text())
+    for indent in (None, 2):
+        text = json.dumps(document, indent=indent)
+        assert set(source.json_positions(text)[0]) == set(source.read_yaml(path.read_text())[1])
+        _positions_point_at_what_they_name(document, text, True)
+
+
+json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=25,
+)
+
+
+@given(json_documents, st.sampled_from([None, 0, 1, 2, "\t"]), st.booleans())
+def test_json_positions_point_at_each_key_and_item_however_it_is_written(document, indent,
+                                                                          ensure_ascii):
+    text = json.dumps(document, indent=indent, ensure_ascii=ensure_ascii)
+    _positions_point_at_what_they_name(document, text, ensure_ascii)
+
+
+def test_a_duplicate_json_key_is_reported_at_its_line_as_in_yaml():
+    text = '{"nodes": {\n  "a": {"kind": "host"},\n  "a": {"kind": "router", "x": 1}\n}}'
+    doc, lines, _, soft = source.read_json(text)
+    assert doc == {"nodes": {"a": {"kind": "host"}}}
+    assert soft == [(3, "nodes.a", "duplicate key 'a' (first at line 2)")]
+    assert "nodes.a.x" not in lines  # a duplicate's value is not read, as in YAML
+    assert source.read_json('{"a": 1}')[1:] == ({}, {}, [])  # no problem: no second pass
