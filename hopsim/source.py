@@ -204,6 +204,7 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
 _STR = yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
 _SEQ = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
 _MAP = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def _implicit_tag(value: str) -> str:
@@ -406,10 +407,13 @@ def _read_nodes(text: str, libyaml: bool) -> Read:
                     entry = f"{prefix}{index}"
                     items.append(walk(item, down, entry, top if depth else entry))
                 return items
-            loader.flatten_mapping(node)
-            result: dict[Any, Any] = {}
+            own = sum(k.tag != _MERGE for k, _ in node.value)
+            loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
+            merged = len(node.value) - own
+            chosen: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+            own_lines: dict[Any, int] = {}
             keys = prefix + "<key>"
-            for key_node, value_node in node.value:
+            for index, (key_node, value_node) in enumerate(node.value):
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise Abort(key_node.start_mark.line + 1, where,
                                  "a key must be a plain value, not a list or mapping")
@@ -420,12 +424,20 @@ def _read_nodes(text: str, libyaml: bool) -> Read:
                 except TypeError:  # a scalar tagged !!seq, !!set ...: [] would crash `in`
                     raise Abort(key_line, where, "a key must be a plain value, not a list or "
                                  "mapping") from None
+                if index >= merged:  # the mapping's own key: written twice is a mistake
+                    if key in own_lines:
+                        soft.append((key_line, prefix + _part(key), f"duplicate key "
+                                     f"{show(key)} (first at line {own_lines[key]})"))
+                        continue
+                    own_lines[key] = key_line
+                # The later pair wins, as in PyYAML: the mapping's own keys override
+                # merged ones, and flatten_mapping puts a merge list's earlier
+                # mappings after its later ones (yaml.org/type/merge.html).
+                chosen[key] = key_node, value_node
+            result: dict[Any, Any] = {}
+            for key, (key_node, value_node) in chosen.items():
                 entry = prefix + _part(key)
-                if key in result:
-                    soft.append((key_line, entry, f"duplicate key {show(key)} "
-                                                  f"(first at line {lines.get(entry)})"))
-                    continue
-                lines[entry] = key_line
+                lines[entry] = key_node.start_mark.line + 1
                 columns[entry] = key_node.start_mark.column + 1
                 result[key] = walk(value_node, down, entry, top if depth else entry)
             return result
@@ -611,8 +623,9 @@ def _read_plain(text: str) -> Read:
                 keys = None
             entry = prefix + (key if key.__class__ is str and key.isprintable() else _part(key))
             if key in result:
-                soft.append((line, entry, f"duplicate key {show(key)} "
-                                          f"(first at line {lines.get(entry)})"))
+                first = next(k for k in result if k is key or k == key)  # true == 1, nan
+                soft.append((line, entry, f"duplicate key {show(key)} (first at line "
+                                          f"{lines.get(prefix + _part(first))})"))
                 skip(depth + 1)
                 continue
             lines[entry] = line

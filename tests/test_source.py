@@ -25,7 +25,7 @@ from test_topology_errors import BASE, HOSTILE, _hostile_line, line_of
 from hopsim import source
 from hopsim.generate import dumps, fleet
 from hopsim.source import MAX_DEPTH, Abort
-from hopsim.topology import load
+from hopsim.topology import load, parse
 
 needs_libyaml = pytest.mark.skipif(not source._with_libyaml(),
                                    reason="PyYAML is built without libyaml here")
@@ -242,12 +242,22 @@ def test_the_hostile_files_of_the_contract_read_the_same_three_ways(text, needle
 def test_some_odd_texts_read_as_the_contract_says():
     """A few of ODD, spelled out: three_ways agreeing on a wrong answer fails here."""
     cases = dict(ODD)
-    # Merged keys come first, so a key of the mapping's own is their duplicate
-    # (as it was before libyaml; YAML's merge would let it override).
+    # A mapping's own keys override merged ones (yaml.org/type/merge.html), each
+    # at the line it is written on; an override is not a duplicate.
     doc, lines, _, soft = three_ways(cases["merge"])
-    assert doc["node"] == {"kind": "host", "role": "x"}
-    assert soft == [(2, "node.role", "duplicate key 'role' (first at line 1)")]
-    assert lines["node.kind"] == 1
+    assert doc["node"] == {"kind": "host", "role": "y"}
+    assert soft == []
+    assert (lines["node.kind"], lines["node.role"]) == (1, 2)
+    # In a merge list, earlier mappings override later ones: as PyYAML reads it
+    doc, lines, _, soft = three_ways(cases["merge-of-a-list"])
+    assert doc == yaml.safe_load(cases["merge-of-a-list"]) and soft == []
+    text = "a: &a {x: 1, w: 0}\nb: &b {y: 2, x: 9, w: 5}\nc:\n  <<: [*a, *b]\n  w: 7\n"
+    doc, lines, _, soft = three_ways(text)
+    assert doc["c"] == {"x": 1, "w": 7, "y": 2} == yaml.safe_load(text)["c"] and soft == []
+    assert (lines["c.x"], lines["c.y"], lines["c.w"]) == (1, 2, 5)
+    # Written twice in the mapping itself is still a mistake
+    assert three_ways("base: &b {kind: host}\nnode: {<<: *b, role: y, role: z}\n")[3] == [
+        (2, "node.role", "duplicate key 'role' (first at line 2)")]
     assert three_ways(cases["duplicate-holding-what-is-never-read"])[3] == [
         (2, "a", "duplicate key 'a' (first at line 1)")]
     assert three_ways(cases["duplicate-holding-deep-nesting"]) == (
@@ -276,7 +286,7 @@ def test_some_odd_texts_read_as_the_contract_says():
     doc, lines, columns, soft = three_ways(cases["keys-of-every-kind"])
     assert list(doc) == [1, None, 1.5, datetime.date(2001, 1, 1), "x.y", "t\tab", 16]
     # true == 1: a duplicate, whose first is under another path ("1", not "True")
-    assert soft == [(2, "True", "duplicate key True (first at line None)"),
+    assert soft == [(2, "True", "duplicate key True (first at line 1)"),
                     (8, "None", "duplicate key None (first at line 3)")]
     assert (lines["'t\\tab'"], columns["'t\\tab'"]) == (7, 1)
     # PyYAML builds every .nan as one object: the second is the first's duplicate
@@ -435,3 +445,19 @@ def test_a_duplicate_json_key_is_reported_at_its_line_as_in_yaml():
     assert soft == [(3, "nodes.a", "duplicate key 'a' (first at line 2)")]
     assert "nodes.a.x" not in lines  # a duplicate's value is not read, as in YAML
     assert source.read_json('{"a": 1}')[1:] == ({}, {}, [])  # no problem: no second pass
+
+
+def test_a_topology_overriding_merged_defaults_loads_with_its_overrides():
+    """YAML's merge key is how a file shares defaults between nodes: a key the
+    node writes itself overrides the merged one, without a problem."""
+    text = BASE.replace("  app: {kind: container, role: workload}\n",
+                        "  app: &container {kind: container, role: workload}\n"
+                        "  rogue: {<<: *container, role: attacker}\n")
+    text = text.replace("  - [docker0, app]\n", "  - [docker0, app]\n  - [docker0, rogue]\n")
+    topology = parse(text, "merged.yaml")
+    assert (topology.nodes["rogue"].kind, topology.nodes["rogue"].role) == ("container",
+                                                                           "attacker")
+    assert topology.nodes["app"].role == "workload"
+    rogue = text.splitlines().index("  rogue: {<<: *container, role: attacker}") + 1
+    assert topology.line_of("nodes", "rogue", "role") == rogue
+    assert topology.line_of("nodes", "rogue", "kind") == rogue - 1  # where it is written
