@@ -495,8 +495,8 @@ def _read_plain(text: str) -> Read:
     """What `_read_nodes` reads from a plain document, built as libyaml's
     events come: no node graph, no second walk over it.
 
-    "Plain": no anchors, aliases or merge keys, only scalar keys, tags PyYAML's
-    safe loader builds, and every scalar readable. Anything else raises
+    "Plain": no anchors, aliases or merge keys, only scalar keys, each once,
+    tags PyYAML's safe loader builds, and every scalar readable. Anything else raises
     _NotPlain, for `_read_nodes` to say exactly what it says. What the composer
     refuses (syntax errors, nesting deeper than MAX_DEPTH, more values than
     MAX_YAML_VALUES) aborts here as there: up to it, both read the same events.
@@ -622,40 +622,13 @@ def _read_plain(text: str) -> Read:
                 columns.setdefault(keys, column)
                 keys = None
             entry = prefix + (key if key.__class__ is str and key.isprintable() else _part(key))
-            if key in result:
-                first = next(k for k in result if k is key or k == key)  # true == 1, nan
-                soft.append((line, entry, f"duplicate key {show(key)} (first at line "
-                                          f"{lines.get(prefix + _part(first))})"))
-                skip(depth + 1)
-                continue
+            if key in result:  # a mistake: _read_nodes says where the first is, exactly
+                raise _NotPlain  # (true after 1, or 1 after '1' and 1: the lines can't)
             lines[entry] = line
             columns[entry] = column
             event = get()
             result[key] = scalar(event) if event.__class__ is ScalarEvent \
                 else node(event, entry, depth + 1)
-
-    def skip(depth: int) -> None:
-        """Pass over the value of a duplicate key (at `depth`): the walk does
-        not read it, but the composer counts and bounds it."""
-        nonlocal count
-        level = depth
-        while True:
-            event = get()
-            kind = event.__class__
-            if kind is SequenceEndEvent or kind is MappingEndEvent:
-                level -= 1
-            else:
-                if level > MAX_DEPTH:
-                    raise _too_deep(event.start_mark.line + 1, [] if top is None else [top])
-                count += 1
-                if count > MAX_YAML_VALUES:
-                    raise too_many(event)
-                if kind is AliasEvent or event.anchor is not None:
-                    raise _NotPlain
-                if kind is not ScalarEvent:
-                    level += 1
-            if level == depth:
-                return
 
     try:
         get()  # the stream starts
