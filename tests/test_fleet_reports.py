@@ -54,6 +54,10 @@ def test_markdown_counts_every_finding_and_lists_the_groups(checked):
     text = markdown.check([checked], [])
     assert text.splitlines()[0] == f"### hopsim check: ❌ {bad:,} findings"
     assert sum(line.startswith("- ❌ ") for line in text.splitlines()) == len(found)
+    # the hop limit cell, read from one outcome per group, says every principal's
+    limits = sorted({o.hop_limit for o in result.outcomes if o.hop_limit})
+    assert len(limits) > 1
+    assert f"| {checked.topology.name} | {'/'.join(map(str, limits))} |" in text
 
 
 def test_sarif_has_one_result_per_group(checked):

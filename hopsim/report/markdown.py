@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from hopsim.analysis import Report, Result, Verdict, verdict_runs
+from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
 from hopsim.report import findings
 from hopsim.topology import Problem
 
@@ -56,8 +56,10 @@ def _finding(f: findings.Finding) -> str:
 def _hop_limit(result: Result) -> str:
     if result.hop_limit is not None:
         return str(result.hop_limit)
-    return "/".join(str(h) for h in sorted({o.hop_limit for o in result.outcomes
-                                             if o.hop_limit})) or "-"
+    # A group of alike principals shares its hop limit: a fleet's check makes
+    # one outcome per group, not 81,000.
+    limits = {row.first.hop_limit for row in rows(result.outcomes) if row.first.hop_limit}
+    return "/".join(str(h) for h in sorted(limits)) or "-"
 
 
 def _totals(reports: Sequence[Report]) -> str:
