@@ -817,6 +817,7 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
                     continue
                 reports.append(report)
                 timings.append(timing)
+            emulation.raise_if_stopped()
         except emulation.Stopped as stop:
             _stopped(stop)
     _report_problems(problems)
@@ -855,6 +856,7 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
                     except emulation.PlanError as error:
                         problems.append(Problem(topology.file, None, "", str(error)))
                         break
+            emulation.raise_if_stopped()
         except emulation.Stopped as stop:
             _stopped(stop)
     _report_problems(problems)

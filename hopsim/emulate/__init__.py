@@ -19,6 +19,7 @@ from hopsim.emulate.run import (
     Stopped,
     Timing,
     emulate,
+    raise_if_stopped,
     stopping_on_signals,
     with_family,
 )
@@ -28,7 +29,8 @@ from hopsim.topology import Topology
 __all__ = [
     "DEFAULT_TIMEOUT", "MAX_NAMESPACES", "Case", "KernelError", "KernelOutcome", "PlanError",
     "Stopped", "Timing", "Verification", "cleanup", "commands", "emulate", "families",
-    "leftovers", "missing", "plan", "stopping_on_signals", "verify", "with_family",
+    "leftovers", "missing", "plan", "raise_if_stopped", "stopping_on_signals", "verify",
+    "with_family",
 ]
 
 

@@ -44,14 +44,19 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # the signals stopping_on_signals has turned into Stopped
+
+
 @contextmanager
 def stopping_on_signals() -> Iterator[None]:
     """Turn SIGTERM (and SIGINT) into Stopped, so `finally` blocks run; on the
     way out, whatever happened, delete every namespace this process made."""
 
     def stop(signum: int, _frame: object) -> None:
+        _received.append(signum)
         raise Stopped(signum)
 
+    _received.clear()
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -60,6 +65,14 @@ def stopping_on_signals() -> Iterator[None]:
             netns.delete_namespaces(netns.existing(netns.run_prefix()))
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def raise_if_stopped() -> None:
+    """Raise Stopped again for a signal already received. The handler's own
+    can be lost: run inside a finalizer (subprocess.Popen.__del__ while
+    namespaces are built), it is an exception Python prints and drops."""
+    if _received:
+        raise Stopped(_received[0])
 
 
 @contextmanager
@@ -115,11 +128,13 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
     started = time.monotonic()
     try:
         netns.build(plan)
+        raise_if_stopped()
         netns.wait_ready(plan)
         timing.build = time.monotonic() - started
         started = time.monotonic()
         outcomes = asyncio.run(_measure(plan, hop_limits, timeout))
         timing.exchanges = time.monotonic() - started
+        raise_if_stopped()
     finally:
         with _signals_held():
             started = time.monotonic()
