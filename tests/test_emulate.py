@@ -480,8 +480,8 @@ def test_a_route_never_leaves_a_stack_and_comes_back_to_it(principal, links, ext
     assert route.unreachable and "twice with no L7 relay between" in route.unreachable
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_stop_lost_in_a_finalizer_is_raised_again_at_the_next_check():
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_lost_in_a_finalizer_is_raised_again_at_the_next_check(capfd):
     """A signal can come while Python runs a finalizer (subprocess.Popen.__del__
     as namespaces are built): the handler's Stopped is then printed and
     dropped, and the run went on to exit 0 (seen once in CI). The run checks
@@ -497,3 +497,4 @@ def test_a_stop_lost_in_a_finalizer_is_raised_again_at_the_next_check():
         emulation.raise_if_stopped()
     assert stopped.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+    assert capfd.readouterr().err == ""  # no "Exception ignored" traceback for it
