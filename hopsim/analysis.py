@@ -441,6 +441,7 @@ class Outcomes(Sequence[Outcome]):
     def __init__(self, found: Profiles, limits: int | Mapping[str, int | None]):
         self._found, self._limits = found, limits
         self._made: tuple[Outcome, ...] | None = None
+        self._groups: list[Alike] | None = None  # made once: each CI format reads them
 
     def _outcome(self, name: str) -> Outcome:
         limit = self._limits if isinstance(self._limits, int) else self._limits.get(name)
@@ -478,13 +479,15 @@ class Outcomes(Sequence[Outcome]):
     def groups(self) -> list[Alike]:
         """The principals grouped by path class, role and hop limit: each group
         gets one outcome, up to names (its first member's), in name order."""
-        limits = self._limits
-        if isinstance(limits, int):  # one hop limit: the same groups at each (a sweep's 64)
-            groups = self._found.alike
-        else:
-            groups = self._found.grouped(lambda name: (limits.get(name),))
-        return [Alike(self._outcome(members[0]), len(members), copies)
-                for members, copies in groups]
+        if self._groups is None:
+            limits = self._limits
+            if isinstance(limits, int):  # one hop limit: the same groups at each (a sweep's 64)
+                groups = self._found.alike
+            else:
+                groups = self._found.grouped(lambda name: (limits.get(name),))
+            self._groups = [Alike(self._outcome(members[0]), len(members), copies)
+                            for members, copies in groups]
+        return self._groups
 
     def verdict(self) -> tuple[Verdict, str]:
         """judge(self), counted: only the principals the reason names are made."""
