@@ -19,7 +19,7 @@ from itertools import islice
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
-from hopsim.routing import Route, Router
+from hopsim.routing import Role, Route, Router
 from hopsim.topology import Topology
 
 ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
@@ -232,14 +232,8 @@ class _Profiler:
         self.router = router or Router(topology)
         # key -> (delivered, dropped, the names it was walked with, token routers)
         self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...], int]] = {}
-        self._suffixes: dict[str, int] = {}  # node -> id of its stations to imds
-        self._ids: dict[tuple, int] = {}
+        self._keys: dict[tuple, tuple | None] = {}  # a principal's first hop -> class key
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
-
-    @cached_property
-    def tree(self) -> tuple[dict[str, int], dict[str, str]]:
-        """The routing tree towards the imds nodes (distances, next hops)."""
-        return self.router.tree(self.router.imds)
 
     # The topology at the hop limits a walk is made at: copied when first
     # walked, after routing, so that they share what routing derived.
@@ -255,56 +249,30 @@ class _Profiler:
         """The principal's class key, its class walked if new; None for one
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
         node = self.topology.nodes[name]
-        if node.via:
-            route = self.router.route(name)
-            if route.unreachable:
-                return None
-            key, names = self._signature(route, node.family)
-        else:
-            # Without waypoints, the route is the tree's path from the
-            # principal's location: its key is built once per tree node.
-            dist, next_hop = self.tree
-            here = node.runs_on or name
-            if here not in dist or here in self.router.imds:
-                return None
-            after = next_hop[here]
-            suffix = self._suffixes.get(after)
-            if suffix is None:
-                suffix = self._suffix(after)
-            key, names = (node.family, node.kind, node.rewrites_source, suffix), None
+        first = None if node.via else self.router.first_hop(name)
+        if first is None:
+            return self._key(name)
+        # Principals whose first L3 hop towards IMDS is the same (the same
+        # neighbour, on the same segment) share every station after it, both
+        # ways, but for the bridges next to them, which no outcome names.
+        shape = (node.family, node.kind, node.rewrites_source, node.runs_on is None, first)
+        try:
+            return self._keys[shape]
+        except KeyError:
+            key = self._keys[shape] = self._key(name)
+            return key
+
+    def _key(self, name: str) -> tuple | None:
+        route = self.router.route(name)
+        node = self.topology.nodes[name]
+        settings = self.topology.nodes[route.imds].imds if route.imds else None
+        if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
+            return None
+        key, names = self._signature(route, node.family)
         if key not in self.classes:
-            route = self.router.route(name)
-            settings = self.topology.nodes[route.imds].imds if route.imds else None
-            if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
-                return None
-            names = names or self._signature(route, node.family)[1]
             self.classes[key] = (*self._walk(name, route.token_routers), names,
                                  len(route.token_routers))
         return key
-
-    def _suffix(self, start: str) -> int:
-        """An id for the stations from `start` (a transit node or an imds) to
-        its imds: equal ids, equal kinds, roles, relays, NATs and settings."""
-        _, next_hop = self.tree
-        chain = []
-        here = start
-        while here not in self._suffixes:
-            chain.append(here)
-            if here in self.router.imds:
-                break
-            here = next_hop[here]
-        nodes = self.topology.nodes
-        for name in reversed(chain):
-            node = nodes[name]
-            if name in self.router.imds:
-                feature: tuple = ("imds", self._settings(node.imds))  # type: ignore[arg-type]
-            else:
-                role, relay = self.router.transit_role(name)  # type: ignore[misc]
-                actor = nodes[relay] if relay else node
-                feature = (role, actor.kind, actor.relay, node.rewrites_source,
-                           relay is None or relay == name, self._suffixes[next_hop[name]])
-            self._suffixes[name] = self._ids.setdefault(feature, len(self._ids))
-        return self._suffixes[start]
 
     def _settings(self, settings: ImdsSettings) -> ImdsSettings:
         """An imds node's settings but the hop limit, which is swept: part of
@@ -341,22 +309,30 @@ class _Profiler:
         return delivered.outcome, dropped
 
     def _signature(self, route: Route, family: int) -> tuple[tuple, tuple[str, ...]]:
+        """What a walk depends on, but names: each station that is not a
+        bridge, its role, kind, relay policy and NAT, and which names repeat,
+        on the request and on every response."""
         nodes = self.topology.nodes
         index: dict[str, int] = {}
         settings = self._settings(nodes[route.imds].imds)  # type: ignore[arg-type]
-        features: list[object] = ["via", family, settings]
-        for station in route.stations:
-            for name in (station.node, station.actor):
-                features.append(index.setdefault(name, len(index)))  # which names repeat
-            actor = nodes[station.actor]
-            features.append((station.role, actor.kind, actor.relay,
-                             nodes[station.node].rewrites_source))
+        features: list[object] = [family, settings]
+        for path in (route.stations, *route.returns):
+            features.append("|")
+            for station in path:
+                if station.role is Role.BRIDGE:
+                    continue
+                for name in (station.node, station.actor):
+                    features.append(index.setdefault(name, len(index)))
+                actor = nodes[station.actor]
+                features.append((station.role, actor.kind, actor.relay, station.nat))
         return tuple(features), _names(route)
 
 
 def _names(route: Route) -> tuple[str, ...]:
-    """The names a route's walk is made of: each station's node and actor."""
-    return tuple(name for station in route.stations for name in (station.node, station.actor))
+    """The names a route's walk is made of, as an outcome may name them: each
+    station's node and actor but bridges', on the request and the responses."""
+    return tuple(name for path in (route.stations, *route.returns) for station in path
+                 if station.role is not Role.BRIDGE for name in (station.node, station.actor))
 
 
 def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> Outcome:
@@ -560,11 +536,9 @@ def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
     if not wanted:
         configured = topology.hop_limits()
         router = found._profiler.router
-        dist, next_hop = router.tree(router.imds)
         limits: dict[str, int | None] = {}
         for name in found:
-            imds_node = router.route(name).imds if topology.nodes[name].via else \
-                _root(router.location(name), dist, next_hop)
+            imds_node = router.imds_of(name)
             limits[name] = configured.get(imds_node) if imds_node else None
         results.append(_result(topology, configured_hop_limit(topology),
                                Outcomes(found, limits)))
@@ -576,16 +550,6 @@ def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
         for e in _result(topology, h, Outcomes(found, h)).expectations
     )
     return Report(topology, tuple(results), recommended, why, expectations)
-
-
-def _root(start: str, dist: Mapping[str, int], next_hop: Mapping[str, str]) -> str | None:
-    """The imds at the end of `start`'s path in a routing tree, if any."""
-    if start not in dist:
-        return None
-    here = start
-    while dist[here]:
-        here = next_hop[here]
-    return here
 
 
 def verdicts(found: Profiles) -> dict[int, Verdict]:

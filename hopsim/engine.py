@@ -2,7 +2,8 @@
 
 A principal sends `PUT /latest/api/token`; the request crosses its route, leg
 by leg (a leg is one TCP connection: L7 relays end one and open the next);
-IMDS answers; the answer walks back, losing TTL at every router. Then the
+IMDS answers; the answer takes its own way back (routed by its destination,
+which need not retrace the request), losing TTL at every router. Then the
 credentials GET, with the token, or without it (the IMDSv1 fallback SDKs and
 attackers try) when there is none.
 
@@ -233,7 +234,6 @@ class _Walker:
                 self.note(message, station.node, Action.BRIDGE, ttl, ttl, "L2, TTL untouched",
                           packet)
                 continue
-            node = self.topology.nodes[station.node]
             if ttl <= 1:
                 self.note(message, station.node, Action.DROP, ttl, None,
                           "TTL exceeded in transit", packet)
@@ -245,18 +245,18 @@ class _Walker:
                 raise _Lost(station.node)
             packet = packets.with_ttl(packet, ttl - 1)
             packet.time = self.time
-            if node.rewrites_source and outbound:
+            if station.nat and outbound:
                 nat.append((station.node, packets.source(packet)))
                 packet = packets.with_addresses(packet, src=self.node_address(station.node))
                 detail = f"source -> {packets.source(packet)}"
-            elif node.rewrites_source and nat and nat[-1][0] == station.node:
+            elif station.nat and nat and nat[-1][0] == station.node:
                 _, original = nat.pop()
                 packet = packets.with_addresses(packet, dst=original)
                 detail = f"destination -> {original}"
             else:
                 detail = ""
             packet.time = self.time
-            action = Action.NAT if node.rewrites_source else Action.FORWARD
+            action = Action.NAT if station.nat else Action.FORWARD
             self.note(message, station.node, action, ttl, ttl - 1, detail, packet)
         self.time += LINK_TIME
         ttl = packets.ttl(packet)
@@ -291,7 +291,7 @@ class _Walker:
                                 seq=SERVER_ISN, ack=CLIENT_ISN + len(payload),
                                 payload=response.to_bytes(), time=self.time)
         try:
-            self.carry(reply, tuple(reversed(leg)), label, nat, outbound=False)
+            self.carry(reply, self.route.returns[leg_index], label, nat, outbound=False)
         except _Lost as lost:
             notes.dropped_at = notes.dropped_at or lost.node
             self.time += TIMEOUT

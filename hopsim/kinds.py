@@ -68,26 +68,29 @@ class Kind:
     can_run_on_host: bool = False
 
 
-_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers"})
+# Every node with an IP stack has a routing table (a bridge has none).
+_TABLE = frozenset({"gateway", "routes"})
+_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers"}) | _TABLE
 IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("imds", Layer.ENDPOINT, False, "the instance's metadata service",
-             keys=frozenset(IMDS_KEYS) | {"instance"}),
+             keys=frozenset(IMDS_KEYS) | {"instance"} | _TABLE),
         Kind("host", Layer.ENDPOINT, True,
              "an instance or VM; routes between its links only with forwarding: true",
-             keys=frozenset({"forwarding", "masquerade"})),
+             keys=frozenset({"forwarding", "masquerade"}) | _TABLE),
         Kind("container", Layer.ENDPOINT, True, "a workload in its own network namespace",
-             keys=frozenset({"replicas"}), can_run_on_host=True),
+             keys=frozenset({"replicas"}) | _TABLE, can_run_on_host=True),
         Kind("client", Layer.ENDPOINT, True, "anything outside: a user, another VPC, an attacker",
-             keys=frozenset({"replicas"})),
+             keys=frozenset({"replicas"}) | _TABLE),
         Kind("bridge", Layer.L2, False, "docker0, cni0, a switch: never touches the TTL"),
-        Kind("router", Layer.L3, False, "routes: TTL -1, drop at TTL <= 1"),
+        Kind("router", Layer.L3, False, "routes: TTL -1, drop at TTL <= 1", keys=_TABLE),
         Kind("nat", Layer.L3, False, "routes and masquerades: TTL -1, source rewritten",
-             masquerades=True),
-        Kind("tunnel", Layer.L3, False, "a VPN or overlay endpoint: routes the inner packet"),
+             masquerades=True, keys=frozenset({"masquerade"}) | _TABLE),
+        Kind("tunnel", Layer.L3, False, "a VPN or overlay endpoint: routes the inner packet",
+             keys=_TABLE),
         Kind("proxy", Layer.L7, False, "a reverse or forward proxy: re-sends with TTL 64",
              relay=RelayPolicy(ANY_METHOD, adds_xff=True, forwards_headers=True),
              keys=_RELAY_KEYS, can_run_on_host=True),

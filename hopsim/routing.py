@@ -1,18 +1,37 @@
-"""Which nodes a principal's requests cross on the way to IMDS, and as what.
+"""Which nodes a principal's packets cross, each way, and as what.
 
-The rule (issue 2): the shortest valid path (fewest links; among equal ones
-the lexicographically smallest sequence of node names) to the nearest imds,
-through the principal's `via` waypoints. Replies take the same path back.
+Routing as the kernel does it (issue 10), per IP family:
+
+- An L2 segment (the links and bridges between L3 interfaces) is one hop: a
+  node reaches every other node on a segment it is on directly.
+- Each node picks its next hop towards a destination from its own table.
+  Unless the file writes one (`routes:`, `gateway:`), the table holds, for
+  each destination, the neighbour (a node sharing a segment) that forwards
+  the packet across the fewest forwarding nodes (routers, NATs, tunnels,
+  hosts that forward that family). Among equal ones, the smallest name;
+  between two segments to one neighbour, the segment whose L3 members sort
+  first. Only L3 names take part: renaming or adding a bridge changes nothing.
+- The request and the response are routed independently, each by its
+  destination: the request towards IMDS (or the relay it is addressed to),
+  the response towards the segment the request left from; a masquerading
+  node's address stands in for the source behind it, so the response goes
+  to the NAT first, which restores the destination and routes it on.
+- L7 relays end one TCP connection and open the next: a route is cut into
+  legs at them. A principal's `via` names the relays it addresses, in order.
+  Where no L3 route to IMDS exists, the nearest relay that leads there is
+  used (fewest relays first, then fewest forwarding nodes).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from hopsim.kinds import Layer
 from hopsim.topology import Topology
+
+FAMILIES = (4, 6)
 
 
 class Role(Enum):
@@ -28,11 +47,14 @@ class Role(Enum):
 @dataclass(frozen=True)
 class Station:
     """One place on a path: `node` is the graph node; `relay` the L7 relay that
-    handles the traffic there (the node itself, or a relay that runs on it)."""
+    handles the traffic there (the node itself, or a relay that runs on it);
+    `nat` that a ROUTE station rewrites this packet's source (on a request) or
+    restores its destination (on a response)."""
 
     node: str
     role: Role
     relay: str | None = None
+    nat: bool = False
 
     @property
     def actor(self) -> str:
@@ -42,11 +64,17 @@ class Station:
 
 @dataclass(frozen=True)
 class Route:
-    """A principal's path to IMDS, or why there is none."""
+    """A principal's path to IMDS and back, or why there is none.
+
+    `stations` is the request's path, from the principal to IMDS; `returns`
+    holds, for each leg, the path its response takes back, from the leg's
+    end to its start.
+    """
 
     principal: str
     stations: tuple[Station, ...] = ()
     unreachable: str | None = None
+    returns: tuple[tuple[Station, ...], ...] = ()
 
     @property
     def imds(self) -> str | None:
@@ -54,7 +82,7 @@ class Route:
 
     @property
     def legs(self) -> list[tuple[Station, ...]]:
-        """The TCP connections: split at every L7 relay."""
+        """The TCP connections' request paths: split at every L7 relay."""
         legs, start = [], 0
         for i, station in enumerate(self.stations):
             if i > 0 and station.role in (Role.RELAY, Role.IMDS):
@@ -63,160 +91,530 @@ class Route:
         return legs
 
     @property
+    def token_path(self) -> tuple[Station, ...]:
+        """The stations the token response crosses, from IMDS to its receiver."""
+        return self.returns[-1] if self.returns else ()
+
+    @property
     def token_routers(self) -> tuple[str, ...]:
         """The L3 nodes the token response crosses before it reaches the first
         relay or the principal, in the order it meets them (from IMDS)."""
-        if not self.stations:
-            return ()
-        last_leg = self.legs[-1]
-        return tuple(s.node for s in reversed(last_leg) if s.role is Role.ROUTE)
+        return tuple(s.node for s in self.token_path[1:-1] if s.role is Role.ROUTE)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether every response retraces its request (bridges aside)."""
+        return all(_l3(back) == _l3(tuple(reversed(leg)))
+                   for leg, back in zip(self.legs, self.returns, strict=True))
 
     def describe(self) -> str:
-        parts = []
-        for station in self.stations:
-            if station.relay and station.relay != station.node:
-                parts.append(f"{station.node}[{station.relay}]")
-            else:
-                parts.append(station.node)
-        return " -> ".join(parts)
+        return _describe(self.stations)
+
+    def describe_returns(self) -> str:
+        """The responses' paths, leg by leg from IMDS: `a -> b; c -> d`."""
+        return "; ".join(_describe(back) for back in reversed(self.returns))
+
+
+def _l3(stations: Iterable[Station]) -> tuple[str, ...]:
+    return tuple(s.node for s in stations if s.role is not Role.BRIDGE)
+
+
+def _describe(stations: Iterable[Station]) -> str:
+    parts = []
+    for station in stations:
+        name = station.node
+        if station.relay and station.relay != station.node:
+            name = f"{station.node}[{station.relay}]"
+        parts.append(name)
+    return " -> ".join(parts)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An L2 segment: the L3 interfaces (`members`) that reach each other
+    without a router, and the bridges between them."""
+
+    index: int
+    members: tuple[str, ...]  # the non-bridge nodes on it, by name
+    bridges: frozenset[str]
+
+
+Hop = tuple[str, int]  # (next node, the segment it is reached on)
+DIRECT = ""  # a next hop of DIRECT: the destination is on that segment
+
+
+class _Tree:
+    """Next hops towards one destination in one family, found lazily: a BFS
+    by forwarding nodes crossed, layer by layer, each layer in name order, so
+    the first neighbour to reach a node is its best (fewest, then smallest).
+
+    A destination is a set of target segments, each with the node that is
+    delivered to there (or None: whoever the packet is addressed to).
+    """
+
+    def __init__(self, router: Router, family: int, targets: dict[int, str | None],
+                 goal: frozenset[str]):
+        self.router, self.family, self.goal = router, family, goal
+        self.dist: dict[str, int] = {}
+        self.next: dict[str, Hop] = {}
+        layer: dict[str, None] = {}
+        for index in sorted(targets):
+            for member in router.segments[index].members:
+                if member in goal or member in self.dist:
+                    continue
+                self.dist[member] = 0
+                self.next[member] = (targets[index] or DIRECT, index)
+                layer[member] = None
+        self.frontier = sorted(layer)
+        self.depth = 0
+
+    def settle(self, name: str) -> Hop | None:
+        """The next hop of `name`, growing the tree until it has one."""
+        while name not in self.next and self.frontier:
+            self._grow()
+        return self.next.get(name)
+
+    def complete(self) -> _Tree:
+        while self.frontier:
+            self._grow()
+        return self
+
+    def _grow(self) -> None:
+        router, found = self.router, {}
+        depth = self.depth + 1
+        for here in self.frontier:
+            if not router.forwards(here, self.family):
+                continue
+            for index in router.segments_of(here):
+                for member in router.segments[index].members:
+                    if member not in self.dist and member not in self.goal:
+                        self.dist[member] = depth
+                        self.next[member] = (here, index)
+                        found[member] = None
+        self.frontier = sorted(found)
+        self.depth = depth
 
 
 class Router:
-    """Computes routes for one topology: one BFS per target set, whose tree
-    then gives every node's path in as many steps as the path is long."""
+    """Routes for one topology: segments, each node's tables (as trees, one per
+    destination and family, grown as far as asked), and principals' routes."""
 
     def __init__(self, topology: Topology):
         self.topology = topology
         self.imds = frozenset(topology.imds_nodes)
-        self._trees: dict[frozenset[str], tuple[dict[str, int], dict[str, str]]] = {}
-        self._roles: dict[str, tuple[Role, str | None] | None] = {}
+        self._trees: dict[tuple[int, object], _Tree] = {}
+        self._roles: dict[tuple[str, int], tuple[Role, str | None] | None] = {}
+        self._segments()
+        self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
 
-    def transit_role(self, name: str) -> tuple[Role, str | None] | None:
+    # -- segments --------------------------------------------------------------
+
+    def _segments(self) -> None:
+        """Bridges and links grouped into L2 segments (a union of bridges)."""
+        nodes = self.topology.nodes
+        is_bridge = {n: nodes[n].spec.layer is Layer.L2 for n in nodes}
+        parent: dict[str, str] = {}
+
+        def root(b: str) -> str:
+            while parent.setdefault(b, b) != b:
+                parent[b] = parent[parent[b]]
+                b = parent[b]
+            return b
+
+        for a, b in self.topology.links:
+            if is_bridge[a] and is_bridge[b]:
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+        members: dict[object, set[str]] = {}
+        bridges: dict[object, set[str]] = {}
+        for a, b in self.topology.links:
+            if is_bridge[a] and is_bridge[b]:
+                continue
+            if is_bridge[a] or is_bridge[b]:
+                bridge, end = (a, b) if is_bridge[a] else (b, a)
+                key: object = root(bridge)
+                members.setdefault(key, set()).add(end)
+            else:
+                key = (a, b) if a < b else (b, a)
+                members.setdefault(key, set()).update(key)  # type: ignore[arg-type]
+        for name, bridge in is_bridge.items():
+            if bridge:
+                bridges.setdefault(root(name), set()).add(name)
+        # Segments in the order of their L3 members; bridges only break ties
+        # between segments with the same members, which changes no outcome.
+        order = sorted(members, key=lambda k: (sorted(members[k]),
+                                                sorted(bridges.get(k, ()))))
+        self.segments = [Segment(i, tuple(sorted(members[k])), frozenset(bridges.get(k, ())))
+                         for i, k in enumerate(order)]
+        self._of: dict[str, list[int]] = {}
+        for segment in self.segments:
+            for member in segment.members:
+                self._of.setdefault(member, []).append(segment.index)
+
+    def segments_of(self, name: str) -> list[int]:
+        """The segments a node (with links) is on, in segment order."""
+        return self._of.get(name, [])
+
+    def shared(self, a: str, b: str) -> int | None:
+        """The first segment both nodes are on, if any."""
+        theirs = self.segments_of(b)
+        return next((s for s in self.segments_of(a) if s in theirs), None)
+
+    def l2_path(self, a: str, b: str, segment: int) -> list[str]:
+        """The bridges a frame from `a` to `b` crosses on `segment`, in order
+        (the shortest way; bridges never change the TTL, so which of equal
+        ways is taken changes no outcome)."""
+        bridges = self.segments[segment].bridges
+        if not bridges:
+            return []
+        adjacency = self.topology.adjacency
+        previous: dict[str, str] = {}
+        frontier = sorted(n for n in adjacency[a] if n in bridges)
+        for n in frontier:
+            previous[n] = a
+        while frontier:
+            found = []
+            for here in frontier:
+                if b in adjacency[here]:
+                    path = [here]
+                    while previous[path[-1]] != a:
+                        path.append(previous[path[-1]])
+                    return path[::-1]
+                for there in sorted(adjacency[here]):
+                    if there in bridges and there not in previous:
+                        previous[there] = here
+                        found.append(there)
+            frontier = found
+        return []
+
+    # -- what nodes do -----------------------------------------------------------
+
+    def forwards(self, name: str, family: int) -> bool:
+        """Forwards packets of `family` at L3 (decrementing the TTL)."""
+        return family in self.topology.nodes[name].forwards
+
+    def masquerades(self, name: str, neighbour: str) -> bool:
+        """Rewrites the source of what it forwards out of its link to `neighbour`."""
+        return self.topology.nodes[name].masquerades_to(neighbour)
+
+    def transit_role(self, name: str, family: int = 4) -> tuple[Role, str | None] | None:
         """How `name` carries traffic between stops, or None if it never does."""
+        key = (name, family)
         try:
-            return self._roles[name]
+            return self._roles[key]
         except KeyError:
-            role = self._roles[name] = self._transit_role(name)
+            role = self._roles[key] = self._transit_role(name, family)
             return role
 
-    def _transit_role(self, name: str) -> tuple[Role, str | None] | None:
+    def _transit_role(self, name: str, family: int) -> tuple[Role, str | None] | None:
         node = self.topology.nodes[name]
         layer = node.spec.layer
         if layer is Layer.L2:
             return Role.BRIDGE, None
-        if layer is Layer.L3:
+        if self.forwards(name, family):
             return Role.ROUTE, None
         if layer is Layer.L7 and not node.runs_on:
             return Role.RELAY, name
-        if node.kind == "host":
-            relays = self.topology.relays_on(name)
-            if node.forwarding:
-                return Role.ROUTE, None
-            if relays:
-                return Role.RELAY, relays[0]
+        relays = self.topology.relays_on(name)
+        if node.kind == "host" and relays:
+            return Role.RELAY, relays[0]
         return None
 
     def location(self, name: str) -> str:
         """The graph node whose stack `name` lives in: its host, or itself."""
         return self.topology.nodes[name].runs_on or name
 
-    def is_transit(self, name: str) -> bool:
-        return self.transit_role(name) is not None
+    def is_relay_stop(self, name: str, family: int) -> bool:
+        role = self.transit_role(name, family)
+        return role is not None and role[0] is Role.RELAY
 
-    def tree(self, targets: frozenset[str]) -> tuple[dict[str, int], dict[str, str]]:
-        """Links from each node to the nearest target, through transit nodes
-        only, and its next hop there: of its neighbours one link closer that
-        carry traffic (or are targets), the smallest name. Walking next hops
-        gives the lexicographically smallest of the shortest paths."""
-        if targets in self._trees:
-            return self._trees[targets]
-        adjacency = self.topology.adjacency
-        dist = dict.fromkeys(targets, 0)
-        next_hop: dict[str, str] = {}
-        queue = deque(sorted(targets))
-        while queue:
-            here = queue.popleft()
-            further = dist[here] + 1
-            for there in adjacency[here]:
-                seen = dist.get(there)
-                if seen is None:
-                    dist[there] = further
-                    next_hop[there] = here
-                    if self.transit_role(there) is not None:
-                        queue.append(there)
-                elif seen == further and here < next_hop[there]:
-                    next_hop[there] = here
-        self._trees[targets] = dist, next_hop
-        return dist, next_hop
+    # -- tables ------------------------------------------------------------------
 
-    def _segment(self, start: str, targets: frozenset[str]) -> list[str] | None:
-        """The lexicographically smallest shortest path from start to a target."""
-        dist, next_hop = self.tree(targets)
-        if start not in dist:
-            return None
-        path = [start]
-        while path[-1] not in targets:
-            path.append(next_hop[path[-1]])
-        return path
+    def tree(self, family: int, goal: frozenset[str] | str) -> _Tree:
+        """Next hops towards `goal` (nodes, delivered to on their segments), or
+        towards one segment (an int: delivered to whoever is addressed)."""
+        key = (family, goal)
+        made = self._trees.get(key)
+        if made is None:
+            if isinstance(goal, int):
+                made = _Tree(self, family, {goal: None}, frozenset())
+            else:
+                targets: dict[int, str | None] = {}
+                for node in sorted(goal):  # type: ignore[arg-type]
+                    for index in self.segments_of(node):
+                        targets.setdefault(index, node)
+                made = _Tree(self, family, targets, frozenset(goal))  # type: ignore[arg-type]
+            if self._static:
+                made.complete()  # a written route may lead anywhere: know every node
+            self._trees[key] = made
+        return made
+
+    def next_hop(self, here: str, family: int, goal: frozenset[str] | int) -> Hop | None:
+        """`here`'s table entry towards `goal`: (next node or DIRECT, segment)."""
+        tree = self.tree(family, goal)  # type: ignore[arg-type]
+        computed = tree.settle(here)
+        direct = computed is not None and (computed[0] == DIRECT or computed[0] in tree.goal)
+        if here in self._static and not direct:
+            written = self._written(here, goal)
+            if written is not None:
+                segment = self.shared(here, written)
+                if segment is not None:
+                    return (written, segment)
+        return computed
+
+    def _written(self, here: str, goal: frozenset[str] | int) -> str | None:
+        """The next hop the file writes for `goal` at `here`, if any."""
+        node = self.topology.nodes[here]
+        if isinstance(goal, int):
+            targets: Iterable[str] = self.segments[goal].members
+        else:
+            targets = goal
+        for destination, via in node.routes:
+            if destination in targets or (destination == "imds" and targets
+                                          and set(targets) <= self.imds):
+                return via
+        return node.gateway
+
+    def path(self, start: str, family: int, goal: frozenset[str] | int,
+             deliver: str | None = None) -> list[tuple[str, int]] | str:
+        """The L3 hops from `start` towards `goal`: [(node, segment it is
+        reached on), ...], ending at the node delivered to; or why there is
+        none. `deliver` names the node delivered to on a target segment."""
+        hops: list[tuple[str, int]] = []
+        seen = {start}
+        here = start
+        while True:
+            hop = self.next_hop(here, family, goal)
+            if hop is None:
+                return f"no route from {here}"
+            there, segment = hop
+            if there == DIRECT:
+                there = deliver or ""
+                if not there:
+                    return f"no route from {here}"
+                hops.append((there, segment))
+                return hops
+            if there in seen:
+                return f"a routing loop at {there}"
+            hops.append((there, segment))
+            if isinstance(goal, frozenset) and there in goal:
+                return hops
+            if not self.forwards(there, family):
+                return f"{there} does not forward IPv{family}"
+            seen.add(there)
+            here = there
+
+    def first_hop(self, principal: str) -> Hop | None:
+        """The principal's first entry towards IMDS (None: no L3 route), the
+        key of its path class: principals with equal first hops share the
+        rest of their routes."""
+        node = self.topology.nodes[principal]
+        return self.next_hop(self.location(principal), node.family, self.imds)
+
+    def imds_of(self, principal: str) -> str | None:
+        """The imds node the principal's route ends at, if any."""
+        node = self.topology.nodes[principal]
+        first = None if node.via else self.first_hop(principal)
+        if first is None:
+            return self.route(principal).imds
+        key = ("imds", node.family, first)
+        found = self._trees.get(key)  # type: ignore[arg-type]
+        if found is None:
+            hops = self.path(self.location(principal), node.family, self.imds)
+            found = hops[-1][0] if not isinstance(hops, str) and hops else ""
+            self._trees[key] = found  # type: ignore[assignment]
+        return found or None  # type: ignore[return-value]
+
+    # -- routes --------------------------------------------------------------------
 
     def route(self, principal: str) -> Route:
-        """The principal's stations, from itself to the nearest imds.
-
-        Each `via` waypoint is a stop where it acts: a relay on a host relays
-        there, in the order given. Between stops, nodes do what their kind
-        does (a forwarding host routes; a host that cannot route relays).
-        """
+        """The principal's stations to the nearest imds, and its responses' paths."""
         node = self.topology.nodes[principal]
-        imds = self.imds
-        if not imds:
+        family = node.family
+        if not self.imds:
             return Route(principal, unreachable="unreachable: the topology has no imds node")
-        stations = [Station(principal, Role.ORIGIN)]
+        origin = Station(principal, Role.ORIGIN)
+        stops: list[Station] = [origin]
         here = self.location(principal)
         for waypoint in node.via:
-            segment = self._segment(here, frozenset({self.location(waypoint)}))
-            if segment is None:
-                return Route(principal, unreachable=f"unreachable: no path to waypoint {waypoint}")
-            stations += [self._station(name, node.via) for name in segment[1:-1]]
-            if self.topology.nodes[waypoint].runs_on:
-                stations.append(Station(segment[-1], Role.RELAY, waypoint))
-            elif len(segment) > 1:
-                stations.append(self._station(waypoint, node.via))
-            here = segment[-1]
-        segment = self._segment(here, imds)
-        if segment is None:
-            return Route(principal, unreachable="unreachable: no valid path to an imds node")
-        stations += [self._station(name, node.via) for name in segment[1:-1]]
-        stations.append(Station(segment[-1], Role.IMDS))
-        route = Route(principal, tuple(stations))
-        turn = self._u_turn(route)
-        if turn:
-            return Route(principal, unreachable=(
-                f"unreachable: via {', '.join(node.via)} sends the route through {turn} twice "
-                "with no L7 relay between; a bridge never sends a frame back out the port it "
-                "came in on, and a router forwards by destination, not by waypoint"))
-        return route
+            place = self.location(waypoint)
+            if place == here:  # a relay in the principal's own stack
+                stops.append(self._stop(place, family, (waypoint, *node.via)))
+                continue
+            found = self._stops(here, frozenset({place}), family, node.via)
+            if isinstance(found, str):
+                return Route(principal, unreachable=f"unreachable: {found} to waypoint {waypoint}")
+            stops += found[:-1]
+            stops.append(self._stop(place, family, (waypoint, *node.via)))
+            here = place
+        found = self._stops(here, self.imds, family, node.via)
+        if isinstance(found, str):
+            return Route(principal, unreachable=f"unreachable: {found} to an imds node")
+        stops += found
+        stations: list[Station] = []
+        returns: list[tuple[Station, ...]] = []
+        for start, end in zip(stops, stops[1:], strict=False):
+            leg = self._leg(start, end, family)
+            if isinstance(leg, str):
+                return Route(principal, unreachable=f"unreachable: {leg}")
+            request, response = leg
+            stations += request if not stations else request[1:]
+            returns.append(response)
+        return Route(principal, tuple(stations), returns=tuple(returns))
 
-    def _u_turn(self, route: Route) -> str | None:
-        """A node that one leg (one TCP connection) passes twice, if any.
+    def _stop(self, place: str, family: int, via: tuple[str, ...]) -> Station:
+        """The relay station at `place`: the relay on it named in `via`, else a
+        linked relay itself, else the first relay on the host by name."""
+        named = [r for r in via if r != place and self.location(r) == place]
+        if named:
+            return Station(place, Role.RELAY, named[0])
+        node = self.topology.nodes[place]
+        if node.spec.layer is Layer.L7:
+            return Station(place, Role.RELAY, place)
+        relays = self.topology.relays_on(place)
+        return Station(place, Role.RELAY, relays[0] if relays else None)
 
-        Only an L7 relay can turn traffic around: within a leg, packets follow
-        the destination, and no path back through a node they left exists.
-        """
-        for leg in route.legs:
-            start = leg[0]
-            home = self.location(start.node) if start.role is Role.ORIGIN else start.node
-            seen = {home}
-            for station in leg[1:-1]:
-                if station.node in seen:
-                    return station.node
-                seen.add(station.node)
-        return None
+    def _relay_places(self, family: int) -> list[str]:
+        """Nodes that end a connection and open the next: linked relays, and
+        hosts that carry a relay and do not forward this family."""
+        key = ("places", family)
+        places = self._trees.get(key)  # type: ignore[arg-type]
+        if places is None:
+            places = sorted(n for n, node in self.topology.nodes.items()
+                            if not node.runs_on and self.is_relay_stop(n, family))
+            self._trees[key] = places  # type: ignore[assignment]
+        return places  # type: ignore[return-value]
 
-    def _station(self, name: str, via: tuple[str, ...]) -> Station:
-        """A node passed between stops: it acts as its kind does, except that a
-        host that cannot route relays through a relay named in `via`, if any."""
-        role, relay = self.transit_role(name)  # type: ignore[misc]
-        if role is Role.RELAY and self.topology.nodes[name].runs_on is None and relay != name:
-            named = [r for r in via if r in self.topology.relays_on(name)]
-            relay = named[0] if named else relay
-        return Station(name, role, relay)
+    def _levels(self, goal: frozenset[str], family: int, here: str) -> list[frozenset[str]]:
+        """Relay places by how many relays they need to reach `goal`, up to
+        the first level `here` reaches: level 1 reaches it at L3, level k a
+        relay of level k-1."""
+        levels: list[frozenset[str]] = []
+        taken: set[str] = set(goal)
+        reached = goal
+        while True:
+            level = frozenset(r for r in self._relay_places(family)
+                              if r not in taken and r != here and self.next_hop(r, family, reached) is not None)
+            if not level:
+                return []
+            levels.append(level)
+            if self.next_hop(here, family, level) is not None:
+                return levels
+            taken |= level
+            reached = level
+
+    def _stops(self, here: str, goal: frozenset[str], family: int,
+               via: tuple[str, ...]) -> list[Station] | str:
+        """The stops after `here` up to `goal`: directly when an L3 route
+        exists, else through the relays that lead there, fewest first."""
+        if self.next_hop(here, family, goal) is not None:
+            order = [goal]
+        else:
+            levels = self._levels(goal, family, here)
+            if not levels:
+                return "no route"
+            order = [*reversed(levels), goal]
+        chain: list[Station] = []
+        at = here
+        for target in order:
+            end = self._end(at, target, family)
+            if end is None:
+                return "no route"
+            chain.append(Station(end, Role.IMDS) if end in self.imds else
+                         self._stop(end, family, via) if end not in goal else
+                         Station(end, Role.RELAY, None))
+            at = end
+        return chain
+
+    def _end(self, here: str, goal: frozenset[str], family: int) -> str | None:
+        """The node an L3 route from `here` towards `goal` delivers to."""
+        hops = self.path(here, family, goal)
+        if isinstance(hops, str) or not hops:
+            return None
+        return hops[-1][0]
+
+    def _leg(self, start: Station, end: Station, family: int
+             ) -> tuple[tuple[Station, ...], tuple[Station, ...]] | str:
+        """One TCP connection: the request's stations from `start` to `end`,
+        and the response's from `end` back to `start`, each routed by its
+        destination."""
+        source = start.node if start.role is not Role.ORIGIN else self.location(start.node)
+        place = end.node
+        if source == place:  # a relay in the sender's own stack: a local connection
+            return (start, end), (end, start)
+        goal = frozenset({place})
+        hops = self.path(source, family, goal, deliver=place)
+        if isinstance(hops, str):
+            return f"{hops} to {place}"
+        request = [start]
+        nats: list[tuple[str, int]] = []  # (masquerading node, segment it sent out on)
+        prev = source
+        for i, (there, segment) in enumerate(hops):
+            between = self.l2_path(prev, there, segment)
+            if request[-1].role is Role.ROUTE and self.masquerades(prev, (between or [there])[0]):
+                request[-1] = Station(prev, Role.ROUTE, nat=True)
+                nats.append((prev, segment))
+            request += [Station(b, Role.BRIDGE) for b in between]
+            if i < len(hops) - 1:
+                request.append(Station(there, Role.ROUTE))
+            prev = there
+        request.append(end)
+        # The response: to the last NAT's address, which restores the
+        # destination and routes it on, and so on back to the start.
+        first_segment = hops[0][1]
+        targets = [*reversed(nats), (source, first_segment)]
+        response = [end]
+        at = place
+        for n, (target, segment) in enumerate(targets):
+            back = self.path(at, family, segment, deliver=target)
+            if isinstance(back, str):
+                return f"{back} back to {target}"
+            prev = at
+            for i, (there, seg) in enumerate(back):
+                response += [Station(b, Role.BRIDGE) for b in self.l2_path(prev, there, seg)]
+                if i < len(back) - 1:
+                    response.append(Station(there, Role.ROUTE))
+                prev = there
+            if n < len(targets) - 1:
+                response.append(Station(target, Role.ROUTE, nat=True))
+            at = target
+        response.append(start)
+        return tuple(request), tuple(response)
+
+
+def written_route_problems(topology: Topology) -> list[tuple[tuple[str, ...], str]]:
+    """What is wrong with the routes a file writes (`gateway:`, `routes:`):
+    a next hop that shares no segment with the node or does not forward, and
+    a route that leads nowhere or in a loop. Each as (key path, message)."""
+    router = Router(topology)
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for name in sorted(router._static):
+        node = topology.nodes[name]
+        written = [(("nodes", name, "gateway"), None, node.gateway)] if node.gateway else []
+        written += [(("nodes", name, "routes", d), d, v) for d, v in node.routes]
+        for path, destination, via in written:
+            if router.shared(name, via) is None:
+                problems.append((path, f"{via!r} shares no segment with {name!r}: a next hop "
+                                 "is a neighbour, directly or across bridges"))
+                continue
+            if via != destination and not topology.nodes[via].forwards:
+                problems.append((path, f"{via!r} ({topology.nodes[via].kind}) does not "
+                                 "forward; a next hop must route (a router, nat, tunnel or "
+                                 "forwarding host)"))
+                continue
+            goal = router.imds if destination in (None, "imds") else frozenset({destination})
+            if not goal:
+                continue
+            for family in sorted(topology.nodes[via].forwards or FAMILIES):
+                found = router.path(name, family, goal)
+                # A default route may lead where IMDS is not (an isolated
+                # node); a loop, or a route written for a destination that
+                # does not reach it, is a mistake.
+                if isinstance(found, str) and (destination is not None
+                                               or not found.startswith("no route")):
+                    what = "imds" if destination in (None, "imds") else repr(destination)
+                    problems.append((path, f"the route to {what} leads nowhere from {name!r} "
+                                     f"(IPv{family}): {found}"))
+                    break
+    return problems

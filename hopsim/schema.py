@@ -46,6 +46,8 @@ def field(f: Field) -> dict[str, Any]:
 # needs an entry (tests/test_schema.py checks), so a new one cannot go untyped.
 CONTENTS: dict[str, dict[str, Any]] = {
     "via": {"items": _NAME},
+    "masquerade": {"items": _NAME},
+    "routes": {"propertyNames": {"minLength": 1}, "additionalProperties": _NAME},
     "methods": {"items": {"enum": list(HTTP_METHODS)}},
     "links": {"items": {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 2}},
     "imds": {"properties": {g.name: field(g) for g in IMDS_FIELDS},

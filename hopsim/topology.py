@@ -113,12 +113,21 @@ NODE_FIELDS = (
 )
 PRINCIPAL_KEYS = ("role", "via", "family")  # NODE_FIELDS only principals take
 KIND_FIELDS = {
-    "forwarding": Field("forwarding", bool, "the host routes between its links (TTL -1)"),
-    "masquerade": Field("masquerade", bool, "a forwarding host also rewrites sources (NAT)"),
+    "forwarding": Field("forwarding", (bool, str), "the host routes between its links "
+                        "(TTL -1): true (both families), ipv4, ipv6 or false",
+                        choices=(True, False, "ipv4", "ipv6")),
+    "masquerade": Field("masquerade", (bool, list), "rewrite the source of what is forwarded "
+                        "(NAT): true on every link, or the neighbours whose links it "
+                        "masquerades out of (a NAT on its uplink only)"),
     "methods": Field("methods", list, "HTTP methods the relay passes on (default: kind's)"),
     "adds_xff": Field("adds_xff", bool, "the relay adds or appends X-Forwarded-For"),
     "forwards_headers": Field("forwards_headers", bool,
                               "the relay passes on the headers it received"),
+    "gateway": Field("gateway", str, "the node's default route: the neighbour it sends to "
+                     "when its table has no better entry (a node sharing a segment, which "
+                     "forwards)"),
+    "routes": Field("routes", dict, "destination node (or `imds`) -> the neighbour to send it "
+                    "to; overrides the computed table"),
     **{f.name: f for f in IMDS_FIELDS},
     "replicas": Field("replicas", int, "this many identical copies of the node, each with "
                       "its links (NODE#1 .. NODE#N); analysed once, reported together",
@@ -161,13 +170,15 @@ class Node:
     runs_on: str | None = None
     via: tuple[str, ...] = ()
     family: int = 4
-    forwarding: bool = False
-    masquerade: bool = False
+    forwarding: bool | str = False  # True, False, "ipv4" or "ipv6", as written
+    masquerade: bool | tuple[str, ...] = False  # or the neighbours it masquerades towards
     relay: RelayPolicy | None = None
     imds: ImdsSettings | None = None
     description: str = ""
     instance: str | None = None  # an imds node's real instance, for --settings
     replicas: int = 1  # the identical copies it stands for: its own times its unit's count
+    gateway: str | None = None  # its default route's next hop, as written
+    routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
 
     @property
     def spec(self) -> Kind:
@@ -178,13 +189,28 @@ class Node:
         return self.spec.principal
 
     @property
-    def routes(self) -> bool:
-        """Forwards packets at L3 (decrementing the TTL)."""
-        return self.spec.layer is Layer.L3 or (self.kind == "host" and self.forwarding)
+    def forwards(self) -> frozenset[int]:
+        """The IP families it forwards at L3 (decrementing the TTL)."""
+        if self.spec.layer is Layer.L3:
+            return _BOTH
+        return _FORWARDS[self.forwarding] if self.kind == "host" else _NEITHER
 
     @property
     def rewrites_source(self) -> bool:
-        return self.spec.masquerades or (self.masquerade and self.routes)
+        """Masquerades what it forwards out of at least one of its links."""
+        return bool(self.forwards) and bool(self.spec.masquerades or self.masquerade)
+
+    def masquerades_to(self, neighbour: str) -> bool:
+        """Rewrites the source of what it forwards out of its link to `neighbour`."""
+        if not self.rewrites_source:
+            return False
+        if isinstance(self.masquerade, tuple):
+            return neighbour in self.masquerade
+        return True
+
+
+_BOTH, _NEITHER = frozenset({4, 6}), frozenset()
+_FORWARDS = {True: _BOTH, False: _NEITHER, "ipv4": frozenset({4}), "ipv6": frozenset({6})}
 
 
 @dataclass(frozen=True)
@@ -419,12 +445,17 @@ def _wrong(value: Any, spec: Field) -> str | None:
     if not _is(value, spec.type):
         return f"expected {_type_name(spec.type)}, got {show(value)}"
     if spec.choices is not None and value not in spec.choices:
-        choices = ", ".join(map(str, spec.choices))
+        choices = ", ".join(map(_written, spec.choices))
         return (f"expected one of {choices}, got {show(value)}"
                 f"{_closest(value, map(str, spec.choices))}")
     if spec.bounds is not None and not spec.bounds[0] <= value <= spec.bounds[1]:
         return f"expected {spec.bounds[0]}..{spec.bounds[1]}, got {show(value)}"
     return None
+
+
+def _written(value: Any) -> str:
+    """A value as a file writes it (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class _Table(dict):
@@ -510,14 +541,26 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     links = _check_links(check, top_links + units.links, nodes, names)
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
+    _check_masquerade_links(check, nodes, links)
 
     if check.problems:
         return None, units.located(check.problems)
     built = _make_nodes(check, nodes, defaults, units.counts)
     if check.problems:
         return None, units.located(check.problems)
-    return Topology(top["name"], top["description"], file, built, tuple(links), expect,
-                    dict(lines), dict(columns), units.units), []
+    topology = Topology(top["name"], top["description"], file, built, tuple(links), expect,
+                        dict(lines), dict(columns), units.units)
+    if any(node.gateway or node.routes for node in built.values()):
+        # Written routes are checked by walking the tables they join: the one
+        # check of the loader that needs routing (imported here, not at the top,
+        # because routing is built on this module).
+        from hopsim.routing import written_route_problems
+
+        for path, message in written_route_problems(topology):
+            check.add(path, message)
+        if check.problems:
+            return None, units.located(check.problems)
+    return topology, []
 
 
 def _index_within(index: str | None, count: int) -> bool:
@@ -636,17 +679,44 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
         elif hop == name:
             check.add(path + ("via", i), "a node cannot be its own waypoint")
         elif hop in nodes and not _can_be_waypoint(hop, nodes):
-            check.add(path + ("via", i), f"{show(hop)} ({nodes[hop]['kind']}) carries no "
-                      "traffic; a waypoint must be a bridge, router, nat, tunnel, "
-                      "forwarding host, host with a relay, or relay")
+            check.add(path + ("via", i), f"{show(hop)} ({nodes[hop]['kind']}) is not an L7 "
+                      "relay; via names the relays (proxy, waf, ssrf, or a host carrying "
+                      "one) a principal addresses; routers are chosen by the routing "
+                      "tables (write gateway: or routes: to steer them)")
     if "methods" in raw:
         methods = _check_methods(check, raw["methods"], path + ("methods",))
         if methods is None:
             raw.pop("methods")
         else:
             raw["methods"] = methods
-    if raw.get("masquerade") and not raw.get("forwarding"):
+    if raw["kind"] == "host" and raw.get("masquerade") and not raw.get("forwarding"):
         check.add(path + ("masquerade",), "masquerade needs forwarding: true")
+    if raw["kind"] == "nat" and raw.get("masquerade") is False:
+        check.add(path + ("masquerade",), "a nat always masquerades; list the neighbours it "
+                  "masquerades towards, or make it a router")
+    if isinstance(raw.get("masquerade"), list):
+        _check_names(check, raw["masquerade"], path + ("masquerade",), names)
+    if ("gateway" in raw or "routes" in raw) and "runs_on" in raw:
+        key = "gateway" if "gateway" in raw else "routes"
+        check.add(path + (key,), f"{show(name)} has no routing table of its own: it shares "
+                  f"{show(raw['runs_on'])}'s; write the route there")
+        raw.pop("gateway", None)
+        raw.pop("routes", None)
+    if "gateway" in raw and raw["gateway"] not in names:
+        check.add(path + ("gateway",), f"no node {show(raw['gateway'])}"
+                  f"{_closest(raw['gateway'], names)}")
+        raw.pop("gateway")
+    for destination, via in list(raw.get("routes", {}).items()):
+        here = path + ("routes", destination)
+        if not isinstance(destination, str) or (destination not in names
+                                                and destination != "imds"):
+            check.add(here, f"no node {show(destination)}{_closest(destination, names)}; a "
+                      "destination is a node or imds")
+            raw["routes"].pop(destination)
+        elif not isinstance(via, str) or via not in names:
+            check.add(here, f"no node {show(via)}{_closest(via, names)} to send it to")
+            raw["routes"].pop(destination)
+
     for key, parse in (("address", ipaddress.IPv4Address), ("address6", ipaddress.IPv6Address)):
         if key in raw:
             try:
@@ -658,14 +728,19 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
 
 
 def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
+    """An L7 relay, or a host that carries one."""
     raw = nodes[name]
-    layer = KINDS[raw["kind"]].layer
-    if layer in (Layer.L2, Layer.L3, Layer.L7):
+    if KINDS[raw["kind"]].layer is Layer.L7:
         return True
-    if raw["kind"] == "host":
-        return bool(raw.get("forwarding")) or any(
-            n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())
-    return False
+    return raw["kind"] == "host" and any(
+        n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())
+
+
+def _check_names(check: _Checker, value: list[Any], path: tuple[Any, ...],
+                 names: set[str]) -> None:
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item not in names:
+            check.add(path + (i,), f"no node {show(item)}{_closest(item, names)}")
 
 
 def _check_links(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
@@ -740,6 +815,21 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                       f"{', '.join(sorted(INSTANCE_KINDS))}")
 
 
+def _check_masquerade_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                            links: list[tuple[str, str]]) -> None:
+    listed = {name: raw["masquerade"] for name, raw in nodes.items()
+              if isinstance(raw.get("masquerade"), list)}
+    if not listed:
+        return
+    linked = {(a, b) for a, b in links} | {(b, a) for a, b in links}
+    for name, neighbours in listed.items():
+        for i, neighbour in enumerate(neighbours):
+            if neighbour in nodes and (name, neighbour) not in linked:
+                check.add(("nodes", name, "masquerade", i), f"{show(neighbour)} is not linked "
+                          f"to {show(name)}; masquerade lists the neighbours whose links it "
+                          "masquerades out of")
+
+
 def _check_expect(check: _Checker, raw: Any, nodes: Mapping[str, dict[str, Any]],
                   names: set[str]) -> dict[int, dict[str, str]]:
     expect: dict[int, dict[str, str]] = {}
@@ -797,11 +887,16 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             address6=v6.get(host, "") if host else v6[name],
             role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
-            masquerade=raw.get("masquerade", False), relay=relay, imds=imds,
+            masquerade=_masquerade(raw.get("masquerade", False)), relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
+            gateway=raw.get("gateway"), routes=tuple(raw.get("routes", {}).items()),
         )
     return built
+
+
+def _masquerade(value: bool | list[str]) -> bool | tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _node(**values: Any) -> Node:

@@ -15,8 +15,9 @@ What the generator covers (kept small, <= 14 nodes, so replays stay fast):
   containers, clients, and L7 relays (proxy, waf, ssrf) both linked and
   `runs_on` a host, with random methods / adds_xff / forwards_headers;
 - containers that `runs_on` a host;
-- random roles, random `via` (only nodes that may carry traffic: bridges, L3
-  nodes, forwarding hosts, hosts carrying a relay, relays), `family: 6`;
+- random roles, random `via` (relays and hosts carrying one), `family: 6`;
+- forwarding per family (`forwarding: ipv4 | ipv6`), masquerading on some
+  links only, and a default `gateway` on some endpoints;
 - imds defaults and per-node overrides: hop_limit 1..64, http_tokens,
   http_endpoint (mostly enabled), ipv6.
 Node names are drawn at random from a pool, so the lexicographic tie-break of
@@ -54,7 +55,7 @@ MAX_ON_HOST = 3  # nodes that runs_on a host
 
 
 def _host_keys(draw: st.DrawFn) -> dict[str, Any]:
-    forwarding = draw(st.booleans())
+    forwarding = draw(st.sampled_from((True, True, False, False, "ipv4", "ipv6")))
     keys: dict[str, Any] = {}
     if forwarding or draw(st.booleans()):
         keys["forwarding"] = forwarding
@@ -90,14 +91,21 @@ def _imds_settings(draw: st.DrawFn, *, partial: bool) -> dict[str, Any]:
 
 
 def _may_carry(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
-    """May `name` be a waypoint (issue 2, section 1)."""
+    """May `name` carry traffic: a bridge, an L3 node, a forwarding host, a relay."""
     kind = nodes[name]["kind"]
     if kind == "bridge" or kind in L3_KINDS or kind in RELAY_KINDS:
         return True
-    if kind == "host":
-        return bool(nodes[name].get("forwarding")) or any(
-            n.get("runs_on") == name and n["kind"] in RELAY_KINDS for n in nodes.values())
-    return False
+    return kind == "host" and (bool(nodes[name].get("forwarding")) or _carries_relay(name, nodes))
+
+
+def _carries_relay(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
+    return any(n.get("runs_on") == name and n["kind"] in RELAY_KINDS for n in nodes.values())
+
+
+def _is_waypoint(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
+    """May `name` be in `via`: an L7 relay, or a host carrying one (issue 10)."""
+    kind = nodes[name]["kind"]
+    return kind in RELAY_KINDS or (kind == "host" and _carries_relay(name, nodes))
 
 
 @st.composite
@@ -171,8 +179,28 @@ def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
                 node.update(_relay_keys(draw))
             nodes[name] = node
 
+    # a NAT or masquerading host on some of its links only (issue 10)
+    for name, node in nodes.items():
+        masquerading = node["kind"] == "nat" or node.get("masquerade") is True
+        neighbours = sorted({b for a, b in links if a == name} | {a for a, b in links if b == name})
+        if masquerading and neighbours and draw(st.integers(0, 3)) == 0:
+            node["masquerade"] = [n for n in neighbours if draw(st.booleans())]
+            if not node["masquerade"] and node["kind"] == "host":
+                node["masquerade"] = False
+
+    # a default gateway on some endpoints: a forwarding neighbour (no loop:
+    # an endpoint forwards nothing, so nothing comes back through it)
+    for name, node in nodes.items():
+        if node["kind"] not in PRINCIPAL_KINDS or "runs_on" in node or node.get("forwarding"):
+            continue
+        neighbours = sorted({b for a, b in links if a == name} | {a for a, b in links if b == name})
+        routers = [n for n in neighbours if nodes[n]["kind"] in L3_KINDS
+                   or (nodes[n]["kind"] == "host" and nodes[n].get("forwarding"))]
+        if routers and draw(st.integers(0, 4)) == 0:
+            node["gateway"] = draw(st.sampled_from(routers))
+
     # principals: roles, families, waypoints
-    carriers = sorted(n for n in nodes if _may_carry(n, nodes))
+    carriers = sorted(n for n in nodes if _is_waypoint(n, nodes))
     for name, node in nodes.items():
         if node["kind"] not in PRINCIPAL_KINDS:
             continue

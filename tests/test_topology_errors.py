@@ -112,7 +112,7 @@ ONE_MISTAKE = [
      edit("forwarding: true", "forwardng: true"), "forwardng", "nodes.instance.forwardng",
      "unknown key 'forwardng' for a host node (did you mean 'forwarding'?); expected one of "
      "kind, role, runs_on, via, family, address, address6, description, forwarding, "
-     "masquerade"),
+     "masquerade, gateway, routes"),
     ("unknown-imds-key-suggests-closest",
      edit("  hop_limit: 2", "  hop_limt: 2"), "hop_limt", "imds.hop_limt",
      "unknown key 'hop_limt' for imds defaults (did you mean 'hop_limit'?); expected one of "
@@ -155,8 +155,9 @@ ONE_MISTAKE = [
      "2 links"),
     ("via-naming-a-node-that-carries-no-traffic",
      edit("role: workload}", "role: workload, via: [imds]}"), "via: [imds]",
-     "nodes.app.via.0", "'imds' (imds) carries no traffic; a waypoint must be a bridge, "
-     "router, nat, tunnel, forwarding host, host with a relay, or relay"),
+     "nodes.app.via.0", "'imds' (imds) is not an L7 relay; via names the relays (proxy, waf, "
+     "ssrf, or a host carrying one) a principal addresses; routers are chosen by the routing "
+     "tables (write gateway: or routes: to steer them)"),
     ("via-naming-a-missing-node",
      edit("role: workload}", "role: workload, via: [dokcer0]}"), "via: [dokcer0]",
      "nodes.app.via.0", "no node 'dokcer0' (did you mean 'docker0'?)"),
@@ -178,7 +179,7 @@ ONE_MISTAKE = [
      "expected an integer, got 'two'"),
     ("forwarding-as-a-phrase",
      edit("forwarding: true", 'forwarding: "yes please"'), "yes please",
-     "nodes.instance.forwarding", "expected true or false, got 'yes please'"),
+     "nodes.instance.forwarding", "expected one of true, false, ipv4, ipv6, got 'yes please'"),
     ("expect-hop-limit-above-64",
      edit("  1: {app: none}", "  65: {app: none}"), "65: {app: none}", "expect.65",
      "expected a hop limit 1..64, got 65"),

@@ -168,7 +168,7 @@ def shape_of(topology: Topology, name: str) -> Shape:
         return Shape.BRIDGE
     if layer is Layer.L7:
         return Shape.RELAY
-    if node.routes:
+    if node.forwards:
         return Shape.NAT if node.rewrites_source else Shape.ROUTER
     return Shape.ENDPOINT
 
