@@ -89,7 +89,8 @@ class Profile:
         # A router forwards only at TTL >= 2: the token dies at the one that
         # sees TTL 1, the hop_limit-th from IMDS.
         return _copy(self.dropped, hop_limit=hop_limit,
-                     dropped_at=self.token_routers[hop_limit - 1])
+                     dropped_at=self.token_routers[hop_limit - 1],
+                     forwarded=self.token_routers[:hop_limit - 1])
 
 
 def _copy(outcome: Outcome, **changes: object) -> Outcome:
@@ -341,7 +342,9 @@ def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> O
 
     return _copy(outcome, node=rename[outcome.node], role=role,
                  receiver=name(outcome.receiver), dropped_at=name(outcome.dropped_at),
-                 by=tuple(rename[b] for b in outcome.by))
+                 by=tuple(rename[b] for b in outcome.by),
+                 path=tuple(rename[n] for n in outcome.path),
+                 forwarded=tuple(rename[n] for n in outcome.forwarded))
 
 
 SHOWN = 10  # principals a verdict's reason names; the rest are counted

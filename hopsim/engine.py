@@ -103,6 +103,8 @@ class Outcome:
     allowed: str | None = None  # the methods a relay that answered 405 passes
     unreachable: str | None = None  # why there is no way to IMDS
     fallback: str | None = None  # what the IMDSv1 fallback GET got
+    path: tuple[str, ...] = ()  # the request's stations but bridges, principal to IMDS
+    forwarded: tuple[str, ...] = ()  # the routers that forwarded the token response, from IMDS
 
     @property
     def refused(self) -> str | None:
@@ -369,7 +371,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     token_routers = route.token_routers
     receiver = route.legs[-1][0].actor
     base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
-                    receiver=receiver)
+                    receiver=receiver, path=tuple(s.actor for s in route.stations
+                                                  if s.role is not Role.BRIDGE))
     if family == 6 and not settings.ipv6:
         return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, unreachable=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
@@ -377,9 +380,14 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))
-        return Exchange(route, replace(base, access=Access.TOKEN), tuple(walker.hops), True)
+        return Exchange(route, replace(base, access=Access.TOKEN, forwarded=token_routers),
+                        tuple(walker.hops), True)
     if notes.dropped_at:
-        outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL)
+        # The token response died at the router that saw TTL 1: those before
+        # it forwarded it.
+        crossed = (token_routers[:token_routers.index(notes.dropped_at)]
+                   if notes.dropped_at in token_routers else ())
+        outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL, forwarded=crossed)
     else:
         outcome = replace(base, **_refusal(response, notes, settings))
     fallback, _ = walker.request(imds.credentials_request(None))

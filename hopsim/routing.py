@@ -228,6 +228,7 @@ class Router:
                     parent[max(ra, rb)] = min(ra, rb)
         members: dict[object, set[str]] = {}
         bridges: dict[object, set[str]] = {}
+        keys: dict[tuple[str, str], object] = {}
         for a, b in self.topology.links:
             if is_bridge[a] and is_bridge[b]:
                 continue
@@ -238,6 +239,7 @@ class Router:
             else:
                 key = (a, b) if a < b else (b, a)
                 members.setdefault(key, set()).update(key)  # type: ignore[arg-type]
+            keys[(a, b)] = key
         for name, bridge in is_bridge.items():
             if bridge:
                 bridges.setdefault(root(name), set()).add(name)
@@ -251,6 +253,13 @@ class Router:
         for segment in self.segments:
             for member in segment.members:
                 self._of.setdefault(member, []).append(segment.index)
+        index = {k: i for i, k in enumerate(order)}
+        self._links = {link: index[key] for link, key in keys.items()}
+
+    def link_segment(self, a: str, b: str) -> int:
+        """The segment the link between a (not a bridge) and b puts a on."""
+        found = self._links.get((a, b))
+        return found if found is not None else self._links[(b, a)]
 
     def segments_of(self, name: str) -> list[int]:
         """The segments a node (with links) is on, in segment order."""

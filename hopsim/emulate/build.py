@@ -1,38 +1,42 @@
 """Topology -> Plan: the namespaces, veths, addresses, routes, sysctls and
-nftables rules that make a Linux kernel forward exactly where the simulator
-forwards. Pure: nothing here touches the system (netns.py does).
+nftables rules that let a Linux kernel route the topology by itself. Pure:
+nothing here touches the system (netns.py does).
 
-The plan is made from the same `Topology` and `Router` the simulator uses:
+The plan is made from the same `Topology` and the same per-node tables
+(`Router`) the simulator uses, and from nothing a principal's route says:
 
 - one namespace per node that has links (imds, host, container, client,
   router, nat, tunnel, linked L7 relay, bridge); a node that `runs_on` a host
-  lives in the host's namespace, with the host's addresses;
+  lives in the host's namespace;
 - a veth pair per link; a bridge node is a Linux bridge over its veths;
-- every node has ONE address per family (the simulator's `address` /
-  `address6`), put as a /32 (/128) on each of its interfaces, and only host
-  routes: for every leg of every principal's route, a route to the leg's
-  end at each L3 station (towards the next L3 station), and a route back to
-  the request's source as it arrives there (after any NAT on the way), so
-  replies and ICMP errors retrace the path. No subnets, no default routes:
-  the kernel has no way to forward anywhere the simulator does not;
-- forwarding on only where the simulator routes (`Node.routes`);
-- nftables masquerade where the simulator rewrites sources
-  (`Node.rewrites_source`: nat nodes, masquerading forwarding hosts).
+- a subnet per L2 segment (10.128.S.0/24, fd00:77:0:S::/64), an address in it
+  on each interface of each node on the segment; imds also holds
+  169.254.169.254 (and fd00:ec2::254 with ipv6: true);
+- on every node, a route to every segment it is not on, and to the IMDS
+  endpoint, through the next hop its table names: the kernel then routes
+  every request, reply and ICMP error by itself, by destination;
+- forwarding on per family, where the node forwards that family;
+- nftables masquerade out of the links the node masquerades on.
+
+The simulator gives each node one address; here a node has one per
+interface, as Linux does. Outcomes, drops and paths are compared by node,
+never by address.
 """
 
 from __future__ import annotations
 
-import itertools
+import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from hopsim import imds
-from hopsim.routing import Role, Route, Router, Station
+from hopsim.routing import DIRECT, FAMILIES, Route, Router
 from hopsim.topology import Topology
 
 MAX_NAMESPACES = 64
-FAMILIES = (4, 6)
 BRIDGE_DEVICE = "br0"
 KERNEL_DEFAULT_TTL = 64  # what relays and every non-token answer leave with
 
@@ -41,7 +45,8 @@ KERNEL_DEFAULT_TTL = 64  # what relays and every non-token answer leave with
 # namespace (net.core.devconf_inherit_init_net=0), so each one is set, not
 # assumed.
 COMMON_SYSCTLS = (
-    # A /32-per-interface design has no "right" interface for rp_filter to check.
+    # A reply may come back on another interface than its request left by
+    # (routing is per destination): strict reverse-path filtering would drop it.
     ("net/ipv4/conf/all/rp_filter", "0"),
     ("net/ipv4/conf/default/rp_filter", "0"),
     # Redirects would teach hosts shortcuts the simulator does not take.
@@ -71,14 +76,13 @@ COMMON_SYSCTLS = (
 
 
 class PlanError(Exception):
-    """The topology cannot be emulated as asked (too big, or the kernel
-    would need two routes where it can have one)."""
+    """The topology cannot be emulated as asked (too big, or a loop of bridges)."""
 
 
 @dataclass(frozen=True)
 class KernelRoute:
-    """A host route in one namespace: `destination` out of `device`, through
-    the neighbour `via` (None: the destination is the neighbour)."""
+    """A route in one namespace: `destination` (a prefix) out of `device`,
+    through the neighbour `via` (None: on the link)."""
 
     destination: str
     device: str
@@ -89,10 +93,8 @@ class KernelRoute:
         return 6 if ":" in self.destination else 4
 
     def line(self) -> str:
-        prefix = 128 if self.family == 6 else 32
         via = f" via {self.via}" if self.via else ""
-        onlink = " onlink" if self.via else ""
-        return f"route add {self.destination}/{prefix}{via} dev {self.device}{onlink}"
+        return f"route add {self.destination}{via} dev {self.device}"
 
 
 @dataclass(frozen=True)
@@ -111,38 +113,38 @@ class Namespace:
     name: str  # the netns name, under the run's prefix
     node: str  # the topology node whose stack it is
     kind: str
-    forwards: bool = False
-    masquerades: bool = False
-    address: str | None = None  # None: a bridge, which has no address
-    address6: str | None = None
+    forwards: frozenset[int] = frozenset()  # the families it forwards
     interfaces: dict[str, str] = field(default_factory=dict)  # neighbour node -> device
-    routes: dict[str, KernelRoute] = field(default_factory=dict)  # destination -> route
+    # device -> (IPv4 address/prefix, IPv6 address/prefix): its segment addresses
+    addresses: dict[str, tuple[str, str]] = field(default_factory=dict)
+    endpoint: tuple[str, ...] = ()  # imds: the metadata addresses it answers on
+    masquerade: tuple[str, ...] = ()  # devices it masquerades out of
+    routes: list[KernelRoute] = field(default_factory=list)
     hosted: tuple[str, ...] = ()  # nodes that run_on this one
 
     @property
     def is_bridge(self) -> bool:
         return self.kind == "bridge"
 
-    def addresses(self, family: int) -> list[str]:
-        address = self.address if family == 4 else self.address6
-        return [address] if address else []
+    def own(self, family: int) -> list[str]:
+        """Its addresses of `family`, without prefix lengths."""
+        return [pair[0 if family == 4 else 1].split("/")[0] for pair in self.addresses.values()]
 
     def sysctls(self) -> list[tuple[str, str]]:
-        forwarding = "1" if self.forwards else "0"
-        return [("net/ipv4/ip_forward", forwarding),
-                ("net/ipv6/conf/all/forwarding", forwarding), *COMMON_SYSCTLS]
+        return [("net/ipv4/ip_forward", "1" if 4 in self.forwards else "0"),
+                ("net/ipv6/conf/all/forwarding", "1" if 6 in self.forwards else "0"),
+                *COMMON_SYSCTLS]
 
     def nft_ruleset(self) -> str | None:
-        """Masquerade what this node forwards: the source of every forwarded
-        new connection becomes this node's address, as the simulator's NAT
-        does; conntrack restores replies."""
-        if not self.masquerades:
+        """Masquerade what this node forwards out of its masquerading links:
+        the source becomes that interface's address; conntrack restores replies."""
+        if not self.masquerade:
             return None
-        rules = []
-        if self.address:
-            rules.append(f"    ip saddr != {self.address} masquerade")
-        if self.address6:
-            rules.append(f"    ip6 saddr != {self.address6} masquerade")
+        devices = ", ".join(f'"{d}"' for d in self.masquerade)
+        rules = [f"    oifname {{ {devices} }} ip saddr != {{ {', '.join(self.own(4))} }} "
+                 "masquerade",
+                 f"    oifname {{ {devices} }} ip6 saddr != {{ {', '.join(self.own(6))} }} "
+                 "masquerade"]
         return ("table inet hopsim {\n  chain postrouting {\n"
                 "    type nat hook postrouting priority srcnat; policy accept;\n"
                 + "\n".join(rules) + "\n  }\n}\n")
@@ -151,7 +153,7 @@ class Namespace:
         return [f"link add {v.if_a} type veth peer name {v.if_b} netns {v.ns_b}"
                 for v in veths if v.ns_a == self.name]
 
-    def config_lines(self, ipv6_endpoint: bool) -> list[str]:
+    def config_lines(self) -> list[str]:
         """Everything after the veths exist: bridge, addresses, up, routes."""
         lines = ["link set lo up"]
         devices = sorted(self.interfaces.values())
@@ -160,15 +162,16 @@ class Namespace:
             lines += [f"link set {d} master {BRIDGE_DEVICE}" for d in devices]
             lines.append(f"link set {BRIDGE_DEVICE} up")
         for device in devices:
-            if self.address:
-                lines.append(f"addr add {self.address}/32 dev {device}")
-            if self.address6 and (self.kind != "imds" or ipv6_endpoint):
-                lines.append(f"addr add {self.address6}/128 dev {device} nodad")
+            if device in self.addresses:
+                v4, v6 = self.addresses[device]
+                lines.append(f"addr add {v4} dev {device}")
+                lines.append(f"addr add {v6} dev {device} nodad")
+                for address in self.endpoint:
+                    prefix = 128 if ":" in address else 32
+                    lines.append(f"addr add {address}/{prefix} dev {device}"
+                                 + (" nodad" if prefix == 128 else ""))
             lines.append(f"link set {device} up")
-        if not devices and not self.is_bridge:  # a node without links: its address on lo
-            lines += [f"addr add {a}/{32 if f == 4 else 128} dev lo"
-                      for f in FAMILIES for a in self.addresses(f)]
-        lines += [r.line() for _, r in sorted(self.routes.items())]
+        lines += [r.line() for r in self.routes]
         return lines
 
 
@@ -180,29 +183,40 @@ class Plan:
     prefix: str
     namespaces: dict[str, Namespace]  # by node, for nodes with links
     veths: list[Veth]
-    routes: dict[str, Route]  # the Router's route of every principal
+    routes: dict[str, Route]  # the simulator's route of every principal (for comparison)
+    router: Router
 
     def namespace_of(self, node: str) -> Namespace:
         """The namespace whose stack `node` uses (its host's if it runs_on one)."""
         return self.namespaces[self.topology.nodes[node].runs_on or node]
 
-    def address(self, station: Station, family: int) -> str:
-        """The address a station sends from and is reached at, as in the engine."""
-        if station.role is Role.IMDS:
+    def address_on(self, node: str, segment: int, family: int) -> str:
+        """`node`'s address on `segment` (its host's, if it runs on one)."""
+        return _address(segment, self.router.segments[segment].members.index(
+            self.topology.nodes[node].runs_on or node), family)
+
+    def destination(self, place: str | None, sender: str, family: int) -> str:
+        """The address `sender` connects to to reach the relay at `place` (or
+        IMDS, None): its address on the segment the sender's table reaches it by."""
+        if place is None or place in self.router.imds:
             return imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
-        node = self.topology.nodes[station.actor]
-        return node.address if family == 4 else node.address6
+        sender = self.topology.nodes[sender].runs_on or sender
+        if sender == place:
+            return "127.0.0.1" if family == 4 else "::1"
+        hops = self.router.path(sender, family, frozenset({place}), deliver=place)
+        segments = self.router.segments_of(place)
+        segment = hops[-1][1] if not isinstance(hops, str) and hops else (
+            segments[0] if segments else None)
+        if segment is None:
+            return "127.0.0.1" if family == 4 else "::1"
+        return self.address_on(place, segment, family)
 
     def node_at(self, address: str) -> str | None:
         """The node (with links) that owns `address`: how an ICMP source is named."""
         for ns in self.namespaces.values():
-            if address in (ns.address, ns.address6):
+            if address in ns.own(4) or address in ns.own(6) or address in ns.endpoint:
                 return ns.node
         return None
-
-    def ipv6_endpoint(self, node: str) -> bool:
-        settings = self.topology.nodes[node].imds
-        return bool(settings and settings.ipv6)
 
     def commands(self) -> Iterator[str]:
         """The plan as shell commands, in the order netns.build runs them."""
@@ -215,7 +229,7 @@ class Plan:
             for line in ns.link_lines(self.veths):
                 yield f"ip -n {ns.name} {line}"
         for ns in self.namespaces.values():
-            for line in ns.config_lines(self.ipv6_endpoint(ns.node)):
+            for line in ns.config_lines():
                 yield f"ip -n {ns.name} {line}"
             ruleset = ns.nft_ruleset()
             if ruleset:
@@ -232,6 +246,22 @@ def _netns_name(prefix: str, index: int, node: str) -> str:
     return f"{prefix}{index}-{safe}"
 
 
+_SUBNETS4 = ipaddress.ip_network("10.128.0.0/9")
+_SUBNETS6 = ipaddress.ip_network("fd00:77::/48")
+
+
+def subnet(segment: int, family: int) -> str:
+    """The segment's subnet: 10.128.S.0/24, fd00:77:0:S::/64."""
+    if family == 4:
+        return str(ipaddress.ip_network((int(_SUBNETS4.network_address) + (segment << 8), 24)))
+    return str(ipaddress.ip_network((int(_SUBNETS6.network_address) + (segment << 64), 64)))
+
+
+def _address(segment: int, member: int, family: int) -> str:
+    network = ipaddress.ip_network(subnet(segment, family))
+    return str(network.network_address + member + 1)
+
+
 def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
     """The namespaces, links and routes for `topology`, named under `prefix`."""
     count = namespace_count(topology)
@@ -239,77 +269,79 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
         raise PlanError(f"{topology.name} needs {count} network namespaces; hopsim emulates "
                         f"at most {MAX_NAMESPACES} (use the simulator for larger designs)")
     router = router or Router(topology)
+    graph = topology.graph
+    bridges = [n for n, node in topology.nodes.items() if node.kind == "bridge"]
+    loops = nx.cycle_basis(graph.subgraph(bridges))
+    if loops:
+        raise PlanError(f"{topology.name}: the bridges {', '.join(sorted(loops[0]))} form a "
+                        "loop; the emulator's bridges run no spanning tree, so a loop would "
+                        "flood (the simulator treats the segment as one hop)")
     namespaces: dict[str, Namespace] = {}
     for index, name in enumerate(sorted(n for n, node in topology.nodes.items()
                                         if not node.runs_on)):
         node = topology.nodes[name]
-        bridge = node.kind == "bridge"
-        is_imds = node.kind == "imds"
+        endpoint: tuple[str, ...] = ()
+        if node.kind == "imds":
+            endpoint = (imds.IPV4_ENDPOINT,) + (
+                (imds.IPV6_ENDPOINT,) if node.imds and node.imds.ipv6 else ())
         namespaces[name] = Namespace(
             name=_netns_name(prefix, index, name), node=name, kind=node.kind,
-            forwards=node.routes, masquerades=node.rewrites_source,
-            address=None if bridge else (imds.IPV4_ENDPOINT if is_imds else node.address),
-            address6=None if bridge else (imds.IPV6_ENDPOINT if is_imds else node.address6),
+            forwards=node.forwards, endpoint=endpoint,
             hosted=tuple(sorted(n for n, x in topology.nodes.items() if x.runs_on == name)),
         )
     for name, ns in namespaces.items():
-        neighbours = sorted(topology.graph.neighbors(name))
+        neighbours = sorted(graph.neighbors(name))
         ns.interfaces = {peer: f"eth{i}" for i, peer in enumerate(neighbours)}
+        if ns.is_bridge:
+            continue
+        node = topology.nodes[name]
+        for peer, device in ns.interfaces.items():
+            segment = router.link_segment(name, peer)
+            ns.addresses[device] = tuple(  # type: ignore[assignment]
+                f"{_address(segment, router.segments[segment].members.index(name), f)}/"
+                f"{24 if f == 4 else 64}" for f in FAMILIES)
+            if node.masquerades_to(peer):
+                ns.masquerade += (device,)
     veths = [Veth(namespaces[a].name, namespaces[a].interfaces[b],
                   namespaces[b].name, namespaces[b].interfaces[a])
              for a, b in topology.links]
-    built = Plan(topology, prefix, namespaces, veths, {})
+    built = Plan(topology, prefix, namespaces, veths, {}, router)
+    for ns in namespaces.values():
+        if not ns.is_bridge:
+            ns.routes = _table(built, ns)
     for principal in topology.principals:
-        route = router.route(principal)
-        built.routes[principal] = route
-        if route.unreachable:
-            continue
-        for leg in route.legs:
-            for family in FAMILIES:
-                _route_leg(built, leg, family)
+        built.routes[principal] = router.route(principal)
     return built
 
 
-def _where(plan: Plan, station: Station) -> str:
-    """The node with links whose namespace a station is in."""
-    return plan.topology.nodes[station.node].runs_on or station.node
+def _table(plan: Plan, ns: Namespace) -> list[KernelRoute]:
+    """The node's routing table as kernel routes: each segment it is not on,
+    and the IMDS endpoint, through the next hop its own table names."""
+    router, name = plan.router, ns.node
+    own = set(router.segments_of(name))
+    routes = []
+    for family in FAMILIES:
+        for segment in router.segments:
+            if segment.index in own:
+                continue
+            hop = router.next_hop(name, family, segment.index)
+            if hop is not None:
+                routes.append(_kernel_route(plan, ns, subnet(segment.index, family), hop,
+                                            family))
+        if ns.kind != "imds" and router.imds:
+            hop = router.next_hop(name, family, router.imds)
+            if hop is not None:
+                endpoint = imds.IPV4_ENDPOINT + "/32" if family == 4 else (
+                    imds.IPV6_ENDPOINT + "/128")
+                routes.append(_kernel_route(plan, ns, endpoint, hop, family))
+    return routes
 
 
-def _route_leg(plan: Plan, leg: tuple[Station, ...], family: int) -> None:
-    """Host routes for one leg (one TCP connection), both directions.
-
-    Forward: at each L3 station, the leg's end via the next L3 station.
-    Back: at each L3 station, the request's source as it arrived there (a
-    masquerading station replaces it with its own address for the rest of
-    the leg), via the previous L3 station.
-    """
-    destination = plan.address(leg[-1], family)
-    source = plan.address(leg[0], family)
-    stops = [i for i, s in enumerate(leg) if s.role is not Role.BRIDGE]
-    for i, j in itertools.pairwise(stops):
-        here, there = _where(plan, leg[i]), _where(plan, leg[j])
-        if here == there:  # a relay on the host the leg starts from: a local connection
-            continue
-        next_address, previous_address = plan.address(leg[j], family), plan.address(leg[i], family)
-        _add(plan, here, KernelRoute(
-            destination, plan.namespaces[here].interfaces[_where(plan, leg[i + 1])],
-            None if next_address == destination else next_address))
-        _add(plan, there, KernelRoute(
-            source, plan.namespaces[there].interfaces[_where(plan, leg[j - 1])],
-            None if previous_address == source else previous_address))
-        station = leg[j]
-        if station.role is Role.ROUTE and plan.topology.nodes[station.node].rewrites_source:
-            source = plan.address(station, family)
-
-
-def _add(plan: Plan, node: str, route: KernelRoute) -> None:
-    ns = plan.namespaces[node]
-    if route.destination in (ns.address, ns.address6):
-        return  # delivered locally: no route needed
-    known = ns.routes.get(route.destination)
-    if known is not None and known != route:
-        raise PlanError(
-            f"{plan.topology.name}: {node} would need two routes to {route.destination} "
-            f"({known.line()} and {route.line()}); the kernel routes by destination only, "
-            "so this topology cannot be emulated as is")
-    ns.routes[route.destination] = route
+def _kernel_route(plan: Plan, ns: Namespace, destination: str, hop: tuple[str, int],
+                  family: int) -> KernelRoute:
+    there, segment = hop
+    device = next(d for peer, d in sorted(ns.interfaces.items())
+                  if plan.router.link_segment(ns.node, peer) == segment)
+    if there == DIRECT or there in plan.router.imds:
+        return KernelRoute(destination, device)  # on the link (imds holds the endpoint)
+    return KernelRoute(destination, device, plan.address_on(there, segment, family))

@@ -14,8 +14,13 @@ packet its interfaces send and receive. Three things are kept:
   inner Docker host reaches IMDS from the outer one. Observed here on Linux
   6.x with two nested MASQUERADE hosts.
 - the TTL of each SYN arriving at IMDS: 64 minus the routers the request
-  crossed on the leg that reaches IMDS, the same routers the token crosses
-  back.
+  crossed on the leg that reaches IMDS;
+- each namespace that sends on a request's SYN with less than TTL 64: the
+  routers its request crossed, leg by leg;
+- each namespace that sends on a token response (an IMDS answer "200" from
+  169.254.169.254 or fd00:ec2::254) that it did not make: the routers that
+  forwarded it, by its destination port, in the order of their TTLs. The
+  response is routed on its own and need not cross the request's routers.
 
 The dropped packet's destination port, quoted in the ICMP message, names the
 flow (see flows.py).
@@ -27,8 +32,11 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
+from hopsim import imds
 from hopsim.emulate.build import KERNEL_DEFAULT_TTL
 
+ENDPOINTS = frozenset({imds.IPV4_ENDPOINT, imds.IPV6_ENDPOINT})
+TOKEN_ANSWER = b"HTTP/1.1 200"  # IMDS's answer to the PUT, the one that carries the token
 ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 PACKET_HOST, PACKET_OUTGOING = 0, 4
@@ -50,6 +58,10 @@ class Evidence:
     born: dict[int, list[TimeExceeded]] = field(default_factory=dict)
     reached: dict[int, list[TimeExceeded]] = field(default_factory=dict)
     syn_ttl: dict[int, int] = field(default_factory=dict)
+    # flow port -> (node, TTL out) for each namespace that forwarded the token response
+    forwarded: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    # flow port -> (node, TTL out) for each namespace that forwarded a request's SYN
+    request: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,21 @@ class Tap:
                 self.evidence.born.setdefault(seen.port, []).append(seen)
             elif pkttype == PACKET_HOST and self.imds:
                 self.evidence.reached.setdefault(seen.port, []).append(seen)
+        elif (not self.imds and pkttype == PACKET_OUTGOING
+              and packet.protocol == socket.IPPROTO_TCP and len(packet.payload) >= 20):
+            tcp = packet.payload
+            data = tcp[(tcp[12] >> 4) * 4:]
+            ports = int.from_bytes(tcp[0:2], "big"), int.from_bytes(tcp[2:4], "big")
+            if (packet.source in ENDPOINTS and ports[0] == HTTP_PORT
+                    and data.startswith(TOKEN_ANSWER)):
+                # The token response leaving a namespace that did not make it:
+                # forwarded here (a NAT restores its destination port first).
+                self._forwarded(self.evidence.forwarded, ports[1], packet.ttl)
+            elif (ports[1] == HTTP_PORT and tcp[13] & 0x12 == 0x02
+                  and packet.ttl < KERNEL_DEFAULT_TTL):
+                # A request's SYN leaving with less than the TTL it was sent
+                # with: forwarded here.
+                self._forwarded(self.evidence.request, ports[0], packet.ttl)
         elif (self.imds and pkttype == PACKET_HOST and packet.protocol == socket.IPPROTO_TCP
               and len(packet.payload) >= 14):
             tcp = packet.payload
@@ -137,6 +164,11 @@ class Tap:
             if syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
                 port = int.from_bytes(tcp[0:2], "big")
                 self.evidence.syn_ttl.setdefault(port, packet.ttl)
+
+    def _forwarded(self, found: dict[int, list[tuple[str, int]]], port: int, ttl: int) -> None:
+        seen = found.setdefault(port, [])
+        if all(node != self.node for node, _ in seen):  # a retransmission
+            seen.append((self.node, ttl))
 
     def close(self) -> None:
         self.sock.close()

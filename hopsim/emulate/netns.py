@@ -205,7 +205,7 @@ def build(plan: Plan) -> None:
     for ns in namespaces:  # veths first: a namespace's config needs its peers' ends
         ip_batch(ns.name, ns.link_lines(plan.veths))
     for ns in namespaces:
-        ip_batch(ns.name, ns.config_lines(plan.ipv6_endpoint(ns.node)))
+        ip_batch(ns.name, ns.config_lines())
         ruleset = ns.nft_ruleset()
         if ruleset:
             _run([tool("ip"), "netns", "exec", ns.name, tool("nft"), "-f", "-"], ruleset)

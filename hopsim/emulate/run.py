@@ -205,9 +205,8 @@ class _Kernel:
             ns = plan.namespaces[name]
             instance = next(iter(topology.graph.neighbors(name)))
             server = ImdsServer(topology.nodes[name].imds, instance)  # type: ignore[arg-type]
-            sockets = [self._listener(ns.name, 4, ns.address)]  # type: ignore[arg-type]
-            if plan.ipv6_endpoint(name):
-                sockets.append(self._listener(ns.name, 6, ns.address6))  # type: ignore[arg-type]
+            sockets = [self._listener(ns.name, 6 if ":" in address else 4, address)
+                       for address in ns.endpoint]
             await server.start(sockets)
             self.servers[name] = server
         relays: dict[str, dict] = {}
@@ -217,8 +216,10 @@ class _Kernel:
         for place, policies in sorted(relays.items()):
             ns = plan.namespaces[place]
             relay = RelayListener(policies, self.flows, self.connect, self.timeout_of)
-            await relay.start([self._listener(ns.name, 4, ns.address),  # type: ignore[arg-type]
-                               self._listener(ns.name, 6, ns.address6)])  # type: ignore[arg-type]
+            # Every address of the namespace: a relay is reached on the
+            # segment its client's table leads to (or on loopback, from its host).
+            await relay.start([self._listener(ns.name, 4, "0.0.0.0"),
+                               self._listener(ns.name, 6, "::")])
             self.relays.append(relay)
 
     async def stop(self) -> None:
@@ -237,24 +238,21 @@ class _Kernel:
     async def connect(self, flow: Flow, leg: int, timeout: float) -> socket.socket:
         """A socket for leg `leg` of `flow`, bound to the flow's port, connected."""
         family = flow.family
+        node = self.plan.topology.nodes[flow.principal]
         if flow.route.stations:
             stations = flow.route.legs[leg]
-            namespace = self.plan.namespace_of(stations[0].actor).name
-            source = self.plan.address(stations[0], family)
-            destination = self.plan.address(stations[-1], family)
+            sender = stations[0].actor
+            place = stations[-1].node
         else:
-            # No route (the plan has none for it either): the client still sends
-            # where it is steered, its first waypoint or else the endpoint, and
-            # the kernel says what becomes of that.
-            topology = self.plan.topology
-            node = topology.nodes[flow.principal]
-            namespace = self.plan.namespace_of(flow.principal).name
-            source = node.address if family == 4 else node.address6
-            if node.via:
-                target = topology.nodes[node.via[0]]
-                destination = target.address if family == 4 else target.address6
-            else:
-                destination = imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
+            # No route: the client still sends where it is steered, its first
+            # waypoint or else the endpoint, and the kernel says what becomes of it.
+            sender = flow.principal
+            place = (self.plan.topology.nodes[node.via[0]].runs_on or node.via[0]) if node.via \
+                else None
+        namespace = self.plan.namespace_of(sender).name
+        destination = self.plan.destination(place, sender, family)
+        # The kernel picks the source address, by the route it takes.
+        source = "::" if family == 6 else "0.0.0.0"
         sock = netns.socket_in(namespace, socket.AF_INET6 if family == 6 else socket.AF_INET)
         try:
             sock.setblocking(False)
@@ -296,6 +294,15 @@ class _Kernel:
         born = evidence.born.get(port, [])
         reached = evidence.reached.get(port, [])
         syn_ttl = evidence.syn_ttl.get(port)
+        forwarded = _in_ttl_order(evidence.forwarded.get(port, []))
+        path: tuple[str, ...] = ()
+        if route.stations:
+            # Each leg's sender, the routers its SYN crossed, and at last IMDS.
+            legs = route.legs
+            path = tuple(name for leg, flow_port in zip(legs, put.flow.ports, strict=True)
+                         for name in (leg[0].actor,
+                                      *_in_ttl_order(evidence.request.get(flow_port, []))))
+            path += (legs[-1][-1].actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
         parts = []
@@ -334,8 +341,14 @@ class _Kernel:
             hop_limit=hop_limit if reachable else None, routers=routers,
             receiver=route.legs[-1][0].actor if reachable else None,
             dropped_at=dropped_at, cause=None if access is Access.TOKEN else cause,
+            forwarded=forwarded, path=path,
             status=put.response.status if put.response and cause is not Cause.TTL else None,
             evidence="; ".join(parts))
+
+
+def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
+    """The nodes that forwarded a packet, first to last (its TTL falls at each)."""
+    return tuple(node for node, _ in sorted(seen, key=lambda found: -found[1]))
 
 
 def _cause(response: Response) -> Cause:

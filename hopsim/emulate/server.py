@@ -68,6 +68,8 @@ class ImdsServer(Service):
 def listener(family: int, address: str, port: int = 80) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == 6:  # beside an IPv4 listener on the same port
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind((address, port))
     return sock
 

@@ -1,6 +1,7 @@
 """Simulator vs kernel: the same topology, hop limits and family through
 `analysis.sweep` and through `run.emulate`, compared principal by principal
-on what matters: the outcome and the node that dropped the token response.
+on what matters: the outcome, the routers that forwarded the token response
+(its own path, which need not be the request's) and the one that dropped it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class Case:
     measured: Outcome
 
     @staticmethod
-    def key(outcome: Outcome) -> tuple[str, str | None]:
-        return outcome.access.value, outcome.dropped_at
+    def key(outcome: Outcome) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None]:
+        return outcome.access.value, outcome.path, outcome.forwarded, outcome.dropped_at
 
     @property
     def agrees(self) -> bool:

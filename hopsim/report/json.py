@@ -36,6 +36,8 @@ def outcome(o: Outcome, replicas: int = 1) -> dict[str, Any]:
         "routers": o.routers,
         "receiver": o.receiver,
         "cause": o.cause.value if o.cause else None,
+        "path": list(o.path),
+        "forwarded": list(o.forwarded),
     }
 
 

@@ -27,14 +27,17 @@ def timing(timings: Sequence[Timing]) -> Text:
 
 
 def _side(outcome: Outcome) -> str:
-    return outcome.access.value + (f" @{outcome.dropped_at}" if outcome.dropped_at else "")
+    via = f" via {'>'.join(outcome.forwarded)}" if outcome.forwarded else ""
+    return outcome.access.value + via + (f" @{outcome.dropped_at}" if outcome.dropped_at else "")
 
 
 def verification(out: Console, checks: Sequence[Verification]) -> RenderableType:
-    """Per topology, family, hop limit and principal: (outcome, dropped_at)
-    from the simulator and from the kernel."""
+    """Per topology, family, hop limit and principal: the outcome, the routers
+    that forwarded the token response and the one that dropped it, from the
+    simulator and from the kernel (and the request's path where they differ)."""
     parts: list[RenderableType] = [Text(
-        "each side: the outcome, and @node where the token response was dropped")]
+        "each side: the outcome, via the routers that forwarded the token response "
+        "(from IMDS), @ the one that dropped it")]
     for check in checks:
         differ = len(check.disagreements)
         verdict = (Text(f"{differ} differ", style="bold red") if differ
@@ -46,8 +49,11 @@ def verification(out: Console, checks: Sequence[Verification]) -> RenderableType
         table = _table(out, "hop", "principal", "simulator", "kernel", "")
         for case in check.cases:
             mark = Text("ok", style="green") if case.agrees else Text("DIFFERS", style="bold red")
-            table.add_row(str(case.hop_limit), case.principal, _side(case.simulated),
-                          _side(case.measured), mark)
+            simulated, measured = _side(case.simulated), _side(case.measured)
+            if case.simulated.path != case.measured.path:
+                simulated += f"\nrequest {'>'.join(case.simulated.path) or 'none'}"
+                measured += f"\nrequest {'>'.join(case.measured.path) or 'none'}"
+            table.add_row(str(case.hop_limit), case.principal, simulated, measured, mark)
         parts.append(table)
     cases = sum(len(c.cases) for c in checks)
     differ = sum(len(c.disagreements) for c in checks)

@@ -161,6 +161,9 @@ def trace(out: Console, topology: Topology, exchange: Exchange) -> RenderableTyp
                       f": {o.node} at hop limit {limit} ({family})"),
         Text(f"route: {exchange.route.describe() or o.reason}", overflow="fold"),
     ]
+    if exchange.route.returns:
+        # Routed on its own, by destination: it need not retrace the request.
+        parts.append(Text(f"response: {exchange.route.describe_returns()}", overflow="fold"))
     hops = exchange.hops
     width = [len(str(len(hops))), max((len(h.node) for h in hops), default=0),
              max((len(h.action.value) for h in hops), default=0),
