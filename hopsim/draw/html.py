@@ -39,7 +39,7 @@ Point = tuple[float, float]
 
 # Where the animation draws a TTL tag beside a link that the answer crosses both ways.
 TAG_OFFSET = 12
-ICMP_OFFSET = 9  # the ICMP's way back, drawn beside the link the answer came in on
+ICMP_OFFSET = 22  # the ICMP's way back, drawn beside the link the answer came in on
 CROP_MARGIN = 16
 
 

@@ -89,7 +89,7 @@
       if (o.node === state.follow) row.setAttribute("aria-current", "true");
       var who = cell(row, o.node + (o.replicas > 1 ? " \u00D7" + o.replicas : ""), "who");
       who.setAttribute("scope", "row");
-      cell(row, o.role || "", "role");
+      cell(row, o.role || "\u2014", "role");
       var holds = cell(row, "", "holds");
       var word = document.createElement("span");
       word.className = "outcome";
