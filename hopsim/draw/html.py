@@ -82,7 +82,8 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
             h = result.hop_limit
             assert h is not None
             at = variant.with_imds(hop_limit=h)
-            scenes[_key(h, http_tokens)] = scene.build(at, principals)
+            exchanges = {p: play(at, p, record=True, router=router) for p in topology.principals}
+            scenes[_key(h, http_tokens)] = scene.build(at, principals, exchanges)
             settings[_key(h, http_tokens)] = {
                 "hop_limit": h,
                 "http_tokens": http_tokens,
@@ -92,8 +93,7 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
                 "recommendation": report.recommendation,
                 "principals": [json_report.outcome(o, topology.nodes[o.node].replicas)
                                for o in result.outcomes],
-                "exchanges": {p: play(at, p, record=True, router=router)
-                              for p in topology.principals},
+                "exchanges": exchanges,
             }
     ordered = list(scenes.values())
     pictures = {key: layout.layout(s, ordered) for key, s in scenes.items()}
