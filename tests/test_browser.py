@@ -357,3 +357,17 @@ def test_names_are_shown_as_text_and_run_nothing(browser, tmp_path):
     row = browser.find_element("css selector", "#outcomes tbody tr")
     assert row.get_attribute("data-principal") == node
     assert errors(browser) == []
+
+
+def test_a_page_without_principals_plays_nothing_and_fails_nothing(browser, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    page = tmp_path / "empty.html"
+    page.write_text(html.render(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
+                                     [["imds", "gw"]])), encoding="utf-8")
+    open_page(browser, page)
+    press(browser, Keys.SPACE, Keys.ARROW_DOWN, Keys.PAGE_DOWN, Keys.ARROW_RIGHT)
+    assert setting(browser) == "2/required"
+    assert browser.find_element("css selector", "#caption .text").text == (
+        "No principal in this topology: nothing to follow.")
+    assert errors(browser) == []

@@ -320,3 +320,19 @@ def test_draw_format_html_prints_the_page_and_follows_from():
     data = Page(result.stdout).data()
     assert data["follow"] == "attacker"
     assert data["start"]["http_tokens"] == "optional"
+
+
+def test_a_topology_without_principals_still_makes_a_page():
+    data = page_of(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
+                        [["imds", "gw"]]))[1].data()
+    assert data["follow"] is None and data["principals"] == []
+    assert data["settings"]["1/required"]["verdict"] == "ok"
+
+
+def test_an_unreachable_principal_is_told_not_animated():
+    data = page_of(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"},
+                         "lone": {"kind": "container", "role": "workload"}},
+                        [["imds", "gw"]]))[1].data()
+    assert data["settings"]["1/required"]["steps"]["lone"] == [
+        {"action": "outcome", "node": "lone",
+         "caption": "lone holds: none. unreachable: no valid path to an imds node."}]

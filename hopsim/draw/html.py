@@ -69,23 +69,21 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
     """Everything the page shows, as JSON-ready values, and its pictures
     (SVG text, one per setting, under "pictures")."""
     limits = hop_limits(topology)
-    tokens = _configured_tokens(topology)
-    start = configured_hop_limit(topology) or min(topology.hop_limits().values(),
-                                                 default=MIN_HOP_LIMIT)
     router = Router(topology)
     settings: dict[str, dict[str, Any]] = {}
-    scenes = {}
+    scenes: dict[str, scene.Scene] = {}
+    played: dict[str, dict[str, Exchange]] = {}
     for http_tokens in HTTP_TOKENS:
         variant = topology.with_imds(http_tokens=http_tokens)
         report = sweep(variant, limits)  # what `hopsim sweep --format json` reports
         for result in report.results:
-            h = result.hop_limit
-            assert h is not None
-            at = variant.with_imds(hop_limit=h)
-            exchanges = {p: play(at, p, record=True, router=router) for p in topology.principals}
-            scenes[_key(h, http_tokens)] = scene.build(at, principals, exchanges)
-            settings[_key(h, http_tokens)] = {
-                "hop_limit": h,
+            assert result.hop_limit is not None
+            key = _key(result.hop_limit, http_tokens)
+            at = variant.with_imds(hop_limit=result.hop_limit)
+            played[key] = {p: play(at, p, record=True, router=router) for p in topology.principals}
+            scenes[key] = scene.build(at, principals, played[key])
+            settings[key] = {
+                "hop_limit": result.hop_limit,
                 "http_tokens": http_tokens,
                 "verdict": result.verdict.value,
                 "reason": result.reason,
@@ -93,27 +91,24 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
                 "recommendation": report.recommendation,
                 "principals": [json_report.outcome(o, topology.nodes[o.node].replicas)
                                for o in result.outcomes],
-                "exchanges": exchanges,
+                "picture": f"picture-{len(settings)}",
             }
-    ordered = list(scenes.values())
-    pictures = {key: layout.layout(s, ordered) for key, s in scenes.items()}
-    geometry = next(iter(pictures.values()))
+    pictures = {key: layout.layout(s, list(scenes.values())) for key, s in scenes.items()}
+    geometry = next(iter(pictures.values()))  # the same in each: laid out together
     for key, entry in settings.items():
-        entry["picture"] = f"picture-{list(settings).index(key)}"
-        exchanges: dict[str, Exchange] = entry.pop("exchanges")
         entry["steps"] = {p: _steps(topology, p, e, geometry, entry["principals"])
-                          for p, e in exchanges.items()}
+                          for p, e in played[key].items()}
     nodes = topology.nodes
-    follow = principals[0] if principals else demo.choose_principal(topology)
+    start = configured_hop_limit(topology) or min(topology.hop_limits().values(),
+                                                 default=MIN_HOP_LIMIT)
     return {
         "topology": topology.name,
         "teaches": demo.lesson_of(topology),
         "description": " ".join(topology.description.split()),
         "hop_limits": list(limits),
-        "http_tokens": list(HTTP_TOKENS),
-        "start": {"hop_limit": start if start in limits else limits[0], "http_tokens": tokens},
-        "configured": topology.hop_limits(),
-        "follow": follow,
+        "start": {"hop_limit": start, "http_tokens": _configured_tokens(topology)},
+        "follow": principals[0] if principals else (
+            demo.choose_principal(topology) if topology.principals else None),
         "principals": [{"name": p, "role": nodes[p].role, "kind": nodes[p].kind}
                        for p in topology.principals],
         "boxes": {b.place.name: [_n(b.rect.x), _n(b.rect.y), _n(b.rect.w), _n(b.rect.h)]

@@ -42,7 +42,7 @@
   document.documentElement.dataset.ready = "false";
 
   function setting() { return data.settings[state.hop + "/" + state.tokens]; }
-  function steps() { return setting().steps[state.follow] || []; }
+  function steps() { return (state.follow && setting().steps[state.follow]) || []; }
 
   // -- outcomes, verdict, picture -----------------------------------------------------
   var VERDICT = { ok: ["\u2714", "ok"], leak: ["\u2716", "leak"], broken: ["\u26A0", "broken"] };
@@ -69,7 +69,8 @@
     hop.setAttribute("aria-valuetext", "hop limit " + state.hop);
     tokens.setAttribute("aria-checked", state.tokens === "required" ? "true" : "false");
     $("tokens-text").textContent = state.tokens;
-    follow.value = state.follow;
+    follow.value = state.follow || "";
+    follow.disabled = !state.follow;
 
     var v = $("verdict");
     v.dataset.verdict = s.verdict;
@@ -244,7 +245,10 @@
   function showCaption(index) {
     var list = steps();
     var count = caption.querySelector(".count"), text = caption.querySelector(".text");
-    if (index < 0) {
+    if (!state.follow) {
+      count.textContent = "";
+      text.textContent = "No principal in this topology: nothing to follow.";
+    } else if (index < 0) {
       count.textContent = "";
       text.textContent = "Press Space (or \u25B6 Play) to follow " + state.follow + "'s token request and its answer at hop limit " + state.hop + ", hop by hop.";
     } else {
@@ -415,6 +419,7 @@
 
   function followBy(delta) {
     var names = data.principals.map(function (p) { return p.name; });
+    if (!names.length) return;
     var i = names.indexOf(state.follow) + delta;
     setFollow(names[(i + names.length) % names.length]);
   }
