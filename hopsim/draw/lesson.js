@@ -190,7 +190,7 @@
         if (current) drawPacket(layer, last, step.packet + " \u00B7 TTL " + step.ttl_out, "icmp");
         break;
       case "timed out":
-        if (current) { ring(layer, step.node, "here"); drawPacket(layer, step.at, "no answer: gives up", "icmp"); }
+        if (current) { ring(layer, step.node, "here"); drawPacket(layer, step.at, "no answer: gives up", "wait"); }
         break;
       case "outcome":
         if (current) ring(layer, step.node, "here");
