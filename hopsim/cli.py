@@ -907,22 +907,27 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--from", "principal", metavar="NODE",
-              help="Draw this principal's token response (default: every principal's).")
+              help="Draw this principal's token response (default: every principal's); "
+                   "the page follows it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write to FILE: .svg, .png or .mmd (default: stdout, SVG or Mermaid).")
+              help="Write to FILE: .svg, .png, .mmd or .html (default: stdout).")
 @click.option("--format", "picture_format", type=click.Choice(drawing.FORMATS),
               help="Picture format (default: from FILE's suffix, else svg).")
 @what_if_options
 def draw(file: str, principal: str | None, output: str | None, picture_format: str | None,
          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
     """Draw a topology: the token response's TTL on each link, the drops,
-    leaking attackers and starved workloads, laid out from IMDS outwards."""
+    leaking attackers and starved workloads, laid out from IMDS outwards.
+
+    --format html writes a teaching page instead: one offline HTML file with
+    the hop limit on a slider, an http_tokens switch and a play button that
+    shows the answer to the token request hop by hop."""
     suffix = Path(output).suffix.lower() if output else ""
     if picture_format is None and output:
         picture_format = drawing.SUFFIXES.get(suffix)
         if picture_format is None:
-            raise click.BadParameter(f"cannot tell the format of {output!r}: use .svg, .png or "
-                                     ".mmd, or --format", param_hint="-o")
+            raise click.BadParameter(f"cannot tell the format of {output!r}: use .svg, .png, "
+                                     ".mmd or .html, or --format", param_hint="-o")
     picture_format = picture_format or "svg"
     if picture_format == "png" and not output:
         raise click.UsageError("PNG needs a file: -o FILE.png")

@@ -166,7 +166,7 @@ def _is_request(hop: Hop) -> bool:
     return hop.message.split(" ")[0] in HTTP_METHODS
 
 
-def _messages(hops: Iterable[Hop]) -> list[tuple[bool, list[Hop]]]:
+def messages(hops: Iterable[Hop]) -> list[tuple[bool, list[Hop]]]:
     """Consecutive hops grouped into requests and answers (True: a request)."""
     groups: list[tuple[bool, list[Hop]]] = []
     for hop in hops:
@@ -183,7 +183,7 @@ def _act(topology: Topology, route: Route, exchange: Exchange, hop_limit: int) -
     steps = [Step(Beat.ACT, f"IMDS sends the token response with IP TTL {hop_limit}, the hop "
                   f"limit; every other packet it sends leaves with TTL {DEFAULT_TTL}.",
                   hop_limit=hop_limit)]
-    groups = _messages(exchange.hops)
+    groups = messages(exchange.hops)
     if groups:
         put, answer = groups[0][1], groups[1][1] if len(groups) > 1 else []
         steps.append(_request_step(topology, o.node, put, hop_limit))
@@ -225,7 +225,7 @@ def _answer_steps(topology: Topology, route: Route, hops: list[Hop], hop_limit: 
             at = _advance(stations, at, hop.node)
         if hop.ttl_in is not None and at > 0 and hop.action is not Action.SEND:
             ttls[at - 1] = hop.ttl_in
-        caption = _caption(topology, hop, stations[at])
+        caption = step_caption(topology, hop, stations[at].role)
         if hop.action is Action.DROP and i + 1 < len(hops) and hops[i + 1].action is Action.ICMP:
             i += 1
             icmp = hops[i]
@@ -254,12 +254,13 @@ def _advance(stations: Sequence[Station], at: int, actor: str) -> int:
     return at
 
 
-def _caption(topology: Topology, hop: Hop, station: Station) -> str:
-    """What one node did to the answer, in words."""
+def step_caption(topology: Topology, hop: Hop, role: Role) -> str:
+    """What one node did to the answer, in words; `role`: what the node is
+    on this path (IMDS sending, a relay receiving ...)."""
     node, ttl_in, ttl_out = hop.node, hop.ttl_in, hop.ttl_out
     token = hop.message.endswith("(token)")
     what = "the token" if token else f"the {hop.message.split(' ')[0]} answer"
-    if hop.action is Action.SEND and station.role is Role.IMDS:
+    if hop.action is Action.SEND and role is Role.IMDS:
         if token:
             return (f"IMDS answers {hop.message}: the packet leaves with TTL {ttl_out}, the "
                     "hop limit.")
@@ -280,7 +281,7 @@ def _caption(topology: Topology, hop: Hop, station: Station) -> str:
         return (f"{node} must route {what}, but its TTL is {ttl_in}: a router never forwards "
                 f"a packet with TTL 1. Dropped.")
     if hop.action is Action.DELIVER:
-        if station.role is Role.RELAY:
+        if role is Role.RELAY:
             return f"{node} receives {what} with TTL {ttl_in}: it ends this connection."
         tail = ": local delivery accepts any TTL, even 1" if ttl_in == 1 else ""
         return f"{node} receives {what} with TTL {ttl_in}{tail}."

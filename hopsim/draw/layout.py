@@ -284,7 +284,12 @@ def _tag_width(ttls: Sequence[int]) -> float:
     return math.ceil(text_width(_tag_text(ttls), TAG_SIZE, True) + 2 * TAG_PAD + ARROW + 4)
 
 
-def layout(scene: Scene) -> Picture:
+def layout(scene: Scene, alike: Sequence[Scene] = ()) -> Picture:
+    """Where everything in `scene` goes. `alike`: other scenes of the same
+    topology (other settings) that must be drawn in the same places, as the
+    teaching page swaps between them: boxes, gaps, width and legend make room
+    for each."""
+    scenes = (scene, *alike)
     places = scene.place
     main = [p for p in scene.places if not p.runs_on or p.runs_on not in places]
     attached: dict[str, list[Place]] = {}
@@ -292,6 +297,10 @@ def layout(scene: Scene) -> Picture:
         if p.runs_on and p.runs_on in places:
             attached.setdefault(p.runs_on, []).append(p)
     size = {p.name: _box_size(p) for p in scene.places}
+    for other in alike:
+        for p in other.places:
+            (w, h), (ow, oh) = _box_size(p), size[p.name]
+            size[p.name] = (max(w, ow), max(h, oh))
     neighbours: dict[str, set[str]] = {p.name: set() for p in scene.places}
     for w in scene.wires:
         neighbours[w.a].add(w.b)
@@ -322,18 +331,13 @@ def layout(scene: Scene) -> Picture:
     # Gaps between columns: room for the widest TTL tag on a link between them.
     layer = {p.name: p.layer for p in scene.places}
     gap = {c: MIN_GAP for c in columns}
-    for w in scene.wires:
+    for w in (w for s in scenes for w in s.wires):
         c = min(layer[w.a], layer[w.b])
         for ttls in (w.outward, w.inward):
             if ttls:
                 gap[c] = max(gap[c], _tag_width(ttls) + 2 * 46)
 
-    title = Label(scene.title, MARGIN, MARGIN + ASCENT * TITLE_SIZE, TITLE_SIZE, True, INK,
-                  "start")
-    subtitle = Label(scene.subtitle, MARGIN, title.y + 22, SUBTITLE_SIZE, False, MUTED, "start")
-    verdict_colour = {Verdict.OK: GREEN, Verdict.LEAK: RED, Verdict.BROKEN: AMBER}[scene.verdict]
-    verdict = Label(f"verdict: {scene.verdict.value} ({scene.verdict_reason})", MARGIN,
-                    subtitle.y + 20, SUBTITLE_SIZE, True, verdict_colour, "start")
+    title, subtitle, verdict = _headings(scene)
     top = verdict.y + DESCENT * SUBTITLE_SIZE + 28
 
     col_x, x = {}, MARGIN
@@ -379,22 +383,35 @@ def layout(scene: Scene) -> Picture:
     # The legend: the shapes in the picture, then the marks it uses.
     samples: list[tuple[str, str]] = [(s.value, SHAPE_MEANING[s]) for s in shapes_in(
         scene.places)]
+    wires = [w for s in scenes for w in s.wires]
+    found = [p for s in scenes for p in s.places]
     if any(p.runs_on for p in scene.places):
         samples.append(("runs-on", "runs on the host above it"))
-    if any(w.crossed for w in scene.wires):
+    if any(w.crossed for w in wires):
         samples.append(("tag", "TTL of the token response"))
-    if any(w.dropped_at for w in scene.wires):
+    if any(w.dropped_at for w in wires):
         samples.append(("cross", "dropped: TTL exceeded, ICMP sent"))
-    if any(p.finding == "leak" for p in scene.places):
+    if any(p.finding == "leak" for p in found):
         samples.append(("leak", "leak: attacker gets in"))
-    if any(p.finding == "starved" for p in scene.places):
+    if any(p.finding == "starved" for p in found):
         samples.append(("starved", "starved: workload, no token"))
     width = max(graph_right + MARGIN, MIN_WIDTH,
-                *(label.box.right + MARGIN for label in (title, subtitle, verdict)))
+                *(label.box.right + MARGIN for s in scenes for label in _headings(s)))
     legend, frame = _legend(samples, graph_bottom + 30, width)
     return Picture(scene, math.ceil(width), math.ceil(frame.bottom + MARGIN), title, subtitle,
                    verdict, tuple(boxes[p.name] for p in scene.places if p.name in boxes),
                    tuple(lines), frame, tuple(legend))
+
+
+def _headings(scene: Scene) -> tuple[Label, Label, Label]:
+    """The title, subtitle and verdict lines above the graph."""
+    title = Label(scene.title, MARGIN, MARGIN + ASCENT * TITLE_SIZE, TITLE_SIZE, True, INK,
+                  "start")
+    subtitle = Label(scene.subtitle, MARGIN, title.y + 22, SUBTITLE_SIZE, False, MUTED, "start")
+    verdict_colour = {Verdict.OK: GREEN, Verdict.LEAK: RED, Verdict.BROKEN: AMBER}[scene.verdict]
+    verdict = Label(f"verdict: {scene.verdict.value} ({scene.verdict_reason})", MARGIN,
+                    subtitle.y + 20, SUBTITLE_SIZE, True, verdict_colour, "start")
+    return title, subtitle, verdict
 
 
 def _wire_line(w: Wire, boxes: dict[str, NodeBox], layer: dict[str, int],

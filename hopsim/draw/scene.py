@@ -9,7 +9,7 @@ draw the same Scene.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -229,11 +229,16 @@ def _token_hops(exchange: Exchange) -> list[Hop]:
     return hops
 
 
-def build(topology: Topology, principals: Sequence[str] | None = None) -> Scene:
+def build(topology: Topology, principals: Sequence[str] | None = None,
+          exchanges: Mapping[str, Exchange] | None = None) -> Scene:
     """The scene of `topology` at its (what-if) hop limit: every principal's
-    outcome, and the token responses of `principals` (default: all)."""
-    router = Router(topology)
-    exchanges = {p: play(topology, p, record=True, router=router) for p in topology.principals}
+    outcome, and the token responses of `principals` (default: all).
+    `exchanges`: every principal's recorded exchange, when the caller has
+    played them already."""
+    if exchanges is None:
+        router = Router(topology)
+        exchanges = {p: play(topology, p, record=True, router=router)
+                     for p in topology.principals}
     drawn = tuple(principals) if principals else tuple(topology.principals)
     layer = layers(topology)
     crossings: dict[tuple[str, str], set[int]] = {}
