@@ -19,7 +19,7 @@ from itertools import islice
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
-from hopsim.routing import Role, Route, Router
+from hopsim.routing import Role, Route, Router, Tree
 from hopsim.topology import Topology
 
 ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
@@ -234,6 +234,8 @@ class _Profiler:
         # key -> (delivered, dropped, the names it was walked with, token routers)
         self.classes: dict[tuple, tuple[Outcome, Outcome | None, tuple[str, ...], int]] = {}
         self._keys: dict[tuple, tuple | None] = {}  # a principal's first hop -> class key
+        self._suffixes: dict[int, dict[str, int]] = {}  # per tree: node -> id of its stations
+        self._ids: dict[tuple, int] = {}
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
 
     # The topology at the hop limits a walk is made at: copied when first
@@ -250,7 +252,16 @@ class _Profiler:
         """The principal's class key, its class walked if new; None for one
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
         node = self.topology.nodes[name]
-        first = None if node.via else self.router.first_hop(name)
+        router = self.router
+        if not node.via and not router.written:
+            suffix = self._fast(node.runs_on or name, node.family)
+            if suffix is not None:
+                key = ("tree", node.family, node.kind, node.rewrites_source,
+                       node.runs_on is None, suffix)
+                if key not in self.classes:
+                    return self._key(name, key)
+                return key
+        first = None if node.via else router.first_hop(name)
         if first is None:
             return self._key(name)
         # Principals whose first L3 hop towards IMDS is the same (the same
@@ -263,13 +274,71 @@ class _Profiler:
             key = self._keys[shape] = self._key(name)
             return key
 
-    def _key(self, name: str) -> tuple | None:
+    def _fast(self, here: str, family: int) -> int | None:
+        """The id of the stations after `here` to IMDS, from the routing trees,
+        when each leg has one best way (so its response retraces it: any other
+        way back would be a second best way there), else None. Built once per
+        tree node, whatever the fleet's size."""
+        router = self.router
+        tree = router.tree(family, router.imds)
+        hop = tree.settle(here)
+        if hop is not None:
+            return self._suffix(tree, hop[0], family) if tree.ways[here] == 1 else None
+        # No L3 route: the nearest relay that has one, if it is the nearest
+        # by one best way (a deeper chain of relays is routed in full).
+        nearest = router.relay_levels(family, 1)
+        if not nearest:
+            return None
+        tree = router.tree(family, nearest[0])
+        hop = tree.settle(here)
+        if hop is None or tree.ways[here] != 1:
+            return None
+        return self._suffix(tree, hop[0], family)
+
+    def _suffix(self, tree: Tree, start: str, family: int) -> int | None:
+        """An id for the stations from `start` (a forwarder, an imds, or a
+        relay that reaches IMDS) to IMDS along `tree`: equal ids, equal kinds,
+        NATs, relays and settings. None where it cannot be keyed."""
+        suffixes = self._suffixes.setdefault(id(tree), {})
+        chain = []
+        here = start
+        while here not in suffixes:
+            chain.append(here)
+            if here in tree.goal:
+                break
+            here = tree.next[here][0]
+        nodes, router = self.topology.nodes, self.router
+        for name in reversed(chain):
+            node = nodes[name]
+            if name in router.imds:
+                feature: tuple = ("imds", self._settings(node.imds))  # type: ignore[arg-type]
+            elif name in tree.goal:  # a relay: the rest of its way from the IMDS tree
+                onward = self._fast(name, family)
+                if onward is None:
+                    suffixes[name] = None  # type: ignore[assignment]
+                    continue
+                relay = router.relay_at(name)
+                feature = ("relay", nodes[relay].kind, nodes[relay].relay, relay == name, onward)
+            else:
+                after, segment = tree.next[name]
+                if suffixes[after] is None:
+                    suffixes[name] = None  # type: ignore[assignment]
+                    continue
+                between = router.l2_path(name, after, segment)
+                nat = node.masquerades_to(between[0] if between else after)
+                feature = (node.kind, nat, suffixes[after])
+            suffixes[name] = self._ids.setdefault(feature, len(self._ids))
+        return suffixes[start]
+
+    def _key(self, name: str, key: tuple | None = None) -> tuple | None:
+        """Walk the class of `name` (keyed `key`, else by its route's signature)."""
         route = self.router.route(name)
         node = self.topology.nodes[name]
         settings = self.topology.nodes[route.imds].imds if route.imds else None
         if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
             return None
-        key, names = self._signature(route, node.family)
+        signature, names = self._signature(route, node.family)
+        key = key or signature
         if key not in self.classes:
             self.classes[key] = (*self._walk(name, route.token_routers), names,
                                  len(route.token_routers))

@@ -212,8 +212,9 @@ def _request_step(topology: Topology, principal: str, hops: list[Hop], hop_limit
 
 def _answer_steps(topology: Topology, route: Route, hops: list[Hop], hop_limit: int,
                   family: int) -> list[Step]:
-    """One step per hop of the answer to the PUT, the packet's path drawn."""
-    stations = tuple(reversed(route.stations))
+    """One step per hop of the answer to the PUT, the packet's path drawn (its
+    own way back, which need not retrace the request)."""
+    stations = route.way_back
     labels = tuple(_label(s) for s in stations)
     ttls: list[int | None] = [None] * (len(stations) - 1)
     at = 0
@@ -356,7 +357,7 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
     hop_limited = first.cause is Cause.TTL or last.cause is Cause.TTL or (
         last.access is Access.TOKEN)
     if route.stations and hop_limited and receiver:
-        bridges = [s.node for s in route.legs[-1] if s.role is Role.BRIDGE]
+        bridges = [s.node for s in route.token_path if s.role is Role.BRIDGE]
         if routers:
             parts.append(f"The token response must cross {_routers(len(routers))} "
                          f"({_names(routers)}) on its way to {receiver}, and each takes 1 "

@@ -24,9 +24,11 @@ Routing as the kernel does it (issue 10), per IP family:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from hopsim.kinds import Layer
 from hopsim.topology import Topology
@@ -91,6 +93,14 @@ class Route:
         return legs
 
     @property
+    def way_back(self) -> tuple[Station, ...]:
+        """The answers' stations from IMDS back to the principal, leg after leg."""
+        stations: list[Station] = []
+        for back in reversed(self.returns):
+            stations += back if not stations else back[1:]
+        return tuple(stations)
+
+    @property
     def token_path(self) -> tuple[Station, ...]:
         """The stations the token response crosses, from IMDS to its receiver."""
         return self.returns[-1] if self.returns else ()
@@ -129,8 +139,7 @@ def _describe(stations: Iterable[Station]) -> str:
     return " -> ".join(parts)
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """An L2 segment: the L3 interfaces (`members`) that reach each other
     without a router, and the bridges between them."""
 
@@ -143,7 +152,7 @@ Hop = tuple[str, int]  # (next node, the segment it is reached on)
 DIRECT = ""  # a next hop of DIRECT: the destination is on that segment
 
 
-class _Tree:
+class Tree:
     """Next hops towards one destination in one family, found lazily: a BFS
     by forwarding nodes crossed, layer by layer, each layer in name order, so
     the first neighbour to reach a node is its best (fewest, then smallest).
@@ -157,12 +166,19 @@ class _Tree:
         self.router, self.family, self.goal = router, family, goal
         self.dist: dict[str, int] = {}
         self.next: dict[str, Hop] = {}
+        # How many best ways a node has (1, or 2 for "more than one"): with one,
+        # the way back from the destination is the same way reversed.
+        self.ways: dict[str, int] = {}
         layer: dict[str, None] = {}
         for index in sorted(targets):
             for member in router.segments[index].members:
-                if member in goal or member in self.dist:
+                if member in goal:
+                    continue
+                if member in self.dist:
+                    self.ways[member] = 2
                     continue
                 self.dist[member] = 0
+                self.ways[member] = 1
                 self.next[member] = (targets[index] or DIRECT, index)
                 layer[member] = None
         self.frontier = sorted(layer)
@@ -174,7 +190,7 @@ class _Tree:
             self._grow()
         return self.next.get(name)
 
-    def complete(self) -> _Tree:
+    def complete(self) -> Tree:
         while self.frontier:
             self._grow()
         return self
@@ -182,15 +198,21 @@ class _Tree:
     def _grow(self) -> None:
         router, found = self.router, {}
         depth = self.depth + 1
+        dist, ways, goal = self.dist, self.ways, self.goal
         for here in self.frontier:
             if not router.forwards(here, self.family):
                 continue
             for index in router.segments_of(here):
                 for member in router.segments[index].members:
-                    if member not in self.dist and member not in self.goal:
-                        self.dist[member] = depth
-                        self.next[member] = (here, index)
-                        found[member] = None
+                    seen = dist.get(member)
+                    if seen is None:
+                        if member not in goal:
+                            dist[member] = depth
+                            ways[member] = ways[here]
+                            self.next[member] = (here, index)
+                            found[member] = None
+                    elif seen == depth:
+                        ways[member] = 2
         self.frontier = sorted(found)
         self.depth = depth
 
@@ -202,17 +224,20 @@ class Router:
     def __init__(self, topology: Topology):
         self.topology = topology
         self.imds = frozenset(topology.imds_nodes)
-        self._trees: dict[tuple[int, object], _Tree] = {}
+        self._trees: dict[tuple[int, object], Tree] = {}
         self._roles: dict[tuple[str, int], tuple[Role, str | None] | None] = {}
         self._segments()
+        topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
+        self.written = bool(self._static)  # the file writes routes of its own
 
     # -- segments --------------------------------------------------------------
 
     def _segments(self) -> None:
-        """Bridges and links grouped into L2 segments (a union of bridges)."""
+        """Bridges and links grouped into L2 segments (a union of bridges).
+        (A fleet has 100,000s of links, most a segment of their own.)"""
         nodes = self.topology.nodes
-        is_bridge = {n: nodes[n].spec.layer is Layer.L2 for n in nodes}
+        bridge_set = {n for n, node in nodes.items() if node.spec.layer is Layer.L2}
         parent: dict[str, str] = {}
 
         def root(b: str) -> str:
@@ -221,39 +246,43 @@ class Router:
                 b = parent[b]
             return b
 
-        for a, b in self.topology.links:
-            if is_bridge[a] and is_bridge[b]:
+        links = self.topology.links
+        for a, b in links:
+            if a in bridge_set and b in bridge_set:
                 ra, rb = root(a), root(b)
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
-        members: dict[object, set[str]] = {}
-        bridges: dict[object, set[str]] = {}
+        bridged: dict[str, set[str]] = {}  # a bridge group's root -> its L3 members
         keys: dict[tuple[str, str], object] = {}
-        for a, b in self.topology.links:
-            if is_bridge[a] and is_bridge[b]:
-                continue
-            if is_bridge[a] or is_bridge[b]:
-                bridge, end = (a, b) if is_bridge[a] else (b, a)
-                key: object = root(bridge)
-                members.setdefault(key, set()).add(end)
+        for link in links:
+            a, b = link
+            if a in bridge_set:
+                if b in bridge_set:
+                    continue
+                key: object = root(a)
+                bridged.setdefault(key, set()).add(b)  # type: ignore[arg-type]
+            elif b in bridge_set:
+                key = root(b)
+                bridged.setdefault(key, set()).add(a)  # type: ignore[arg-type]
             else:
-                key = (a, b) if a < b else (b, a)
-                members.setdefault(key, set()).update(key)  # type: ignore[arg-type]
-            keys[(a, b)] = key
-        for name, bridge in is_bridge.items():
-            if bridge:
-                bridges.setdefault(root(name), set()).add(name)
+                key = link if a < b else (b, a)
+            keys[link] = key
+        groups: dict[str, list[str]] = {}
+        for name in bridge_set:
+            groups.setdefault(root(name), []).append(name)
         # Segments in the order of their L3 members; bridges only break ties
         # between segments with the same members, which changes no outcome.
-        order = sorted(members, key=lambda k: (sorted(members[k]),
-                                                sorted(bridges.get(k, ()))))
-        self.segments = [Segment(i, tuple(sorted(members[k])), frozenset(bridges.get(k, ())))
-                         for i, k in enumerate(order)]
+        found: list[tuple[tuple[str, ...], tuple[str, ...], object]] = [
+            (tuple(sorted(m)), tuple(sorted(groups[k])), k) for k, m in bridged.items()]
+        found += [(k, (), k) for k in set(keys.values()) if k.__class__ is tuple]  # type: ignore[misc]
+        found.sort(key=lambda f: (f[0], f[1]))
+        self.segments = [Segment(i, members, frozenset(group))
+                         for i, (members, group, _) in enumerate(found)]
         self._of: dict[str, list[int]] = {}
-        for segment in self.segments:
-            for member in segment.members:
-                self._of.setdefault(member, []).append(segment.index)
-        index = {k: i for i, k in enumerate(order)}
+        for i, (members, _, _) in enumerate(found):
+            for member in members:
+                self._of.setdefault(member, []).append(i)
+        index = {k: i for i, (_, _, k) in enumerate(found)}
         self._links = {link: index[key] for link, key in keys.items()}
 
     def link_segment(self, a: str, b: str) -> int:
@@ -340,20 +369,20 @@ class Router:
 
     # -- tables ------------------------------------------------------------------
 
-    def tree(self, family: int, goal: frozenset[str] | str) -> _Tree:
+    def tree(self, family: int, goal: frozenset[str] | str) -> Tree:
         """Next hops towards `goal` (nodes, delivered to on their segments), or
         towards one segment (an int: delivered to whoever is addressed)."""
         key = (family, goal)
         made = self._trees.get(key)
         if made is None:
             if isinstance(goal, int):
-                made = _Tree(self, family, {goal: None}, frozenset())
+                made = Tree(self, family, {goal: None}, frozenset())
             else:
                 targets: dict[int, str | None] = {}
                 for node in sorted(goal):  # type: ignore[arg-type]
                     for index in self.segments_of(node):
                         targets.setdefault(index, node)
-                made = _Tree(self, family, targets, frozenset(goal))  # type: ignore[arg-type]
+                made = Tree(self, family, targets, frozenset(goal))  # type: ignore[arg-type]
             if self._static:
                 made.complete()  # a written route may lead anywhere: know every node
             self._trees[key] = made
@@ -490,28 +519,44 @@ class Router:
         key = ("places", family)
         places = self._trees.get(key)  # type: ignore[arg-type]
         if places is None:
-            places = sorted(n for n, node in self.topology.nodes.items()
-                            if not node.runs_on and self.is_relay_stop(n, family))
+            nodes = self.topology.nodes
+            linked = (n for n, node in nodes.items()
+                      if node.spec.layer is Layer.L7 and not node.runs_on)
+            hosts = (h for h in self.topology.relay_hosts if not self.forwards(h, family))
+            places = sorted({*linked, *hosts})
             self._trees[key] = places  # type: ignore[assignment]
         return places  # type: ignore[return-value]
 
-    def _levels(self, goal: frozenset[str], family: int, here: str) -> list[frozenset[str]]:
+    def relay_at(self, place: str) -> str:
+        """The relay that handles a principal's requests at `place` without
+        `via`: a linked relay itself, else the first relay on the host by name."""
+        return self._stop(place, 4, ()).actor
+
+    def relay_levels(self, family: int, depth: int) -> list[frozenset[str]]:
+        """The first `depth` levels of relay places towards IMDS (see _levels)."""
+        return self._levels(self.imds, family, None, depth)
+
+    def _levels(self, goal: frozenset[str], family: int, here: str | None,
+                depth: int = 64) -> list[frozenset[str]]:
         """Relay places by how many relays they need to reach `goal`, up to
-        the first level `here` reaches: level 1 reaches it at L3, level k a
-        relay of level k-1."""
-        levels: list[frozenset[str]] = []
-        taken: set[str] = set(goal)
-        reached = goal
-        while True:
-            level = frozenset(r for r in self._relay_places(family)
-                              if r not in taken and r != here and self.next_hop(r, family, reached) is not None)
-            if not level:
-                return []
-            levels.append(level)
-            if self.next_hop(here, family, level) is not None:
-                return levels
-            taken |= level
-            reached = level
+        the first level `here` reaches (or `depth` levels): level 1 reaches it
+        at L3, level k a relay of level k-1. (The levels are the topology's,
+        found once.)"""
+        key = ("levels", family, goal)
+        levels: list[frozenset[str]] = self._trees.setdefault(key, [])  # type: ignore[arg-type,assignment]
+        for i in range(depth):
+            if i == len(levels):
+                taken = set(goal).union(*levels)
+                reached = levels[-1] if levels else goal
+                level = frozenset(r for r in self._relay_places(family) if r not in taken
+                                  and self.next_hop(r, family, reached) is not None)
+                if not level:
+                    return [] if here is not None else levels
+                levels.append(level)
+            if here is not None and here not in levels[i] and (
+                    self.next_hop(here, family, levels[i]) is not None):
+                return levels[:i + 1]
+        return levels[:depth] if here is None else []
 
     def _stops(self, here: str, goal: frozenset[str], family: int,
                via: tuple[str, ...]) -> list[Station] | str:
@@ -552,7 +597,8 @@ class Router:
         place = end.node
         if source == place:  # a relay in the sender's own stack: a local connection
             return (start, end), (end, start)
-        goal = frozenset({place})
+        # IMDS is one address wherever it answers: the table's entry for it.
+        goal = self.imds if end.role is Role.IMDS else frozenset({place})
         hops = self.path(source, family, goal, deliver=place)
         if isinstance(hops, str):
             return f"{hops} to {place}"

@@ -263,6 +263,11 @@ class Topology:
                 relays.setdefault(node.runs_on, []).append(name)
         return relays
 
+    @property
+    def relay_hosts(self) -> list[str]:
+        """The hosts that carry at least one relay, by name."""
+        return sorted(self._relays)
+
     def relays_on(self, host: str) -> list[str]:
         """L7 relays that run inside `host`'s network stack, by name."""
         return self._relays.get(host, [])

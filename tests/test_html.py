@@ -335,4 +335,4 @@ def test_an_unreachable_principal_is_told_not_animated():
                         [["imds", "gw"]]))[1].data()
     assert data["settings"]["1/required"]["steps"]["lone"] == [
         {"action": "outcome", "node": "lone",
-         "caption": "lone holds: none. unreachable: no valid path to an imds node."}]
+         "caption": "lone holds: none. unreachable: no route to an imds node."}]
