@@ -50,6 +50,8 @@ class Evidence:
     born: dict[int, list[TimeExceeded]] = field(default_factory=dict)
     reached: dict[int, list[TimeExceeded]] = field(default_factory=dict)
     syn_ttl: dict[int, int] = field(default_factory=dict)
+    # the TTL of the first answer segment (from port 80, with data) each port got
+    answer_ttl: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,13 +132,17 @@ class Tap:
                 self.evidence.born.setdefault(seen.port, []).append(seen)
             elif pkttype == PACKET_HOST and self.imds:
                 self.evidence.reached.setdefault(seen.port, []).append(seen)
-        elif (self.imds and pkttype == PACKET_HOST and packet.protocol == socket.IPPROTO_TCP
+        elif (pkttype == PACKET_HOST and packet.protocol == socket.IPPROTO_TCP
               and len(packet.payload) >= 14):
             tcp = packet.payload
             syn_only = tcp[13] & 0x12 == 0x02
-            if syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
+            if self.imds and syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
                 port = int.from_bytes(tcp[0:2], "big")
                 self.evidence.syn_ttl.setdefault(port, packet.ttl)
+            elif (int.from_bytes(tcp[0:2], "big") == HTTP_PORT
+                  and len(tcp) > (tcp[12] >> 4) * 4):  # an answer with data in it
+                port = int.from_bytes(tcp[2:4], "big")
+                self.evidence.answer_ttl.setdefault(port, packet.ttl)
 
     def close(self) -> None:
         self.sock.close()

@@ -24,13 +24,14 @@ from typing import Any
 from hopsim import analysis, imds
 from hopsim.analysis import Expectation, Report, Result, Verdict
 from hopsim.emulate import build, client, netns
+from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
-from hopsim.emulate.server import ImdsServer, listener
+from hopsim.emulate.server import ImdsServer, Received, listener
 from hopsim.engine import Access, Cause, Outcome
-from hopsim.http import Response
+from hopsim.http import Request, Response
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
@@ -132,6 +133,10 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
     hop_limits = sorted(set(hop_limits))
     prefix = f"{netns.run_prefix()}{next(_topology_numbers)}-"
     plan = build.plan(topology, prefix)
+    products = real.relays(plan)
+    why = real.missing(products)
+    if why:
+        raise real.ProductError(why)
     timing = Timing(namespaces=len(plan.namespaces))
     started = time.monotonic()
     try:
@@ -140,13 +145,14 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
         netns.wait_ready(plan)
         timing.build = time.monotonic() - started
         started = time.monotonic()
-        outcomes = asyncio.run(_measure(plan, hop_limits, timeout))
+        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products))
         timing.exchanges = time.monotonic() - started
         raise_if_stopped()
     finally:
         with _signals_held():
             started = time.monotonic()
             netns.delete_namespaces(netns.existing(prefix))
+            real.remove_directories(plan)
             timing.teardown = time.monotonic() - started
     return report(topology, hop_limits, outcomes), timing
 
@@ -179,13 +185,15 @@ def report(topology: Topology, hop_limits: list[int],
 class _Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float):
+    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
         self.taps: list[Tap] = []
         self.servers: dict[str, ImdsServer] = {}
         self.relays: list[RelayListener] = []
+        self.products = list(products)
+        self.daemons: list[real.Daemon] = []
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -210,9 +218,15 @@ class _Kernel:
                 sockets.append(self._listener(ns.name, 6, ns.address6))  # type: ignore[arg-type]
             await server.start(sockets)
             self.servers[name] = server
+        for product in self.products:  # the real binaries, in the relays' namespaces
+            daemon = real.Daemon(product)
+            self.daemons.append(daemon)
+            daemon.start()
+        for daemon in self.daemons:
+            await daemon.ready()
         relays: dict[str, dict] = {}
         for name, node in sorted(topology.nodes.items()):
-            if node.relay is not None:
+            if node.relay is not None and node.product is None:
                 relays.setdefault(node.runs_on or name, {})[name] = node.relay
         for place, policies in sorted(relays.items()):
             ns = plan.namespaces[place]
@@ -228,6 +242,8 @@ class _Kernel:
             tap.close()
         for service in [*self.servers.values(), *self.relays]:
             await service.stop()
+        for daemon in self.daemons:
+            daemon.stop()
 
     def timeout_of(self, flow: Flow, leg: int) -> float:
         """How long the sender of leg `leg` waits: one timeout per leg still
@@ -275,7 +291,30 @@ class _Kernel:
             return self.flows.open(principal, label, node.family, route)
 
         return await client.run(principal, node.family, open_flow, self.connect,
-                                self.timeout * max(1, len(route.legs)))
+                                self.timeout * max(1, len(route.legs)), self.addressed)
+
+    def addressed(self, flow: Flow, request: Request) -> Request:
+        return real.addressed(self.plan, flow, request) if self.products else request
+
+    def imds_port(self, flow: Flow) -> int:
+        """The source port of the connection that brought `flow` to IMDS: its
+        own last port, or the one a product chose (found by the flow's mark)."""
+        if not self.products or not real.through_products(self.plan, flow):
+            return flow.last_port
+        for server in self.servers.values():
+            for received in server.received:
+                if real.flow_mark(received.request.path) == flow.ports[0]:
+                    return received.peer[1]
+        return -1  # it never reached IMDS
+
+    def received(self, flow: Flow) -> Received | None:
+        """The request of `flow` as it reached IMDS, if it did."""
+        port = self.imds_port(flow)
+        for server in self.servers.values():
+            for received in server.received:
+                if received.peer[1] == port:
+                    return received
+        return None
 
     async def measure(self, hop_limit: int) -> dict[str, Outcome]:
         topology = self.plan.topology.with_imds(hop_limit=hop_limit)
@@ -292,7 +331,7 @@ class _Kernel:
         put = session.put
         assert put is not None
         access = session.access
-        port = put.flow.last_port
+        port = self.imds_port(put.flow)
         born = evidence.born.get(port, [])
         reached = evidence.reached.get(port, [])
         syn_ttl = evidence.syn_ttl.get(port)
@@ -352,9 +391,9 @@ def _cause(response: Response) -> Cause:
     return Cause.OTHER
 
 
-async def _measure(plan: Plan, hop_limits: list[int],
-                   timeout: float) -> dict[int, dict[str, Outcome]]:
-    kernel = _Kernel(plan, timeout)
+async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
+                   products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
+    kernel = _Kernel(plan, timeout, products)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}
