@@ -346,6 +346,8 @@ class _Kernel:
                     f"reached IMDS with TTL {syn_ttl})" if routers is not None else ""))
             else:
                 detail = response.body.strip().splitlines()[0] if response.body.strip() else ""
+                if response.status == 200:  # a relay that answers 200 whatever it got
+                    detail = f"no token in it: {detail[:40]!r}" if detail else "empty"
                 parts.append(f"PUT answered {response.status} {response.phrase}"
                              + (f" ({detail})" if detail and detail != response.phrase else ""))
                 cause = _cause(response)

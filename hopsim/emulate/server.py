@@ -29,7 +29,9 @@ READ_TIMEOUT = 2.0
 
 
 def is_token(request: Request, response: Response) -> bool:
-    return (request.method == "PUT" and request.path == imds.TOKEN_PATH
+    # The query is not part of the path IMDS answers for (a request through a
+    # product carries hopsim's flow mark there).
+    return (request.method == "PUT" and request.path.split("?", 1)[0] == imds.TOKEN_PATH
             and response.status == 200)
 
 
