@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -441,3 +442,14 @@ def test_the_measured_rows_say_where_the_model_differs():
                                     "the model gives the attacker token"]
     (row,) = products_report.measured_rows([measured])
     assert row[-1] == "the model adds no X-Forwarded-For; the model gives the attacker token"
+
+
+def test_a_signal_one_run_took_does_not_stop_the_next():
+    # Found when these tests ran after test_emulate's stopped run in one
+    # process: its SIGTERM, kept, stopped every later emulate at its first check.
+    from hopsim.emulate import raise_if_stopped, stopping_on_signals
+    from hopsim.emulate.run import Stopped
+
+    with pytest.raises(Stopped), stopping_on_signals():
+        signal.raise_signal(signal.SIGTERM)
+    raise_if_stopped()  # nothing: that signal was this context's

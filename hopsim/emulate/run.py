@@ -74,6 +74,7 @@ def stopping_on_signals() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
         sys.unraisablehook = hook
+        _received.clear()  # a signal this context took must not stop a later run
 
 
 def raise_if_stopped() -> None:
