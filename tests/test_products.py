@@ -316,6 +316,22 @@ def test_the_real_binaries_confirm_every_product_topology(path):
         assert not check.disagreements, _disagreements(check)
         assert check.measured.failed == [], f"IPv{family}: {check.measured.failed}"
         assert len(check.measured.expectations) == 3 * len(topology.principals)
+    # What-if IMDSv1 is on (or off): the fallback GET through the product.
+    other = "required" if topology.nodes["imds"].imds.http_tokens == "optional" else "optional"
+    check = verify_one(topology.with_imds(http_tokens=other), (1,), 4)
+    assert not check.disagreements, _disagreements(check)
+
+
+@pytest.mark.kernel
+def test_a_missing_binary_is_one_line_with_the_package_to_install(monkeypatch):
+    if netns.missing():
+        pytest.skip(f"needs the kernel: {netns.missing()}")
+    monkeypatch.setattr(real, "_which", lambda program: None)
+    path = TOPOLOGIES / "products" / "modsecurity-waf.yaml"
+    result = run("verify", str(path))
+    assert result.exit_code == 2
+    assert (f"error: {path}: waf is modsecurity-crs, whose binary 'apache2' is not installed: "
+            "apt-get install apache2 libapache2-mod-security2 modsecurity-crs") in result.output
 
 
 ROUTED = """
