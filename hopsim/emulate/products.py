@@ -509,14 +509,17 @@ class Daemon:
 
     def start(self) -> None:
         relay = self.relay
-        shutil.rmtree(relay.directory, ignore_errors=True)
-        relay.directory.mkdir(parents=True)
+        base = relay.directory.parent
+        try:
+            base.mkdir(mode=0o755)
+        except FileExistsError:
+            # The run's own (another relay made it), never one planted in /tmp.
+            if base.is_symlink() or base.stat().st_uid != os.geteuid():
+                raise ProductError(f"{base} exists and is not this run's: remove it") from None
+        relay.directory.mkdir()
         # Products drop root for their workers (nginx: nobody, Squid: proxy):
         # they write their logs and temporary files here.
-        for folder in [relay.directory, *relay.directory.parents]:
-            if folder == Path(tempfile.gettempdir()):
-                break
-            folder.chmod(0o777)
+        relay.directory.chmod(0o777)
         for name, text in relay.files().items():
             (relay.directory / name).write_text(text)
         env = {**os.environ, **relay.environment()}

@@ -299,21 +299,20 @@ class _Kernel:
 
     def imds_port(self, flow: Flow) -> int:
         """The source port of the connection that brought `flow` to IMDS: its
-        own last port, or the one a product chose (found by the flow's mark)."""
+        own last port, or the one a product chose (-1: it never got there)."""
         if not self.products or not real.through_products(self.plan, flow):
             return flow.last_port
-        for server in self.servers.values():
-            for received in server.received:
-                if real.flow_mark(received.request.path) == flow.ports[0]:
-                    return received.peer[1]
-        return -1  # it never reached IMDS
+        received = self.received(flow)
+        return received.peer[1] if received else -1
 
     def received(self, flow: Flow) -> Received | None:
-        """The request of `flow` as it reached IMDS, if it did."""
-        port = self.imds_port(flow)
+        """The request of `flow` as it reached IMDS, if it did: found by the
+        mark a flow through products carries, else by its last port."""
+        marked = bool(self.products) and real.through_products(self.plan, flow)
         for server in self.servers.values():
             for received in server.received:
-                if received.peer[1] == port:
+                if (real.flow_mark(received.request.path) == flow.ports[0] if marked
+                        else received.peer[1] == flow.last_port):
                     return received
         return None
 
