@@ -867,6 +867,55 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
 
 
 @main.command()
+@click.option("--verify", "measure", is_flag=True,
+              help="Run each product's real binary in namespaces and print what it did.")
+@click.option("--format", "output_format", type=click.Choice(["table", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--timeout", type=click.FloatRange(0.05, 30.0),
+              default=emulation.DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the attacker waits for an answer, with --verify.")
+def products(measure: bool, output_format: str, timeout: float) -> None:
+    """The real relays a node can name with `product:` (docs/products.md).
+
+    Without --verify: hopsim's model of each product in each mode, the
+    defaults that decide the token exchange. With --verify: each product
+    (Debian's package) run open to an attacker on the instance at hop limit
+    1; what reached IMDS, the headers it added or dropped, what the attacker
+    got, the TTL of its answer, and where the model differs. Exit 1 when it
+    does.
+    """
+    from hopsim.emulate import survey
+    from hopsim.report import products as products_report
+
+    if not measure:
+        columns, rows = products_report.DEFAULTS, products_report.defaults_rows()
+        footer, differ = None, False
+    else:
+        with emulation.stopping_on_signals():
+            try:
+                _kernel_ready()
+                measured = survey.survey(timeout)
+                emulation.raise_if_stopped()
+            except emulation.Stopped as stop:
+                _stopped(stop)
+            except emulation.PlanError as error:
+                click.echo(f"error: {error}", err=True)
+                sys.exit(EXIT_BAD_INPUT)
+        columns, rows = products_report.MEASURED, products_report.measured_rows(measured)
+        footer = products_report.summary(measured)
+        differ = any(m.differences for m in measured)
+    if output_format == "markdown":
+        click.echo(products_report.markdown(columns, rows), nl=False)
+        if footer:
+            click.echo(f"\n{footer}")
+    else:
+        out = table.console()
+        out.print(products_report.measured_lines(measured) if measure
+                  else products_report.table(out, columns, rows))
+    sys.exit(EXIT_FINDING if differ else EXIT_OK)
+
+
+@main.command()
 @click.argument("scenario", required=False)
 @click.option("--list", "list_scenarios", is_flag=True,
               help="List the scenarios, one line each, and exit.")

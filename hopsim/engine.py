@@ -69,7 +69,7 @@ class Cause(str, Enum):
     """What kept the token from a principal."""
 
     TTL = "ttl"  # the token response died at a router: the hop limit
-    METHOD = "method"  # a relay refused the PUT (405): the PUT requirement
+    METHOD = "method"  # a relay refused the PUT, or sent it as a GET: the PUT requirement
     XFF = "x-forwarded-for"  # a relay added X-Forwarded-For: IMDS refused the PUT
     TTL_HEADER = "ttl-header"  # a relay dropped the ttl header: IMDS answered 400
     DISABLED = "endpoint-disabled"  # http_endpoint: disabled
@@ -100,7 +100,8 @@ class Outcome:
     cause: Cause | None = None  # what kept the token away (None: it holds one)
     by: tuple[str, ...] = ()  # the relays that did it, for METHOD, XFF, TTL_HEADER
     status: int | None = None  # the HTTP status that refused the token request
-    allowed: str | None = None  # the methods a relay that answered 405 passes
+    allowed: str | None = None  # the methods a relay that refused the PUT passes
+    sent_as: str | None = None  # the method a relay turned the PUT into (an SSRF app's GET)
     unreachable: str | None = None  # why there is no way to IMDS
     fallback: str | None = None  # what the IMDSv1 fallback GET got
     path: tuple[str, ...] = ()  # the request's stations but bridges, principal to IMDS
@@ -112,8 +113,11 @@ class Outcome:
         cause, by = self.cause, ", ".join(self.by)
         if cause is Cause.UNREACHABLE:
             return self.unreachable
+        if cause is Cause.METHOD and self.sent_as:
+            return (f"{by} sent the PUT as a {self.sent_as}: IMDS answered {self.status} "
+                    "(the token needs a PUT)")
         if cause is Cause.METHOD:
-            return f"PUT refused by {by} (405): it passes only {self.allowed}"
+            return f"PUT refused by {by} ({self.status or 405}): it passes only {self.allowed}"
         if cause is Cause.DISABLED:
             return "IMDS refused the PUT (403): http_endpoint is disabled"
         if cause is Cause.XFF:
@@ -178,7 +182,9 @@ class _Notes:
 
     xff_by: list[str] = field(default_factory=list)
     stripped_by: list[str] = field(default_factory=list)
-    refused_by: str | None = None  # the relay that refused the method (405)
+    refused_by: str | None = None  # the relay that refused the method
+    allowed: str | None = None  # the methods that relay passes
+    sent_as: tuple[str, str] | None = None  # (relay, method) a relay sent a PUT as
     dropped_at: str | None = None  # router that dropped the response to the principal
     token_issued: bool = False  # IMDS answered 200 to the PUT
 
@@ -325,9 +331,10 @@ class _Walker:
         assert policy is not None
         if not policy.allows(request.method):
             notes.refused_by = end.actor
+            notes.allowed = ", ".join(policy.methods or ())
             refusal = policy.refusal()
             self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
-                      f"405: {end.actor} passes only {refusal.header('Allow')}")
+                      f"{refusal.status}: {end.actor} passes only {notes.allowed}")
             return refusal, imds.DEFAULT_TTL
         upstream = self.relayed(request, end, notes, client)
         response = self.serve(leg_index + 1, upstream, notes)
@@ -346,6 +353,8 @@ class _Walker:
             notes.stripped_by.append(station.actor)
         if policy.adds_xff:
             notes.xff_by.append(station.actor)
+        if upstream.method != request.method and request.method == "PUT":
+            notes.sent_as = notes.sent_as or (station.actor, upstream.method)
         return upstream
 
     def request(self, request: Request) -> tuple[Response | None, _Notes]:
@@ -410,7 +419,10 @@ def _refusal(response: Response | None, notes: _Notes,
     status = response.status
     if notes.refused_by:
         return {"cause": Cause.METHOD, "by": (notes.refused_by,), "status": status,
-                "allowed": response.header("Allow") or "other methods"}
+                "allowed": notes.allowed or "other methods"}
+    if notes.sent_as:
+        return {"cause": Cause.METHOD, "by": (notes.sent_as[0],), "status": status,
+                "sent_as": notes.sent_as[1]}
     if status == 403 and settings.http_endpoint == "disabled":
         return {"cause": Cause.DISABLED, "status": status}
     if status == 403 and notes.xff_by:

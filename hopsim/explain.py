@@ -73,6 +73,9 @@ def story(topology: Topology, o: Outcome) -> str:
         text = (f"The hop limit stops {o.node}: the token response leaves IMDS with TTL {h} "
                 f"and dies at {o.dropped_at}{to} (ICMP Time Exceeded), as it has "
                 f"{_routers(k)} to cross and {budget}.")
+    elif o.cause is Cause.METHOD and o.sent_as:
+        text = (f"The PUT requirement stops {o.node}: {o.by[0]} sends every request as a "
+                f"{o.sent_as}, and IMDS gives tokens only to a PUT.")
     elif o.cause is Cause.METHOD:
         text = (f"The PUT requirement stops {o.node}: {o.by[0]} does not pass PUT, so the "
                 "token request never reaches IMDS.")

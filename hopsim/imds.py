@@ -71,6 +71,12 @@ def issue_token(instance: str, ttl_seconds: int, now: float) -> str:
     return f"AQAE{claim}.{_sign(instance, expires)}"
 
 
+def is_token(text: str) -> bool:
+    """Whether `text` is a token as issue_token makes them (whoever it is for)."""
+    claim, dot, mac = text.partition(".")
+    return text.startswith("AQAE") and bool(dot) and len(mac) == 32 and claim.isascii()
+
+
 def token_is_valid(token: str, instance: str, now: float) -> bool:
     """[C] A token is valid only on the instance that issued it, until its TTL ends."""
     if not token.isascii() or not token.startswith("AQAE") or "." not in token:

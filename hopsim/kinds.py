@@ -3,13 +3,17 @@
 Facts behind it (../shared/imds-facts.md): Linux forwarding decrements the TTL
 and drops at TTL <= 1 with an ICMP Time Exceeded [C]; bridges never touch the
 TTL [C]; NATs and tunnels decrement like routers [U]; L7 relays end the TCP
-connection and re-send with their own TTL [U].
+connection and re-send with their own TTL [U]. The generic relays' defaults
+are the ones that protect least: a relay whose behaviour a file does not state
+is not assumed to add X-Forwarded-For (nginx, HAProxy, tinyproxy and Apache's
+forward proxy do not [M]); a named product sets them all (hopsim.products).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from http import HTTPStatus
 
 from hopsim.http import Request, Response
 from hopsim.imds import XFF_HEADER
@@ -32,23 +36,30 @@ class RelayPolicy:
     methods: tuple[str, ...] | None  # None: any method
     adds_xff: bool
     forwards_headers: bool
+    refusal_status: int = 405  # its answer to a method it does not pass (ModSecurity: 403)
+    sends_method: str | None = None  # the method it always sends upstream (an SSRF fetch: GET)
 
     def allows(self, method: str) -> bool:
         return self.methods is None or method in self.methods
 
     def refusal(self) -> Response:
         """The answer to a method it does not pass."""
-        return Response(405, (("Allow", ", ".join(self.methods or ())),),
-                        "Method Not Allowed\n")
+        if self.refusal_status == 405:
+            return Response(405, (("Allow", ", ".join(self.methods or ())),),
+                            "Method Not Allowed\n")
+        return Response(self.refusal_status, (), f"{HTTPStatus(self.refusal_status).phrase}\n")
 
     def upstream(self, request: Request, client: str) -> Request:
         """The request it sends on for `request`, received from address `client`.
 
-        Without forwards_headers it builds its own headers (an SSRF fetch: no
-        X-aws-ec2-metadata-token*); with adds_xff it adds the client to
+        With sends_method it sends that method whatever it received (PHP's
+        file_get_contents GETs); without forwards_headers it builds its own
+        headers (an SSRF fetch: no X-aws-ec2-metadata-token*); with adds_xff it adds the client to
         X-Forwarded-For, after any earlier relay's entry.
         """
-        upstream = request if self.forwards_headers else Request(request.method, request.path)
+        method = self.sends_method or request.method
+        upstream = (replace(request, method=method) if self.forwards_headers
+                    else Request(method, request.path))
         if self.adds_xff:
             previous = upstream.header(XFF_HEADER)
             upstream = upstream.with_header(XFF_HEADER,
@@ -70,7 +81,7 @@ class Kind:
 
 # Every node with an IP stack has a routing table (a bridge has none).
 _TABLE = frozenset({"gateway", "routes"})
-_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers"}) | _TABLE
+_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode"}) | _TABLE
 IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
 
 KINDS: dict[str, Kind] = {
@@ -92,7 +103,7 @@ KINDS: dict[str, Kind] = {
         Kind("tunnel", Layer.L3, False, "a VPN or overlay endpoint: routes the inner packet",
              keys=_TABLE),
         Kind("proxy", Layer.L7, False, "a reverse or forward proxy: re-sends with TTL 64",
-             relay=RelayPolicy(ANY_METHOD, adds_xff=True, forwards_headers=True),
+             relay=RelayPolicy(ANY_METHOD, adds_xff=False, forwards_headers=True),
              keys=_RELAY_KEYS, can_run_on_host=True),
         Kind("waf", Layer.L7, False, "a web application firewall: GET, HEAD, POST only",
              relay=RelayPolicy(("GET", "HEAD", "POST"), adds_xff=False, forwards_headers=True),

@@ -37,6 +37,7 @@ from hopsim.kinds import (
     Layer,
     RelayPolicy,
 )
+from hopsim.products import MODES, PRODUCTS, mode_problem
 from hopsim.source import (
     MAX_FILE_BYTES,
     MAX_JSON_BYTES,
@@ -128,6 +129,11 @@ KIND_FIELDS = {
                      "forwards)"),
     "routes": Field("routes", dict, "destination node (or `imds`) -> the neighbour to send it "
                     "to; overrides the computed table"),
+    "product": Field("product", str, "the real relay it is: sets every default above "
+                     "(keys written on the node still override); docs/products.md",
+                     choices=tuple(PRODUCTS)),
+    "mode": Field("mode", str, "how a product that is both relays: reverse or forward",
+                  choices=MODES),
     **{f.name: f for f in IMDS_FIELDS},
     "replicas": Field("replicas", int, "this many identical copies of the node, each with "
                       "its links (NODE#1 .. NODE#N); analysed once, reported together",
@@ -176,6 +182,8 @@ class Node:
     imds: ImdsSettings | None = None
     description: str = ""
     instance: str | None = None  # an imds node's real instance, for --settings
+    product: str | None = None  # the real relay it is (hopsim.products)
+    mode: str | None = None  # reverse or forward, for a product that is both
     replicas: int = 1  # the identical copies it stands for: its own times its unit's count
     gateway: str | None = None  # its default route's next hop, as written
     routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
@@ -694,6 +702,13 @@ def _check_node(check: _Checker, name: str, raw: dict[str, Any],
             raw.pop("methods")
         else:
             raw["methods"] = methods
+    if "product" in raw:
+        problem = mode_problem(raw["product"], raw.get("mode"), spec.name)
+        if problem:
+            check.add(path + ("mode" if "mode" in raw else "product",), problem)
+            raw.pop("product")
+    elif "mode" in raw:
+        check.add(path + ("mode",), "mode goes with product (e.g. product: apache)")
     if raw["kind"] == "host" and raw.get("masquerade") and not raw.get("forwarding"):
         check.add(path + ("masquerade",), "masquerade needs forwarding: true")
     if raw["kind"] == "nat" and raw.get("masquerade") is False:
@@ -874,11 +889,15 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
         raw = nodes[name]
         spec = KINDS[raw["kind"]]
         relay = None
+        product = raw.get("product")
         if spec.relay is not None:
+            base = (PRODUCTS[product].setup(raw.get("mode")).policy if product
+                    else spec.relay)
             relay = RelayPolicy(
-                methods=raw.get("methods", spec.relay.methods),
-                adds_xff=raw.get("adds_xff", spec.relay.adds_xff),
-                forwards_headers=raw.get("forwards_headers", spec.relay.forwards_headers),
+                methods=raw.get("methods", base.methods),
+                adds_xff=raw.get("adds_xff", base.adds_xff),
+                forwards_headers=raw.get("forwards_headers", base.forwards_headers),
+                refusal_status=base.refusal_status, sends_method=base.sends_method,
             )
         imds = None
         if spec.name == "imds":
@@ -894,6 +913,8 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=_masquerade(raw.get("masquerade", False)), relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
+            product=product, mode=(PRODUCTS[product].setup(raw.get("mode")).mode
+                                   if product else None),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
             gateway=raw.get("gateway"), routes=tuple(raw.get("routes", {}).items()),
         )

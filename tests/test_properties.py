@@ -73,7 +73,7 @@ VIA_COLOCATED_RELAY = {
     "nodes": {
         "imds": {"kind": "imds"},
         "a": {"kind": "host", "via": ["squid"]},
-        "squid": {"kind": "proxy", "runs_on": "a"},
+        "squid": {"kind": "proxy", "runs_on": "a", "adds_xff": True},
     },
     "links": [["imds", "a"]],
 }
@@ -90,7 +90,7 @@ VIA_TWO_RELAYS_ON_ONE_HOST = {
         "imds": {"kind": "imds"},
         "h": {"kind": "host"},
         "p1": {"kind": "proxy", "runs_on": "h", "adds_xff": False},
-        "p2": {"kind": "proxy", "runs_on": "h"},
+        "p2": {"kind": "proxy", "runs_on": "h", "adds_xff": True},
         "c": {"kind": "container", "via": ["p1", "p2"]},
     },
     "links": [["imds", "h"], ["h", "c"]],

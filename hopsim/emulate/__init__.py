@@ -11,6 +11,7 @@ real clients; the result is an analysis.Report, as the simulator's is.
 Needs root, iproute2 and nftables (`missing()` says what is not there).
 """
 
+from hopsim.emulate import products
 from hopsim.emulate.build import MAX_NAMESPACES, PlanError, plan
 from hopsim.emulate.netns import KernelError, delete_namespaces, leftovers, missing, run_prefix
 from hopsim.emulate.run import (
@@ -35,8 +36,10 @@ __all__ = [
 
 
 def commands(topology: Topology, prefix: str | None = None) -> list[str]:
-    """The shell commands `emulate` would run to build `topology` (a dry run)."""
-    return list(plan(topology, prefix or f"{run_prefix()}0-").commands())
+    """The shell commands `emulate` would run to build `topology` (a dry run),
+    and to start the real products among its relays."""
+    built = plan(topology, prefix or f"{run_prefix()}0-")
+    return list(built.commands()) + products.commands(products.relays(built))
 
 
 def cleanup() -> tuple[list[str], list[str]]:

@@ -197,19 +197,30 @@ class Plan:
 
     def destination(self, place: str | None, sender: str, family: int) -> str:
         """The address `sender` connects to to reach the relay at `place` (or
-        IMDS, None): its address on the segment the sender's table reaches it by."""
+        IMDS, None): its address on the segment the sender's table reaches it
+        by; from the relay's own stack, the address its other clients use."""
         if place is None or place in self.router.imds:
             return imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
         sender = self.topology.nodes[sender].runs_on or sender
         if sender == place:
-            return "127.0.0.1" if family == 4 else "::1"
+            return self.service_address(place, family)
         hops = self.router.path(sender, family, frozenset({place}), deliver=place)
+        if isinstance(hops, str) or not hops:
+            return self.service_address(place, family)
+        return self.address_on(place, hops[-1][1], family)
+
+    def service_address(self, place: str, family: int) -> str:
+        """The address a relay's clients reach it on: that of the segment the
+        first of them (by name) arrives on, else its first segment's."""
+        for principal, route in sorted(self.routes.items()):
+            for leg in route.legs if route.stations else ():
+                sender = self.topology.nodes[leg[0].actor].runs_on or leg[0].actor
+                if leg[-1].node == place and sender != place:
+                    return self.destination(place, leg[0].actor, family)
         segments = self.router.segments_of(place)
-        segment = hops[-1][1] if not isinstance(hops, str) and hops else (
-            segments[0] if segments else None)
-        if segment is None:
+        if not segments:
             return "127.0.0.1" if family == 4 else "::1"
-        return self.address_on(place, segment, family)
+        return self.address_on(place, segments[0], family)
 
     def node_at(self, address: str) -> str | None:
         """The node (with links) that owns `address`: how an ICMP source is named."""

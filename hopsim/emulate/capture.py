@@ -62,6 +62,8 @@ class Evidence:
     forwarded: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     # flow port -> (node, TTL out) for each namespace that forwarded a request's SYN
     request: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    # the TTL of the first answer segment (from port 80, with data) each port got
+    answer_ttl: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,13 +159,17 @@ class Tap:
                 # A request's SYN leaving with less than the TTL it was sent
                 # with: forwarded here.
                 self._forwarded(self.evidence.request, ports[0], packet.ttl)
-        elif (self.imds and pkttype == PACKET_HOST and packet.protocol == socket.IPPROTO_TCP
+        elif (pkttype == PACKET_HOST and packet.protocol == socket.IPPROTO_TCP
               and len(packet.payload) >= 14):
             tcp = packet.payload
             syn_only = tcp[13] & 0x12 == 0x02
-            if syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
+            if self.imds and syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
                 port = int.from_bytes(tcp[0:2], "big")
                 self.evidence.syn_ttl.setdefault(port, packet.ttl)
+            elif (int.from_bytes(tcp[0:2], "big") == HTTP_PORT
+                  and len(tcp) > (tcp[12] >> 4) * 4):  # an answer with data in it
+                port = int.from_bytes(tcp[2:4], "big")
+                self.evidence.answer_ttl.setdefault(port, packet.ttl)
 
     def _forwarded(self, found: dict[int, list[tuple[str, int]]], port: int, ttl: int) -> None:
         seen = found.setdefault(port, [])

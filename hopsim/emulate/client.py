@@ -50,16 +50,27 @@ class Session:
 
     @property
     def access(self) -> Access:
-        if self.put and self.put.response and self.put.response.status == 200:
+        """What the client holds, read off the bodies: a relay may answer 200
+        with nothing in it (an SSRF app whose fetch failed)."""
+        put, fallback = self.put, self.fallback
+        if put and put.response and put.response.status == 200 and imds.is_token(
+                put.response.body):
             return Access.TOKEN
-        if self.fallback and self.fallback.response and self.fallback.response.status == 200:
+        if (fallback and fallback.response and fallback.response.status == 200
+                and imds.ROLE in fallback.response.body):
             return Access.CREDENTIALS
         return Access.NONE
 
 
+def as_is(_flow: Flow, request: Request) -> Request:
+    return request
+
+
 async def fetch(open_flow: Callable[[str], Flow], connect: Connector, label: str,
-                request: Request, timeout: float) -> Attempt:
+                request: Request, timeout: float,
+                address: Callable[[Flow, Request], Request] = as_is) -> Attempt:
     flow = open_flow(label)
+    request = address(flow, request)
     start = time.monotonic()
 
     def attempt(response: Response | None, error: str | None) -> Attempt:
@@ -81,18 +92,21 @@ async def fetch(open_flow: Callable[[str], Flow], connect: Connector, label: str
 
 
 async def run(principal: str, family: int, open_flow: Callable[[str], Flow],
-              connect: Connector, timeout: float) -> Session:
-    """The IMDSv2 exchange of one principal, then the IMDSv1 fallback if needed."""
+              connect: Connector, timeout: float,
+              address: Callable[[Flow, Request], Request] = as_is) -> Session:
+    """The IMDSv2 exchange of one principal, then the IMDSv1 fallback if needed.
+    `address` makes each request what the first station on its flow takes."""
     session = Session(principal, family)
-    session.put = await fetch(open_flow, connect, "PUT token", imds.token_request(), timeout)
+    session.put = await fetch(open_flow, connect, "PUT token", imds.token_request(), timeout,
+                              address)
     session.attempts.append(session.put)
     if session.access is Access.TOKEN:
         token = session.put.response.body  # type: ignore[union-attr]
         session.with_token = await fetch(open_flow, connect, "GET with token",
-                                         imds.credentials_request(token), timeout)
+                                         imds.credentials_request(token), timeout, address)
         session.attempts.append(session.with_token)
         return session
     session.fallback = await fetch(open_flow, connect, "GET without token",
-                                   imds.credentials_request(None), timeout)
+                                   imds.credentials_request(None), timeout, address)
     session.attempts.append(session.fallback)
     return session

@@ -27,6 +27,7 @@ import ctypes
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -108,12 +109,44 @@ def add_namespaces(names: Iterable[str]) -> None:
 
 
 def delete_namespaces(names: Iterable[str]) -> None:
-    """Delete namespaces of ours; each is gone with its links, routes and rules."""
+    """Delete namespaces of ours; each is gone with its links, routes and rules,
+    and with any process still running in it (a product's daemon)."""
     names = [n for n in names if _ours(n)]
     if names:
+        kill_processes_in(names)
         # -force: carry on past one that is already gone.
         subprocess.run([tool("ip"), "-force", "-batch", "-"], capture_output=True, text=True,
                        input="".join(f"netns delete {n}\n" for n in names), check=False)
+
+
+def kill_processes_in(names: Iterable[str]) -> list[int]:
+    """SIGKILL every process whose network namespace is one of ours in `names`
+    (a namespace outlives its name while a process holds it). Returns their pids."""
+    inodes = set()
+    for name in names:
+        if _ours(name):
+            try:
+                inodes.add(os.stat(NETNS_DIR / name).st_ino)
+            except OSError:
+                continue
+    killed = []
+    if not inodes:
+        return killed
+    own = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            inode = os.stat(entry / "ns" / "net").st_ino
+        except OSError:
+            continue
+        if inode in inodes:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except OSError:
+                pass
+    return killed
 
 
 def existing(prefix: str = "hs") -> list[str]:

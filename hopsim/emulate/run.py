@@ -24,13 +24,14 @@ from typing import Any
 from hopsim import analysis, imds
 from hopsim.analysis import Expectation, Report, Result, Verdict
 from hopsim.emulate import build, client, netns
+from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
-from hopsim.emulate.server import ImdsServer, listener
+from hopsim.emulate.server import ImdsServer, Received, listener
 from hopsim.engine import Access, Cause, Outcome
-from hopsim.http import Response
+from hopsim.http import Request, Response
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
@@ -73,6 +74,7 @@ def stopping_on_signals() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
         sys.unraisablehook = hook
+        _received.clear()  # a signal this context took must not stop a later run
 
 
 def raise_if_stopped() -> None:
@@ -132,6 +134,10 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
     hop_limits = sorted(set(hop_limits))
     prefix = f"{netns.run_prefix()}{next(_topology_numbers)}-"
     plan = build.plan(topology, prefix)
+    products = real.relays(plan)
+    why = real.missing(products)
+    if why:
+        raise real.ProductError(why)
     timing = Timing(namespaces=len(plan.namespaces))
     started = time.monotonic()
     try:
@@ -140,13 +146,14 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
         netns.wait_ready(plan)
         timing.build = time.monotonic() - started
         started = time.monotonic()
-        outcomes = asyncio.run(_measure(plan, hop_limits, timeout))
+        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products))
         timing.exchanges = time.monotonic() - started
         raise_if_stopped()
     finally:
         with _signals_held():
             started = time.monotonic()
             netns.delete_namespaces(netns.existing(prefix))
+            real.remove_directories(plan)
             timing.teardown = time.monotonic() - started
     return report(topology, hop_limits, outcomes), timing
 
@@ -179,13 +186,15 @@ def report(topology: Topology, hop_limits: list[int],
 class _Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float):
+    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
         self.taps: list[Tap] = []
         self.servers: dict[str, ImdsServer] = {}
         self.relays: list[RelayListener] = []
+        self.products = list(products)
+        self.daemons: list[real.Daemon] = []
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -209,9 +218,15 @@ class _Kernel:
                        for address in ns.endpoint]
             await server.start(sockets)
             self.servers[name] = server
+        for product in self.products:  # the real binaries, in the relays' namespaces
+            daemon = real.Daemon(product)
+            self.daemons.append(daemon)
+            daemon.start()
+        for daemon in self.daemons:
+            await daemon.ready()
         relays: dict[str, dict] = {}
         for name, node in sorted(topology.nodes.items()):
-            if node.relay is not None:
+            if node.relay is not None and node.product is None:
                 relays.setdefault(node.runs_on or name, {})[name] = node.relay
         for place, policies in sorted(relays.items()):
             ns = plan.namespaces[place]
@@ -229,6 +244,8 @@ class _Kernel:
             tap.close()
         for service in [*self.servers.values(), *self.relays]:
             await service.stop()
+        for daemon in self.daemons:
+            daemon.stop()
 
     def timeout_of(self, flow: Flow, leg: int) -> float:
         """How long the sender of leg `leg` waits: one timeout per leg still
@@ -273,7 +290,29 @@ class _Kernel:
             return self.flows.open(principal, label, node.family, route)
 
         return await client.run(principal, node.family, open_flow, self.connect,
-                                self.timeout * max(1, len(route.legs)))
+                                self.timeout * max(1, len(route.legs)), self.addressed)
+
+    def addressed(self, flow: Flow, request: Request) -> Request:
+        return real.addressed(self.plan, flow, request) if self.products else request
+
+    def imds_port(self, flow: Flow) -> int:
+        """The source port of the connection that brought `flow` to IMDS: its
+        own last port, or the one a product chose (-1: it never got there)."""
+        if not self.products or not real.through_products(self.plan, flow):
+            return flow.last_port
+        received = self.received(flow)
+        return received.peer[1] if received else -1
+
+    def received(self, flow: Flow) -> Received | None:
+        """The request of `flow` as it reached IMDS, if it did: found by the
+        mark a flow through products carries, else by its last port."""
+        marked = bool(self.products) and real.through_products(self.plan, flow)
+        for server in self.servers.values():
+            for received in server.received:
+                if (real.flow_mark(received.request.path) == flow.ports[0] if marked
+                        else received.peer[1] == flow.last_port):
+                    return received
+        return None
 
     async def measure(self, hop_limit: int) -> dict[str, Outcome]:
         topology = self.plan.topology.with_imds(hop_limit=hop_limit)
@@ -290,7 +329,7 @@ class _Kernel:
         put = session.put
         assert put is not None
         access = session.access
-        port = put.flow.last_port
+        port = self.imds_port(put.flow)
         born = evidence.born.get(port, [])
         reached = evidence.reached.get(port, [])
         syn_ttl = evidence.syn_ttl.get(port)
@@ -314,6 +353,8 @@ class _Kernel:
                     f"reached IMDS with TTL {syn_ttl})" if routers is not None else ""))
             else:
                 detail = response.body.strip().splitlines()[0] if response.body.strip() else ""
+                if response.status == 200:  # a relay that answers 200 whatever it got
+                    detail = f"no token in it: {detail[:40]!r}" if detail else "empty"
                 parts.append(f"PUT answered {response.status} {response.phrase}"
                              + (f" ({detail})" if detail and detail != response.phrase else ""))
                 cause = _cause(response)
@@ -365,9 +406,9 @@ def _cause(response: Response) -> Cause:
     return Cause.OTHER
 
 
-async def _measure(plan: Plan, hop_limits: list[int],
-                   timeout: float) -> dict[int, dict[str, Outcome]]:
-    kernel = _Kernel(plan, timeout)
+async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
+                   products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
+    kernel = _Kernel(plan, timeout, products)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}

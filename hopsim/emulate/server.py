@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from dataclasses import dataclass
 
 from hopsim import imds
 from hopsim.emulate.wire import Service, read_message
@@ -28,7 +29,9 @@ READ_TIMEOUT = 2.0
 
 
 def is_token(request: Request, response: Response) -> bool:
-    return (request.method == "PUT" and request.path == imds.TOKEN_PATH
+    # The query is not part of the path IMDS answers for (a request through a
+    # product carries hopsim's flow mark there).
+    return (request.method == "PUT" and request.path.split("?", 1)[0] == imds.TOKEN_PATH
             and response.status == 200)
 
 
@@ -40,6 +43,22 @@ def limit_ttl(sock: socket.socket, hop_limit: int) -> None:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, hop_limit)
 
 
+@dataclass(frozen=True)
+class Received:
+    """A request as it reached IMDS: what the relays on the way made of it."""
+
+    peer: tuple[str, int]  # the address and port its connection came from
+    raw: bytes  # its head and body, as sent
+
+    @property
+    def request(self) -> Request:
+        return parse_request(self.raw)
+
+    def header_names(self) -> list[str]:
+        head = self.raw.partition(b"\r\n\r\n")[0].decode("utf-8", "replace")
+        return [line.partition(":")[0].strip() for line in head.split("\r\n")[1:] if line]
+
+
 class ImdsServer(Service):
     """One instance's metadata service. `settings` may change between
     requests (hopsim emulate sweeps the hop limit without rebuilding)."""
@@ -48,6 +67,7 @@ class ImdsServer(Service):
         super().__init__()
         self.settings = settings
         self.instance = instance
+        self.received: list[Received] = []  # every request, in the order they came
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -55,6 +75,7 @@ class ImdsServer(Service):
             request = parse_request(raw)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, OSError):
             return
+        self.received.append(Received(writer.get_extra_info("peername")[:2], raw))
         response = imds.respond(request, self.settings, instance=self.instance, now=time.time())
         if is_token(request, response):
             limit_ttl(writer.get_extra_info("socket"), self.settings.hop_limit)

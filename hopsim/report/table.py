@@ -208,6 +208,8 @@ def show(out: Console, topology: Topology) -> RenderableType:
             details.append(f"runs on {node.runs_on}")
         if node.forwarding:
             details.append("forwarding" + (", masquerade" if node.masquerade else ""))
+        if node.product:
+            details.append(f"product {node.product}" + (f" ({node.mode})" if node.mode else ""))
         if node.relay:
             methods = ",".join(node.relay.methods) if node.relay.methods else "any"
             details.append(f"methods {methods}; adds XFF {str(node.relay.adds_xff).lower()};"
