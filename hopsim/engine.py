@@ -380,8 +380,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     token_routers = route.token_routers
     receiver = route.legs[-1][0].actor
     base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
-                    receiver=receiver, path=tuple(s.actor for s in route.stations
-                                                  if s.role is not Role.BRIDGE))
+                    receiver=receiver, path=_path(route.stations))
     if family == 6 and not settings.ipv6:
         return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, unreachable=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
@@ -399,6 +398,10 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL, forwarded=crossed)
     else:
         outcome = replace(base, **_refusal(response, notes, settings))
+        if notes.refused_by:  # the request went no further than the relay that refused it
+            stop = next(i for i, s in enumerate(route.stations)
+                        if s.role is Role.RELAY and s.actor == notes.refused_by)
+            outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
     after = "after a timeout, " if notes.dropped_at else ""
     if fallback is not None and fallback.status == 200:
@@ -409,6 +412,11 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         status = f"{fallback.status}" if fallback is not None else "no answer"
         outcome = replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
     return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
+
+
+def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:
+    """Where a request went: each station's actor, bridges aside."""
+    return tuple(s.actor for s in stations if s.role is not Role.BRIDGE)
 
 
 def _refusal(response: Response | None, notes: _Notes,

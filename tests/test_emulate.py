@@ -289,8 +289,9 @@ def _disagreements(check: Verification) -> str:
 
 
 def case_key(outcome) -> str:
-    access, path, forwarded, dropped = Case.key(outcome)
-    return f"{access} request {'>'.join(path)} response {'>'.join(forwarded)} @{dropped}"
+    access, forwarded, dropped = Case.key(outcome)
+    return (f"{access} request {'>'.join(outcome.path)} response {'>'.join(forwarded)} "
+            f"@{dropped}")
 
 
 @pytest.mark.kernel

@@ -62,6 +62,8 @@ class Evidence:
     forwarded: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     # flow port -> (node, TTL out) for each namespace that forwarded a request's SYN
     request: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    # flow ports whose connection was opened (its SYN sent): the legs a request took
+    opened: set[int] = field(default_factory=set)
     # the TTL of the first answer segment (from port 80, with data) each port got
     answer_ttl: dict[int, int] = field(default_factory=dict)
 
@@ -130,8 +132,12 @@ class Tap:
                 return
             if ifname != "lo":
                 self.see(frame, ethertype, pkttype)
+            elif pkttype == PACKET_OUTGOING:
+                self.opened(frame, ethertype)
 
     def see(self, frame: bytes, ethertype: int, pkttype: int) -> None:
+        if pkttype == PACKET_OUTGOING:
+            self.opened(frame, ethertype)
         packet = _ip(frame, ethertype)
         if packet is None:
             return
@@ -170,6 +176,15 @@ class Tap:
                   and len(tcp) > (tcp[12] >> 4) * 4):  # an answer with data in it
                 port = int.from_bytes(tcp[2:4], "big")
                 self.evidence.answer_ttl.setdefault(port, packet.ttl)
+
+    def opened(self, frame: bytes, ethertype: int) -> None:
+        """A connection to port 80 opened here (a SYN sent with TTL 64)."""
+        packet = _ip(frame, ethertype)
+        if (packet is not None and packet.protocol == socket.IPPROTO_TCP
+                and packet.ttl == KERNEL_DEFAULT_TTL and len(packet.payload) >= 14):
+            tcp = packet.payload
+            if tcp[13] & 0x12 == 0x02 and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
+                self.evidence.opened.add(int.from_bytes(tcp[0:2], "big"))
 
     def _forwarded(self, found: dict[int, list[tuple[str, int]]], port: int, ttl: int) -> None:
         seen = found.setdefault(port, [])

@@ -336,12 +336,17 @@ class _Kernel:
         forwarded = _in_ttl_order(evidence.forwarded.get(port, []))
         path: tuple[str, ...] = ()
         if route.stations:
-            # Each leg's sender, the routers its SYN crossed, and at last IMDS.
-            legs = route.legs
-            path = tuple(name for leg, flow_port in zip(legs, put.flow.ports, strict=True)
-                         for name in (leg[0].actor,
-                                      *_in_ttl_order(evidence.request.get(flow_port, []))))
-            path += (legs[-1][-1].actor,)
+            # Each leg the request took (its connection opened): its sender
+            # and the routers its SYN crossed; then where the last one ended.
+            # (A product picks its own source port: the last leg's is IMDS's.)
+            legs, ports = route.legs, [*put.flow.ports[:-1], port]
+            last = 0
+            while last + 1 < len(legs) and ports[last + 1] in evidence.opened:
+                last += 1
+            path = tuple(name for i in range(last + 1)
+                         for name in (legs[i][0].actor,
+                                      *_in_ttl_order(evidence.request.get(ports[i], []))))
+            path += (legs[last][-1].actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
         parts = []

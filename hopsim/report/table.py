@@ -228,7 +228,10 @@ def show(out: Console, topology: Topology) -> RenderableType:
     routes.columns[1].overflow = "fold"
     for name in topology.principals:
         route = router.route(name)
-        routes.add_row(name, route.describe() or route.unreachable or "")
+        text = route.describe() or route.unreachable or ""
+        if route.stations and not route.symmetric:
+            text += f"; back: {route.describe_returns()}"
+        routes.add_row(name, text)
     links = Text("links: " + ", ".join(f"{a}-{b}" for a, b in topology.links), overflow="fold")
     title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
     description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
