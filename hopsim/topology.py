@@ -921,6 +921,24 @@ def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
     return topology
 
 
+def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
+                columns: Mapping[str, int] | None = None,
+                overrides: Iterable[Override] = ()) -> Topology:
+    """A topology from plain values that another reader made (hopsim/importers:
+    a compose file, a Kubernetes manifest), checked as a topology file is, with
+    `lines` and `columns` giving each key path's place in the file it came
+    from; raise TopologyError with every problem found."""
+    lines, columns = dict(lines or {}), dict(columns or {})
+    with gc_paused():
+        problems = _apply_overrides(doc, file, lines, overrides)
+        topology, found = _build(doc, file, lines, columns)
+    problems += found
+    if problems:
+        raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
+    assert topology is not None
+    return topology
+
+
 def _is_json(file: str) -> bool:
     return file.lower().endswith(".json")
 
