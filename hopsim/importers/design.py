@@ -56,6 +56,7 @@ class Design:
     origin: dict[str, str] = field(default_factory=dict)  # node -> what it stands for
     instance_name: str | None = None  # the real instance (`instance:`) --settings applies
     imds_from_file: bool = False  # the file itself says hop limit or http_tokens
+    awsvpc_at: Position | None = None  # an ECS awsvpc task: ECS_AWSVPC_BLOCK_IMDS matters
 
     @property
     def how_to_name(self) -> str:
