@@ -48,6 +48,12 @@ class Instance:
     settings: Mapping[str, Any]  # hop_limit, http_tokens, http_endpoint, ipv6
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> where it came from
     instance_id: str | None = None
+    # Read from source (hopsim/importers/instances.py): the line of each key set
+    # in the file, for findings to point at; whether its user data sets the ECS
+    # agent's ECS_AWSVPC_BLOCK_IMDS=true.
+    source_lines: Mapping[str, int] = field(default_factory=dict)
+    source_file: str = ""
+    ecs_awsvpc_block_imds: bool = False
 
     @property
     def keys(self) -> set[str]:

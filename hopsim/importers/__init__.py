@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
-from hopsim.importers import compose, ecs, kubernetes
+from hopsim.importers import compose, ecs, instances, kubernetes
 from hopsim.importers.design import CannotModel, Design
 from hopsim.settings import Instance
 from hopsim.source import MAX_FILE_BYTES
-from hopsim.topology import Override, Problem, Topology, TopologyError, from_values
+from hopsim.topology import Override, Problem, Topology, TopologyError, from_values, parse
 
 READERS: dict[str, ModuleType] = {"compose": compose, "kubernetes": kubernetes, "ecs": ecs}
 _SNIFF_BYTES = 256 * 1024  # enough to see what a file is; fleets are read once, by load
@@ -109,6 +109,7 @@ def load(path: str | Path, overrides: Iterable[Override] = (),
     file = str(path)
     if instances is not None:
         choose_instance(design, instances, file)
+        _awsvpc_blocked(design, instances, file)
     elif not design.imds_from_file:
         design.note("", "no --settings: AWS's defaults assumed (hop limit 1, http_tokens "
                     "optional); give the launch template, node class or plan with --settings")
@@ -129,6 +130,28 @@ def choose_instance(design: Design, instances: Sequence[Instance], file: str) ->
     raise TopologyError([Problem(file, None, "--settings", f"the settings hold "
                                  f"{len(instances)} instances with different metadata options "
                                  f"({names}); say which runs this file: {design.how_to_name}")])
+
+
+def _awsvpc_blocked(design: Design, instances: Sequence[Instance], file: str) -> None:
+    """ECS_AWSVPC_BLOCK_IMDS=true on the instance of awsvpc tasks: the agent
+    blocks IMDS for them [C], which hopsim cannot express yet. Modelling the
+    tasks without the block would call a blocked workload fed; say so instead."""
+    if design.awsvpc_at is None:
+        return
+    chosen = [i for i in instances if design.instance_name in i.keys]
+    blocking = next((i for i in chosen if i.ecs_awsvpc_block_imds), None)
+    if blocking is not None:
+        raise TopologyError([Problem(
+            file, design.awsvpc_at[0], "networkMode",
+            f"awsvpc tasks on {blocking.address}, whose user data sets "
+            "ECS_AWSVPC_BLOCK_IMDS=true: the ECS agent blocks IMDS for these tasks, which "
+            "hopsim cannot model yet; it would not judge them as if the block were not "
+            "there")])
+
+
+def check_dump(text: str, file: str) -> None:
+    """Never write a topology the loader would refuse: raise its problems."""
+    parse(text, f"{file} (as imported)")
 
 
 def dump(design: Design, file: str) -> str:

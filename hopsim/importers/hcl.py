@@ -195,3 +195,12 @@ def block_values(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return {unquote(k): v for k, v in value.items() if k != "__is_block__"}
     return None
+
+
+def dynamic_block(body: dict[str, Any], name: str) -> bool:
+    """Whether the body has `dynamic "NAME" { ... }` (its content is computed)."""
+    dynamic = body.get("dynamic")
+    for entry in dynamic if isinstance(dynamic, list) else [dynamic]:
+        if isinstance(entry, dict) and any(unquote(k) == name for k in entry):
+            return True
+    return False
