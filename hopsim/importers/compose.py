@@ -140,7 +140,7 @@ def _service(r: _Reader, design: Design, host: str, service: Any) -> None:
                     "left out")
         return
     at = r.at("services", service)
-    image = raw.get("image")
+    image = raw.get("image") or _built_from(raw.get("build"))
     relay = relay_override(own, relay_of(image))
     ports_at = r.at("services", service, "ports")
     published = own.get("outsiders", _published(raw.get("ports")))
@@ -176,6 +176,15 @@ def _service(r: _Reader, design: Design, host: str, service: Any) -> None:
         design.link(node, bridge)
 
 
+def _built_from(build: Any) -> str | None:
+    """A service built from a folder named after what it runs (`build: ./nginx`):
+    the folder's name stands in for an image, read as one would."""
+    context = build.get("context") if isinstance(build, dict) else build
+    if not isinstance(context, str) or "://" in context or not context.strip("./"):
+        return None
+    return Path(context.rstrip("/")).name
+
+
 def _describe(service: str, mode: str) -> str:
     if mode == "host":
         return f"service {service}, network_mode host: in the instance's network stack"
@@ -198,7 +207,8 @@ def _attachment(r: _Reader, design: Design, host: str, service: Any
     key = f"services.{service}.network_mode"
     at = r.at("services", service, "network_mode")
     if mode is None:
-        found = ("bridge", [_bridge(r, design, host, net) for net in _networks(raw)])
+        used = r.at("services", service, "networks") or r.at("services", service)
+        found = ("bridge", [_bridge(r, design, host, net, used) for net in _networks(raw)])
     elif mode == "host":
         found = ("host", [])
     elif mode == "none":
@@ -237,14 +247,15 @@ def _networks(raw: dict[str, Any]) -> list[str]:
     return ["default"]
 
 
-def _bridge(r: _Reader, design: Design, host: str, network: str) -> str:
+def _bridge(r: _Reader, design: Design, host: str, network: str,
+            used: Position | None) -> str:
     """The bridge node of a compose network, made once."""
     made = f"network:{network}"
     if made in design.origin.values():
         return next(n for n, o in design.origin.items() if o == made)
     declared = r.doc.get("networks") if isinstance(r.doc.get("networks"), dict) else {}
     spec = declared.get(network) if isinstance(declared.get(network), dict) else {}
-    at = r.at("networks", network)
+    at = r.at("networks", network) if network in declared else used  # first user
     driver = spec.get("driver", "bridge")
     key = f"networks.{network}.driver"
     if driver in ("macvlan", "ipvlan"):
