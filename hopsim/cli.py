@@ -410,7 +410,7 @@ def _analyse(command: str, paths: Sequence[str], jobs: int, sets: Sequence[str],
     kept, problems = _kept(_each(files, job, jobs))
     if unusable:
         return [], problems + unusable
-    if job.instances is not None and not any(d.names_instances for d in kept):
+    if job.instances is not None and kept and not any(d.names_instances for d in kept):
         # settings.apply_all's problem when no topology names an instance
         return [], problems + settings.apply_all([], list(job.instances), settings_file or "")[1]
     for d in kept:

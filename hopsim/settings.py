@@ -49,11 +49,11 @@ class Instance:
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> where it came from
     instance_id: str | None = None
     # Read from source (hopsim/importers/instances.py): the line of each key set
-    # in the file, for findings to point at; whether its user data sets the ECS
-    # agent's ECS_AWSVPC_BLOCK_IMDS=true.
+    # in the file, for findings to point at; the IMDS blocks its user data sets
+    # up ("ECS_AWSVPC_BLOCK_IMDS", "iptables"), which the importers cannot model.
     source_lines: Mapping[str, int] = field(default_factory=dict)
     source_file: str = ""
-    ecs_awsvpc_block_imds: bool = False
+    imds_blocks: frozenset[str] = frozenset()
 
     @property
     def keys(self) -> set[str]:

@@ -109,7 +109,7 @@ def load(path: str | Path, overrides: Iterable[Override] = (),
     file = str(path)
     if instances is not None:
         choose_instance(design, instances, file)
-        _awsvpc_blocked(design, instances, file)
+        _blocked(design, instances, file)
     elif not design.imds_from_file:
         design.note("", "no --settings: AWS's defaults assumed (hop limit 1, http_tokens "
                     "optional); give the launch template, node class or plan with --settings")
@@ -132,21 +132,36 @@ def choose_instance(design: Design, instances: Sequence[Instance], file: str) ->
                                  f"({names}); say which runs this file: {design.how_to_name}")])
 
 
-def _awsvpc_blocked(design: Design, instances: Sequence[Instance], file: str) -> None:
-    """ECS_AWSVPC_BLOCK_IMDS=true on the instance of awsvpc tasks: the agent
-    blocks IMDS for them [C], which hopsim cannot express yet. Modelling the
-    tasks without the block would call a blocked workload fed; say so instead."""
-    if design.awsvpc_at is None:
-        return
+# What an importer puts behind the instance's routed hop (not on it, not outside).
+_BEHIND_THE_INSTANCE = frozenset({"container", "host", "proxy", "waf", "ssrf", "tunnel"})
+
+
+def _blocked(design: Design, instances: Sequence[Instance], file: str) -> None:
+    """An IMDS block in the chosen instance's user data that hopsim cannot
+    express yet: ECS_AWSVPC_BLOCK_IMDS=true for awsvpc tasks [C], or an iptables
+    rule dropping forwarded traffic to 169.254.169.254 (AWS's DOCKER-USER advice
+    for bridged containers) for whatever sits behind a routed hop. Modelling
+    the design without the block would call a blocked workload fed: say so
+    instead, at the construct it concerns."""
     chosen = [i for i in instances if design.instance_name in i.keys]
-    blocking = next((i for i in chosen if i.ecs_awsvpc_block_imds), None)
-    if blocking is not None:
-        raise TopologyError([Problem(
-            file, design.awsvpc_at[0], "networkMode",
-            f"awsvpc tasks on {blocking.address}, whose user data sets "
-            "ECS_AWSVPC_BLOCK_IMDS=true: the ECS agent blocks IMDS for these tasks, which "
-            "hopsim cannot model yet; it would not judge them as if the block were not "
-            "there")])
+    for instance in chosen:
+        if "ECS_AWSVPC_BLOCK_IMDS" in instance.imds_blocks and design.awsvpc_at:
+            raise TopologyError([Problem(
+                file, design.awsvpc_at[0], "networkMode",
+                f"awsvpc tasks on {instance.address}, whose user data sets "
+                "ECS_AWSVPC_BLOCK_IMDS=true: the ECS agent blocks IMDS for these tasks, "
+                "which hopsim cannot model yet; it would not judge them as if the block "
+                "were not there")])
+        routed = next((n for n, v in design.nodes.items() if n != "instance" and not
+                       v.get("runs_on") and v.get("kind") in _BEHIND_THE_INSTANCE), None)
+        if "iptables" in instance.imds_blocks and routed is not None:
+            at = design.positions.get(f"nodes.{routed}")
+            raise TopologyError([Problem(
+                file, at[0] if at else None, routed,
+                f"{instance.address}'s user data drops forwarded traffic to "
+                "169.254.169.254 with iptables (DOCKER-USER or FORWARD): hopsim cannot model "
+                "that rule yet; it would not judge the containers behind it as if it were "
+                "not there")])
 
 
 def check_dump(text: str, file: str) -> None:

@@ -38,6 +38,21 @@ from hopsim.settings import AWS_DEFAULTS, KEYS, Instance, SettingsError
 KARPENTER_DEFAULTS = {"hop_limit": 1, "http_tokens": "required", "http_endpoint": "enabled",
                       "ipv6": False}
 ECS_BLOCK = re.compile(r"ECS_AWSVPC_BLOCK_IMDS\s*=\s*[\"']?true", re.I)
+# An iptables rule that drops forwarded traffic to IMDS (AWS's DOCKER-USER
+# advice for ECS bridge mode; a FORWARD rule on a node's pod interfaces).
+IPTABLES_BLOCK = re.compile(r"iptables\b[^\n]*-(?:I|A|-insert|-append)\s+(?:DOCKER-USER|FORWARD)\b"
+                            r"[^\n]*169\.254\.169\.254[^\n]*-(?:j|-jump)\s+(?:DROP|REJECT)")
+
+
+def blocks(user_data: Any) -> frozenset[str]:
+    """The IMDS blocks a user data script sets up."""
+    text = str(user_data or "")
+    found = set()
+    if ECS_BLOCK.search(text):
+        found.add("ECS_AWSVPC_BLOCK_IMDS")
+    if IPTABLES_BLOCK.search(text):
+        found.add("iptables")
+    return frozenset(found)
 TERRAFORM_TYPES = ("aws_instance", "aws_launch_template", "aws_launch_configuration")
 CFN_TYPES = {"AWS::EC2::Instance": ("MetadataOptions",),
              "AWS::EC2::LaunchTemplate": ("LaunchTemplateData", "MetadataOptions"),
@@ -70,8 +85,11 @@ def read(path: str | Path) -> list[Instance]:
     try:
         if file.lower().endswith(".tf"):
             return _terraform(text, file)
-        if is_json(text):
-            doc = json_document(text)
+        if is_json(text) or file.lower().endswith(".json"):
+            try:
+                doc = json_document(text)
+            except CannotModel:
+                return settings.read(path)  # which says how it is not JSON
             values = doc.values
             if isinstance(values, dict) and "Resources" in values:
                 return _cloudformation(doc, file)
@@ -101,7 +119,7 @@ def read(path: str | Path) -> list[Instance]:
 
 def _instance(address: str, file: str, found: Mapping[str, Any],
               lines: Mapping[str, int | None], defaults: Mapping[str, Any], default_origin: str,
-              block: bool = False) -> Instance:
+              imds_blocks: frozenset[str] = frozenset()) -> Instance:
     settings_ = {**AWS_DEFAULTS, **defaults, **found}
     origin = {}
     for key in KEYS:
@@ -109,7 +127,7 @@ def _instance(address: str, file: str, found: Mapping[str, Any],
         origin[key] = (f"{file}:{line}" if line else file) if key in found else default_origin
     return Instance(address, {k: settings_[k] for k in KEYS}, origin,
                     source_lines={k: v for k, v in lines.items() if v and k in found},
-                    source_file=file, ecs_awsvpc_block_imds=block)
+                    source_file=file, imds_blocks=imds_blocks)
 
 
 def _checked(address: str, raw: Mapping[str, Any], line: int | None = None) -> dict[str, Any]:
@@ -174,7 +192,7 @@ def _terraform_instance(block: hcl.Block, file: str) -> Instance:
     origin = ("AWS default (the module's own default may differ)"
               if block.kind == "module" else "AWS default")
     return _instance(block.address, file, found, lines, {}, origin,
-                     bool(ECS_BLOCK.search(user_data)))
+                     blocks(user_data))
 
 
 _TF_TO_HOPSIM = {"http_put_response_hop_limit": "hop_limit", "http_tokens": "http_tokens",
@@ -198,7 +216,7 @@ def _cloudformation(doc: Document, file: str) -> list[Instance]:
         user_data = _get(doc.values, ("Resources", name, "Properties",
                                       *CFN_USER_DATA[resource["Type"]]))
         out.append(_instance(str(name), file, found, lines, {}, "AWS default",
-                             bool(ECS_BLOCK.search(str(user_data or "")))))
+                             blocks(user_data)))
     return out
 
 
@@ -242,7 +260,7 @@ def _karpenter(doc: Document, file: str) -> Instance:
     user_data = _get(doc.values, ("spec", "userData"))
     return _instance(name, file, found, lines, KARPENTER_DEFAULTS,
                      "Karpenter default (EC2NodeClass CRD)",
-                     bool(ECS_BLOCK.search(str(user_data or ""))))
+                     blocks(user_data))
 
 
 def _eksctl(doc: Document, file: str) -> list[Instance]:
