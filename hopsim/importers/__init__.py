@@ -110,6 +110,7 @@ def load(path: str | Path, overrides: Iterable[Override] = (),
     if instances is not None:
         choose_instance(design, instances, file)
         _blocked(design, instances, file)
+        design.note("", _settings_note(design, instances))
     elif not design.imds_from_file:
         design.note("", "no --settings: AWS's defaults assumed (hop limit 1, http_tokens "
                     "optional); give the launch template, node class or plan with --settings")
@@ -162,6 +163,20 @@ def _blocked(design: Design, instances: Sequence[Instance], file: str) -> None:
                 "169.254.169.254 with iptables (DOCKER-USER or FORWARD): hopsim cannot model "
                 "that rule yet; it would not judge the containers behind it as if it were "
                 "not there")])
+
+
+def _settings_note(design: Design, instances: Sequence[Instance]) -> str:
+    """Where the settings applied to this file come from, key by key."""
+    chosen = next((i for i in instances if design.instance_name in i.keys), None)
+    if chosen is None:
+        return f"settings: {design.instance_name}"  # the loader reports it missing
+    keys = ", ".join(f"{k} {_shown(v)} ({chosen.origin.get(k, chosen.address)})"
+                     for k, v in chosen.settings.items())
+    return f"settings of {chosen.address}: {keys}"
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_dump(text: str, file: str) -> None:
