@@ -356,11 +356,15 @@ def match(topology: Topology, instances: Iterable[Instance]
 
 
 def apply(topology: Topology, applied: Iterable[Applied]) -> Topology:
-    """The topology with each matched imds node set to its instance's settings."""
+    """The topology with each matched imds node set to its instance's settings,
+    and the file and line each came from where the settings file gives them."""
+    sources = dict(topology.sources)
     for a in applied:
         node = topology.nodes[a.node]
         topology = topology.with_node(a.node, imds=replace(node.imds, **a.instance.settings))
-    return topology
+        for key, line in a.instance.source_lines.items():
+            sources[f"nodes.{a.node}.{key}"] = (a.instance.source_file, line)
+    return replace(topology, sources=sources) if sources else topology
 
 
 def names_instances(topology: Topology) -> bool:

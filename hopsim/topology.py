@@ -198,6 +198,10 @@ class Topology:
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     units: Mapping[str, int] = field(default_factory=dict)  # unit name -> its count
+    # Keys whose values came from another file (--settings read from source):
+    # key path -> (file, line), for findings to point at the hop limit's line.
+    sources: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.

@@ -231,6 +231,19 @@ def test_check_a_compose_file_with_a_launch_template_names_the_compose_lines(mon
                for r in leak["relatedLocations"]}
     assert related["proxy received the token response for outsider-proxy"] == position(
         compose, "proxy:")[0]
+    # ... and at the line of the launch template that sets the hop limit
+    (elsewhere,) = [r for r in leak["relatedLocations"]
+                    if r["message"]["text"] == "hop limit 2 is set here"]
+    assert elsewhere["physicalLocation"]["artifactLocation"]["uri"] == LAUNCH_TEMPLATE
+    assert elsewhere["physicalLocation"]["region"]["startLine"] == position(
+        LAUNCH_TEMPLATE, "http_put_response_hop_limit")[0]
+    markdown = run("check", compose, "--settings", LAUNCH_TEMPLATE, "--format", "markdown")
+    assert (f"(token-leak, `{compose}:{position(compose, 'ports:')[0]}`): outsider-proxy"
+            in markdown.stdout)
+    assert f"hop limit 2: `{LAUNCH_TEMPLATE}:10`" in markdown.stdout
+    junit = run("check", compose, "--settings", LAUNCH_TEMPLATE, "--format", "junit")
+    assert f"where: {compose}:41\nhop limit 2 is set here: {LAUNCH_TEMPLATE}:10" in \
+        junit.stdout
 
 
 def test_a_starved_compose_workload_is_reported_at_its_service_in_markdown():
