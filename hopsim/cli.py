@@ -27,6 +27,7 @@ from hopsim import generate as fleets
 from hopsim import schema as topology_schema
 from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.importers import instances as settings_files
 from hopsim.report import demo as demo_report
 from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
@@ -386,7 +387,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _read_settings(file: str) -> tuple[tuple[settings.Instance, ...] | None, list[Problem]]:
     """--settings FILE's instances, or None and why they cannot be used."""
     try:
-        instances = importers.instances.read(file)
+        instances = settings_files.read(file)
     except settings.SettingsError as error:
         return None, [Problem(file, None, "--settings", str(error))]
     if not instances:
@@ -594,7 +595,7 @@ def import_ec2(describe: str, topology: str) -> None:
 def _import_design(source: str, file: str, output: str | None) -> None:
     """A compose file, manifest or task definition as a topology file."""
     try:
-        design = importers.read_design(file, importers.READERS[source])
+        design = importers.load(file, reader=importers.READERS[source]).design
         text = importers.dump(design, file)
         importers.check_dump(text, file)
     except TopologyError as error:

@@ -21,7 +21,6 @@ from builders import ROOT, TOPOLOGIES
 from ci_helpers import position, run
 
 from hopsim import analysis, importers
-
 from hopsim.importers import instances
 from hopsim.settings import SettingsError
 from hopsim.topology import TopologyError, load
@@ -383,3 +382,14 @@ def test_a_docker_user_rule_in_the_user_data_cannot_be_modelled_yet():
     host_only = run("check", f"{COMPOSE}/plex/compose.yaml", "--settings",
                     f"{FIXTURES}/docker-user.tf")  # nothing behind a routed hop
     assert host_only.exit_code == 0, host_only.output
+
+
+def test_a_wrong_hopsim_key_is_reported_at_its_line_in_the_users_words(tmp_path):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  app:\n    image: myapp\n    x-hopsim:\n"
+                       "      role: atacker\n")
+    for args in (("check", str(compose)), ("import", "compose", str(compose))):
+        result = run(*args)
+        assert result.exit_code == 2
+        assert (f"error: {compose}:5: services.app.x-hopsim.role: expected one of workload, "
+                "attacker, got 'atacker' (did you mean 'attacker'?)") in result.stderr

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from hopsim.importers import compose, ecs, instances, kubernetes
+from hopsim.importers import compose, ecs, kubernetes
 from hopsim.importers.design import CannotModel, Design
 from hopsim.settings import Instance
 from hopsim.source import MAX_FILE_BYTES
@@ -115,7 +115,10 @@ def load(path: str | Path, overrides: Iterable[Override] = (),
         design.note("", "no --settings: AWS's defaults assumed (hop limit 1, http_tokens "
                     "optional); give the launch template, node class or plan with --settings")
     lines, columns = design.lines()
-    topology = from_values(design.document(), file, lines, columns, overrides)
+    try:
+        topology = from_values(design.document(), file, lines, columns, overrides)
+    except TopologyError as error:
+        raise TopologyError(design.problems_in_own_words(error.problems)) from None
     return Imported(topology, tuple(design.notes), design)
 
 

@@ -38,18 +38,22 @@ from hopsim.source import Abort, read_yaml, show
 
 SOURCE = "compose"
 
-SERVICE_KEYS = frozenset("""
-annotations attach blkio_config build cap_add cap_drop cgroup cgroup_parent command configs
-container_name cpu_count cpu_percent cpu_period cpu_quota cpu_rt_period cpu_rt_runtime
-cpu_shares cpus cpuset credential_spec depends_on deploy develop device_cgroup_rules devices
-dns dns_opt dns_search domainname driver_opts entrypoint env_file environment expose extends
-external_links extra_hosts gpus group_add healthcheck hostname image init ipc isolation
-label_file labels links logging mac_address mem_limit mem_reservation mem_swappiness
-memswap_limit models network_mode networks oom_kill_disable oom_score_adj pid pids_limit
-platform ports post_start pre_stop privileged profiles provider pull_policy read_only restart
-runtime scale secrets security_opt shm_size stdin_open stop_grace_period stop_signal
-storage_opt sysctls tmpfs tty ulimits use_api_socket user userns_mode uts volumes volumes_from
-working_dir""".split())
+SERVICE_KEYS = frozenset({
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
+    "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
+    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus",
+    "cpuset", "credential_spec", "depends_on", "deploy", "develop", "device_cgroup_rules",
+    "devices", "dns", "dns_opt", "dns_search", "domainname", "driver_opts", "entrypoint",
+    "env_file", "environment", "expose", "extends", "external_links", "extra_hosts", "gpus",
+    "group_add", "healthcheck", "hostname", "image", "init", "ipc", "isolation", "label_file",
+    "labels", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
+    "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
+    "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "ports",
+    "post_start", "pre_stop", "privileged", "profiles", "provider", "pull_policy", "read_only",
+    "restart", "runtime", "scale", "secrets", "security_opt", "shm_size", "stdin_open",
+    "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs", "tty", "ulimits",
+    "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+})  # the compose specification's service keys
 TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "configs",
                       "secrets", "include", "models"})
 LOCAL_ADDRESSES = ("127.", "::1", "[::1]", "localhost")
@@ -194,7 +198,8 @@ def _describe(service: str, mode: str) -> str:
 def _place_own(r: _Reader, design: Design, node: str, service: Any,
                own: dict[str, Any]) -> None:
     for key in own:
-        design.place(node, key, r.at("services", service, "x-hopsim", key))
+        design.place(node, key, r.at("services", service, "x-hopsim", key),
+                     f"services.{service}.x-hopsim.{key}")
 
 
 def _attachment(r: _Reader, design: Design, host: str, service: Any

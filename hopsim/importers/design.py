@@ -9,13 +9,14 @@ service, the pod spec or the port in the user's file, not at hopsim's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hopsim.importers.images import Relay
 from hopsim.kinds import KINDS
 from hopsim.source import show
+from hopsim.topology import Problem
 
 Position = tuple[int, int]  # line, column; both from 1
 
@@ -57,6 +58,7 @@ class Design:
     instance_name: str | None = None  # the real instance (`instance:`) --settings applies
     imds_from_file: bool = False  # the file itself says hop limit or http_tokens
     awsvpc_at: Position | None = None  # an ECS awsvpc task: ECS_AWSVPC_BLOCK_IMDS matters
+    user_keys: dict[str, str] = field(default_factory=dict)  # topology key -> the file's
 
     @property
     def how_to_name(self) -> str:
@@ -80,10 +82,21 @@ class Design:
             self.positions[f"nodes.{name}"] = at
         return name
 
-    def place(self, name: str, key: str, at: Position | None) -> None:
-        """A node's key (role, adds_xff ...) came from `at` in the user's file."""
+    def place(self, name: str, key: str, at: Position | None, user_key: str = "") -> None:
+        """A node's key (role, adds_xff ...) came from `at` in the user's file,
+        where it is called `user_key` (services.api.x-hopsim.role)."""
         if at:
             self.positions[f"nodes.{name}.{key}"] = at
+        if user_key:
+            self.user_keys[f"nodes.{name}.{key}"] = user_key
+
+    def problems_in_own_words(self, problems: Iterable[Problem]) -> list[Problem]:
+        """The loader's problems with the keys the user's file has."""
+        out = []
+        for p in problems:
+            key = self.user_keys.get(p.key)
+            out.append(replace(p, key=key) if key else p)
+        return out
 
     def link(self, a: str, b: str) -> None:
         if [a, b] not in self.links and [b, a] not in self.links:

@@ -41,8 +41,13 @@ from hopsim.importers.design import (
     relay_override,
 )
 from hopsim.importers.images import relay_of
-from hopsim.importers.text import Document, cloudformation_yaml, is_json, json_document, \
-    yaml_documents
+from hopsim.importers.text import (
+    Document,
+    cloudformation_yaml,
+    is_json,
+    json_document,
+    yaml_documents,
+)
 from hopsim.source import show
 
 SOURCE = "ecs"

@@ -105,7 +105,7 @@ def is_docker_daemon(image: object) -> bool:
     """docker:dind, docker:27-dind, docker:dind-rootless: a Docker daemon that
     runs containers of its own behind its own bridge."""
     name, tag = image_name(image)
-    return name == "docker" and "dind" in tag or name == "dind"
+    return (name == "docker" and "dind" in tag) or name == "dind"
 
 
 def forwards(sysctls: dict[str, str]) -> bool:

@@ -31,8 +31,13 @@ from typing import Any
 from hopsim import settings
 from hopsim.importers import hcl
 from hopsim.importers.design import CannotModel
-from hopsim.importers.text import Document, cloudformation_yaml, is_json, json_document, \
-    yaml_documents
+from hopsim.importers.text import (
+    Document,
+    cloudformation_yaml,
+    is_json,
+    json_document,
+    yaml_documents,
+)
 from hopsim.settings import AWS_DEFAULTS, KEYS, Instance, SettingsError
 
 KARPENTER_DEFAULTS = {"hop_limit": 1, "http_tokens": "required", "http_endpoint": "enabled",

@@ -36,7 +36,6 @@ from hopsim.importers.design import (
 )
 from hopsim.importers.images import is_docker_daemon, relay_of
 from hopsim.importers.text import Document, yaml_documents
-from hopsim.source import show
 
 SOURCE = "kubernetes"
 ANNOTATION = "hopsim.io/"
@@ -240,7 +239,7 @@ def _workload(w: _Workload, design: Design, host: str, file: str, reachable: boo
             else:
                 design.place(pod, "runs_on", pod_at)
         for key, at in where.items():
-            design.place(pod, key, at)
+            design.place(pod, key, at, f"{ANNOTATION}{key.replace('_', '-')}")
     for i, c, relay in relays:
         wanted = f"{w.name}-{c.get('name', i)}" if pod else w.name
         node = design.relay(wanted, relay, w.at(*spec_path, "containers", i),
@@ -250,7 +249,7 @@ def _workload(w: _Workload, design: Design, host: str, file: str, reachable: boo
             design.link(node, host)
         for key, at in where.items():
             if key in ("adds_xff", "methods", "forwards_headers", "relay"):
-                design.place(node, key, at)
+                design.place(node, key, at, f"{ANNOTATION}{key.replace('_', '-')}")
         if outside:
             design.outsider(node, host, w.at("metadata", "name"), f"{what} from outside the "
                             "cluster")
