@@ -393,3 +393,27 @@ def test_a_wrong_hopsim_key_is_reported_at_its_line_in_the_users_words(tmp_path)
         assert result.exit_code == 2
         assert (f"error: {compose}:5: services.app.x-hopsim.role: expected one of workload, "
                 "attacker, got 'atacker' (did you mean 'attacker'?)") in result.stderr
+
+
+def test_terraform_task_definitions_jsonencode_and_heredoc():
+    path = f"{FIXTURES}/task-definition.tf"
+    t = imported(path).topology
+    assert t.nodes["nginx"].kind == "proxy" and ("nginx", "docker0") in t.links
+    assert t.nodes["outsider-nginx"].via == ("nginx",)  # hostPort 0: a dynamic host port
+    assert t.nodes["app"].role == "workload" and ("app", "docker0") in t.links
+    assert t.nodes["worker"].runs_on == "instance"  # awsvpc
+    assert t.line_of("nodes", "app") == position(path, '"app"')[0]
+    # tokens required, hop limit 1: the bridged app starves, awsvpc and the agent do not
+    assert outcomes(t, 1, "required") == {"app": "none", "ecs-agent": "token",
+                                          "instance": "token", "outsider-nginx": "none",
+                                          "worker": "token"}
+
+
+def test_a_network_mode_written_as_an_expression_is_one_line(tmp_path):
+    tf = tmp_path / "task.tf"
+    tf.write_text('resource "aws_ecs_task_definition" "x" {\n  family = "x"\n'
+                  '  network_mode = var.mode\n  container_definitions = "[]"\n}\n')
+    result = run("check", str(tf))
+    assert result.exit_code == 2
+    assert (f"error: {tf}:3: aws_ecs_task_definition.x.network_mode: network_mode is an "
+            "expression (var.mode)") in result.stderr
