@@ -417,3 +417,26 @@ def test_a_network_mode_written_as_an_expression_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert (f"error: {tf}:3: aws_ecs_task_definition.x.network_mode: network_mode is an "
             "expression (var.mode)") in result.stderr
+
+
+# --- the kernel agrees with the models of real files ---------------------------------------
+
+
+KERNEL_FILES = [f"{COMPOSE}/nginx-golang-mysql/compose.yaml", f"{COMPOSE}/wireguard/compose.yaml",
+                f"{FIXTURES}/dind-compose.yaml", f"{FIXTURES}/manifests.yaml",
+                "tests/corpus/ecs/nginx_ec2.json"]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", KERNEL_FILES)
+def test_the_kernel_agrees_with_the_model_of_an_imported_file(path):
+    from hopsim.emulate import netns
+    from hopsim.emulate import verify as verify_one
+
+    why_not = netns.missing()
+    if why_not is not None:
+        pytest.skip(f"needs the kernel: {why_not}")
+    topology = imported(path).topology.with_imds(http_tokens="required")
+    check = verify_one(topology, (1, 2, 3), 4)
+    assert len(check.cases) == 3 * len(topology.principals)
+    assert not check.disagreements, [(c.hop_limit, c.principal) for c in check.disagreements]
