@@ -189,6 +189,11 @@ def _read_topology(file: Path, job: _Job) -> tuple[Topology, tuple[str, ...]]:
     return imported.topology, imported.notes
 
 
+def _note(file: str, note: str) -> None:
+    """What an importer assumed or left out: on stderr, with its file."""
+    click.echo(f"note: {note if note.startswith(file) else f'{file}: {note}'}", err=True)
+
+
 def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     """The files that loaded, less those that repeat a topology name, and
     every problem, in the files' order."""
@@ -198,8 +203,7 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     for d in done:
         problems += d.problems
         for note in d.notes:
-            click.echo(f"note: {note if note.startswith(d.file) else f'{d.file}: {note}'}",
-                       err=True)
+            _note(d.file, note)
         if d.name is None:
             continue
         if d.name in names:
@@ -566,7 +570,9 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
 
 @main.group("import")
 def import_settings() -> None:
-    """Write real instance settings into a topology file.
+    """Write real instance settings into a topology file (terraform, ec2), or
+    turn a compose file, Kubernetes manifests or ECS task definitions into one
+    (compose, kubernetes, ecs).
 
     Each imds node that names its instance (instance: aws_instance.web, or an
     instance id) gets that instance's hop limit, http_tokens, http_endpoint and
@@ -602,7 +608,7 @@ def _import_design(source: str, file: str, output: str | None) -> None:
         _report_problems(error.problems)
         sys.exit(EXIT_BAD_INPUT)
     for note in design.notes:
-        click.echo(f"note: {note if note.startswith(file) else f'{file}: {note}'}", err=True)
+        _note(file, note)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
