@@ -20,13 +20,14 @@ import click
 import yaml
 
 import hopsim.emulate as emulation
-from hopsim import __version__, analysis, engine, packets, settings
+from hopsim import __version__, analysis, engine, importers, packets, settings
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
 from hopsim import schema as topology_schema
 from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.importers import instances as settings_files
 from hopsim.report import demo as demo_report
 from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
@@ -149,16 +150,18 @@ class _Done:
     names_instances: bool = False  # an imds node names a real instance (--settings)
     settings_problems: tuple[Problem, ...] = ()
     report: analysis.Report | None = None
+    notes: tuple[str, ...] = ()  # what an importer assumed or left out
 
 
 def _do(file: Path, job: _Job) -> _Done:
     """Load one file, apply the what-if options and --settings, analyse it: the
     one definition of a file's work, run here or in a worker process."""
     try:
-        topology = load(file, job.overrides)
+        topology, notes = _read_topology(file, job)
     except TopologyError as error:
         return _Done(str(file), error.problems)
-    done = _Done(topology.file, name=topology.name, name_line=topology.line_of("name"))
+    done = _Done(topology.file, name=topology.name, name_line=topology.line_of("name"),
+                 notes=notes)
     if job.changes:
         topology = topology.with_imds(**job.changes)
     if not job.keep_expect:
@@ -177,6 +180,20 @@ def _do(file: Path, job: _Job) -> _Done:
     return replace(done, names_instances=names, report=report)
 
 
+def _read_topology(file: Path, job: _Job) -> tuple[Topology, tuple[str, ...]]:
+    """A topology file, or a compose file, Kubernetes manifest or ECS task
+    definition read into a topology (hopsim/importers), with its notes."""
+    if importers.recognise(file) is None:
+        return load(file, job.overrides), ()
+    imported = importers.load(file, job.overrides, job.instances)
+    return imported.topology, imported.notes
+
+
+def _note(file: str, note: str) -> None:
+    """What an importer assumed or left out: on stderr, with its file."""
+    click.echo(f"note: {note if note.startswith(file) else f'{file}: {note}'}", err=True)
+
+
 def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     """The files that loaded, less those that repeat a topology name, and
     every problem, in the files' order."""
@@ -185,6 +202,8 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     names: dict[str, str] = {}
     for d in done:
         problems += d.problems
+        for note in d.notes:
+            _note(d.file, note)
         if d.name is None:
             continue
         if d.name in names:
@@ -372,7 +391,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _read_settings(file: str) -> tuple[tuple[settings.Instance, ...] | None, list[Problem]]:
     """--settings FILE's instances, or None and why they cannot be used."""
     try:
-        instances = settings.read(file)
+        instances = settings_files.read(file)
     except settings.SettingsError as error:
         return None, [Problem(file, None, "--settings", str(error))]
     if not instances:
@@ -396,7 +415,7 @@ def _analyse(command: str, paths: Sequence[str], jobs: int, sets: Sequence[str],
     kept, problems = _kept(_each(files, job, jobs))
     if unusable:
         return [], problems + unusable
-    if job.instances is not None and not any(d.names_instances for d in kept):
+    if job.instances is not None and kept and not any(d.names_instances for d in kept):
         # settings.apply_all's problem when no topology names an instance
         return [], problems + settings.apply_all([], list(job.instances), settings_file or "")[1]
     for d in kept:
@@ -443,7 +462,8 @@ def _settings_option(command: Callable) -> Callable:
         "--settings", "settings_file", type=click.Path(dir_okay=False), metavar="FILE",
         help="Apply the real metadata options of the instances the imds nodes name "
              "(instance: ...), from `terraform show -json` or `aws ec2 describe-instances` "
-             "output, without rewriting the files.")(command)
+             "output, Terraform source, CloudFormation, a Karpenter EC2NodeClass or an eksctl "
+             "ClusterConfig, without rewriting the files.")(command)
 
 
 def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
@@ -550,7 +570,9 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
 
 @main.group("import")
 def import_settings() -> None:
-    """Write real instance settings into a topology file.
+    """Write real instance settings into a topology file (terraform, ec2), or
+    turn a compose file, Kubernetes manifests or ECS task definitions into one
+    (compose, kubernetes, ecs).
 
     Each imds node that names its instance (instance: aws_instance.web, or an
     instance id) gets that instance's hop limit, http_tokens, http_endpoint and
@@ -574,6 +596,40 @@ def import_terraform(plan: str, topology: str) -> None:
 def import_ec2(describe: str, topology: str) -> None:
     """From `aws ec2 describe-instances` output (MetadataOptions)."""
     _import("ec2", describe, topology)
+
+
+def _import_design(source: str, file: str, output: str | None) -> None:
+    """A compose file, manifest or task definition as a topology file."""
+    try:
+        design = importers.load(file, reader=importers.READERS[source]).design
+        text = importers.dump(design, file)
+        importers.check_dump(text, file)
+    except TopologyError as error:
+        _report_problems(error.problems)
+        sys.exit(EXIT_BAD_INPUT)
+    for note in design.notes:
+        _note(file, note)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _import_command(source: str, what: str) -> None:
+    @import_settings.command(source, help=f"{what} as a topology file, for editing: each "
+                             "node with a comment saying what it stands for and where it "
+                             "is written (docs/importers.md).")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+                  help="Write to FILE instead of stdout.")
+    def command(file: str, output: str | None) -> None:
+        _import_design(source, file, output)
+
+
+_import_command("compose", "A Docker Compose file")
+_import_command("kubernetes", "Kubernetes manifests (multi-document YAML)")
+_import_command("ecs", "ECS task definitions (JSON, CloudFormation or Terraform)")
 
 
 def _import(source: str, settings_file: str, file: str) -> None:

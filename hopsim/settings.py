@@ -48,6 +48,12 @@ class Instance:
     settings: Mapping[str, Any]  # hop_limit, http_tokens, http_endpoint, ipv6
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> where it came from
     instance_id: str | None = None
+    # Read from source (hopsim/importers/instances.py): the line of each key set
+    # in the file, for findings to point at; the IMDS blocks its user data sets
+    # up ("ECS_AWSVPC_BLOCK_IMDS", "iptables"), which the importers cannot model.
+    source_lines: Mapping[str, int] = field(default_factory=dict)
+    source_file: str = ""
+    imds_blocks: frozenset[str] = frozenset()
 
     @property
     def keys(self) -> set[str]:
@@ -350,11 +356,15 @@ def match(topology: Topology, instances: Iterable[Instance]
 
 
 def apply(topology: Topology, applied: Iterable[Applied]) -> Topology:
-    """The topology with each matched imds node set to its instance's settings."""
+    """The topology with each matched imds node set to its instance's settings,
+    and the file and line each came from where the settings file gives them."""
+    sources = dict(topology.sources)
     for a in applied:
         node = topology.nodes[a.node]
         topology = topology.with_node(a.node, imds=replace(node.imds, **a.instance.settings))
-    return topology
+        for key, line in a.instance.source_lines.items():
+            sources[f"nodes.{a.node}.{key}"] = (a.instance.source_file, line)
+    return replace(topology, sources=sources) if sources else topology
 
 
 def names_instances(topology: Topology) -> bool:

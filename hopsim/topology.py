@@ -232,6 +232,10 @@ class Topology:
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     units: Mapping[str, int] = field(default_factory=dict)  # unit name -> its count
+    # Keys whose values came from another file (--settings read from source):
+    # key path -> (file, line), for findings to point at the hop limit's line.
+    sources: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
@@ -1034,6 +1038,24 @@ def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
         # JSON is read without lines, at C speed; a file with problems gets
         # them in a second pass, and its problems are found again with them.
         lines, columns, _ = json_positions(text)
+        topology, found = _build(doc, file, lines, columns)
+    problems += found
+    if problems:
+        raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
+    assert topology is not None
+    return topology
+
+
+def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
+                columns: Mapping[str, int] | None = None,
+                overrides: Iterable[Override] = ()) -> Topology:
+    """A topology from plain values that another reader made (hopsim/importers:
+    a compose file, a Kubernetes manifest), checked as a topology file is, with
+    `lines` and `columns` giving each key path's place in the file it came
+    from; raise TopologyError with every problem found."""
+    lines, columns = dict(lines or {}), dict(columns or {})
+    with gc_paused():
+        problems = _apply_overrides(doc, file, lines, overrides)
         topology, found = _build(doc, file, lines, columns)
     problems += found
     if problems:

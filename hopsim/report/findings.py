@@ -71,6 +71,7 @@ class Related:
 
     path: KeyPath
     message: str
+    elsewhere: tuple[str, int] | None = None  # (file, line) in another file: a setting's
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,23 @@ def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:
     return None
 
 
+def _settings_lines(topology: Topology, rule: Rule) -> list[Related]:
+    """Where the setting behind a finding is written, when --settings read it
+    from source: the hop limit for a leaked token or a starved workload,
+    http_tokens for IMDSv1 credentials."""
+    if not topology.sources:
+        return []
+    key = "http_tokens" if rule is CREDENTIAL_LEAK else "hop_limit"
+    found = []
+    for imds in topology.imds_nodes:
+        source = topology.sources.get(f"nodes.{imds}.{key}")
+        if source is not None:
+            value = getattr(topology.nodes[imds].imds, key)
+            name = "hop limit" if key == "hop_limit" else key
+            found.append(Related(("nodes", imds, key), f"{name} {value} is set here", source))
+    return found
+
+
 def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
              alike: int) -> Finding:
     hop_limit = result.hop_limit if result.hop_limit is not None else o.hop_limit
@@ -165,6 +183,7 @@ def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
     if o.dropped_at:
         related.append(Related(("nodes", o.dropped_at), f"{o.dropped_at} dropped the token "
                                "response (TTL exceeded)"))
+    related += _settings_lines(report.topology, rule)
     at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
     return Finding(rule, report.topology, hop_limit, o.node,
                    f"{what}{at}: {o.reason}", ("nodes", o.node), o,

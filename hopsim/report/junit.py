@@ -53,6 +53,17 @@ def _hop_limit_name(result: Result) -> str:
             else "configured hop limits")
 
 
+def _set_at(f: findings.Finding) -> str:
+    """Where the finding's own key and its settings are written (imported files)."""
+    lines = [f"{r.message}: {r.elsewhere[0]}:{r.elsewhere[1]}" for r in f.related
+             if r.elsewhere]
+    if not lines:
+        return ""
+    where = f.topology.line_of(*f.path)
+    return "\n" + "\n".join([f"where: {f.topology.file}:{where}" if where else
+                              f"where: {f.topology.file}", *lines])
+
+
 def _result_case(suite: ET.Element, classname: str, report: Report, result: Result,
                  command: str) -> int:
     case = _element(suite, "testcase", classname=classname, name=_hop_limit_name(result),
@@ -60,7 +71,7 @@ def _result_case(suite: ET.Element, classname: str, report: Report, result: Resu
     found = findings.for_result(report, result, command)
     if found:
         body = "\n\n".join(f"{f.rule.title} ({f.rule.id})\n" + _evidence(f.outcome)
-                           for f in found if f.outcome)
+                           + _set_at(f) for f in found if f.outcome)
         _element(case, "failure", body, type=result.verdict.value,
                  message=f"{result.verdict.value}: {result.reason}")
     _element(case, "system-out", f"verdict: {result.verdict.value} ({result.reason})\n"

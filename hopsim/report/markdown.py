@@ -50,7 +50,11 @@ def _where(f: findings.Finding) -> str:
 
 
 def _finding(f: findings.Finding) -> str:
-    return f"- ❌ **{md(f.topology.name)}** ({f.rule.id}, {_where(f)}): {md(f.message)}"
+    settings = "".join(f"; {md(r.message.split(' is set')[0])}: "
+                       f"{code(f'{r.elsewhere[0]}:{r.elsewhere[1]}')}"
+                       for r in f.related if r.elsewhere)
+    return (f"- ❌ **{md(f.topology.name)}** ({f.rule.id}, {_where(f)}): {md(f.message)}"
+            f"{settings}")
 
 
 def _hop_limit(result: Result) -> str:

@@ -83,7 +83,8 @@ def result(f: Finding) -> dict[str, Any]:
     }
     if f.related:
         out["relatedLocations"] = [
-            {"id": i, "physicalLocation": _at(t, r.path), "message": {"text": r.message}}
+            {"id": i, "physicalLocation": physical(r.elsewhere[0], (r.elsewhere[1], 1))
+             if r.elsewhere else _at(t, r.path), "message": {"text": r.message}}
             for i, r in enumerate(f.related, 1)]
     return out
 

@@ -1,0 +1,112 @@
+"""What a container image tells about a service: an L7 relay, a VPN endpoint,
+a Docker daemon. One table, read by every importer.
+
+hopsim cannot read a relay's configuration (nginx.conf, haproxy.cfg), so an
+image known to be a relay is modelled as an open one: one that would pass an
+outsider's request on to 169.254.169.254. That is the pessimistic reading; a
+file says otherwise with `relay: false` (compose `x-hopsim:`, the
+`hopsim.io/relay` annotation, the `hopsim.relay` docker label).
+
+X-Forwarded-For defaults, from the products' documentation and measurements
+on Debian's packages (docs/importers.md): nginx, HAProxy and tinyproxy add
+none by default; Squid adds it in every mode; Apache adds it as a reverse
+proxy (ProxyPass) but not as a forward proxy (ProxyRequests On), so an httpd
+image, whose mode hopsim cannot see, is taken as adding none. Traefik,
+Envoy, Caddy, Varnish and Kong were not measured [U]: taken as adding none,
+the reading that never hides a leak.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A relay's kind and policy, as an importer writes it on a node."""
+
+    kind: str  # proxy, waf, ssrf
+    adds_xff: bool
+    methods: tuple[str, ...] | None  # None: the kind's default (any method for a proxy)
+    forwards_headers: bool
+    description: str
+
+
+def _proxy(what: str, adds_xff: bool, why: str) -> Relay:
+    return Relay("proxy", adds_xff, None, True,
+                 f"{what}: assumed an open relay (hopsim cannot read its configuration); "
+                 f"{why}")
+
+
+_NO_XFF = "adds no X-Forwarded-For by default"
+_UNMEASURED = "its X-Forwarded-For default is not measured [U]: taken as adding none"
+
+# Image name (the last part of the repository, without tag or digest) -> relay.
+RELAYS: dict[str, Relay] = {
+    "nginx": _proxy("nginx", False, _NO_XFF),
+    "nginx-unprivileged": _proxy("nginx", False, _NO_XFF),
+    "openresty": _proxy("OpenResty (nginx)", False, _NO_XFF),
+    "ingress-nginx": _proxy("ingress-nginx", False, _NO_XFF + " to an upstream it is "
+                            "pointed at [U]"),
+    "haproxy": _proxy("HAProxy", False, _NO_XFF + " (option forwardfor adds it)"),
+    "tinyproxy": _proxy("tinyproxy", False, _NO_XFF),
+    "squid": _proxy("Squid", True, "adds X-Forwarded-For by default, in every mode"),
+    "httpd": _proxy("Apache httpd", False, "adds X-Forwarded-For as a reverse proxy but "
+                    "not as a forward proxy: taken as adding none"),
+    "apache": _proxy("Apache httpd", False, "adds X-Forwarded-For as a reverse proxy but "
+                     "not as a forward proxy: taken as adding none"),
+    "traefik": _proxy("Traefik", False, _UNMEASURED),
+    "envoy": _proxy("Envoy", False, _UNMEASURED),
+    "caddy": _proxy("Caddy", False, _UNMEASURED),
+    "varnish": _proxy("Varnish", False, _UNMEASURED),
+    "kong": _proxy("Kong", False, _UNMEASURED),
+}
+
+# VPN endpoints: remote peers' packets come out of the tunnel here and are
+# routed on, one decrement per endpoint that routes [U].
+VPNS = ("wireguard", "wg-easy", "openvpn", "openvpn-as", "strongswan", "ipsec-vpn-server",
+        "tailscale", "zerotier", "softether", "pritunl", "netbird")
+
+# Sysctls that make a network namespace route between its interfaces.
+FORWARDING_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding",
+                      "net.ipv6.conf.all.forwarding", "net.ipv6.conf.default.forwarding")
+
+_TAG = re.compile(r"[:@].*$")
+
+
+def image_name(image: object) -> tuple[str, str]:
+    """`registry/ns/nginx:1.25@sha256:...` -> ("nginx", "1.25"): the last part
+    of the repository and the tag, lower case; ("", "") when unknown. `${VAR}`
+    is read as written: `${REGISTRY}/nginx:${TAG}` is still nginx."""
+    if not isinstance(image, str) or not image.strip():
+        return "", ""
+    last = image.strip().lower().rsplit("/", 1)[-1]
+    name = _TAG.sub("", last)
+    tag = last[len(name) + 1:] if last[len(name):len(name) + 1] == ":" else ""
+    return name, tag.split("@", 1)[0]
+
+
+def relay_of(image: object) -> Relay | None:
+    name, _ = image_name(image)
+    if name in RELAYS:
+        return RELAYS[name]
+    if isinstance(image, str) and "ingress-nginx" in image.lower():
+        return RELAYS["ingress-nginx"]
+    return None
+
+
+def is_vpn(image: object) -> bool:
+    name, _ = image_name(image)
+    return name in VPNS or any(name.startswith(f"{vpn}-") for vpn in VPNS)
+
+
+def is_docker_daemon(image: object) -> bool:
+    """docker:dind, docker:27-dind, docker:dind-rootless: a Docker daemon that
+    runs containers of its own behind its own bridge."""
+    name, tag = image_name(image)
+    return (name == "docker" and "dind" in tag) or name == "dind"
+
+
+def forwards(sysctls: dict[str, str]) -> bool:
+    return any(str(sysctls.get(key, "")).strip() == "1" for key in FORWARDING_SYSCTLS)
