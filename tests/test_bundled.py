@@ -1,7 +1,7 @@
 """Every bundled topology: well formed, complete expectations, and its matrix.
 
 The verdicts and recommended hop limits below were derived by hand from
-../shared/imds-facts.md (count the routers between IMDS and the principal or
+docs/facts.md (count the routers between IMDS and the principal or
 the first L7 relay; the token needs hop limit >= routers + 1), independently
 of the `expect` entries in the files, which were derived the same way.
 """

@@ -29,7 +29,7 @@ def topo(name: str) -> str:
 
 @pytest.mark.parametrize("hop_limit", [1, 2])
 def test_trace_of_docker_bridge_matches_the_checked_golden_file(hop_limit):
-    # Checked by hand against imds-facts.md: the token leaves IMDS with TTL =
+    # Checked by hand against docs/facts.md: the token leaves IMDS with TTL =
     # hop limit, the instance routes (-1) and masquerades, docker0 is L2; at 1
     # the instance drops it and sends ICMP 11/0, the app times out and its
     # IMDSv1 GET gets 401; at 2 it arrives with TTL 1.
