@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -33,12 +34,18 @@ from hopsim.report import json as json_report
 from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
 from hopsim.topology import (
+    STDIN,
+    STDIN_NAME,
+    Found,
+    NotATopology,
     Problem,
     Topology,
     TopologyError,
     _closest,
+    find,
     load,
-    topology_files,
+    parse,
+    read_stdin,
     what_if,
 )
 
@@ -119,6 +126,8 @@ class _Job:
     hop_limits: tuple[int, ...] = ()  # sweep's
     instances: tuple[settings.Instance, ...] | None = None  # --settings, read
     settings_file: str = ""
+    recognise: frozenset[str] = frozenset()  # files found in folders: skip non-topologies
+    stdin: str | None = None  # standard input's text, read here once, for the file "-"
 
 
 def _job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
@@ -129,8 +138,7 @@ def _job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
     # hop limit keeps it meaningful; other changes do not.
     keep_expect = not overrides and http_tokens is None
     if not keep_expect:
-        click.echo("note: --set/--http-tokens change the topology: its expect entries "
-                   "are not checked", err=True)
+        _note("--set/--http-tokens change the topology: its expect entries are not checked")
     return _Job(tuple(overrides), what_if(hop_limit, http_tokens), keep_expect, command,
                 tuple(hop_limits))
 
@@ -149,15 +157,22 @@ class _Done:
     names_instances: bool = False  # an imds node names a real instance (--settings)
     settings_problems: tuple[Problem, ...] = ()
     report: analysis.Report | None = None
+    skipped: str | None = None  # found in a folder, not a topology: why
 
 
 def _do(file: Path, job: _Job) -> _Done:
     """Load one file, apply the what-if options and --settings, analyse it: the
     one definition of a file's work, run here or in a worker process."""
+    recognise = str(file) in job.recognise
     try:
-        topology = load(file, job.overrides)
+        if str(file) == STDIN and job.stdin is not None:
+            topology = parse(job.stdin, STDIN_NAME, job.overrides)
+        else:
+            topology = load(file, job.overrides, recognise=recognise)
     except TopologyError as error:
         return _Done(str(file), error.problems)
+    except NotATopology as other:
+        return _Done(str(file), skipped=other.why)
     done = _Done(topology.file, name=topology.name, name_line=topology.line_of("name"))
     if job.changes:
         topology = topology.with_imds(**job.changes)
@@ -185,6 +200,8 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     names: dict[str, str] = {}
     for d in done:
         problems += d.problems
+        if d.skipped:
+            _note(f"{d.file}: not a topology ({d.skipped}), skipped")
         if d.name is None:
             continue
         if d.name in names:
@@ -197,12 +214,45 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     return kept, problems
 
 
-def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
+def _load(paths: Sequence[str], sets: Sequence[str], hop_limit: int | None,
           http_tokens: str | None) -> tuple[list[Topology], list[Problem]]:
-    """Load every file; a bad one is reported and the others still load."""
-    job = _job(sets, hop_limit, http_tokens)
-    kept, problems = _kept(_do(file, job) for file in files)
-    return [d.topology for d in kept if d.topology], problems
+    """Load every file of PATHS; a bad one is reported and the others still load."""
+    found = find(paths)
+    job = _reading(_job(sets, hop_limit, http_tokens), found)
+    done = [_do(f.path, job) for f in found]
+    kept, problems = _kept(done)
+    return [d.topology for d in kept if d.topology], problems + _unfound(paths, found, done)
+
+
+def _reading(job: _Job, found: Sequence[Found]) -> _Job:
+    """The job, told which files were found in folders (and skipped when they
+    are not topologies) and given standard input's text when "-" is a file."""
+    stdin = sum(str(f.path) == STDIN for f in found)
+    if stdin > 1:
+        raise click.UsageError("standard input (-) can be read only once")
+    try:
+        text = read_stdin() if stdin else None
+    except TopologyError as error:  # too large, not UTF-8
+        _report_problems(error.problems)
+        sys.exit(EXIT_BAD_INPUT)
+    return replace(job, recognise=frozenset(str(f.path) for f in found if f.folder),
+                   stdin=text)
+
+
+def _unfound(paths: Sequence[str], found: Sequence[Found], done: Sequence[_Done]) -> list[Problem]:
+    """A problem for each folder named that holds no topology: a wrong path
+    must not pass for a folder that was checked and found fine."""
+    topologies = Counter(f.folder for f, d in zip(found, done, strict=True)
+                         if f.folder and not d.skipped)
+    skipped = Counter(f.folder for f, d in zip(found, done, strict=True) if d.skipped)
+    problems = []
+    for path in map(Path, paths):
+        if path.is_dir() and not topologies[path]:
+            why = (f"; {_count(skipped[path], 'YAML or JSON file')} skipped, not topologies"
+                   if skipped[path] else "")
+            problems.append(Problem(str(path), None, "", "no topology found in this folder "
+                                    f"or its subfolders{why}"))
+    return problems
 
 
 # --- check and sweep: files analysed here or in worker processes (--jobs) ----------
@@ -385,15 +435,19 @@ def _analyse(command: str, paths: Sequence[str], jobs: int, sets: Sequence[str],
              hop_limits: Sequence[int] = ()) -> tuple[list[analysis.Report], list[Problem]]:
     """Check or sweep every file (--settings applied, what-if options winning):
     the reports of those that could be, and every problem, in the files' order."""
-    files = topology_files(_default_paths(paths))
-    job = _job(sets, hop_limit, http_tokens, command, hop_limits)
+    paths = _default_paths(paths)
+    found = find(paths)
+    files = [f.path for f in found]
+    job = _reading(_job(sets, hop_limit, http_tokens, command, hop_limits), found)
     unusable: list[Problem] = []
     if settings_file:
         instances, unusable = _read_settings(settings_file)
         # Unusable settings: the files are still loaded, for their own problems.
         job = replace(job, instances=instances, settings_file=settings_file,
                       command=None if unusable else command)
-    kept, problems = _kept(_each(files, job, jobs))
+    done = _each(files, job, jobs)
+    kept, problems = _kept(done)
+    problems += _unfound(paths, found, done)
     if unusable:
         return [], problems + unusable
     if job.instances is not None and not any(d.names_instances for d in kept):
@@ -411,6 +465,11 @@ def _count(n: int, noun: str) -> str:
 def _report_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
+
+
+def _note(text: str) -> None:
+    """A remark on stderr that changes nothing in the result."""
+    click.echo(f"note: {text}", err=True)
 
 
 def _parse_outputs(ctx: click.Context, param: click.Parameter,
@@ -658,8 +717,7 @@ def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
 @click.argument("paths", nargs=-1, type=click.Path())
 def validate(paths: tuple[str, ...]) -> None:
     """Check topology files for mistakes, without simulating."""
-    files = topology_files(_default_paths(paths))
-    topologies, problems = _load(files, (), None, None)
+    topologies, problems = _load(_default_paths(paths), (), None, None)
     for t in topologies:
         copies = sum(n.replicas for n in t.nodes.values())
         standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
@@ -705,7 +763,10 @@ def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens
 def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
                   http_tokens: str | None) -> Topology:
     """The one topology FILE holds, or exit 2 with its problems."""
-    topologies, problems = _load([Path(file)], sets, hop_limit, http_tokens)
+    if Path(file).is_dir():
+        raise click.BadParameter(f"{file!r} is a folder; this command takes one file",
+                                 param_hint="FILE")
+    topologies, problems = _load([file], sets, hop_limit, http_tokens)
     if problems:
         _report_problems(problems)
         sys.exit(EXIT_BAD_INPUT)
@@ -794,7 +855,7 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
         click.echo(f"{len(removed)} namespaces removed")
         sys.exit(EXIT_OK)
     hop_limits = parse_hop_limits(hop_limits_text)
-    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    topologies, problems = _load(_default_paths(paths), (), None, None)
     if family:
         topologies = [emulation.with_family(t, int(family)) for t in topologies]
     if dry_run:
@@ -843,7 +904,7 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
     topology enables it (or --family). Exit 1 on any disagreement.
     """
     hop_limits = parse_hop_limits(hop_limits_text)
-    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    topologies, problems = _load(_default_paths(paths), (), None, None)
     checks = []
     with emulation.stopping_on_signals():
         try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
@@ -41,6 +43,7 @@ from hopsim.source import (
     MAX_FILE_BYTES,
     MAX_JSON_BYTES,
     Abort,
+    SeveralDocuments,
     dotted,
     gc_paused,
     json_positions,
@@ -54,6 +57,10 @@ MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
 RESERVED = "/#"  # UNIT/NODE names a unit's node; NODE#3 and UNIT#17 name copies
 _RESERVED = frozenset(RESERVED)
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
+# Keys only a topology has at its top; see is_topology.
+TOPOLOGY_KEYS = ("nodes", "units", "links", "imds", "expect")
+STDIN = "-"  # a path that means standard input
+STDIN_NAME = "<stdin>"  # its name in messages and reports
 FAMILIES = (4, 6)
 
 
@@ -149,6 +156,15 @@ class TopologyError(Exception):
     def __init__(self, problems: Iterable[Problem]):
         self.problems = tuple(problems)
         super().__init__("\n".join(map(str, self.problems)))
+
+
+class NotATopology(Exception):
+    """A file found in a folder that is some other YAML or JSON: skipped, not
+    an error (see is_topology)."""
+
+    def __init__(self, file: str, why: str):
+        super().__init__(f"{file}: not a topology ({why}), skipped")
+        self.file, self.why = file, why
 
 
 @dataclass(frozen=True)
@@ -873,39 +889,83 @@ _POOL6_START = int(_POOL6.network_address)
 Override = tuple[str, str, Any]  # (node, key, value): what `--set NODE.KEY=VALUE` says
 
 
-def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
-    """Load one topology file (YAML, or JSON if it ends in .json); raise
-    TopologyError with every problem found."""
+def load(path: str | Path, overrides: Iterable[Override] = (), *,
+         recognise: bool = False) -> Topology:
+    """Load one topology file (YAML, or JSON if it ends in .json; "-" reads
+    standard input, as YAML); raise TopologyError with every problem found.
+
+    recognise: the file was found in a folder, not named: raise NotATopology
+    for a document that is not a topology (is_topology) instead of reporting
+    its problems."""
     file = str(path)
+    if file == STDIN:
+        return parse(read_stdin(), STDIN_NAME, overrides, recognise=recognise)
     limit = MAX_JSON_BYTES if _is_json(file) else MAX_FILE_BYTES
     try:
         with open(path, "rb") as stream:
             raw = stream.read(limit + 1)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    return parse(_text(raw, file, limit), file, overrides, recognise=recognise)
+
+
+def read_stdin() -> str:
+    """Standard input as topology text, with a file's limits (YAML's)."""
+    return _text(sys.stdin.buffer.read(MAX_FILE_BYTES + 1), STDIN_NAME, MAX_FILE_BYTES)
+
+
+def _text(raw: bytes, file: str, limit: int) -> str:
     if len(raw) > limit:
         raise TopologyError([Problem(file, None, "", f"larger than {limit:,} bytes")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise TopologyError([Problem(file, line, "", f"not UTF-8 text ({exc.reason} "
                                      f"at byte {exc.start})")]) from None
-    return parse(text, file, overrides)
 
 
-def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
+def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = (), *,
+          recognise: bool = False) -> Topology:
     """Parse topology text, YAML or (when `file` ends in .json) JSON; raise
-    TopologyError with every problem found."""
+    TopologyError with every problem found (NotATopology, with recognise, for
+    another kind of document)."""
     with gc_paused():
-        return _parse(text, file, overrides)
+        return _parse(text, file, overrides, recognise)
 
 
-def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
+def is_topology(doc: Any) -> bool:
+    """Whether a document found in a folder is a hopsim topology: a mapping
+    with at least one of the keys only a topology has at its top (nodes,
+    units, links, imds, expect). A Terraform plan, a Kubernetes manifest, a
+    compose file or a CI workflow has none of them. A file named on the
+    command line is read as a topology whatever it holds."""
+    return isinstance(doc, dict) and any(key in doc for key in TOPOLOGY_KEYS)
+
+
+def _not_a_topology(doc: Any) -> str:
+    """Why is_topology(doc) is false, in a few words."""
+    if doc is None:
+        return "empty"
+    if not isinstance(doc, dict):
+        return f"a {'list' if isinstance(doc, list) else type(doc).__name__}, not a mapping"
+    keys = [str(k) for k in list(doc)[:4]]
+    more = ", ..." if len(doc) > 4 else ""
+    return (f"its top keys, {', '.join(keys)}{more}, include none of "
+            f"{', '.join(TOPOLOGY_KEYS)}" if keys else "an empty mapping")
+
+
+def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool) -> Topology:
     try:
         doc, lines, columns, soft = (read_json if _is_json(file) else read_yaml)(text)
+    except SeveralDocuments as abort:
+        if recognise:
+            raise NotATopology(file, "several YAML documents; a topology is one") from None
+        raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     except Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
+    if recognise and not is_topology(doc):
+        raise NotATopology(file, _not_a_topology(doc))
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, lines, overrides)
     topology, found = _build(doc, file, lines, columns)
@@ -949,13 +1009,32 @@ def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dic
     return changes
 
 
-def topology_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and *.yaml / *.yml / *.json files in folders named, in sorted order."""
-    files: list[Path] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to read, and the folder it was found in (None: named as is)."""
+
+    path: Path
+    folder: Path | None = None
+
+
+def find(paths: Iterable[str | Path]) -> list[Found]:
+    """Files named, and the *.yaml / *.yml / *.json files in folders named and
+    their subfolders (hidden files and folders, such as .git, left out), each
+    folder's in sorted order."""
+    found: list[Found] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir()
-                            if p.suffix in TOPOLOGY_SUFFIXES and p.is_file())
-        else:
-            files.append(path)
-    return files
+        if not path.is_dir():
+            found.append(Found(path))
+            continue
+        inside = []
+        for top, folders, files in os.walk(path):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            inside += [Path(top, f) for f in files if not f.startswith(".")
+                       and Path(f).suffix in TOPOLOGY_SUFFIXES and Path(top, f).is_file()]
+        found += [Found(f, path) for f in sorted(inside, key=lambda f: f.parts)]
+    return found
+
+
+def topology_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files find() finds."""
+    return [f.path for f in find(paths)]
