@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -15,7 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -472,27 +473,76 @@ def _note(text: str) -> None:
     click.echo(f"note: {text}", err=True)
 
 
+_FORMAT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]+")  # sarif in sarif:x (C in C:\x is a drive)
+
+
 def _parse_outputs(ctx: click.Context, param: click.Parameter,
                    values: Sequence[str]) -> list[tuple[str | None, str]]:
-    """--output FILE or FORMAT:FILE -> (format or None for --format's, file)."""
+    """--output FILE or FORMAT:FILE -> (format or None for --format's, file);
+    FILE "-" is standard output."""
     outputs: list[tuple[str | None, str]] = []
     for value in values:
         name, sep, file = value.partition(":")
         if sep and name in formats.FORMATS:
             outputs.append((name, file))
+        elif sep and _FORMAT_PREFIX.fullmatch(name):
+            raise click.BadParameter(
+                f"unknown format {name!r} in {value!r}; formats: {', '.join(formats.FORMATS)} "
+                "(a file name with a colon: ./NAME)", param_hint="--output")
         else:
             outputs.append((None, value))
         if not outputs[-1][1]:
             raise click.BadParameter(f"expected FILE or FORMAT:FILE, got {value!r}",
                                      param_hint="--output")
+    if sum(file == STDOUT for _, file in outputs) > 1:
+        raise click.BadParameter("only one report can go to standard output (-)",
+                                 param_hint="--output")
     return outputs
+
+
+STDOUT = "-"  # an --output file that means standard output
+
+
+def _prepare_outputs(outputs: Sequence[tuple[str | None, str]]) -> None:
+    """Make the folders of the --output files, before any work: a report that
+    cannot be written is known before the run, not after half of them are."""
+    for _, file in outputs:
+        if file == STDOUT:
+            continue
+        path = Path(file)
+        if path.is_dir():
+            _fail(f"--output {file}: is a folder; expected a file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(f"--output {file}: cannot make its folder {str(path.parent)!r}: "
+                  f"{exc.strerror}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _write(file: str, pieces: Iterable[str] | bytes) -> None:
+    """Write a report, a picture or a generated file: the one place output
+    files are written (text as UTF-8)."""
+    try:
+        if isinstance(pieces, bytes):
+            Path(file).write_bytes(pieces)
+        else:
+            with open(file, "w", encoding="utf-8") as stream:
+                stream.writelines(pieces)
+    except OSError as exc:
+        _fail(f"{file}: cannot write: {exc.strerror}")
 
 
 def _output_format(command: Callable) -> Callable:
     command = click.option(
         "--output", "outputs", multiple=True, metavar="[FORMAT:]FILE", callback=_parse_outputs,
         help="Write the report to FILE (in --format, or FORMAT such as sarif:hopsim.sarif; "
-             "repeatable); the table still goes to the terminal.")(command)
+             "repeatable; FILE - is standard output); the table still goes to the terminal.")(
+        command)
     return click.option("--format", "output_format", type=click.Choice(formats.FORMATS),
                         default="table", show_default=True, help="Output format.")(command)
 
@@ -509,15 +559,16 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
           reports: Sequence[analysis.Report], problems: Sequence[Problem],
           hop_limits: Sequence[int] = ()) -> None:
     """Render the run: to each --output file, and to the terminal (the table
-    whenever files are written)."""
+    whenever files are written, unless a report takes standard output)."""
     for name, file in outputs:
         pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits)
-        try:
-            with open(file, "w", encoding="utf-8") as stream:
-                stream.writelines(pieces)
-        except OSError as exc:
-            click.echo(f"error: --output {file}: cannot write: {exc.strerror}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+        if file == STDOUT:
+            for piece in pieces:
+                click.echo(piece, nl=False)
+        else:
+            _write(file, pieces)
+    if any(file == STDOUT for _, file in outputs):
+        return
     if outputs or output_format == "table":
         out = table.console()
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
@@ -552,6 +603,7 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
     PATHS are files or folders (default: the bundled topologies). Exit 1 on a
     leak, a starved workload or a failed expect entry.
     """
+    _prepare_outputs(outputs)
     reports, problems = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
                                  settings_file)
     _report_problems(problems)
@@ -576,6 +628,7 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
     Exit 1 only when an expect entry fails.
     """
     hop_limits = parse_hop_limits(hop_limits_text)
+    _prepare_outputs(outputs)
     reports, problems = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
                                  settings_file, hop_limits)
     _report_problems(problems)
@@ -700,11 +753,7 @@ def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
     if not output:
         click.echo(text, nl=False)
         return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"error: {output}: cannot write: {exc.strerror}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    _write(output, [text])
     if compact:
         click.echo(f"wrote {len(document['units'])} units standing for "
                    f"{fleets.copies(document):,} nodes to {output}", err=True)
@@ -996,7 +1045,7 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if output:
-        Path(output).write_bytes(data)
+        _write(output, data)
         click.echo(f"wrote {output}")
     else:
         click.echo(data.decode(), nl=False)
