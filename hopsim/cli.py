@@ -92,6 +92,9 @@ def parse_hop_limits(text: str) -> list[int]:
         except ValueError:
             raise click.BadParameter(f"expected ranges such as 1-4 or 1,2,8, got {text!r}",
                                      param_hint="--hop-limits") from None
+        if MIN_HOP_LIMIT <= last < first <= MAX_HOP_LIMIT:
+            raise click.BadParameter(f"the range {part.strip()!r} is reversed: write "
+                                     f"{last}-{first}", param_hint="--hop-limits")
         if not MIN_HOP_LIMIT <= first <= last <= MAX_HOP_LIMIT:
             raise click.BadParameter(
                 f"hop limits are {MIN_HOP_LIMIT}..{MAX_HOP_LIMIT}, got {part.strip()!r}",
@@ -100,11 +103,14 @@ def parse_hop_limits(text: str) -> list[int]:
     return sorted(limits)
 
 
-def what_if_options(command: Callable) -> Callable:
-    """--hop-limit, --http-tokens and --set: the 'what if' questions."""
+def what_if_options(command: Callable | None = None, *, hop_limit: bool = True) -> Callable:
+    """--hop-limit, --http-tokens and --set: the 'what if' questions. Without
+    hop_limit, --hop-limit is refused with why (sweep tries hop limits itself)."""
+    if command is None:
+        return lambda c: what_if_options(c, hop_limit=hop_limit)
     options = [
         click.option("--hop-limit", type=click.IntRange(MIN_HOP_LIMIT, MAX_HOP_LIMIT),
-                     help="Set every imds node's hop limit."),
+                     hidden=not hop_limit, help="Set every imds node's hop limit."),
         click.option("--http-tokens", type=click.Choice(HTTP_TOKENS),
                      help="Set every imds node's http_tokens."),
         click.option("--set", "sets", multiple=True, metavar="NODE.KEY=VALUE",
@@ -113,6 +119,15 @@ def what_if_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _idle(ctx: click.Context, names: Iterable[str], why: str) -> None:
+    """Refuse options given on the command line that would do nothing: an
+    option silently ignored reads as one obeyed."""
+    for name in names:
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            option = next(p for p in ctx.command.params if p.name == name)
+            raise click.UsageError(f"{option.opts[-1]} does nothing {why}", ctx)
 
 
 @dataclass(frozen=True)
@@ -616,7 +631,7 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--hop-limits", "hop_limits_text", default="1-4", show_default=True,
               metavar="RANGES", help="Hop limits to try, e.g. 1-4 or 1,2,8.")
-@what_if_options
+@what_if_options(hop_limit=False)
 @_settings_option
 @_output_format
 @_jobs_option
@@ -627,6 +642,9 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
 
     Exit 1 only when an expect entry fails.
     """
+    _idle(click.get_current_context(), ["hop_limit"],
+          "in sweep, which tries each hop limit of --hop-limits: use --hop-limits N, "
+          "or check --hop-limit N")
     hop_limits = parse_hop_limits(hop_limits_text)
     _prepare_outputs(outputs)
     reports, problems = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
@@ -747,6 +765,8 @@ def generate() -> None:
 def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
                    output: str | None) -> None:
     """A heterogeneous fleet as one topology file, deterministic for a seed."""
+    if compact:
+        _idle(click.get_current_context(), ["seed"], "with --compact, which draws nothing")
     document = (fleets.compact_fleet(instances, containers) if compact else
                 fleets.fleet(instances, containers, seed))
     text = fleets.dumps(document, "json" if output and output.endswith(".json") else "yaml")
@@ -894,7 +914,13 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     nftables; nothing is changed outside the namespaces it creates. Exit 1
     only when an expect entry fails.
     """
+    ctx = click.get_current_context()
     if cleanup:
+        if paths:
+            raise click.UsageError("--cleanup takes no PATHS: it removes what killed runs "
+                                   "left behind, whatever their topology", ctx)
+        _idle(ctx, ["hop_limits_text", "family", "timeout", "dry_run", "output_format"],
+              "with --cleanup, which builds nothing")
         _kernel_ready()
         removed, kept = emulation.cleanup()
         for name in removed:
@@ -903,6 +929,8 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
             click.echo(f"kept {name}: the process that made it is still running")
         click.echo(f"{len(removed)} namespaces removed")
         sys.exit(EXIT_OK)
+    if dry_run:
+        _idle(ctx, ["timeout", "output_format"], "with --dry-run, which runs nothing")
     hop_limits = parse_hop_limits(hop_limits_text)
     topologies, problems = _load(_default_paths(paths), (), None, None)
     if family:
@@ -994,6 +1022,11 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     topology file. Steps advance on Enter, or every S seconds with --auto.
     Without a terminal the show prints as plain text, for recording.
     """
+    ctx = click.get_current_context()
+    if not auto:
+        _idle(ctx, ["delay"], "without --auto: steps advance on Enter")
+    if list_scenarios:
+        _idle(ctx, ["principal", "auto", "delay"], "with --list")
     folder = BUNDLED if BUNDLED.is_dir() else Path.cwd() / "topologies"
     bundled = teaching.scenarios(folder) if folder.is_dir() else {}
     out = table.console()

@@ -12,7 +12,7 @@ import difflib
 import ipaddress
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
@@ -144,8 +144,18 @@ class Problem:
     line: int | None
     key: str
     message: str
+    option: str = ""  # the command-line option at fault ("--set nginx.adds_xff"), if any
+
+    @property
+    def what(self) -> str:
+        """What is wrong, without where in the file: "--set x.y: ..." or "key: ..."."""
+        if self.option or self.key:
+            return f"{self.option or self.key}: {self.message}"
+        return self.message
 
     def __str__(self) -> str:
+        if self.option:  # the file is fine; the command line is not
+            return f"{self.option} ({self.file}): {self.message}"
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
@@ -966,15 +976,16 @@ def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool)
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     if recognise and not is_topology(doc):
         raise NotATopology(file, _not_a_topology(doc))
+    overrides = list(overrides)
     problems = [Problem(file, line, key, message) for line, key, message in soft]
-    problems += _apply_overrides(doc, file, lines, overrides)
+    problems += _apply_overrides(doc, file, overrides)
     topology, found = _build(doc, file, lines, columns)
     if found and not lines and _is_json(file):
         # JSON is read without lines, at C speed; a file with problems gets
         # them in a second pass, and its problems are found again with them.
         lines, columns, _ = json_positions(text)
         topology, found = _build(doc, file, lines, columns)
-    problems += found
+    problems += _blame_overrides(found, overrides)
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
     assert topology is not None
@@ -985,18 +996,29 @@ def _is_json(file: str) -> bool:
     return file.lower().endswith(".json")
 
 
-def _apply_overrides(doc: Any, file: str, lines: Mapping[str, int],
-                     overrides: Iterable[Override]) -> list[Problem]:
+def _apply_overrides(doc: Any, file: str, overrides: Iterable[Override]) -> list[Problem]:
     problems = []
     nodes = doc.get("nodes") if isinstance(doc, dict) else None
     for node, key, value in overrides:
         if not isinstance(nodes, dict) or not isinstance(nodes.get(node), dict):
             names = list(nodes) if isinstance(nodes, dict) else []
-            problems.append(Problem(file, lines.get("nodes"), f"--set {node}.{key}",
-                                    f"no node {show(node)}{_closest(node, names)}"))
+            problems.append(Problem(file, None, "", f"no node {show(node)}"
+                                    f"{_closest(node, names)}", option=f"--set {node}.{key}"))
             continue
         nodes[node][key] = value
     return problems
+
+
+def _blame_overrides(problems: Iterable[Problem], overrides: Sequence[Override]) -> list[Problem]:
+    """A problem with a key that --set wrote is the command line's, not a line
+    of the file's: the file does not say what is wrong."""
+    written = {dotted(("nodes", node, key)): f"--set {node}.{key}" for node, key, _ in overrides}
+    blamed = []
+    for p in problems:
+        option = written.get(p.key) or next(
+            (o for k, o in written.items() if p.key.startswith(k + ".")), "")
+        blamed.append(replace(p, line=None, option=option) if option else p)
+    return blamed
 
 
 def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dict[str, Any]:

@@ -81,7 +81,10 @@ def report(r: Report) -> dict[str, Any]:
 
 
 def problem(p: Problem) -> dict[str, Any]:
-    return {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+    found = {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+    if p.option:  # a --set at fault, not the file
+        found["option"] = p.option
+    return found
 
 
 def chunks(command: str, reports: Iterable[Report], problems: Iterable[Problem]) -> Iterator[str]:

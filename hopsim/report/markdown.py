@@ -99,7 +99,7 @@ def _problems(problems: Sequence[Problem]) -> list[str]:
         return []
     return ["**Bad input** (not checked):", ""] + [
         f"- {code(f'{p.file}:{p.line}' if p.line else p.file)}: "
-        + md(f"{p.key}: {p.message}" if p.key else p.message) for p in problems] + [""]
+        + md(p.what) for p in problems] + [""]
 
 
 def _findings(found: Sequence[findings.Finding]) -> list[str]:

@@ -92,7 +92,7 @@ def notification(p: Problem) -> dict[str, Any]:
     return {
         "level": "error",
         "descriptor": {"id": "bad-input"},
-        "message": {"text": f"{p.key}: {p.message}" if p.key else p.message},
+        "message": {"text": p.what},
         "locations": [{"physicalLocation": physical(p.file, (p.line, 1) if p.line else None)}],
     }
 
