@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import click
 import yaml
+from rich.console import Console
 
 import hopsim.emulate as emulation
 from hopsim import __version__, analysis, engine, packets, settings
@@ -381,7 +382,7 @@ def _each(files: Sequence[Path], job: _Job, jobs: int) -> list[_Done]:
     workers = min(jobs, len(files), WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
     with _pool(workers) as pool:
         done = dict(progress.track(_Completed(files, job, pool),  # type: ignore[arg-type]
-                                   job.command or "load"))
+                                   job.command or "load", quiet=bool(_setting("quiet"))))
     return [done[index] for index in range(len(files))]
 
 
@@ -484,8 +485,47 @@ def _report_problems(problems: Iterable[Problem]) -> None:
 
 
 def _note(text: str) -> None:
-    """A remark on stderr that changes nothing in the result."""
-    click.echo(f"note: {text}", err=True)
+    """A remark on stderr that changes nothing in the result (none with -q)."""
+    _say(f"note: {text}", err=True)
+
+
+# --- conventions every command shares: -q, --color/--no-color ----------------------
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"hopsim.{param.name}"] = value  # ctx.meta is shared by the whole run
+    return value
+
+
+def _setting(name: str) -> Any:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(f"hopsim.{name}") if ctx else None
+
+
+def _quiet_option(command: Callable) -> Callable:
+    return click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_remember,
+        help="Print only errors: no report on the terminal, no notes, no progress "
+             "(--output files, a --format other than table and the exit code still "
+             "tell).")(command)
+
+
+def _color_option(command: Callable) -> Callable:
+    return click.option(
+        "--color/--no-color", "color", default=None, expose_value=False, callback=_remember,
+        help="Colour and bold on, or every style off (default: on a terminal only, and "
+             "off when NO_COLOR is set).")(command)
+
+
+def _say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """A line for people: left out with -q."""
+    if not _setting("quiet"):
+        click.echo(text, err=err, nl=nl)
+
+
+def _console() -> Console:
+    """The terminal's console, with --color/--no-color applied."""
+    return table.console(color=_setting("color"))
 
 
 _FORMAT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]+")  # sarif in sarif:x (C in C:\x is a drive)
@@ -585,7 +625,9 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
     if any(file == STDOUT for _, file in outputs):
         return
     if outputs or output_format == "table":
-        out = table.console()
+        if _setting("quiet"):
+            return
+        out = _console()
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
                   else table.check(out, reports))
     else:
@@ -671,7 +713,7 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
     topology, principal = _principal(topology, file, principal)
     exchange = engine.play(topology, principal, family=int(family) if family else None,
                            record=True)
-    out = table.console()
+    out = _console()
     out.print(table.trace(out, topology, exchange))
     if pcap:
         packets.write_pcap(pcap, exchange.packets)
@@ -804,7 +846,7 @@ def show(file: str, hop_limit: int | None, http_tokens: str | None,
          sets: tuple[str, ...]) -> None:
     """Show a topology: nodes, addresses, links and each principal's route."""
     topology = _one_topology(file, sets, hop_limit, http_tokens)
-    out = table.console()
+    out = _console()
     out.print(table.show(out, topology))
 
 
@@ -824,7 +866,7 @@ def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens
         topology, principal = _principal(topology, file, principal)
     names = [principal] if principal else topology.principals
     router = Router(topology)
-    out = table.console()
+    out = _console()
     out.print(table.explanations(out, topology,
                                  [explain_principal(topology, n, router) for n in names]))
 
@@ -962,7 +1004,7 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     if output_format == "json":
         click.echo(json_report.document("emulate", reports, problems), nl=False)
     else:
-        out = table.console()
+        out = _console()
         out.print(table.check(out, reports))
         out.print(kernel_report.timing(timings))
     failed = any(r.failed for r in reports)
@@ -998,7 +1040,7 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
         except emulation.Stopped as stop:
             _stopped(stop)
     _report_problems(problems)
-    out = table.console()
+    out = _console()
     out.print(kernel_report.verification(out, checks))
     differ = any(c.disagreements for c in checks)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if differ else EXIT_OK)
@@ -1029,7 +1071,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
         _idle(ctx, ["principal", "auto", "delay"], "with --list")
     folder = BUNDLED if BUNDLED.is_dir() else Path.cwd() / "topologies"
     bundled = teaching.scenarios(folder) if folder.is_dir() else {}
-    out = table.console()
+    out = _console()
     if list_scenarios:
         out.print(demo_report.scenarios(out, [teaching.listing(load(f)) for f in bundled.values()]),
                   soft_wrap=True)

@@ -6,6 +6,7 @@ Every renderer returns rich renderables; the caller's Console decides colour
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Iterable, Sequence
 
@@ -26,10 +27,19 @@ ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yel
                 Action.TIMEOUT: "yellow", Action.DELIVER: "green"}
 
 
-def console(file=None, *, force_terminal: bool | None = None) -> Console:
+def console(file=None, *, force_terminal: bool | None = None,
+            color: bool | None = None) -> Console:
+    """A console for hopsim's output. color: True forces colour and styles,
+    False turns every style off, bold included (rich's own NO_COLOR keeps
+    bold); None: on a terminal, off when NO_COLOR is set (no-color.org)."""
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False
+    if color:
+        force_terminal = True
     # Names and reasons are data: "instance[webapp]" is not markup, ":x:" no emoji.
     return Console(file=file, highlight=False, markup=False, emoji=False,
-                   force_terminal=force_terminal)
+                   force_terminal=force_terminal,
+                   **({"color_system": None} if color is False else {}))
 
 
 def _table(out: Console, *columns: str, title: str | None = None) -> Table:
@@ -269,10 +279,16 @@ def explanations(out: Console, topology: Topology,
             head += Text(f" - {e.finding}", style="bold red" if e.finding == "leak"
                          else "yellow")
         parts += [head, _indented(out, e.story, 2)]
-        if e.changes:
-            parts.append(_indented(out, "What would change it:", 2))
-        for change in e.changes:
-            line = (f"- {change.description} ({change.option}): "
-                    f"{_consequence(o.role, o.node, change.access)}")
-            parts.append(_indented(out, line, 4, hang=2))
+        for heading, changes in (("What would fix it:", e.fixes),
+                                 ("What would undo it:", e.undone_by)):
+            if changes:
+                parts.append(_indented(out, heading, 2))
+            for change in changes:
+                line = (f"- {change.description} ({change.option}): "
+                        f"{_consequence(o.role, o.node, change.access)}")
+                if change.harm:
+                    line += f"; but {change.harm}"
+                parts.append(_indented(out, line, 4, hang=2))
+        if e.no_fix:
+            parts.append(_indented(out, e.no_fix, 2))
     return Group(*parts)
