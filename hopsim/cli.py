@@ -517,6 +517,12 @@ def _color_option(command: Callable) -> Callable:
              "off when NO_COLOR is set).")(command)
 
 
+def _view_format(command: Callable) -> Callable:
+    return click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+                        default="table", show_default=True,
+                        help="table for people, json for machines.")(command)
+
+
 def _say(text: str, *, err: bool = False, nl: bool = True) -> None:
     """A line for people: left out with -q."""
     if not _setting("quiet"):
@@ -652,13 +658,18 @@ def main() -> None:
 @_settings_option
 @_output_format
 @_jobs_option
+@_quiet_option
+@_color_option
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
           sets: tuple[str, ...], settings_file: str | None, output_format: str,
           outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Check each topology at its configured hop limit.
 
-    PATHS are files or folders (default: the bundled topologies). Exit 1 on a
-    leak, a starved workload or a failed expect entry.
+    PATHS are files, folders (searched with their subfolders) or - for
+    standard input (default: the bundled topologies).
+
+    Exit codes: 0 no finding; 1 a leak, a starved workload or a failed expect
+    entry; 2 bad input (the other files are still checked) or no topology found.
     """
     _prepare_outputs(outputs)
     reports, problems = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
@@ -677,12 +688,16 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 @_settings_option
 @_output_format
 @_jobs_option
+@_quiet_option
+@_color_option
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
           output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
-    Exit 1 only when an expect entry fails.
+    Exit codes: 0 every expect entry holds (a deliberately leaky design is a
+    lesson, not a failure); 1 an expect entry fails; 2 bad input or no
+    topology found.
     """
     _idle(click.get_current_context(), ["hop_limit"],
           "in sweep, which tries each hop limit of --hop-limits: use --hop-limits N, "
@@ -706,18 +721,30 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
 @click.option("--pcap", type=click.Path(dir_okay=False, writable=True),
               help="Also write every packet, at every hop, to this pcap file.")
 @what_if_options
+@_view_format
+@_quiet_option
+@_color_option
 def trace(file: str, principal: str, family: str | None, pcap: str | None,
-          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
-    """Trace one principal's exchange: every packet, hop by hop, with its TTL."""
+          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...],
+          output_format: str) -> None:
+    """Trace one principal's exchange: every packet, hop by hop, with its TTL.
+
+    Exit codes: 0 whatever the outcome, a leak included: trace shows what
+    happens, check judges it; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
     topology, principal = _principal(topology, file, principal)
     exchange = engine.play(topology, principal, family=int(family) if family else None,
                            record=True)
-    out = _console()
-    out.print(table.trace(out, topology, exchange))
+    if output_format == "json":
+        click.echo(json_report.trace(topology, exchange), nl=False)
+    elif not _setting("quiet"):
+        out = _console()
+        out.print(table.trace(out, topology, exchange))
     if pcap:
         packets.write_pcap(pcap, exchange.packets)
-        click.echo(f"wrote {len(exchange.packets)} packets to {pcap}")
+        _say(f"wrote {len(exchange.packets)} packets to {pcap}",
+             err=output_format == "json")
 
 
 @main.group("import")
@@ -734,17 +761,25 @@ def import_settings() -> None:
 @import_settings.command("terraform")
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.argument("topology", type=click.Path(dir_okay=False))
+@_quiet_option
 def import_terraform(plan: str, topology: str) -> None:
     """From `terraform show -json` output (a plan or a state): aws_instance and
-    aws_launch_template metadata_options, with AWS's defaults for what is unset."""
+    aws_launch_template metadata_options, with AWS's defaults for what is unset.
+
+    Exit codes: 0 written (or nothing to change); 2 bad input.
+    """
     _import("terraform", plan, topology)
 
 
 @import_settings.command("ec2")
 @click.argument("describe", type=click.Path(dir_okay=False))
 @click.argument("topology", type=click.Path(dir_okay=False))
+@_quiet_option
 def import_ec2(describe: str, topology: str) -> None:
-    """From `aws ec2 describe-instances` output (MetadataOptions)."""
+    """From `aws ec2 describe-instances` output (MetadataOptions).
+
+    Exit codes: 0 written (or nothing to change); 2 bad input.
+    """
     _import("ec2", describe, topology)
 
 
@@ -771,7 +806,7 @@ def _import(source: str, settings_file: str, file: str) -> None:
                    f"({error.problems[0].message}); use --settings instead", err=True)
         sys.exit(EXIT_BAD_INPUT)
     for a in applied:
-        click.echo(settings.describe(file, a))
+        _say(settings.describe(file, a))
     if new != text:
         Path(file).write_text(new, encoding="utf-8")
 
@@ -782,7 +817,7 @@ def schema() -> None:
 
     Save it (hopsim schema > hopsim.schema.json) and start a topology file with
     "# yaml-language-server: $schema=hopsim.schema.json" to get completion and
-    checks as you type.
+    checks as you type. Exit code 0.
     """
     click.echo(json.dumps(topology_schema.json_schema(), indent=2))
 
@@ -804,9 +839,13 @@ def generate() -> None:
                    "a few lines whatever the size (the seed plays no part).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write to FILE (JSON if it ends in .json, else YAML) instead of stdout.")
+@_quiet_option
 def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
                    output: str | None) -> None:
-    """A heterogeneous fleet as one topology file, deterministic for a seed."""
+    """A heterogeneous fleet as one topology file, deterministic for a seed.
+
+    Exit codes: 0 written; 2 usage, or FILE cannot be written.
+    """
     if compact:
         _idle(click.get_current_context(), ["seed"], "with --compact, which draws nothing")
     document = (fleets.compact_fleet(instances, containers) if compact else
@@ -817,24 +856,33 @@ def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
         return
     _write(output, [text])
     if compact:
-        click.echo(f"wrote {len(document['units'])} units standing for "
-                   f"{fleets.copies(document):,} nodes to {output}", err=True)
+        _say(f"wrote {len(document['units'])} units standing for "
+             f"{fleets.copies(document):,} nodes to {output}", err=True)
     else:
-        click.echo(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
-                   f"to {output}", err=True)
+        _say(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
+             f"to {output}", err=True)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-def validate(paths: tuple[str, ...]) -> None:
-    """Check topology files for mistakes, without simulating."""
+@_view_format
+@_quiet_option
+def validate(paths: tuple[str, ...], output_format: str) -> None:
+    """Check topology files for mistakes, without simulating.
+
+    Exit codes: 0 every file is a valid topology; 2 a mistake (each reported
+    with its file, line and key) or no topology found.
+    """
     topologies, problems = _load(_default_paths(paths), (), None, None)
+    if output_format == "json":
+        click.echo(json_report.validation(topologies, problems), nl=False)
+        sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
     for t in topologies:
         copies = sum(n.replicas for n in t.nodes.values())
         standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
-        click.echo(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
-                   f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')}"
-                   f"{standing})")
+        _say(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
+             f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')}"
+             f"{standing})")
     _report_problems(problems)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
 
@@ -842,10 +890,20 @@ def validate(paths: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("file", type=click.Path())
 @what_if_options
+@_view_format
+@_color_option
 def show(file: str, hop_limit: int | None, http_tokens: str | None,
-         sets: tuple[str, ...]) -> None:
-    """Show a topology: nodes, addresses, links and each principal's route."""
+         sets: tuple[str, ...], output_format: str) -> None:
+    """Show a topology: nodes, addresses, links and each principal's route.
+
+    Exit codes: 0 shown; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
+    if output_format == "json":
+        router = Router(topology)
+        click.echo(json_report.topology_view(topology, map(router.route, topology.principals)),
+                   nl=False)
+        return
     out = _console()
     out.print(table.show(out, topology))
 
@@ -856,19 +914,28 @@ def show(file: str, hop_limit: int | None, http_tokens: str | None,
 @click.option("--from", "principal", metavar="NODE",
               help="Explain one principal (default: every principal).")
 @what_if_options
+@_view_format
+@_color_option
 def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens: str | None,
-            sets: tuple[str, ...]) -> None:
+            sets: tuple[str, ...], output_format: str) -> None:
     """Explain each principal's result: the defence that stopped it or the gap
-    that let it through, and the changes that would flip it (each one checked
-    by simulating it)."""
+    that let it through, and the changes that would fix it (each one checked
+    by simulating it; none loosens a control).
+
+    Exit codes: 0 whatever the outcomes, leaks included: explain says why, check
+    judges; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
     if principal:
         topology, principal = _principal(topology, file, principal)
     names = [principal] if principal else topology.principals
     router = Router(topology)
+    items = [explain_principal(topology, n, router) for n in names]
+    if output_format == "json":
+        click.echo(json_report.explanations(topology, items), nl=False)
+        return
     out = _console()
-    out.print(table.explanations(out, topology,
-                                 [explain_principal(topology, n, router) for n in names]))
+    out.print(table.explanations(out, topology, items))
 
 
 def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
@@ -945,6 +1012,8 @@ def _stopped(stop: emulation.Stopped) -> None:
               help="Remove the namespaces that killed runs left behind, and exit.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]),
               default="table", show_default=True, help="Output format.")
+@_quiet_option
+@_color_option
 def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, timeout: float,
             dry_run: bool, cleanup: bool, output_format: str) -> None:
     """Build each topology in network namespaces and measure it on the kernel.
@@ -953,8 +1022,10 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     token response only), real relays and real clients; the outcome of each
     principal is what its client got, and dropped_at the node whose ICMP Time
     Exceeded was seen. Same report and JSON as sweep. Needs root, iproute2 and
-    nftables; nothing is changed outside the namespaces it creates. Exit 1
-    only when an expect entry fails.
+    nftables; nothing is changed outside the namespaces it creates.
+
+    Exit codes: 0 every expect entry holds; 1 one fails; 2 bad input, or this
+    machine cannot build namespaces (not root, tools missing).
     """
     ctx = click.get_current_context()
     if cleanup:
@@ -966,10 +1037,10 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
         _kernel_ready()
         removed, kept = emulation.cleanup()
         for name in removed:
-            click.echo(f"removed {name}")
+            _say(f"removed {name}")
         for name in kept:
-            click.echo(f"kept {name}: the process that made it is still running")
-        click.echo(f"{len(removed)} namespaces removed")
+            _say(f"kept {name}: the process that made it is still running")
+        _say(f"{len(removed)} namespaces removed")
         sys.exit(EXIT_OK)
     if dry_run:
         _idle(ctx, ["timeout", "output_format"], "with --dry-run, which runs nothing")
@@ -1003,7 +1074,7 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     _report_problems(problems)
     if output_format == "json":
         click.echo(json_report.document("emulate", reports, problems), nl=False)
-    else:
+    elif not _setting("quiet"):
         out = _console()
         out.print(table.check(out, reports))
         out.print(kernel_report.timing(timings))
@@ -1014,13 +1085,18 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @_kernel_options
+@_quiet_option
+@_color_option
 def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
            timeout: float) -> None:
     """Run each topology on the simulator and on the kernel, and compare.
 
     Per topology, hop limit and principal: the outcome and the node that
     dropped the token response, from each side; IPv4, and IPv6 where the
-    topology enables it (or --family). Exit 1 on any disagreement.
+    topology enables it (or --family).
+
+    Exit codes: 0 the simulator and the kernel agree on every case; 1 they
+    disagree on one; 2 bad input, or this machine cannot build namespaces.
     """
     hop_limits = parse_hop_limits(hop_limits_text)
     topologies, problems = _load(_default_paths(paths), (), None, None)
@@ -1040,8 +1116,9 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
         except emulation.Stopped as stop:
             _stopped(stop)
     _report_problems(problems)
-    out = _console()
-    out.print(kernel_report.verification(out, checks))
+    if not _setting("quiet"):
+        out = _console()
+        out.print(kernel_report.verification(out, checks))
     differ = any(c.disagreements for c in checks)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if differ else EXIT_OK)
 
@@ -1056,6 +1133,7 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
 @click.option("--auto", is_flag=True, help="Advance on a timer instead of on Enter.")
 @click.option("--delay", type=click.FloatRange(min=0), default=2.5, show_default=True,
               metavar="S", help="Seconds between steps with --auto.")
+@_color_option
 def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto: bool,
          delay: float) -> None:
     """A guided show: one principal's token at hop limit 1, then at 2.
@@ -1063,6 +1141,8 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     SCENARIO is a bundled topology (default docker-bridge; see --list) or a
     topology file. Steps advance on Enter, or every S seconds with --auto.
     Without a terminal the show prints as plain text, for recording.
+
+    Exit codes: 0 shown; 2 no such scenario or principal, or bad input.
     """
     ctx = click.get_current_context()
     if not auto:
@@ -1098,10 +1178,14 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
 @click.option("--format", "picture_format", type=click.Choice(drawing.FORMATS),
               help="Picture format (default: from FILE's suffix, else svg).")
 @what_if_options
+@_quiet_option
 def draw(file: str, principal: str | None, output: str | None, picture_format: str | None,
          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
     """Draw a topology: the token response's TTL on each link, the drops,
-    leaking attackers and starved workloads, laid out from IMDS outwards."""
+    leaking attackers and starved workloads, laid out from IMDS outwards.
+
+    Exit codes: 0 drawn, whatever it shows; 2 bad input.
+    """
     suffix = Path(output).suffix.lower() if output else ""
     if picture_format is None and output:
         picture_format = drawing.SUFFIXES.get(suffix)
@@ -1121,7 +1205,7 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         sys.exit(EXIT_BAD_INPUT)
     if output:
         _write(output, data)
-        click.echo(f"wrote {output}")
+        _say(f"wrote {output}")
     else:
         click.echo(data.decode(), nl=False)
 

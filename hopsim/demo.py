@@ -20,7 +20,7 @@ from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
 from hopsim.routing import Role, Route, Router, Station
-from hopsim.topology import Topology, load, topology_files
+from hopsim.topology import FACT_MARKER, Topology, load, topology_files
 
 DEFAULT_SCENARIO = "docker-bridge"
 HOP_LIMITS = (1, 2)  # the show: the AWS default, then the Docker advice
@@ -84,7 +84,7 @@ def lesson_of(topology: Topology) -> str:
     line = match.group(1) if match else text.split(". ")[0].rstrip(".")
     if len(line) > 70 and ":" in line:  # the claim, without its elaboration
         line = line.split(":")[0]
-    line = re.sub(r"\s*\[[COU]\]", "", line)
+    line = FACT_MARKER.sub("", line)
     return ("teaches " + line) if match else line
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,10 @@ _RESERVED = frozenset(RESERVED)
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
 # Keys only a topology has at its top; see is_topology.
 TOPOLOGY_KEYS = ("nodes", "units", "links", "imds", "expect")
+# How sure a fact cited in a description is (docs/facts.md, "The markers").
+FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
+                "U": "uncertain, an assumption", "M": "measured on a real kernel"}
+FACT_MARKER = re.compile(r"\s*\[([COUM])\]")
 STDIN = "-"  # a path that means standard input
 STDIN_NAME = "<stdin>"  # its name in messages and reports
 FAMILIES = (4, 6)
@@ -227,6 +232,12 @@ class Topology:
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
+    @property
+    def markers(self) -> dict[str, str]:
+        """The fact markers its description uses ([C], [U] ...), with their meaning."""
+        used = set(FACT_MARKER.findall(self.description))
+        return {m: meaning for m, meaning in FACT_MARKERS.items() if m in used}
+
     @cached_property
     def adjacency(self) -> dict[str, list[str]]:
         """Each node's neighbours, in link order: what routing walks. (A dict

@@ -17,8 +17,10 @@ from typing import Any
 
 from hopsim import __version__
 from hopsim.analysis import Expectation, Report, Result
-from hopsim.engine import Outcome
-from hopsim.topology import Problem, Topology
+from hopsim.engine import Exchange, Outcome
+from hopsim.explain import Change, Explanation
+from hopsim.routing import Route
+from hopsim.topology import Node, Problem, Topology
 
 SCHEMA_VERSION = 1
 
@@ -173,3 +175,79 @@ def _mappings(run: Sequence[dict[str, Any]], indent: str) -> str:
 def _flat(inner: str) -> Callable[[Any], str]:
     """json's C encoder, sorted keys, one item of a plain mapping per line."""
     return json.JSONEncoder(sort_keys=True, separators=(",\n" + inner, ": ")).encode
+
+
+# --- the views for people, as JSON: validate, show, trace, explain ---------------
+
+
+def _document(command: str, **fields: Any) -> str:
+    doc = {"hopsim": __version__, "schema": SCHEMA_VERSION, "command": command, **fields}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def validation(topologies: Sequence[Topology], problems: Iterable[Problem]) -> str:
+    """`hopsim validate --format json`: what each file holds, and every problem."""
+    return _document("validate", topologies=[{
+        "name": t.name, "file": t.file, "nodes": len(t.nodes), "links": len(t.links),
+        "principals": len(t.principals),
+        "stands_for": sum(n.replicas for n in t.nodes.values()),
+    } for t in topologies], errors=[problem(p) for p in problems])
+
+
+def node(n: Node) -> dict[str, Any]:
+    return {
+        "name": n.name, "kind": n.kind, "address": n.address or None,
+        "address6": n.address6 or None, "role": n.role, "runs_on": n.runs_on,
+        "via": list(n.via), "family": n.family, "forwarding": n.forwarding,
+        "masquerade": n.masquerade, "replicas": n.replicas,
+        "description": n.description or None,
+        "relay": None if n.relay is None else {
+            "methods": list(n.relay.methods) if n.relay.methods else None,
+            "adds_xff": n.relay.adds_xff, "forwards_headers": n.relay.forwards_headers},
+        "imds": None if n.imds is None else {
+            "hop_limit": n.imds.hop_limit, "http_tokens": n.imds.http_tokens,
+            "http_endpoint": n.imds.http_endpoint, "ipv6": n.imds.ipv6,
+            "instance": n.instance},
+    }
+
+
+def route(r: Route) -> dict[str, Any]:
+    return {"principal": r.principal, "unreachable": r.unreachable,
+            "stations": [{"node": s.node, "role": s.role.value, "relay": s.relay}
+                         for s in r.stations]}
+
+
+def topology_view(t: Topology, routes: Iterable[Route]) -> str:
+    """`hopsim show --format json`: nodes, links, units and each principal's route."""
+    return _document("show", topology={
+        "name": t.name, "file": t.file, "description": " ".join(t.description.split()),
+        "markers": t.markers,
+        "nodes": [node(t.nodes[name]) for name in sorted(t.nodes)],
+        "links": [list(link) for link in t.links], "units": dict(t.units),
+        "routes": [route(r) for r in routes]})
+
+
+def trace(t: Topology, exchange: Exchange) -> str:
+    """`hopsim trace --format json`: every hop of every packet, and the outcome."""
+    return _document(
+        "trace", topology=t.name, file=t.file, route=route(exchange.route),
+        hops=[{"step": i, "time": h.time, "message": h.message, "node": h.node,
+               "action": h.action.value, "ttl_in": h.ttl_in, "ttl_out": h.ttl_out,
+               "detail": h.detail} for i, h in enumerate(exchange.hops, 1)],
+        outcome=outcome(exchange.outcome, t.nodes[exchange.outcome.node].replicas))
+
+
+def change(c: Change) -> dict[str, Any]:
+    return {"description": c.description, "option": c.option, "outcome": c.access.value,
+            "loosens": c.loosens, "leaks": list(c.leaks), "starves": list(c.starves)}
+
+
+def explanations(t: Topology, items: Iterable[Explanation]) -> str:
+    """`hopsim explain --format json`: each principal's account and its fixes."""
+    return _document("explain", topology=t.name, file=t.file, hop_limits=t.hop_limits(),
+                     principals=[{
+                         **outcome(e.outcome, t.nodes[e.outcome.node].replicas),
+                         "finding": e.finding, "story": e.story,
+                         "fixes": [change(c) for c in e.fixes], "no_fix": e.no_fix,
+                         "undone_by": [change(c) for c in e.undone_by],
+                     } for e in items])

@@ -6,6 +6,7 @@ Every renderer returns rich renderables; the caller's Console decides colour
 
 from __future__ import annotations
 
+import io
 import os
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -34,12 +35,16 @@ def console(file=None, *, force_terminal: bool | None = None,
     bold); None: on a terminal, off when NO_COLOR is set (no-color.org)."""
     if color is None and os.environ.get("NO_COLOR"):
         color = False
-    if color:
+    system: dict[str, str | None] = {}
+    if color is False:
+        system["color_system"] = None
+    elif color:
         force_terminal = True
+        if Console(file=io.StringIO(), force_terminal=True).color_system is None:
+            system["color_system"] = "standard"  # asked for, even where TERM=dumb
     # Names and reasons are data: "instance[webapp]" is not markup, ":x:" no emoji.
     return Console(file=file, highlight=False, markup=False, emoji=False,
-                   force_terminal=force_terminal,
-                   **({"color_system": None} if color is False else {}))
+                   force_terminal=force_terminal, **system)  # type: ignore[arg-type]
 
 
 def _table(out: Console, *columns: str, title: str | None = None) -> Table:
@@ -238,6 +243,9 @@ def show(out: Console, topology: Topology) -> RenderableType:
     title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
     description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
     parts: list[RenderableType] = [title, description, nodes, links, routes]
+    if topology.markers:  # say what [C], [U] ... mean wherever they are shown
+        legend = "; ".join(f"[{m}] {meaning}" for m, meaning in topology.markers.items())
+        parts.insert(2, Text(f"{legend} (docs/facts.md)", style="dim", overflow="fold"))
     if topology.units or any(n.replicas > 1 for n in topology.nodes.values()):
         copies = sum(n.replicas for n in topology.nodes.values())
         units = ", ".join(f"{u} ×{c:,}" for u, c in topology.units.items())
