@@ -63,6 +63,15 @@ FAILED_EXPECTATION = Rule(
     ("correctness",))
 
 RULES = (TOKEN_LEAK, CREDENTIAL_LEAK, STARVED_WORKLOAD, FAILED_EXPECTATION)
+# Not a finding (it exits 2, not 1, and nothing was checked): a file or an
+# option hopsim could not use, reported where CI shows findings.
+BAD_INPUT = Rule(
+    "bad-input", "BadInput", "bad input: not checked",
+    "A topology file, a --settings file or a command-line option hopsim could not use: "
+    "the design it describes was not checked at all.",
+    "Fix the file at the line given (or the option); `hopsim validate FILE` lists every "
+    "problem.",
+    ("correctness",))
 
 
 @dataclass(frozen=True)
