@@ -5,6 +5,7 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import yaml
 from rich.console import Console
 
 import hopsim.emulate as emulation
-from hopsim import __version__, analysis, engine, packets, settings
+from hopsim import __version__, analysis, engine, packets, settings, suppressions
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
@@ -35,6 +36,7 @@ from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
 from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
+from hopsim.suppressions import Suppression
 from hopsim.topology import (
     STDIN,
     STDIN_NAME,
@@ -616,6 +618,48 @@ def _settings_option(command: Callable) -> Callable:
              "output, without rewriting the files.")(command)
 
 
+def _ignore_option(command: Callable) -> Callable:
+    return click.option(
+        "--ignore-file", "ignore_file", type=click.Path(dir_okay=False), metavar="FILE",
+        help=f"Findings accepted on purpose, each with a reason and an optional expiry "
+             f"(default: {suppressions.DEFAULT_FILE} in the current folder, when there). "
+             "They are reported as suppressed and fail nothing.")(command)
+
+
+def _read_suppressions(ignore_file: str | None) -> tuple[list[Suppression], list[Problem]]:
+    """--ignore-file's suppressions, or the default file's when there is one."""
+    if ignore_file is None:
+        if not Path(suppressions.DEFAULT_FILE).is_file():
+            return [], []
+        ignore_file = suppressions.DEFAULT_FILE
+    try:
+        return suppressions.read(ignore_file, [r.id for r in findings.RULES]), []
+    except TopologyError as error:
+        return [], list(error.problems)
+
+
+def _suppress(command: str, reports: Sequence[analysis.Report],
+              accepted: Sequence[Suppression]) -> list[analysis.Report]:
+    """Each report with the suppressions of its topology; a note for those
+    that expired or that match nothing, so a baseline does not rot unseen."""
+    if not accepted:
+        return list(reports)
+    names = {r.topology.name for r in reports}
+    reports = [replace(r, suppressions=tuple(s for s in accepted if s.topology == r.topology.name))
+               for r in reports]
+    used = {f.suppression for f in findings.of_run(reports, command) if f.suppression}
+    today = datetime.date.today()
+    for s in accepted:
+        if s.topology not in names:
+            continue
+        if s.expired(today):
+            _note(f"{s.where}: the suppression of {s.describe()} expired on {s.expires}: "
+                  "its findings fail the run again")
+        elif s not in used:
+            _note(f"{s.where}: the suppression of {s.describe()} matches no finding")
+    return reports
+
+
 def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
           reports: Sequence[analysis.Report], problems: Sequence[Problem],
           hop_limits: Sequence[int] = ()) -> None:
@@ -656,13 +700,14 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @what_if_options
 @_settings_option
+@_ignore_option
 @_output_format
 @_jobs_option
 @_quiet_option
 @_color_option
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
-          sets: tuple[str, ...], settings_file: str | None, output_format: str,
-          outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          sets: tuple[str, ...], settings_file: str | None, ignore_file: str | None,
+          output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Check each topology at its configured hop limit.
 
     PATHS are files, folders (searched with their subfolders) or - for
@@ -672,8 +717,11 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
     entry; 2 bad input (the other files are still checked) or no topology found.
     """
     _prepare_outputs(outputs)
-    reports, problems = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
-                                 settings_file)
+    accepted, problems = _read_suppressions(ignore_file)
+    reports, more = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
+                             settings_file)
+    problems += more
+    reports = _suppress("check", reports, accepted)
     _report_problems(problems)
     _emit("check", output_format, outputs, reports, problems)
     finding = findings.fails(reports, "check")
@@ -686,13 +734,15 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
               metavar="RANGES", help="Hop limits to try, e.g. 1-4 or 1,2,8.")
 @what_if_options(hop_limit=False)
 @_settings_option
+@_ignore_option
 @_output_format
 @_jobs_option
 @_quiet_option
 @_color_option
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
-          output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          ignore_file: str | None, output_format: str,
+          outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
     Exit codes: 0 every expect entry holds (a deliberately leaky design is a
@@ -704,8 +754,11 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           "or check --hop-limit N")
     hop_limits = parse_hop_limits(hop_limits_text)
     _prepare_outputs(outputs)
-    reports, problems = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
-                                 settings_file, hop_limits)
+    accepted, problems = _read_suppressions(ignore_file)
+    reports, more = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
+                             settings_file, hop_limits)
+    problems += more
+    reports = _suppress("sweep", reports, accepted)
     _report_problems(problems)
     _emit("sweep", output_format, outputs, reports, problems, hop_limits)
     failed = findings.fails(reports, "sweep")

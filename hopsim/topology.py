@@ -922,12 +922,18 @@ def load(path: str | Path, overrides: Iterable[Override] = (), *,
     if file == STDIN:
         return parse(read_stdin(), STDIN_NAME, overrides, recognise=recognise)
     limit = MAX_JSON_BYTES if _is_json(file) else MAX_FILE_BYTES
+    return parse(load_text(path, limit), file, overrides, recognise=recognise)
+
+
+def load_text(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """A file's text, UTF-8, at most `limit` bytes; raise TopologyError."""
+    file = str(path)
     try:
         with open(path, "rb") as stream:
             raw = stream.read(limit + 1)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
-    return parse(_text(raw, file, limit), file, overrides, recognise=recognise)
+    return _text(raw, file, limit)
 
 
 def read_stdin() -> str:

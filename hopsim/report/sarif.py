@@ -98,6 +98,15 @@ def result(f: Finding) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT: hashlib.sha256(identity.encode()).hexdigest()},
         "properties": properties,
     }
+    if f.suppression:  # accepted on purpose: shown, not failing (SARIF 3.35)
+        s = f.suppression
+        accepted: dict[str, Any] = {"kind": "external", "status": "accepted",
+                                    "justification": s.reason,
+                                    "location": {"physicalLocation": physical(
+                                        s.file, (s.line, 1) if s.line else None)}}
+        if s.expires:
+            accepted["properties"] = {"expires": s.expires.isoformat()}
+        out["suppressions"] = [accepted]
     if f.related:
         out["relatedLocations"] = [
             {"id": i, "physicalLocation": _at(t, r.path), "message": {"text": r.message}}

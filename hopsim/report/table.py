@@ -19,6 +19,7 @@ from rich.text import Text
 from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
 from hopsim.engine import Access, Action, Exchange
 from hopsim.explain import Explanation
+from hopsim.report import findings
 from hopsim.routing import Router
 from hopsim.topology import Topology
 
@@ -101,7 +102,7 @@ def check(out: Console, reports: Sequence[Report]) -> RenderableType:
                  {x for r in report.results for x in r.expectations}]
         parts += _failed_lines(other)
         parts.append(Text(""))
-    parts.append(summary(reports))
+    parts.append(summary(reports, "check"))
     return Group(*parts)
 
 
@@ -134,7 +135,7 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
                               overflow="fold"))
         parts += [Text(f"{report.topology.name}: ", style="bold red") + line
                   for line in _failed_lines(report.failed)]
-    parts.append(summary(reports))
+    parts.append(summary(reports, "sweep"))
     return Group(*parts)
 
 
@@ -145,7 +146,7 @@ def _runs(report: Report, hop_limits: Sequence[int]) -> Text:
         for v, a, b in verdict_runs(report, hop_limits))
 
 
-def summary(reports: Sequence[Report]) -> Text:
+def summary(reports: Sequence[Report], command: str = "check") -> Text:
     counts = {v: 0 for v in Verdict}
     for report in reports:
         for result in report.results:
@@ -160,6 +161,13 @@ def summary(reports: Sequence[Report]) -> Text:
     if checked:
         text += Text(f"\nexpectations: {checked - failed} passed, {failed} failed",
                      style="bold red" if failed else "")
+    if any(r.suppressions for r in reports):
+        accepted = [f for f in findings.of_run(reports, command) if not f.fails]
+        if accepted:
+            where = ", ".join(sorted({f.suppression.file for f in accepted}))  # type: ignore[union-attr]
+            count = sum(f.alike for f in accepted)
+            text += Text(f"\nsuppressed: {count:,} finding{'' if count == 1 else 's'}, "
+                         f"accepted in {where}", style="dim")
     return text
 
 
