@@ -602,6 +602,10 @@ def _write(file: str, pieces: Iterable[str] | bytes) -> None:
 
 def _output_format(command: Callable) -> Callable:
     command = click.option(
+        "--all-principals", is_flag=True,
+        help="JSON: list every principal at every hop limit (schema 1), instead of one "
+             "entry per group of alike principals (schema 2).")(command)
+    command = click.option(
         "--output", "outputs", multiple=True, metavar="[FORMAT:]FILE", callback=_parse_outputs,
         help="Write the report to FILE (in --format, or FORMAT such as sarif:hopsim.sarif; "
              "repeatable; FILE - is standard output); the table still goes to the terminal.")(
@@ -660,13 +664,22 @@ def _suppress(command: str, reports: Sequence[analysis.Report],
     return reports
 
 
+def _json_only(output_format: str, outputs: Sequence[tuple[str | None, str]],
+               all_principals: bool) -> None:
+    """--all-principals does something only where JSON is written."""
+    if all_principals and "json" not in [output_format, *(n for n, _ in outputs)]:
+        raise click.UsageError("--all-principals does nothing without JSON: add --format json "
+                               "or --output json:FILE")
+
+
 def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
           reports: Sequence[analysis.Report], problems: Sequence[Problem],
-          hop_limits: Sequence[int] = ()) -> None:
+          hop_limits: Sequence[int] = (), all_principals: bool = False) -> None:
     """Render the run: to each --output file, and to the terminal (the table
     whenever files are written, unless a report takes standard output)."""
     for name, file in outputs:
-        pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits)
+        pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits,
+                                all_principals)
         if file == STDOUT:
             for piece in pieces:
                 click.echo(piece, nl=False)
@@ -681,7 +694,8 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
                   else table.check(out, reports))
     else:
-        for piece in formats.chunks(output_format, command, reports, problems, hop_limits):
+        for piece in formats.chunks(output_format, command, reports, problems, hop_limits,
+                                    all_principals):
             click.echo(piece, nl=False)
 
 
@@ -707,7 +721,8 @@ def main() -> None:
 @_color_option
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
           sets: tuple[str, ...], settings_file: str | None, ignore_file: str | None,
-          output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          output_format: str, outputs: Sequence[tuple[str | None, str]], all_principals: bool,
+          jobs: int) -> None:
     """Check each topology at its configured hop limit.
 
     PATHS are files, folders (searched with their subfolders) or - for
@@ -716,6 +731,7 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
     Exit codes: 0 no finding; 1 a leak, a starved workload or a failed expect
     entry; 2 bad input (the other files are still checked) or no topology found.
     """
+    _json_only(output_format, outputs, all_principals)
     _prepare_outputs(outputs)
     accepted, problems = _read_suppressions(ignore_file)
     reports, more = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
@@ -723,7 +739,7 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
     problems += more
     reports = _suppress("check", reports, accepted)
     _report_problems(problems)
-    _emit("check", output_format, outputs, reports, problems)
+    _emit("check", output_format, outputs, reports, problems, (), all_principals)
     finding = findings.fails(reports, "check")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if finding else EXIT_OK)
 
@@ -742,7 +758,7 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
           ignore_file: str | None, output_format: str,
-          outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          outputs: Sequence[tuple[str | None, str]], all_principals: bool, jobs: int) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
     Exit codes: 0 every expect entry holds (a deliberately leaky design is a
@@ -753,6 +769,7 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           "in sweep, which tries each hop limit of --hop-limits: use --hop-limits N, "
           "or check --hop-limit N")
     hop_limits = parse_hop_limits(hop_limits_text)
+    _json_only(output_format, outputs, all_principals)
     _prepare_outputs(outputs)
     accepted, problems = _read_suppressions(ignore_file)
     reports, more = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
@@ -760,7 +777,7 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
     problems += more
     reports = _suppress("sweep", reports, accepted)
     _report_problems(problems)
-    _emit("sweep", output_format, outputs, reports, problems, hop_limits)
+    _emit("sweep", output_format, outputs, reports, problems, hop_limits, all_principals)
     failed = findings.fails(reports, "sweep")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if failed else EXIT_OK)
 

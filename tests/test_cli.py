@@ -124,12 +124,30 @@ def test_check_json_carries_the_documented_fields():
     assert t["recommended_hop_limit"] == 2
     (r,) = t["results"]
     assert (r["hop_limit"], r["verdict"]) == (1, "broken")
-    app = next(p for p in r["principals"] if p["node"] == "app")
-    assert app == {**app, "role": "workload", "outcome": "none", "dropped_at": "instance"}
-    assert app["reason"]
+    app = next(g for g in t["groups"] if g["members"] == ["app"])
+    assert app == {**app, "role": "workload", "principals": 1, "replicas": 1}
+    (at_1,) = app["outcomes"]
+    assert at_1 == {**at_1, "node": "app", "outcome": "none", "dropped_at": "instance"}
+    assert at_1["reason"]
     assert {"hop_limit": 1, "node": "app", "expected": "none", "actual": "none",
             "passed": True} in r["expectations"]
     assert doc["errors"] == []
+
+
+def test_check_json_with_all_principals_keeps_schema_1():
+    doc = json.loads(run("check", topo("docker-bridge"), "--format", "json",
+                         "--all-principals").stdout)
+    assert doc["schema"] == 1
+    (r,) = doc["topologies"][0]["results"]
+    app = next(p for p in r["principals"] if p["node"] == "app")
+    assert app == {**app, "role": "workload", "outcome": "none", "dropped_at": "instance"}
+    assert "groups" not in doc["topologies"][0]
+
+
+def test_all_principals_without_json_would_do_nothing_and_is_refused():
+    result = run("check", topo("docker-bridge"), "--all-principals")
+    assert result.exit_code == 2
+    assert "--all-principals does nothing without JSON" in result.output
 
 
 # --- sweep ----------------------------------------------------------------------

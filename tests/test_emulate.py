@@ -286,12 +286,14 @@ def test_emulate_json_has_the_sweep_schema_and_its_answers():
 
     kernel_topology, sim_topology = kernel_doc["topologies"][0], sim_doc["topologies"][0]
     assert shape(kernel_topology["results"]) == shape(sim_topology["results"])
+    assert shape(kernel_topology["groups"]) == shape(sim_topology["groups"])
     assert set(kernel_doc) == set(sim_doc)
     assert kernel_doc["command"] == "emulate"
 
     def answers(doc):
-        return [(r["hop_limit"], p["node"], p["outcome"], p["dropped_at"], p["cause"],
-                 r["verdict"]) for r in doc["results"] for p in r["principals"]]
+        verdicts = [r["verdict"] for r in doc["results"]]
+        return [(o["hop_limit"], g["members"], o["outcome"], o["dropped_at"], o["cause"],
+                 verdict) for g in doc["groups"] for o, verdict in zip(g["outcomes"], verdicts)]
 
     assert answers(kernel_topology) == answers(sim_topology)
     assert all(e["passed"] for e in kernel_topology["expectations"])

@@ -179,8 +179,7 @@ def test_reports_show_and_count_the_copies(tmp_path):
     assert "web/app (×12)" in table.output
     doc = json.loads(CliRunner().invoke(main, ["check", str(path), "--format", "json"],
                                         env=PLAIN).output)
-    (result,) = doc["topologies"][0]["results"]
-    replicas = {p["node"]: p["replicas"] for p in result["principals"]}
+    replicas = {g["members"][0]: g["replicas"] for g in doc["topologies"][0]["groups"]}
     assert replicas == {"edge/tenant": 6, "web/agent": 3, "web/app": 12, "web/instance": 3}
 
 
