@@ -18,9 +18,10 @@ matches is decided in report/findings.py.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,7 @@ def read(path: str | Path, rules: Collection[str]) -> list[Suppression]:
     for index, entry in enumerate(doc["suppress"]):
         key = f"suppress.{index}"
         line = lines.get(key)
-
-        def bad(name: str, message: str) -> None:
-            problems.append(Problem(file, lines.get(f"{key}.{name}", line),
-                                    f"{key}.{name}" if name else key, message))
+        bad = partial(_bad, problems, file, lines, key)
 
         if not isinstance(entry, dict):
             bad("", f"expected a mapping with rule, topology and reason, got {show(entry)}")
@@ -129,6 +127,13 @@ def read(path: str | Path, rules: Collection[str]) -> list[Suppression]:
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: p.line or 0))
     return found
+
+
+def _bad(problems: list[Problem], file: str, lines: Mapping[str, int], key: str, name: str,
+         message: str) -> None:
+    """A problem with key `name` of the entry at `key` (the entry itself: "")."""
+    problems.append(Problem(file, lines.get(f"{key}.{name}", lines.get(key)),
+                            f"{key}.{name}" if name else key, message))
 
 
 def _date(value: Any) -> datetime.date | None:

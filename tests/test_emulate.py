@@ -293,7 +293,8 @@ def test_emulate_json_has_the_sweep_schema_and_its_answers():
     def answers(doc):
         verdicts = [r["verdict"] for r in doc["results"]]
         return [(o["hop_limit"], g["members"], o["outcome"], o["dropped_at"], o["cause"],
-                 verdict) for g in doc["groups"] for o, verdict in zip(g["outcomes"], verdicts)]
+                 verdict) for g in doc["groups"]
+                for o, verdict in zip(g["outcomes"], verdicts, strict=True)]
 
     assert answers(kernel_topology) == answers(sim_topology)
     assert all(e["passed"] for e in kernel_topology["expectations"])
