@@ -20,6 +20,7 @@ from itertools import islice
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
 from hopsim.routing import Role, Route, Router, Tree
+from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 
 ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
@@ -67,6 +68,8 @@ class Report:
     recommended_hop_limit: int | None
     recommendation: str
     expectations: tuple[Expectation, ...] = ()  # every `expect` entry, whatever was swept
+    # Findings accepted on purpose (hopsim.suppressions), for this topology.
+    suppressions: tuple[Suppression, ...] = ()
 
     @property
     def failed(self) -> list[Expectation]:
@@ -461,6 +464,7 @@ class Alike:
     first: Outcome
     principals: int
     copies: int
+    members: tuple[str, ...] = ()  # the principals' names, in name order
 
     def who(self, label: Callable[[str], str] = str) -> str:
         """The first principal's name (as `label` writes it), and how many
@@ -478,7 +482,7 @@ def rows(outcomes: Sequence[Outcome]) -> list[Alike]:
     is 318 table lines instead of 33,000)."""
     if isinstance(outcomes, Outcomes) and len(outcomes) > GROUP_ABOVE:
         return outcomes.groups()
-    return [Alike(o, 1, 1) for o in outcomes]
+    return [Alike(o, 1, 1, (o.node,)) for o in outcomes]
 
 
 class Outcomes(Sequence[Outcome]):
@@ -533,8 +537,8 @@ class Outcomes(Sequence[Outcome]):
                 groups = self._found.alike
             else:
                 groups = self._found.grouped(lambda name: (limits.get(name),))
-            self._groups = [Alike(self._outcome(members[0]), len(members), copies)
-                            for members, copies in groups]
+            self._groups = [Alike(self._outcome(members[0]), len(members), copies,
+                                  tuple(members)) for members, copies in groups]
         return self._groups
 
     def verdict(self) -> tuple[Verdict, str]:

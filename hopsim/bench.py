@@ -12,7 +12,9 @@ YAML to a temporary folder, it measures in one process the medians of:
 - check at one hop limit and sweep 1-64, end to end: `hopsim check
   --hop-limit 2 FILE` and `hopsim sweep --hop-limits 1-64 FILE` run in this
   process, their table output included;
-and, in a fresh process, the peak memory (max RSS) of the sweep. Every timed
+and, in a fresh process, the peak memory (max RSS) of the sweep; for the
+JSON fleets, the size of the sweep's JSON report (`--format json`, alike
+principals grouped: issue 14's target is 50 MB at 100,000 nodes). Every timed
 run has the cyclic garbage collector paused (see median_time). Then compact
 fleets (units with counts and replicas) of about 1,000 and 1,000,000 nodes,
 swept 1-64 end to end; and a trace with pcap of a 10-hop path against building
@@ -137,6 +139,7 @@ TARGETS = {  # issue 4: ratios of medians, measured side by side
     "trace/scapy-only": 3.0,
 }
 MAX_RSS_MIB = 2048
+MAX_JSON_MB = 50  # issue 14: the default JSON of a 100k-node sweep over 1-64
 
 
 def command(*args: str) -> Callable[[], None]:
@@ -189,6 +192,11 @@ def measure_size(size: int, folder: Path, repeat: int, seed: int) -> list[dict[s
         row["check_s"] = median_time(command("check", "--hop-limit", "2", str(path)), repeat)
         row["sweep_s"] = median_time(command(*sweep), repeat)
         row["peak_rss_mib"] = peak_rss_mib(*sweep)
+        if fmt == "json":  # the report is the same whatever the input format
+            report = folder / f"sweep-{size}.json"
+            command(*sweep, "--output", f"json:{report}", "-q")()
+            row["json_report_bytes"] = report.stat().st_size
+            report.unlink()
         row["ratios"] = {
             "sweep/baseline": row["sweep_s"] / row["baseline_s"],
             "sweep/check": row["sweep_s"] / row["check_s"],
@@ -274,7 +282,8 @@ def run(sizes: list[int], repeat: int, seed: int = 0,
         trace = measure_trace(folder, repeat)
     return {"python": sys.version.split()[0], "repeat": repeat, "seed": seed,
             "containers_per_instance": CONTAINERS, "fleets": rows, "compact": small,
-            "trace": trace, "targets": {**TARGETS, "peak_rss_mib": MAX_RSS_MIB},
+            "trace": trace, "targets": {**TARGETS, "peak_rss_mib": MAX_RSS_MIB,
+                                        "json_report_mb": MAX_JSON_MB},
             "verdicts": verdicts(rows, small, trace)}
 
 
@@ -293,6 +302,10 @@ def verdicts(rows: list[dict[str, Any]], compact: dict[str, Any],
                 for name in ("sweep/baseline", "sweep/check")]
         out.append({"target": f"peak RSS <= {MAX_RSS_MIB} MiB", "at": at,
                     "value": row["peak_rss_mib"], "met": row["peak_rss_mib"] <= MAX_RSS_MIB})
+        if "json_report_bytes" in row:
+            mb = row["json_report_bytes"] / 1e6
+            out.append({"target": f"JSON report MB <= {MAX_JSON_MB}", "at": at, "value": mb,
+                        "met": mb <= MAX_JSON_MB})
     value = compact["ratios"]["compact large/small"]
     small, large = (f"{row['nodes']:,}" for row in compact["fleets"])
     out.append({"target": f"compact large/small <= {TARGETS['compact large/small']}",
@@ -332,7 +345,10 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"trace --pcap, {trace['hops']} hops, {trace['packets']} packets: "
                  f"{trace['trace_s'] * 1e3:.1f} ms; scapy alone {trace['scapy_only_s'] * 1e3:.1f} "
                  "ms")
-    lines += ["", "targets (issue 4):"]
+    lines += [f"JSON report of sweep 1-64, {row['nodes']:,} nodes: "
+              f"{row['json_report_bytes'] / 1e6:.2f} MB (alike principals grouped)"
+              for row in result["fleets"] if "json_report_bytes" in row]
+    lines += ["", "targets (issues 4 and 14):"]
     for v in result["verdicts"]:
         lines.append(f"  {'met    ' if v['met'] else 'NOT MET'} {v['target']:<30} "
                      f"{v['value']:>9.2f}  ({v['at']})")

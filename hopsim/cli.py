@@ -5,22 +5,26 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
+from rich.console import Console
 
 import hopsim.emulate as emulation
-from hopsim import __version__, analysis, engine, importers, packets, settings
+from hopsim import __version__, analysis, engine, importers, packets, settings, suppressions
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
@@ -33,13 +37,20 @@ from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
 from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
+from hopsim.suppressions import Suppression
 from hopsim.topology import (
+    STDIN,
+    STDIN_NAME,
+    Found,
+    NotATopology,
     Problem,
     Topology,
     TopologyError,
     _closest,
+    find,
     load,
-    topology_files,
+    parse,
+    read_stdin,
     what_if,
 )
 
@@ -85,6 +96,9 @@ def parse_hop_limits(text: str) -> list[int]:
         except ValueError:
             raise click.BadParameter(f"expected ranges such as 1-4 or 1,2,8, got {text!r}",
                                      param_hint="--hop-limits") from None
+        if MIN_HOP_LIMIT <= last < first <= MAX_HOP_LIMIT:
+            raise click.BadParameter(f"the range {part.strip()!r} is reversed: write "
+                                     f"{last}-{first}", param_hint="--hop-limits")
         if not MIN_HOP_LIMIT <= first <= last <= MAX_HOP_LIMIT:
             raise click.BadParameter(
                 f"hop limits are {MIN_HOP_LIMIT}..{MAX_HOP_LIMIT}, got {part.strip()!r}",
@@ -93,11 +107,14 @@ def parse_hop_limits(text: str) -> list[int]:
     return sorted(limits)
 
 
-def what_if_options(command: Callable) -> Callable:
-    """--hop-limit, --http-tokens and --set: the 'what if' questions."""
+def what_if_options(command: Callable | None = None, *, hop_limit: bool = True) -> Callable:
+    """--hop-limit, --http-tokens and --set: the 'what if' questions. Without
+    hop_limit, --hop-limit is refused with why (sweep tries hop limits itself)."""
+    if command is None:
+        return lambda c: what_if_options(c, hop_limit=hop_limit)
     options = [
         click.option("--hop-limit", type=click.IntRange(MIN_HOP_LIMIT, MAX_HOP_LIMIT),
-                     help="Set every imds node's hop limit."),
+                     hidden=not hop_limit, help="Set every imds node's hop limit."),
         click.option("--http-tokens", type=click.Choice(HTTP_TOKENS),
                      help="Set every imds node's http_tokens."),
         click.option("--set", "sets", multiple=True, metavar="NODE.KEY=VALUE",
@@ -106,6 +123,15 @@ def what_if_options(command: Callable) -> Callable:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _idle(ctx: click.Context, names: Iterable[str], why: str) -> None:
+    """Refuse options given on the command line that would do nothing: an
+    option silently ignored reads as one obeyed."""
+    for name in names:
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            option = next(p for p in ctx.command.params if p.name == name)
+            raise click.UsageError(f"{option.opts[-1]} does nothing {why}", ctx)
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,8 @@ class _Job:
     hop_limits: tuple[int, ...] = ()  # sweep's
     instances: tuple[settings.Instance, ...] | None = None  # --settings, read
     settings_file: str = ""
+    recognise: frozenset[str] = frozenset()  # files found in folders: skip non-topologies
+    stdin: str | None = None  # standard input's text, read here once, for the file "-"
 
 
 def _job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
@@ -130,8 +158,7 @@ def _job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
     # hop limit keeps it meaningful; other changes do not.
     keep_expect = not overrides and http_tokens is None
     if not keep_expect:
-        click.echo("note: --set/--http-tokens change the topology: its expect entries "
-                   "are not checked", err=True)
+        _note("--set/--http-tokens change the topology: its expect entries are not checked")
     return _Job(tuple(overrides), what_if(hop_limit, http_tokens), keep_expect, command,
                 tuple(hop_limits))
 
@@ -151,15 +178,19 @@ class _Done:
     settings_problems: tuple[Problem, ...] = ()
     report: analysis.Report | None = None
     notes: tuple[str, ...] = ()  # what an importer assumed or left out
+    skipped: str | None = None  # found in a folder, not a topology: why
 
 
 def _do(file: Path, job: _Job) -> _Done:
     """Load one file, apply the what-if options and --settings, analyse it: the
     one definition of a file's work, run here or in a worker process."""
+    recognise = str(file) in job.recognise
     try:
-        topology, notes = _read_topology(file, job)
+        topology, notes = _read_topology(file, job, recognise)
     except TopologyError as error:
         return _Done(str(file), error.problems)
+    except NotATopology as other:
+        return _Done(str(file), skipped=other.why)
     done = _Done(topology.file, name=topology.name, name_line=topology.line_of("name"),
                  notes=notes)
     if job.changes:
@@ -180,18 +211,33 @@ def _do(file: Path, job: _Job) -> _Done:
     return replace(done, names_instances=names, report=report)
 
 
-def _read_topology(file: Path, job: _Job) -> tuple[Topology, tuple[str, ...]]:
+_DESIGNS = {"compose": "a Docker Compose file", "kubernetes": "a Kubernetes manifest",
+            "ecs": "an ECS task definition"}
+
+
+def _read_topology(file: Path, job: _Job, found_in_folder: bool
+                   ) -> tuple[Topology, tuple[str, ...]]:
     """A topology file, or a compose file, Kubernetes manifest or ECS task
-    definition read into a topology (hopsim/importers), with its notes."""
-    if importers.recognise(file) is None:
+    definition read into a topology (hopsim/importers), with its notes. A
+    design found in a folder scan is skipped, not imported: it is checked
+    when it is named (it may need --settings)."""
+    if str(file) == STDIN:
+        if job.stdin is not None:
+            return parse(job.stdin, STDIN_NAME, job.overrides), ()
         return load(file, job.overrides), ()
+    reader = importers.recognise(file)
+    if reader is None:
+        return load(file, job.overrides, recognise=found_in_folder), ()
+    if found_in_folder:
+        what = _DESIGNS.get(reader.__name__.rsplit(".", 1)[-1], "a design file")
+        raise NotATopology(str(file), f"{what}; name it to check it")
     imported = importers.load(file, job.overrides, job.instances)
     return imported.topology, imported.notes
 
 
-def _note(file: str, note: str) -> None:
-    """What an importer assumed or left out: on stderr, with its file."""
-    click.echo(f"note: {note if note.startswith(file) else f'{file}: {note}'}", err=True)
+def _located(file: str, note: str) -> str:
+    """A note with its file in front, once."""
+    return note if note.startswith(file) else f"{file}: {note}"
 
 
 def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
@@ -203,7 +249,9 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     for d in done:
         problems += d.problems
         for note in d.notes:
-            _note(d.file, note)
+            _note(_located(d.file, note))
+        if d.skipped:
+            _note(f"{d.file}: not a topology ({d.skipped}), skipped")
         if d.name is None:
             continue
         if d.name in names:
@@ -216,12 +264,45 @@ def _kept(done: Iterable[_Done]) -> tuple[list[_Done], list[Problem]]:
     return kept, problems
 
 
-def _load(files: Iterable[Path], sets: Sequence[str], hop_limit: int | None,
+def _load(paths: Sequence[str], sets: Sequence[str], hop_limit: int | None,
           http_tokens: str | None) -> tuple[list[Topology], list[Problem]]:
-    """Load every file; a bad one is reported and the others still load."""
-    job = _job(sets, hop_limit, http_tokens)
-    kept, problems = _kept(_do(file, job) for file in files)
-    return [d.topology for d in kept if d.topology], problems
+    """Load every file of PATHS; a bad one is reported and the others still load."""
+    found = find(paths)
+    job = _reading(_job(sets, hop_limit, http_tokens), found)
+    done = [_do(f.path, job) for f in found]
+    kept, problems = _kept(done)
+    return [d.topology for d in kept if d.topology], problems + _unfound(paths, found, done)
+
+
+def _reading(job: _Job, found: Sequence[Found]) -> _Job:
+    """The job, told which files were found in folders (and skipped when they
+    are not topologies) and given standard input's text when "-" is a file."""
+    stdin = sum(str(f.path) == STDIN for f in found)
+    if stdin > 1:
+        raise click.UsageError("standard input (-) can be read only once")
+    try:
+        text = read_stdin() if stdin else None
+    except TopologyError as error:  # too large, not UTF-8
+        _report_problems(error.problems)
+        sys.exit(EXIT_BAD_INPUT)
+    return replace(job, recognise=frozenset(str(f.path) for f in found if f.folder),
+                   stdin=text)
+
+
+def _unfound(paths: Sequence[str], found: Sequence[Found], done: Sequence[_Done]) -> list[Problem]:
+    """A problem for each folder named that holds no topology: a wrong path
+    must not pass for a folder that was checked and found fine."""
+    topologies = Counter(f.folder for f, d in zip(found, done, strict=True)
+                         if f.folder and not d.skipped)
+    skipped = Counter(f.folder for f, d in zip(found, done, strict=True) if d.skipped)
+    problems = []
+    for path in map(Path, paths):
+        if path.is_dir() and not topologies[path]:
+            why = (f"; {_count(skipped[path], 'YAML or JSON file')} skipped, not topologies"
+                   if skipped[path] else "")
+            problems.append(Problem(str(path), None, "", "no topology found in this folder "
+                                    f"or its subfolders{why}"))
+    return problems
 
 
 # --- check and sweep: files analysed here or in worker processes (--jobs) ----------
@@ -334,7 +415,7 @@ def _each(files: Sequence[Path], job: _Job, jobs: int) -> list[_Done]:
     workers = min(jobs, len(files), WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
     with _pool(workers) as pool:
         done = dict(progress.track(_Completed(files, job, pool),  # type: ignore[arg-type]
-                                   job.command or "load"))
+                                   job.command or "load", quiet=bool(_setting("quiet"))))
     return [done[index] for index in range(len(files))]
 
 
@@ -404,15 +485,19 @@ def _analyse(command: str, paths: Sequence[str], jobs: int, sets: Sequence[str],
              hop_limits: Sequence[int] = ()) -> tuple[list[analysis.Report], list[Problem]]:
     """Check or sweep every file (--settings applied, what-if options winning):
     the reports of those that could be, and every problem, in the files' order."""
-    files = topology_files(_default_paths(paths))
-    job = _job(sets, hop_limit, http_tokens, command, hop_limits)
+    paths = _default_paths(paths)
+    found = find(paths)
+    files = [f.path for f in found]
+    job = _reading(_job(sets, hop_limit, http_tokens, command, hop_limits), found)
     unusable: list[Problem] = []
     if settings_file:
         instances, unusable = _read_settings(settings_file)
         # Unusable settings: the files are still loaded, for their own problems.
         job = replace(job, instances=instances, settings_file=settings_file,
                       command=None if unusable else command)
-    kept, problems = _kept(_each(files, job, jobs))
+    done = _each(files, job, jobs)
+    kept, problems = _kept(done)
+    problems += _unfound(paths, found, done)
     if unusable:
         return [], problems + unusable
     if job.instances is not None and kept and not any(d.names_instances for d in kept):
@@ -432,27 +517,130 @@ def _report_problems(problems: Iterable[Problem]) -> None:
         click.echo(f"error: {problem}", err=True)
 
 
+def _note(text: str) -> None:
+    """A remark on stderr that changes nothing in the result (none with -q)."""
+    _say(f"note: {text}", err=True)
+
+
+# --- conventions every command shares: -q, --color/--no-color ----------------------
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"hopsim.{param.name}"] = value  # ctx.meta is shared by the whole run
+    return value
+
+
+def _setting(name: str) -> Any:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(f"hopsim.{name}") if ctx else None
+
+
+def _quiet_option(command: Callable) -> Callable:
+    return click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_remember,
+        help="Print only errors: no report on the terminal, no notes, no progress "
+             "(--output files, a --format other than table and the exit code still "
+             "tell).")(command)
+
+
+def _color_option(command: Callable) -> Callable:
+    return click.option(
+        "--color/--no-color", "color", default=None, expose_value=False, callback=_remember,
+        help="Colour and bold on, or every style off (default: on a terminal only, and "
+             "off when NO_COLOR is set).")(command)
+
+
+def _view_format(command: Callable) -> Callable:
+    return click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+                        default="table", show_default=True,
+                        help="table for people, json for machines.")(command)
+
+
+def _say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """A line for people: left out with -q."""
+    if not _setting("quiet"):
+        click.echo(text, err=err, nl=nl)
+
+
+def _console() -> Console:
+    """The terminal's console, with --color/--no-color applied."""
+    return table.console(color=_setting("color"))
+
+
+_FORMAT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]+")  # sarif in sarif:x (C in C:\x is a drive)
+
+
 def _parse_outputs(ctx: click.Context, param: click.Parameter,
                    values: Sequence[str]) -> list[tuple[str | None, str]]:
-    """--output FILE or FORMAT:FILE -> (format or None for --format's, file)."""
+    """--output FILE or FORMAT:FILE -> (format or None for --format's, file);
+    FILE "-" is standard output."""
     outputs: list[tuple[str | None, str]] = []
     for value in values:
         name, sep, file = value.partition(":")
         if sep and name in formats.FORMATS:
             outputs.append((name, file))
+        elif sep and _FORMAT_PREFIX.fullmatch(name):
+            raise click.BadParameter(
+                f"unknown format {name!r} in {value!r}; formats: {', '.join(formats.FORMATS)} "
+                "(a file name with a colon: ./NAME)", param_hint="--output")
         else:
             outputs.append((None, value))
         if not outputs[-1][1]:
             raise click.BadParameter(f"expected FILE or FORMAT:FILE, got {value!r}",
                                      param_hint="--output")
+    if sum(file == STDOUT for _, file in outputs) > 1:
+        raise click.BadParameter("only one report can go to standard output (-)",
+                                 param_hint="--output")
     return outputs
+
+
+STDOUT = "-"  # an --output file that means standard output
+
+
+def _prepare_outputs(outputs: Sequence[tuple[str | None, str]]) -> None:
+    """Make the folders of the --output files, before any work: a report that
+    cannot be written is known before the run, not after half of them are."""
+    for _, file in outputs:
+        if file == STDOUT:
+            continue
+        path = Path(file)
+        if path.is_dir():
+            _fail(f"--output {file}: is a folder; expected a file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(f"--output {file}: cannot make its folder {str(path.parent)!r}: "
+                  f"{exc.strerror}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _write(file: str, pieces: Iterable[str] | bytes) -> None:
+    """Write a report, a picture or a generated file: the one place output
+    files are written (text as UTF-8)."""
+    try:
+        if isinstance(pieces, bytes):
+            Path(file).write_bytes(pieces)
+        else:
+            with open(file, "w", encoding="utf-8") as stream:
+                stream.writelines(pieces)
+    except OSError as exc:
+        _fail(f"{file}: cannot write: {exc.strerror}")
 
 
 def _output_format(command: Callable) -> Callable:
     command = click.option(
+        "--all-principals", is_flag=True,
+        help="JSON: list every principal at every hop limit (schema 1), instead of one "
+             "entry per group of alike principals (schema 2).")(command)
+    command = click.option(
         "--output", "outputs", multiple=True, metavar="[FORMAT:]FILE", callback=_parse_outputs,
         help="Write the report to FILE (in --format, or FORMAT such as sarif:hopsim.sarif; "
-             "repeatable); the table still goes to the terminal.")(command)
+             "repeatable; FILE - is standard output); the table still goes to the terminal.")(
+        command)
     return click.option("--format", "output_format", type=click.Choice(formats.FORMATS),
                         default="table", show_default=True, help="Output format.")(command)
 
@@ -466,25 +654,80 @@ def _settings_option(command: Callable) -> Callable:
              "ClusterConfig, without rewriting the files.")(command)
 
 
+def _ignore_option(command: Callable) -> Callable:
+    return click.option(
+        "--ignore-file", "ignore_file", type=click.Path(dir_okay=False), metavar="FILE",
+        help=f"Findings accepted on purpose, each with a reason and an optional expiry "
+             f"(default: {suppressions.DEFAULT_FILE} in the current folder, when there). "
+             "They are reported as suppressed and fail nothing.")(command)
+
+
+def _read_suppressions(ignore_file: str | None) -> tuple[list[Suppression], list[Problem]]:
+    """--ignore-file's suppressions, or the default file's when there is one."""
+    if ignore_file is None:
+        if not Path(suppressions.DEFAULT_FILE).is_file():
+            return [], []
+        ignore_file = suppressions.DEFAULT_FILE
+    try:
+        return suppressions.read(ignore_file, [r.id for r in findings.RULES]), []
+    except TopologyError as error:
+        return [], list(error.problems)
+
+
+def _suppress(command: str, reports: Sequence[analysis.Report],
+              accepted: Sequence[Suppression]) -> list[analysis.Report]:
+    """Each report with the suppressions of its topology; a note for those
+    that expired or that match nothing, so a baseline does not rot unseen."""
+    if not accepted:
+        return list(reports)
+    names = {r.topology.name for r in reports}
+    reports = [replace(r, suppressions=tuple(s for s in accepted if s.topology == r.topology.name))
+               for r in reports]
+    used = {f.suppression for f in findings.of_run(reports, command) if f.suppression}
+    today = datetime.date.today()
+    for s in accepted:
+        if s.topology not in names:
+            continue
+        if s.expired(today):
+            _note(f"{s.where}: the suppression of {s.describe()} expired on {s.expires}: "
+                  "its findings fail the run again")
+        elif s not in used:
+            _note(f"{s.where}: the suppression of {s.describe()} matches no finding")
+    return reports
+
+
+def _json_only(output_format: str, outputs: Sequence[tuple[str | None, str]],
+               all_principals: bool) -> None:
+    """--all-principals does something only where JSON is written."""
+    if all_principals and "json" not in [output_format, *(n for n, _ in outputs)]:
+        raise click.UsageError("--all-principals does nothing without JSON: add --format json "
+                               "or --output json:FILE")
+
+
 def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, str]],
           reports: Sequence[analysis.Report], problems: Sequence[Problem],
-          hop_limits: Sequence[int] = ()) -> None:
+          hop_limits: Sequence[int] = (), all_principals: bool = False) -> None:
     """Render the run: to each --output file, and to the terminal (the table
-    whenever files are written)."""
+    whenever files are written, unless a report takes standard output)."""
     for name, file in outputs:
-        pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits)
-        try:
-            with open(file, "w", encoding="utf-8") as stream:
-                stream.writelines(pieces)
-        except OSError as exc:
-            click.echo(f"error: --output {file}: cannot write: {exc.strerror}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+        pieces = formats.chunks(name or output_format, command, reports, problems, hop_limits,
+                                all_principals)
+        if file == STDOUT:
+            for piece in pieces:
+                click.echo(piece, nl=False)
+        else:
+            _write(file, pieces)
+    if any(file == STDOUT for _, file in outputs):
+        return
     if outputs or output_format == "table":
-        out = table.console()
+        if _setting("quiet"):
+            return
+        out = _console()
         out.print(table.sweep(out, reports, hop_limits) if command == "sweep"
                   else table.check(out, reports))
     else:
-        for piece in formats.chunks(output_format, command, reports, problems, hop_limits):
+        for piece in formats.chunks(output_format, command, reports, problems, hop_limits,
+                                    all_principals):
             click.echo(piece, nl=False)
 
 
@@ -503,20 +746,32 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @what_if_options
 @_settings_option
+@_ignore_option
 @_output_format
 @_jobs_option
+@_quiet_option
+@_color_option
 def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None,
-          sets: tuple[str, ...], settings_file: str | None, output_format: str,
-          outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          sets: tuple[str, ...], settings_file: str | None, ignore_file: str | None,
+          output_format: str, outputs: Sequence[tuple[str | None, str]], all_principals: bool,
+          jobs: int) -> None:
     """Check each topology at its configured hop limit.
 
-    PATHS are files or folders (default: the bundled topologies). Exit 1 on a
-    leak, a starved workload or a failed expect entry.
+    PATHS are files, folders (searched with their subfolders) or - for
+    standard input (default: the bundled topologies).
+
+    Exit codes: 0 no finding; 1 a leak, a starved workload or a failed expect
+    entry; 2 bad input (the other files are still checked) or no topology found.
     """
-    reports, problems = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
-                                 settings_file)
+    _json_only(output_format, outputs, all_principals)
+    _prepare_outputs(outputs)
+    accepted, problems = _read_suppressions(ignore_file)
+    reports, more = _analyse("check", paths, jobs, sets, hop_limit, http_tokens,
+                             settings_file)
+    problems += more
+    reports = _suppress("check", reports, accepted)
     _report_problems(problems)
-    _emit("check", output_format, outputs, reports, problems)
+    _emit("check", output_format, outputs, reports, problems, (), all_principals)
     finding = findings.fails(reports, "check")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if finding else EXIT_OK)
 
@@ -525,22 +780,36 @@ def check(paths: tuple[str, ...], hop_limit: int | None, http_tokens: str | None
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--hop-limits", "hop_limits_text", default="1-4", show_default=True,
               metavar="RANGES", help="Hop limits to try, e.g. 1-4 or 1,2,8.")
-@what_if_options
+@what_if_options(hop_limit=False)
 @_settings_option
+@_ignore_option
 @_output_format
 @_jobs_option
+@_quiet_option
+@_color_option
 def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
           http_tokens: str | None, sets: tuple[str, ...], settings_file: str | None,
-          output_format: str, outputs: Sequence[tuple[str | None, str]], jobs: int) -> None:
+          ignore_file: str | None, output_format: str,
+          outputs: Sequence[tuple[str | None, str]], all_principals: bool, jobs: int) -> None:
     """Sweep hop limits: the verdict matrix and the recommended hop limit.
 
-    Exit 1 only when an expect entry fails.
+    Exit codes: 0 every expect entry holds (a deliberately leaky design is a
+    lesson, not a failure); 1 an expect entry fails; 2 bad input or no
+    topology found.
     """
+    _idle(click.get_current_context(), ["hop_limit"],
+          "in sweep, which tries each hop limit of --hop-limits: use --hop-limits N, "
+          "or check --hop-limit N")
     hop_limits = parse_hop_limits(hop_limits_text)
-    reports, problems = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
-                                 settings_file, hop_limits)
+    _json_only(output_format, outputs, all_principals)
+    _prepare_outputs(outputs)
+    accepted, problems = _read_suppressions(ignore_file)
+    reports, more = _analyse("sweep", paths, jobs, sets, hop_limit, http_tokens,
+                             settings_file, hop_limits)
+    problems += more
+    reports = _suppress("sweep", reports, accepted)
     _report_problems(problems)
-    _emit("sweep", output_format, outputs, reports, problems, hop_limits)
+    _emit("sweep", output_format, outputs, reports, problems, hop_limits, all_principals)
     failed = findings.fails(reports, "sweep")
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if failed else EXIT_OK)
 
@@ -554,18 +823,30 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
 @click.option("--pcap", type=click.Path(dir_okay=False, writable=True),
               help="Also write every packet, at every hop, to this pcap file.")
 @what_if_options
+@_view_format
+@_quiet_option
+@_color_option
 def trace(file: str, principal: str, family: str | None, pcap: str | None,
-          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
-    """Trace one principal's exchange: every packet, hop by hop, with its TTL."""
+          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...],
+          output_format: str) -> None:
+    """Trace one principal's exchange: every packet, hop by hop, with its TTL.
+
+    Exit codes: 0 whatever the outcome, a leak included: trace shows what
+    happens, check judges it; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
     topology, principal = _principal(topology, file, principal)
     exchange = engine.play(topology, principal, family=int(family) if family else None,
                            record=True)
-    out = table.console()
-    out.print(table.trace(out, topology, exchange))
+    if output_format == "json":
+        click.echo(json_report.trace(topology, exchange), nl=False)
+    elif not _setting("quiet"):
+        out = _console()
+        out.print(table.trace(out, topology, exchange))
     if pcap:
         packets.write_pcap(pcap, exchange.packets)
-        click.echo(f"wrote {len(exchange.packets)} packets to {pcap}")
+        _say(f"wrote {len(exchange.packets)} packets to {pcap}",
+             err=output_format == "json")
 
 
 @main.group("import")
@@ -584,17 +865,25 @@ def import_settings() -> None:
 @import_settings.command("terraform")
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.argument("topology", type=click.Path(dir_okay=False))
+@_quiet_option
 def import_terraform(plan: str, topology: str) -> None:
     """From `terraform show -json` output (a plan or a state): aws_instance and
-    aws_launch_template metadata_options, with AWS's defaults for what is unset."""
+    aws_launch_template metadata_options, with AWS's defaults for what is unset.
+
+    Exit codes: 0 written (or nothing to change); 2 bad input.
+    """
     _import("terraform", plan, topology)
 
 
 @import_settings.command("ec2")
 @click.argument("describe", type=click.Path(dir_okay=False))
 @click.argument("topology", type=click.Path(dir_okay=False))
+@_quiet_option
 def import_ec2(describe: str, topology: str) -> None:
-    """From `aws ec2 describe-instances` output (MetadataOptions)."""
+    """From `aws ec2 describe-instances` output (MetadataOptions).
+
+    Exit codes: 0 written (or nothing to change); 2 bad input.
+    """
     _import("ec2", describe, topology)
 
 
@@ -608,9 +897,9 @@ def _import_design(source: str, file: str, output: str | None) -> None:
         _report_problems(error.problems)
         sys.exit(EXIT_BAD_INPUT)
     for note in design.notes:
-        _note(file, note)
+        _note(_located(file, note))
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        _write(output, [text])
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -655,9 +944,9 @@ def _import(source: str, settings_file: str, file: str) -> None:
                    f"({error.problems[0].message}); use --settings instead", err=True)
         sys.exit(EXIT_BAD_INPUT)
     for a in applied:
-        click.echo(settings.describe(file, a))
+        _say(settings.describe(file, a))
     if new != text:
-        Path(file).write_text(new, encoding="utf-8")
+        _write(file, [new])
 
 
 @main.command()
@@ -666,7 +955,7 @@ def schema() -> None:
 
     Save it (hopsim schema > hopsim.schema.json) and start a topology file with
     "# yaml-language-server: $schema=hopsim.schema.json" to get completion and
-    checks as you type.
+    checks as you type. Exit code 0.
     """
     click.echo(json.dumps(topology_schema.json_schema(), indent=2))
 
@@ -688,40 +977,50 @@ def generate() -> None:
                    "a few lines whatever the size (the seed plays no part).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write to FILE (JSON if it ends in .json, else YAML) instead of stdout.")
+@_quiet_option
 def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
                    output: str | None) -> None:
-    """A heterogeneous fleet as one topology file, deterministic for a seed."""
+    """A heterogeneous fleet as one topology file, deterministic for a seed.
+
+    Exit codes: 0 written; 2 usage, or FILE cannot be written.
+    """
+    if compact:
+        _idle(click.get_current_context(), ["seed"], "with --compact, which draws nothing")
     document = (fleets.compact_fleet(instances, containers) if compact else
                 fleets.fleet(instances, containers, seed))
     text = fleets.dumps(document, "json" if output and output.endswith(".json") else "yaml")
     if not output:
         click.echo(text, nl=False)
         return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"error: {output}: cannot write: {exc.strerror}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    _write(output, [text])
     if compact:
-        click.echo(f"wrote {len(document['units'])} units standing for "
-                   f"{fleets.copies(document):,} nodes to {output}", err=True)
+        _say(f"wrote {len(document['units'])} units standing for "
+             f"{fleets.copies(document):,} nodes to {output}", err=True)
     else:
-        click.echo(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
-                   f"to {output}", err=True)
+        _say(f"wrote {len(document['nodes'])} nodes, {len(document['links'])} links "
+             f"to {output}", err=True)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-def validate(paths: tuple[str, ...]) -> None:
-    """Check topology files for mistakes, without simulating."""
-    files = topology_files(_default_paths(paths))
-    topologies, problems = _load(files, (), None, None)
+@_view_format
+@_quiet_option
+def validate(paths: tuple[str, ...], output_format: str) -> None:
+    """Check topology files for mistakes, without simulating.
+
+    Exit codes: 0 every file is a valid topology; 2 a mistake (each reported
+    with its file, line and key) or no topology found.
+    """
+    topologies, problems = _load(_default_paths(paths), (), None, None)
+    if output_format == "json":
+        click.echo(json_report.validation(topologies, problems), nl=False)
+        sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
     for t in topologies:
         copies = sum(n.replicas for n in t.nodes.values())
         standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
-        click.echo(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
-                   f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')}"
-                   f"{standing})")
+        _say(f"ok: {t.file}: {t.name} ({_count(len(t.nodes), 'node')}, "
+             f"{_count(len(t.links), 'link')}, {_count(len(t.principals), 'principal')}"
+             f"{standing})")
     _report_problems(problems)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
 
@@ -729,11 +1028,21 @@ def validate(paths: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("file", type=click.Path())
 @what_if_options
+@_view_format
+@_color_option
 def show(file: str, hop_limit: int | None, http_tokens: str | None,
-         sets: tuple[str, ...]) -> None:
-    """Show a topology: nodes, addresses, links and each principal's route."""
+         sets: tuple[str, ...], output_format: str) -> None:
+    """Show a topology: nodes, addresses, links and each principal's route.
+
+    Exit codes: 0 shown; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
-    out = table.console()
+    if output_format == "json":
+        router = Router(topology)
+        click.echo(json_report.topology_view(topology, map(router.route, topology.principals)),
+                   nl=False)
+        return
+    out = _console()
     out.print(table.show(out, topology))
 
 
@@ -743,25 +1052,37 @@ def show(file: str, hop_limit: int | None, http_tokens: str | None,
 @click.option("--from", "principal", metavar="NODE",
               help="Explain one principal (default: every principal).")
 @what_if_options
+@_view_format
+@_color_option
 def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens: str | None,
-            sets: tuple[str, ...]) -> None:
+            sets: tuple[str, ...], output_format: str) -> None:
     """Explain each principal's result: the defence that stopped it or the gap
-    that let it through, and the changes that would flip it (each one checked
-    by simulating it)."""
+    that let it through, and the changes that would fix it (each one checked
+    by simulating it; none loosens a control).
+
+    Exit codes: 0 whatever the outcomes, leaks included: explain says why, check
+    judges; 2 bad input.
+    """
     topology = _one_topology(file, sets, hop_limit, http_tokens)
     if principal:
         topology, principal = _principal(topology, file, principal)
     names = [principal] if principal else topology.principals
     router = Router(topology)
-    out = table.console()
-    out.print(table.explanations(out, topology,
-                                 [explain_principal(topology, n, router) for n in names]))
+    items = [explain_principal(topology, n, router) for n in names]
+    if output_format == "json":
+        click.echo(json_report.explanations(topology, items), nl=False)
+        return
+    out = _console()
+    out.print(table.explanations(out, topology, items))
 
 
 def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
                   http_tokens: str | None) -> Topology:
     """The one topology FILE holds, or exit 2 with its problems."""
-    topologies, problems = _load([Path(file)], sets, hop_limit, http_tokens)
+    if Path(file).is_dir():
+        raise click.BadParameter(f"{file!r} is a folder; this command takes one file",
+                                 param_hint="FILE")
+    topologies, problems = _load([file], sets, hop_limit, http_tokens)
     if problems:
         _report_problems(problems)
         sys.exit(EXIT_BAD_INPUT)
@@ -829,6 +1150,8 @@ def _stopped(stop: emulation.Stopped) -> None:
               help="Remove the namespaces that killed runs left behind, and exit.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]),
               default="table", show_default=True, help="Output format.")
+@_quiet_option
+@_color_option
 def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, timeout: float,
             dry_run: bool, cleanup: bool, output_format: str) -> None:
     """Build each topology in network namespaces and measure it on the kernel.
@@ -837,20 +1160,30 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     token response only), real relays and real clients; the outcome of each
     principal is what its client got, and dropped_at the node whose ICMP Time
     Exceeded was seen. Same report and JSON as sweep. Needs root, iproute2 and
-    nftables; nothing is changed outside the namespaces it creates. Exit 1
-    only when an expect entry fails.
+    nftables; nothing is changed outside the namespaces it creates.
+
+    Exit codes: 0 every expect entry holds; 1 one fails; 2 bad input, or this
+    machine cannot build namespaces (not root, tools missing).
     """
+    ctx = click.get_current_context()
     if cleanup:
+        if paths:
+            raise click.UsageError("--cleanup takes no PATHS: it removes what killed runs "
+                                   "left behind, whatever their topology", ctx)
+        _idle(ctx, ["hop_limits_text", "family", "timeout", "dry_run", "output_format"],
+              "with --cleanup, which builds nothing")
         _kernel_ready()
         removed, kept = emulation.cleanup()
         for name in removed:
-            click.echo(f"removed {name}")
+            _say(f"removed {name}")
         for name in kept:
-            click.echo(f"kept {name}: the process that made it is still running")
-        click.echo(f"{len(removed)} namespaces removed")
+            _say(f"kept {name}: the process that made it is still running")
+        _say(f"{len(removed)} namespaces removed")
         sys.exit(EXIT_OK)
+    if dry_run:
+        _idle(ctx, ["timeout", "output_format"], "with --dry-run, which runs nothing")
     hop_limits = parse_hop_limits(hop_limits_text)
-    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    topologies, problems = _load(_default_paths(paths), (), None, None)
     if family:
         topologies = [emulation.with_family(t, int(family)) for t in topologies]
     if dry_run:
@@ -879,8 +1212,8 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
     _report_problems(problems)
     if output_format == "json":
         click.echo(json_report.document("emulate", reports, problems), nl=False)
-    else:
-        out = table.console()
+    elif not _setting("quiet"):
+        out = _console()
         out.print(table.check(out, reports))
         out.print(kernel_report.timing(timings))
     failed = any(r.failed for r in reports)
@@ -890,16 +1223,21 @@ def emulate(paths: tuple[str, ...], hop_limits_text: str, family: str | None, ti
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @_kernel_options
+@_quiet_option
+@_color_option
 def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
            timeout: float) -> None:
     """Run each topology on the simulator and on the kernel, and compare.
 
     Per topology, hop limit and principal: the outcome and the node that
     dropped the token response, from each side; IPv4, and IPv6 where the
-    topology enables it (or --family). Exit 1 on any disagreement.
+    topology enables it (or --family).
+
+    Exit codes: 0 the simulator and the kernel agree on every case; 1 they
+    disagree on one; 2 bad input, or this machine cannot build namespaces.
     """
     hop_limits = parse_hop_limits(hop_limits_text)
-    topologies, problems = _load(topology_files(_default_paths(paths)), (), None, None)
+    topologies, problems = _load(_default_paths(paths), (), None, None)
     checks = []
     with emulation.stopping_on_signals():
         try:
@@ -916,8 +1254,9 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
         except emulation.Stopped as stop:
             _stopped(stop)
     _report_problems(problems)
-    out = table.console()
-    out.print(kernel_report.verification(out, checks))
+    if not _setting("quiet"):
+        out = _console()
+        out.print(kernel_report.verification(out, checks))
     differ = any(c.disagreements for c in checks)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_FINDING if differ else EXIT_OK)
 
@@ -981,6 +1320,7 @@ def products(measure: bool, output_format: str, timeout: float) -> None:
 @click.option("--auto", is_flag=True, help="Advance on a timer instead of on Enter.")
 @click.option("--delay", type=click.FloatRange(min=0), default=2.5, show_default=True,
               metavar="S", help="Seconds between steps with --auto.")
+@_color_option
 def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto: bool,
          delay: float) -> None:
     """A guided show: one principal's token at hop limit 1, then at 2.
@@ -988,10 +1328,17 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     SCENARIO is a bundled topology (default docker-bridge; see --list) or a
     topology file. Steps advance on Enter, or every S seconds with --auto.
     Without a terminal the show prints as plain text, for recording.
+
+    Exit codes: 0 shown; 2 no such scenario or principal, or bad input.
     """
+    ctx = click.get_current_context()
+    if not auto:
+        _idle(ctx, ["delay"], "without --auto: steps advance on Enter")
+    if list_scenarios:
+        _idle(ctx, ["principal", "auto", "delay"], "with --list")
     folder = BUNDLED if BUNDLED.is_dir() else Path.cwd() / "topologies"
     bundled = teaching.scenarios(folder) if folder.is_dir() else {}
-    out = table.console()
+    out = _console()
     if list_scenarios:
         out.print(demo_report.scenarios(out, [teaching.listing(load(f)) for f in bundled.values()]),
                   soft_wrap=True)
@@ -1019,6 +1366,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
 @click.option("--format", "picture_format", type=click.Choice(drawing.FORMATS),
               help="Picture format (default: from FILE's suffix, else svg).")
 @what_if_options
+@_quiet_option
 def draw(file: str, principal: str | None, output: str | None, picture_format: str | None,
          hop_limit: int | None, http_tokens: str | None, sets: tuple[str, ...]) -> None:
     """Draw a topology: the token response's TTL on each link, the drops,
@@ -1026,7 +1374,10 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
 
     --format html writes a teaching page instead: one offline HTML file with
     the hop limit on a slider, an http_tokens switch and a play button that
-    shows the answer to the token request hop by hop."""
+    shows the answer to the token request hop by hop.
+
+    Exit codes: 0 drawn, whatever it shows; 2 bad input.
+    """
     suffix = Path(output).suffix.lower() if output else ""
     if picture_format is None and output:
         picture_format = drawing.SUFFIXES.get(suffix)
@@ -1045,8 +1396,8 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if output:
-        Path(output).write_bytes(data)
-        click.echo(f"wrote {output}")
+        _write(output, data)
+        _say(f"wrote {output}")
     else:
         click.echo(data.decode(), nl=False)
 

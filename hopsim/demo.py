@@ -20,7 +20,7 @@ from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
 from hopsim.routing import Role, Route, Router, Station
-from hopsim.topology import Topology, load, topology_files
+from hopsim.topology import FACT_MARKER, Topology, load, topology_files
 
 DEFAULT_SCENARIO = "docker-bridge"
 HOP_LIMITS = (1, 2)  # the show: the AWS default, then the Docker advice
@@ -84,7 +84,7 @@ def lesson_of(topology: Topology) -> str:
     line = match.group(1) if match else text.split(". ")[0].rstrip(".")
     if len(line) > 70 and ":" in line:  # the claim, without its elaboration
         line = line.split(":")[0]
-    line = re.sub(r"\s*\[[COU]\]", "", line)
+    line = FACT_MARKER.sub("", line)
     return ("teaches " + line) if match else line
 
 
@@ -382,7 +382,7 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
         parts.append("But IMDSv1 is on (http_tokens: optional): the GET without a token "
                      "returns the role's credentials, and only the token's answer is "
                      "hop-limited.")
-    parts += _fix(topology, principal, outcomes, routers, receiver)
+    parts += _fix(topology, principal, outcomes, routers, receiver, matters)
     if report.recommended_hop_limit:
         parts.append(f"For the whole of {topology.name}, hopsim recommends hop limit "
                      f"{report.recommended_hop_limit}: the smallest at which every workload "
@@ -411,15 +411,17 @@ def _defence(topology: Topology, o: Outcome) -> str:
 
 
 def _fix(topology: Topology, principal: str, outcomes: Sequence[Outcome],
-         routers: Sequence[str], receiver: str | None) -> list[str]:
+         routers: Sequence[str], receiver: str | None, matters: bool) -> list[str]:
     """For the principal: the hop limits that serve it, or a checked change
-    that does when no hop limit can."""
+    that does when no hop limit can (never one that loosens a control), or
+    that no single change does. `matters`: some hop limit changes what the
+    principal holds."""
     role = topology.nodes[principal].role
     hop_limit_matters = any(o.cause is Cause.TTL for o in outcomes) or (
         routers and receiver is not None)
     if role == "workload" and hop_limit_matters and routers:
         return []  # the hop limit it needs is said above
-    if role == "attacker" and routers and outcomes[0].access is Access.NONE:
+    if role == "attacker" and routers and matters and outcomes[0].access is Access.NONE:
         keeps = "hop limit 1" if len(routers) == 1 else f"a hop limit of {len(routers)} or less"
         return [f"So only {keeps} keeps {principal} out."]
     bad = [o for o in outcomes if (role == "attacker" and o.access is not Access.NONE)
@@ -429,7 +431,8 @@ def _fix(topology: Topology, principal: str, outcomes: Sequence[Outcome],
     worst = bad[-1]
     changed = topology.with_imds(hop_limit=worst.hop_limit)
     good = Access.NONE if role == "attacker" else Access.TOKEN
-    for change in explain(changed, principal).changes:
+    account = explain(changed, principal)
+    for change in account.fixes:
         if change.access is good and not change.option.startswith("--hop-limit"):
             return [f"What would fix it: {change.description}, tried with {change.option}."]
-    return []
+    return [account.no_fix] if account.no_fix else []

@@ -7,7 +7,7 @@ which need not retrace the request), losing TTL at every router. Then the
 credentials GET, with the token, or without it (the IMDSv1 fallback SDKs and
 attackers try) when there is none.
 
-Kernel facts (../shared/imds-facts.md): a router drops a packet to forward
+Kernel facts (docs/facts.md): a router drops a packet to forward
 at TTL <= 1 and sends ICMP Time Exceeded to its source [C]; local delivery
 accepts any TTL [C]; bridges never touch the TTL [C]; NATs and tunnels
 decrement like routers [U]; relays re-send with their own TTL, 64 [U].

@@ -7,13 +7,14 @@ change made, so it never suggests a fix that does not work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from hopsim.analysis import profile
+from hopsim.analysis import check, profile
 from hopsim.engine import Access, Cause, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT
-from hopsim.kinds import HTTP_METHODS
+from hopsim.kinds import HTTP_METHODS, RelayPolicy
 from hopsim.routing import Role, Route, Router
 from hopsim.topology import Topology
 
@@ -25,6 +26,24 @@ class Change:
     description: str  # "raise the hop limit to 2"
     option: str  # the what-if option that tries it: "--hop-limit 2"
     access: Access
+    # Loosens a control: IMDSv1 on, a relay passing PUT or dropping
+    # X-Forwarded-For, a higher hop limit. Never proposed as a fix on that
+    # ground alone; a higher hop limit is, when it lets no one else in.
+    loosens: bool = False
+    # What it would do to the other principals: "attacker would get a token".
+    leaks: tuple[str, ...] = ()  # principals that would then leak
+    starves: tuple[str, ...] = ()  # workloads that would then be starved
+    # The edit itself: ("imds", {"hop_limit": 2}) or ("relay", NAME, RelayPolicy).
+    edit: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def harm(self) -> str:
+        """The other principals it would hurt, in words ("" if none)."""
+        parts = [f"{_names(self.leaks)} would get the token or credentials"] if self.leaks \
+            else []
+        if self.starves:
+            parts.append(f"{_names(self.starves)} would get no token")
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -32,18 +51,40 @@ class Explanation:
     outcome: Outcome
     route: Route
     story: str
-    changes: tuple[Change, ...]
+    # For a leak or a starved workload: the changes that fix it without
+    # loosening a control or letting anyone else in, best first.
+    fixes: tuple[Change, ...] = ()
+    # When there is none: why, in one plain sentence.
+    no_fix: str | None = None
+    # For a principal that is fine: the changes that would undo that.
+    undone_by: tuple[Change, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Every change the account mentions, each checked by playing it."""
+        return self.fixes + self.undone_by
 
     @property
     def finding(self) -> str | None:
         """'leak' for an attacker holding anything, 'starved' for a workload
         without a token, else None."""
-        o = self.outcome
-        if o.role == "attacker" and o.access is not Access.NONE:
-            return "leak"
-        if o.role == "workload" and o.access is not Access.TOKEN:
-            return "starved"
-        return None
+        return _finding(self.outcome.role, self.outcome.access)
+
+
+def _finding(role: str | None, access: Access) -> str | None:
+    if role == "attacker" and access is not Access.NONE:
+        return "leak"
+    if role == "workload" and access is not Access.TOKEN:
+        return "starved"
+    return None
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = list(names[:3])
+    more = len(names) - len(shown)
+    text = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 and not more else "") + shown[-1] \
+        if len(shown) > 1 else shown[0]
+    return text + (f" and {more} more" if more else "")
 
 
 def _routers(n: int) -> str:
@@ -99,14 +140,62 @@ def explain(topology: Topology, principal: str, router: Router | None = None) ->
     router = router or Router(topology)
     outcome = play(topology, principal, router=router).outcome
     route = router.route(principal)
-    changes = tuple(c for c in _candidates(topology, principal, outcome, route)
-                    if c.access is not outcome.access)
-    return Explanation(outcome, route, story(topology, outcome), changes)
+    account = story(topology, outcome)
+    tried = [c for c in _candidates(topology, principal, outcome, route)
+             if c.access is not outcome.access]
+    if not _finding(outcome.role, outcome.access):
+        undone = tuple(c for c in tried if _finding(outcome.role, c.access))
+        return Explanation(outcome, route, account, undone_by=undone)
+    before = _findings(topology)
+    fixing = [_with_harm(c, topology, before, principal) for c in tried
+              if not _finding(outcome.role, c.access)]
+    # A fix never loosens a control, except the hop limit raised for a starved
+    # workload (AWS's own advice for containers), and never lets anyone in;
+    # those that starve another workload come last, with that said.
+    fixes = tuple(sorted((c for c in fixing if not c.leaks and (
+        not c.loosens or c.option.startswith("--hop-limit"))), key=lambda c: bool(c.starves)))
+    no_fix = None if fixes else _no_fix(outcome, fixing)
+    return Explanation(outcome, route, account, fixes=fixes, no_fix=no_fix)
+
+
+def _no_fix(o: Outcome, fixing: Sequence[Change]) -> str:
+    """Why no single change fixes the principal, plainly."""
+    text = f"No single change fixes {o.node}"
+    harmful = [c for c in fixing if c.leaks]
+    loosening = [c for c in fixing if c.loosens and not c.leaks]
+    if harmful:
+        c = harmful[0]
+        return f"{text}: {c.description} ({c.option}) would fix it, but {c.harm}."
+    if loosening:
+        c = loosening[0]
+        return (f"{text} without loosening a control: {c.description} ({c.option}) would "
+                "give it a token, and take a defence away from everyone on that path.")
+    return f"{text}: none of the hop limit, http_tokens or relay changes tried does."
 
 
 def explain_all(topology: Topology) -> list[Explanation]:
     router = Router(topology)
     return [explain(topology, p, router) for p in topology.principals]
+
+
+def _findings(topology: Topology) -> dict[str, str]:
+    """Each principal with a finding at the configured hop limits: leak or starved."""
+    found = {}
+    for result in check(topology).results:
+        for o in result.outcomes:
+            what = _finding(o.role, o.access)
+            if what:
+                found[o.node] = what
+    return found
+
+
+def _with_harm(change: Change, topology: Topology, before: Mapping[str, str],
+               principal: str) -> Change:
+    """The change, with the principals it would newly make leak or starve."""
+    after = _findings(_apply(topology, change.edit))
+    new = sorted(n for n, what in after.items() if n != principal and before.get(n) != what)
+    return replace(change, leaks=tuple(n for n in new if after[n] == "leak"),
+                   starves=tuple(n for n in new if after[n] == "starved"))
 
 
 def _candidates(topology: Topology, principal: str, o: Outcome,
@@ -118,25 +207,27 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         budget = profile(topology, principal)
         if h > routers:
             access = budget.at(routers).access
-            yield Change(f"lower the hop limit to {routers}", f"--hop-limit {routers}", access)
+            yield Change(f"lower the hop limit to {routers}", f"--hop-limit {routers}", access,
+                         edit=("imds", {"hop_limit": routers}))
         elif routers < MAX_HOP_LIMIT:
             access = budget.at(routers + 1).access
             yield Change(f"raise the hop limit to {routers + 1}", f"--hop-limit {routers + 1}",
-                         access)
+                         access, loosens=True, edit=("imds", {"hop_limit": routers + 1}))
     if h is not None:
         imds_node = topology.nodes[route.imds]  # type: ignore[index]
         other = "required" if imds_node.imds.http_tokens == "optional" else "optional"
         verb = "require tokens" if other == "required" else "allow IMDSv1"
         changed = topology.with_imds(http_tokens=other)
         yield Change(f"{verb} (http_tokens: {other})", f"--http-tokens {other}",
-                     play(changed, principal).outcome.access)
+                     play(changed, principal).outcome.access, loosens=other == "optional",
+                     edit=("imds", {"http_tokens": other}))
     for relay in dict.fromkeys(s.relay for s in route.stations if s.role is Role.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
         xff = not policy.adds_xff
         yield _relay_change(topology, principal, relay, replace(policy, adds_xff=xff),
                             f"make {relay} {'add' if xff else 'drop'} X-Forwarded-For",
-                            f"--set {relay}.adds_xff={str(xff).lower()}")
+                            f"--set {relay}.adds_xff={str(xff).lower()}", loosens=not xff)
         methods = list(policy.methods or HTTP_METHODS)
         if "PUT" in methods:
             methods.remove("PUT")
@@ -145,10 +236,20 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
             methods.append("PUT")
             what = f"let {relay} pass PUT"
         yield _relay_change(topology, principal, relay, replace(policy, methods=tuple(methods)),
-                            what, f"--set {relay}.methods=[{','.join(methods)}]")
+                            what, f"--set {relay}.methods=[{','.join(methods)}]",
+                            loosens="PUT" in methods)
 
 
-def _relay_change(topology: Topology, principal: str, relay: str, policy: object,
-                  description: str, option: str) -> Change:
-    changed = topology.with_node(relay, relay=policy)
-    return Change(description, option, play(changed, principal).outcome.access)
+def _relay_change(topology: Topology, principal: str, relay: str, policy: RelayPolicy,
+                  description: str, option: str, loosens: bool) -> Change:
+    edit = ("relay", relay, policy)
+    changed = _apply(topology, edit)
+    return Change(description, option, play(changed, principal).outcome.access, loosens,
+                  edit=edit)
+
+
+def _apply(topology: Topology, edit: tuple[Any, ...]) -> Topology:
+    """The topology with a Change's edit made."""
+    if edit[0] == "imds":
+        return topology.with_imds(**edit[1])
+    return topology.with_node(edit[1], relay=edit[2])

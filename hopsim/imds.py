@@ -1,6 +1,6 @@
 """The IMDSv2 rules: one pure function from request to response.
 
-Every rule cites ../shared/imds-facts.md ([C] confirmed, [U] uncertain). No
+Every rule cites docs/facts.md ([C] confirmed, [U] uncertain). No
 sockets and no clock: the caller passes the instance and the time, so the
 simulator and a real HTTP server (the kernel emulator) share this module.
 """

@@ -1,6 +1,6 @@
 """What each node kind does to a packet: one table of behaviour.
 
-Facts behind it (../shared/imds-facts.md): Linux forwarding decrements the TTL
+Facts behind it (docs/facts.md): Linux forwarding decrements the TTL
 and drops at TTL <= 1 with an ICMP Time Exceeded [C]; bridges never touch the
 TTL [C]; NATs and tunnels decrement like routers [U]; L7 relays end the TCP
 connection and re-send with their own TTL [U]. The generic relays' defaults

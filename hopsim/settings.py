@@ -10,7 +10,7 @@ Precedence, as EC2 applies them: the instance's own `metadata_options`, then
 its launch template's, then the defaults of its AMI when the plan shows it was
 registered with `imds_support = "v2.0"` (HttpTokens required, hop limit 2),
 then AWS's defaults (hop limit 1, tokens optional, endpoint enabled, IPv6
-off); ../shared/imds-facts.md, "The hop limit". A value the plan does not
+off); docs/facts.md, "The hop limit". A value the plan does not
 know yet (computed) counts as unset.
 """
 

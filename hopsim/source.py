@@ -64,6 +64,11 @@ class Abort(Exception):
         self.line, self.key, self.message = line, key, message
 
 
+class SeveralDocuments(Abort):
+    """A YAML stream of more than one document (a Kubernetes manifest often
+    is): never a topology, which is one document."""
+
+
 def dotted(path: tuple[Any, ...] | list[Any]) -> str:
     parts = (show(p) if isinstance(p, int) else str(p) for p in path)
     return ".".join(p if p.isprintable() else repr(p) for p in parts)
@@ -196,6 +201,9 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
                       f"unacceptable character U+{exc.character:04X} ({exc.reason})")
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        if exc.context == "expected a single document in the stream":
+            return SeveralDocuments(mark.line + 1 if mark else None, "",
+                                    f"not valid YAML: {exc.problem or exc.context}")
         return Abort(mark.line + 1 if mark else None, "",
                       f"not valid YAML: {exc.problem or exc.context}")
     return Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")

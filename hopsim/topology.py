@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
@@ -42,6 +45,7 @@ from hopsim.source import (
     MAX_FILE_BYTES,
     MAX_JSON_BYTES,
     Abort,
+    SeveralDocuments,
     dotted,
     gc_paused,
     json_positions,
@@ -55,6 +59,14 @@ MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
 RESERVED = "/#"  # UNIT/NODE names a unit's node; NODE#3 and UNIT#17 name copies
 _RESERVED = frozenset(RESERVED)
 TOPOLOGY_SUFFIXES = (".yaml", ".yml", ".json")
+# Keys only a topology has at its top; see is_topology.
+TOPOLOGY_KEYS = ("nodes", "units", "links", "imds", "expect")
+# How sure a fact cited in a description is (docs/facts.md, "The markers").
+FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
+                "U": "uncertain, an assumption", "M": "measured on a real kernel"}
+FACT_MARKER = re.compile(r"\s*\[([COUM])\]")
+STDIN = "-"  # a path that means standard input
+STDIN_NAME = "<stdin>"  # its name in messages and reports
 FAMILIES = (4, 6)
 
 
@@ -152,8 +164,18 @@ class Problem:
     line: int | None
     key: str
     message: str
+    option: str = ""  # the command-line option at fault ("--set nginx.adds_xff"), if any
+
+    @property
+    def what(self) -> str:
+        """What is wrong, without where in the file: "--set x.y: ..." or "key: ..."."""
+        if self.option or self.key:
+            return f"{self.option or self.key}: {self.message}"
+        return self.message
 
     def __str__(self) -> str:
+        if self.option:  # the file is fine; the command line is not
+            return f"{self.option} ({self.file}): {self.message}"
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
@@ -164,6 +186,15 @@ class TopologyError(Exception):
     def __init__(self, problems: Iterable[Problem]):
         self.problems = tuple(problems)
         super().__init__("\n".join(map(str, self.problems)))
+
+
+class NotATopology(Exception):
+    """A file found in a folder that is some other YAML or JSON: skipped, not
+    an error (see is_topology)."""
+
+    def __init__(self, file: str, why: str):
+        super().__init__(f"{file}: not a topology ({why}), skipped")
+        self.file, self.why = file, why
 
 
 @dataclass(frozen=True)
@@ -239,6 +270,12 @@ class Topology:
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
+    @property
+    def markers(self) -> dict[str, str]:
+        """The fact markers its description uses ([C], [U] ...), with their meaning."""
+        used = set(FACT_MARKER.findall(self.description))
+        return {m: meaning for m, meaning in FACT_MARKERS.items() if m in used}
+
     @cached_property
     def adjacency(self) -> dict[str, list[str]]:
         """Each node's neighbours, in link order: what routing walks. (A dict
@@ -998,48 +1035,99 @@ _POOL6_START = int(_POOL6.network_address)
 Override = tuple[str, str, Any]  # (node, key, value): what `--set NODE.KEY=VALUE` says
 
 
-def load(path: str | Path, overrides: Iterable[Override] = ()) -> Topology:
-    """Load one topology file (YAML, or JSON if it ends in .json); raise
-    TopologyError with every problem found."""
+def load(path: str | Path, overrides: Iterable[Override] = (), *,
+         recognise: bool = False) -> Topology:
+    """Load one topology file (YAML, or JSON if it ends in .json; "-" reads
+    standard input, as YAML); raise TopologyError with every problem found.
+
+    recognise: the file was found in a folder, not named: raise NotATopology
+    for a document that is not a topology (is_topology) instead of reporting
+    its problems."""
     file = str(path)
+    if file == STDIN:
+        return parse(read_stdin(), STDIN_NAME, overrides, recognise=recognise)
     limit = MAX_JSON_BYTES if _is_json(file) else MAX_FILE_BYTES
+    return parse(load_text(path, limit), file, overrides, recognise=recognise)
+
+
+def load_text(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """A file's text, UTF-8, at most `limit` bytes; raise TopologyError."""
+    file = str(path)
     try:
         with open(path, "rb") as stream:
             raw = stream.read(limit + 1)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    return _text(raw, file, limit)
+
+
+def read_stdin() -> str:
+    """Standard input as topology text, with a file's limits (YAML's)."""
+    return _text(sys.stdin.buffer.read(MAX_FILE_BYTES + 1), STDIN_NAME, MAX_FILE_BYTES)
+
+
+def _text(raw: bytes, file: str, limit: int) -> str:
     if len(raw) > limit:
         raise TopologyError([Problem(file, None, "", f"larger than {limit:,} bytes")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise TopologyError([Problem(file, line, "", f"not UTF-8 text ({exc.reason} "
                                      f"at byte {exc.start})")]) from None
-    return parse(text, file, overrides)
 
 
-def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = ()) -> Topology:
+def parse(text: str, file: str = "<string>", overrides: Iterable[Override] = (), *,
+          recognise: bool = False) -> Topology:
     """Parse topology text, YAML or (when `file` ends in .json) JSON; raise
-    TopologyError with every problem found."""
+    TopologyError with every problem found (NotATopology, with recognise, for
+    another kind of document)."""
     with gc_paused():
-        return _parse(text, file, overrides)
+        return _parse(text, file, overrides, recognise)
 
 
-def _parse(text: str, file: str, overrides: Iterable[Override]) -> Topology:
+def is_topology(doc: Any) -> bool:
+    """Whether a document found in a folder is a hopsim topology: a mapping
+    with at least one of the keys only a topology has at its top (nodes,
+    units, links, imds, expect). A Terraform plan, a Kubernetes manifest, a
+    compose file or a CI workflow has none of them. A file named on the
+    command line is read as a topology whatever it holds."""
+    return isinstance(doc, dict) and any(key in doc for key in TOPOLOGY_KEYS)
+
+
+def _not_a_topology(doc: Any) -> str:
+    """Why is_topology(doc) is false, in a few words."""
+    if doc is None:
+        return "empty"
+    if not isinstance(doc, dict):
+        return f"a {'list' if isinstance(doc, list) else type(doc).__name__}, not a mapping"
+    keys = [str(k) for k in list(doc)[:4]]
+    more = ", ..." if len(doc) > 4 else ""
+    return (f"its top keys, {', '.join(keys)}{more}, include none of "
+            f"{', '.join(TOPOLOGY_KEYS)}" if keys else "an empty mapping")
+
+
+def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool) -> Topology:
     try:
         doc, lines, columns, soft = (read_json if _is_json(file) else read_yaml)(text)
+    except SeveralDocuments as abort:
+        if recognise:
+            raise NotATopology(file, "several YAML documents; a topology is one") from None
+        raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
     except Abort as abort:
         raise TopologyError([Problem(file, abort.line, abort.key, abort.message)]) from None
+    if recognise and not is_topology(doc):
+        raise NotATopology(file, _not_a_topology(doc))
+    overrides = list(overrides)
     problems = [Problem(file, line, key, message) for line, key, message in soft]
-    problems += _apply_overrides(doc, file, lines, overrides)
+    problems += _apply_overrides(doc, file, overrides)
     topology, found = _build(doc, file, lines, columns)
     if found and not lines and _is_json(file):
         # JSON is read without lines, at C speed; a file with problems gets
         # them in a second pass, and its problems are found again with them.
         lines, columns, _ = json_positions(text)
         topology, found = _build(doc, file, lines, columns)
-    problems += found
+    problems += _blame_overrides(found, overrides)
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
     assert topology is not None
@@ -1068,18 +1156,29 @@ def _is_json(file: str) -> bool:
     return file.lower().endswith(".json")
 
 
-def _apply_overrides(doc: Any, file: str, lines: Mapping[str, int],
-                     overrides: Iterable[Override]) -> list[Problem]:
+def _apply_overrides(doc: Any, file: str, overrides: Iterable[Override]) -> list[Problem]:
     problems = []
     nodes = doc.get("nodes") if isinstance(doc, dict) else None
     for node, key, value in overrides:
         if not isinstance(nodes, dict) or not isinstance(nodes.get(node), dict):
             names = list(nodes) if isinstance(nodes, dict) else []
-            problems.append(Problem(file, lines.get("nodes"), f"--set {node}.{key}",
-                                    f"no node {show(node)}{_closest(node, names)}"))
+            problems.append(Problem(file, None, "", f"no node {show(node)}"
+                                    f"{_closest(node, names)}", option=f"--set {node}.{key}"))
             continue
         nodes[node][key] = value
     return problems
+
+
+def _blame_overrides(problems: Iterable[Problem], overrides: Sequence[Override]) -> list[Problem]:
+    """A problem with a key that --set wrote is the command line's, not a line
+    of the file's: the file does not say what is wrong."""
+    written = {dotted(("nodes", node, key)): f"--set {node}.{key}" for node, key, _ in overrides}
+    blamed = []
+    for p in problems:
+        option = written.get(p.key) or next(
+            (o for k, o in written.items() if p.key.startswith(k + ".")), "")
+        blamed.append(replace(p, line=None, option=option) if option else p)
+    return blamed
 
 
 def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dict[str, Any]:
@@ -1092,13 +1191,32 @@ def what_if(hop_limit: int | None = None, http_tokens: str | None = None) -> dic
     return changes
 
 
-def topology_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and *.yaml / *.yml / *.json files in folders named, in sorted order."""
-    files: list[Path] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to read, and the folder it was found in (None: named as is)."""
+
+    path: Path
+    folder: Path | None = None
+
+
+def find(paths: Iterable[str | Path]) -> list[Found]:
+    """Files named, and the *.yaml / *.yml / *.json files in folders named and
+    their subfolders (hidden files and folders, such as .git, left out), each
+    folder's in sorted order."""
+    found: list[Found] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir()
-                            if p.suffix in TOPOLOGY_SUFFIXES and p.is_file())
-        else:
-            files.append(path)
-    return files
+        if not path.is_dir():
+            found.append(Found(path))
+            continue
+        inside = []
+        for top, folders, files in os.walk(path):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            inside += [Path(top, f) for f in files if not f.startswith(".")
+                       and Path(f).suffix in TOPOLOGY_SUFFIXES and Path(top, f).is_file()]
+        found += [Found(f, path) for f in sorted(inside, key=lambda f: f.parts)]
+    return found
+
+
+def topology_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files find() finds."""
+    return [f.path for f in find(paths)]

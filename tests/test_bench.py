@@ -25,14 +25,18 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp
     assert small["units"] == large["units"]  # the same shapes, other counts
     assert 800 <= small["nodes"] <= 1200 and 15_000 <= large["nodes"] <= 25_000
     assert result["trace"]["ratios"]["trace/scapy-only"] > 0
+    json_row, yaml_row = result["fleets"]
+    assert 1_000 < json_row["json_report_bytes"] < 2_000_000 and "json_report_bytes" not in yaml_row
     targets = [v["target"] for v in result["verdicts"]]
-    assert targets == ["sweep/baseline <= 1.5", "sweep/check <= 1.2", "peak RSS <= 2048 MiB"] * 2 \
+    per_format = ["sweep/baseline <= 1.5", "sweep/check <= 1.2", "peak RSS <= 2048 MiB"]
+    assert targets == per_format + ["JSON report MB <= 50"] + per_format \
         + ["compact large/small <= 3.0", "trace/scapy-only <= 3.0"]
     for verdict in result["verdicts"]:
         bound = float(verdict["target"].split("<= ")[1].split()[0])
         assert verdict["met"] == (verdict["value"] <= bound)
     printed = capsys.readouterr().out
-    assert "sw/base" in printed and "targets (issue 4):" in printed
+    assert "sw/base" in printed and "targets (issues 4 and 14):" in printed
+    assert "JSON report of sweep 1-64" in printed
 
 
 def test_the_floor_skeleton_classifies_every_principal(tmp_path):

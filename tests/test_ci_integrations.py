@@ -24,21 +24,46 @@ EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 
 @pytest.fixture(scope="module")
-def fresh_bin(tmp_path_factory) -> Path:
-    """A new virtualenv with `python -m pip install ROOT` done by the action's
-    own install step: its bin/ is what setup-python puts on PATH."""
+def runner(tmp_path_factory) -> dict[str, Path]:
+    """The action's install step, run as GitHub runs it: the Python that
+    setup-python set up (a fresh virtualenv here, as the job's own Python),
+    the runner's temp folder, and the action's checkout of this tree."""
     here = tmp_path_factory.mktemp("action")
     # The action's checkout: this tree without what git ignores (pip builds in it).
     source = here / "hopsim"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "*.egg-info", ".*_cache", ".hypothesis", "__pycache__"))
-    venv = here / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = here / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(python)], check=True)
+    temp = here / "runner-temp"
+    temp.mkdir()
     step = _step("Install hopsim")
-    installed = _run_step(step, venv / "bin", {"github.action_path": str(source)}, cwd=here)
+    context = {"github.action_path": str(source), "runner.temp": str(temp),
+               "steps.python.outputs.python-path": str(python / "bin" / "python")}
+    installed = _run_step(step, python / "bin", context, cwd=here)
     assert installed.returncode == 0, installed.stderr
-    assert (venv / "bin" / "hopsim").exists()
-    return venv / "bin"
+    return {"python": python / "bin" / "python", "temp": temp,
+            "bin": temp / "hopsim-venv" / "bin"}
+
+
+@pytest.fixture(scope="module")
+def fresh_bin(runner) -> Path:
+    """The bin/ of the virtualenv the action installed hopsim into."""
+    assert (runner["bin"] / "hopsim").exists()
+    return runner["bin"]
+
+
+def test_the_action_leaves_the_callers_python_as_it_was(runner):
+    # hopsim went into its own virtualenv in the runner's temp folder: the
+    # job's Python, which later steps use, has no hopsim and no new packages.
+    caller = subprocess.run([str(runner["python"]), "-c", "import hopsim"],
+                            capture_output=True, text=True, cwd=runner["temp"])
+    assert caller.returncode != 0 and "No module named 'hopsim'" in caller.stderr
+    listed = subprocess.run([str(runner["python"]), "-m", "pip", "list", "--format", "json"],
+                            capture_output=True, text=True, check=True)
+    assert {p["name"] for p in json.loads(listed.stdout)} <= {"pip", "setuptools"}
+    setup = _step("Set up Python")
+    assert setup["with"]["update-environment"] is False  # setup-python leaves PATH alone
 
 
 def _step(name: str) -> dict:
@@ -79,20 +104,24 @@ def test_the_action_is_composite_and_pastes_no_input_into_a_script():
             assert "shell" in step, step["name"]
             assert "${{" not in step["run"], f"{step['name']}: use env, not ${{{{ }}}} in run"
     uses = [s["uses"] for s in steps if "uses" in s]
-    assert uses == ["actions/setup-python@v5", "github/codeql-action/upload-sarif@v3"]
+    assert [u.split("@")[0] for u in uses] == ["actions/setup-python",
+                                               "github/codeql-action/upload-sarif"]
+    for use in uses:  # pinned by commit: a tag can be moved to other code
+        assert re.fullmatch(r"[^@]+@[0-9a-f]{40}", use), use
     upload = _step("Upload SARIF to code scanning")
     assert upload["with"]["sarif_file"] == "${{ inputs.sarif-file }}"
     for name, spec in ACTION["inputs"].items():
         assert spec["description"], name
 
 
-def _action_run(fresh_bin: Path, tmp_path: Path, paths: str, **inputs: str) -> dict:
+def _action_run(runner: dict[str, Path], tmp_path: Path, paths: str, **inputs: str) -> dict:
     workspace = tmp_path / "repo"
     shutil.copytree(ROOT / "topologies", workspace / "topologies")
     shutil.copytree(ROOT / "tests" / "fixtures" / "ci", workspace / "designs")
     shutil.copytree(ROOT / "tests" / "fixtures" / "terraform", workspace / "infra")
-    runner_temp = tmp_path / "runner"
-    runner_temp.mkdir()
+    runner_temp = runner["temp"]  # holds the virtualenv the install step made
+    (runner_temp / "hopsim-summary.md").unlink(missing_ok=True)
+    fresh_bin = runner["python"].parent  # the job's PATH: its own Python, no hopsim
     summary, output = tmp_path / "step_summary.md", tmp_path / "github_output"
     summary.write_text("earlier step's summary\n")
     context = {f"inputs.{k}": str(v["default"]) for k, v in ACTION["inputs"].items()}
@@ -115,8 +144,8 @@ def _action_run(fresh_bin: Path, tmp_path: Path, paths: str, **inputs: str) -> d
             "sarif": workspace / outputs["sarif-file"], "failed": failed}
 
 
-def test_the_action_passes_a_clean_design(fresh_bin, tmp_path):
-    run = _action_run(fresh_bin, tmp_path, "topologies/host-process.yaml "
+def test_the_action_passes_a_clean_design(runner, tmp_path):
+    run = _action_run(runner, tmp_path, "topologies/host-process.yaml "
                                            "topologies/ssrf-alb-required.yaml")
     assert run["check"].returncode == 0, run["check"].stderr
     assert run["outputs"] == {"exit-code": "0", "sarif-file": "hopsim.sarif"}
@@ -126,8 +155,8 @@ def test_the_action_passes_a_clean_design(fresh_bin, tmp_path):
     assert "host-process at hop limit 1: ok (topologies/host-process.yaml)" in table
 
 
-def test_the_action_annotates_and_fails_a_leaky_design(fresh_bin, tmp_path):
-    run = _action_run(fresh_bin, tmp_path, "designs/gateway-drift.yaml")
+def test_the_action_annotates_and_fails_a_leaky_design(runner, tmp_path):
+    run = _action_run(runner, tmp_path, "designs/gateway-drift.yaml")
     assert run["check"].returncode == 0  # the step itself records the code
     assert run["outputs"]["exit-code"] == "1"
     sarif = json.loads(run["sarif"].read_text())
@@ -142,16 +171,16 @@ def test_the_action_annotates_and_fails_a_leaky_design(fresh_bin, tmp_path):
     assert "::error::hopsim check exited 1" in run["failed"].stdout
 
 
-def test_the_action_applies_real_settings(fresh_bin, tmp_path):
+def test_the_action_applies_real_settings(runner, tmp_path):
     # workers.yaml assumes hop limit 1 (its container starves); the plan's
     # launch template gives the fleet 2.
-    run = _action_run(fresh_bin, tmp_path, "infra/workers.yaml", settings="infra/plan.json")
+    run = _action_run(runner, tmp_path, "infra/workers.yaml", settings="infra/plan.json")
     assert run["outputs"]["exit-code"] == "0", run["check"].stderr
     assert "| app-workers | 2 | ✅ ok |" in run["summary"]
 
 
-def test_the_action_fails_on_bad_input_and_still_reports(fresh_bin, tmp_path):
-    run = _action_run(fresh_bin, tmp_path, "designs")
+def test_the_action_fails_on_bad_input_and_still_reports(runner, tmp_path):
+    run = _action_run(runner, tmp_path, "designs")
     assert run["outputs"]["exit-code"] == "2"
     notes = json.loads(run["sarif"].read_text())["runs"][0]["invocations"][0]
     assert "unknown kind 'routr'" in notes["toolExecutionNotifications"][0]["message"]["text"]
@@ -209,3 +238,19 @@ def test_the_hook_fails_a_leaking_design_and_names_it(fresh_bin):
     assert result.returncode == 1
     assert "eks-untrusted-pod at hop limit 2: leak (topologies/eks-untrusted-pod.yaml)" in \
         result.stdout
+
+
+# --- the docs: how others pin hopsim ---------------------------------------------
+
+
+def test_the_docs_pin_every_action_and_hopsim_itself_by_commit():
+    # hopsim has no release tags: a tag in the docs would not even resolve.
+    text = (ROOT / "docs" / "ci.md").read_text() + (ROOT / ".pre-commit-hooks.yaml").read_text()
+    uses = re.findall(r"uses: (\S+)", text)
+    assert "OWNER/hopsim@COMMIT" in uses
+    for use in uses:
+        assert use == "OWNER/hopsim@COMMIT" or re.fullmatch(r"[^@]+@[0-9a-f]{40}", use), use
+    assert re.findall(r"rev: (\S+)", text) == ["COMMIT", "COMMIT"]
+    assert "hopsim@COMMIT\"" in text  # GitLab's pip install
+    assert "replace `OWNER` with the GitHub\naccount or organisation" in text
+    assert "git ls-remote https://github.com/OWNER/hopsim HEAD" in text

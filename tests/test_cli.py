@@ -29,7 +29,7 @@ def topo(name: str) -> str:
 
 @pytest.mark.parametrize("hop_limit", [1, 2])
 def test_trace_of_docker_bridge_matches_the_checked_golden_file(hop_limit):
-    # Checked by hand against imds-facts.md: the token leaves IMDS with TTL =
+    # Checked by hand against docs/facts.md: the token leaves IMDS with TTL =
     # hop limit, the instance routes (-1) and masquerades, docker0 is L2; at 1
     # the instance drops it and sends ICMP 11/0, the app times out and its
     # IMDSv1 GET gets 401; at 2 it arrives with TTL 1.
@@ -110,12 +110,6 @@ def test_http_tokens_option_reopens_imdsv1():
     assert "credentials" in result.output
 
 
-def test_set_with_a_bad_value_is_reported_against_the_file():
-    result = run("check", topo("nginx-reverse-proxy"), "--set", "nginx.adds_xff=maybe")
-    assert result.exit_code == 2
-    assert "nodes.nginx.adds_xff: expected true or false" in result.output
-
-
 def test_set_without_a_key_is_a_usage_error():
     result = run("check", topo("nginx-reverse-proxy"), "--set", "nginx=1")
     assert result.exit_code == 2
@@ -130,12 +124,30 @@ def test_check_json_carries_the_documented_fields():
     assert t["recommended_hop_limit"] == 2
     (r,) = t["results"]
     assert (r["hop_limit"], r["verdict"]) == (1, "broken")
-    app = next(p for p in r["principals"] if p["node"] == "app")
-    assert app == {**app, "role": "workload", "outcome": "none", "dropped_at": "instance"}
-    assert app["reason"]
+    app = next(g for g in t["groups"] if g["members"] == ["app"])
+    assert app == {**app, "role": "workload", "principals": 1, "replicas": 1}
+    (at_1,) = app["outcomes"]
+    assert at_1 == {**at_1, "node": "app", "outcome": "none", "dropped_at": "instance"}
+    assert at_1["reason"]
     assert {"hop_limit": 1, "node": "app", "expected": "none", "actual": "none",
             "passed": True} in r["expectations"]
     assert doc["errors"] == []
+
+
+def test_check_json_with_all_principals_keeps_schema_1():
+    doc = json.loads(run("check", topo("docker-bridge"), "--format", "json",
+                         "--all-principals").stdout)
+    assert doc["schema"] == 1
+    (r,) = doc["topologies"][0]["results"]
+    app = next(p for p in r["principals"] if p["node"] == "app")
+    assert app == {**app, "role": "workload", "outcome": "none", "dropped_at": "instance"}
+    assert "groups" not in doc["topologies"][0]
+
+
+def test_all_principals_without_json_would_do_nothing_and_is_refused():
+    result = run("check", topo("docker-bridge"), "--all-principals")
+    assert result.exit_code == 2
+    assert "--all-principals does nothing without JSON" in result.output
 
 
 # --- sweep ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ def run(*args: str):
 
 
 def test_auto_demo_of_docker_bridge_matches_the_checked_golden_file():
-    # Checked by hand against imds-facts.md: the PUT leaves with TTL 64 and the
+    # Checked by hand against docs/facts.md: the PUT leaves with TTL 64 and the
     # instance routes it (-1); the token leaves IMDS with TTL = hop limit; at 1
     # the instance (a router) drops it and sends ICMP 11/0 back to IMDS, the app
     # times out and its IMDSv1 GET gets 401, back with TTL 64; at 2 the instance

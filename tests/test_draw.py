@@ -238,11 +238,11 @@ def test_png_text_fits_the_layout(file, system_fonts, monkeypatch):
         png._font.cache_clear()
 
 
-def test_the_readme_picture_is_of_the_current_layout():
+def test_the_documented_picture_is_of_the_current_layout():
     data = (ROOT / "docs" / "docker-bridge-h1.png").read_bytes()
     picture = geometry.layout(build(load(TOPOLOGIES / "docker-bridge.yaml")))
     assert _png_size(data) == (math.ceil(picture.width * 2), math.ceil(picture.height * 2))
-    assert "](docs/docker-bridge-h1.png)" in (ROOT / "README.md").read_text()
+    assert "](docker-bridge-h1.png)" in (ROOT / "docs" / "teaching.md").read_text()
 
 
 def test_draw_writes_png_and_svg_files(tmp_path):

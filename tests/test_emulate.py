@@ -271,7 +271,7 @@ _VERIFIED: dict[tuple[str, int], Verification] = {}
 
 def verified(file: Path, family: int) -> Verification:
     """One verification per (file, family) per test session: the differential
-    tests and the README check share them."""
+    tests and the docs check share them."""
     key = (str(file), family)
     if key not in _VERIFIED:
         _VERIFIED[key] = verify_one(load(file), HOP_LIMITS, family)
@@ -331,13 +331,15 @@ def test_emulate_json_has_the_sweep_schema_and_its_answers():
 
     kernel_topology, sim_topology = kernel_doc["topologies"][0], sim_doc["topologies"][0]
     assert shape(kernel_topology["results"]) == shape(sim_topology["results"])
+    assert shape(kernel_topology["groups"]) == shape(sim_topology["groups"])
     assert set(kernel_doc) == set(sim_doc)
     assert kernel_doc["command"] == "emulate"
 
     def answers(doc):
-        return [(r["hop_limit"], p["node"], p["outcome"], p["dropped_at"], p["cause"],
-                 p["path"], p["forwarded"], r["verdict"])
-                for r in doc["results"] for p in r["principals"]]
+        verdicts = [r["verdict"] for r in doc["results"]]
+        return [(o["hop_limit"], g["members"], o["outcome"], o["dropped_at"], o["cause"],
+                 o["path"], o["forwarded"], verdict) for g in doc["groups"]
+                for o, verdict in zip(g["outcomes"], verdicts, strict=True)]
 
     assert answers(kernel_topology) == answers(sim_topology)
     assert all(e["passed"] for e in kernel_topology["expectations"])
@@ -447,12 +449,12 @@ def test_nothing_is_added_to_the_root_namespace_during_or_after_a_run():
         assert after.get(key) == before[key], f"{key} changed after the run"
 
 
-README = (ROOT / "README.md").read_text()
+KERNEL_DOC = (ROOT / "docs" / "kernel.md").read_text()  # moved there from the README
 
 
-def _readme_block(command: str) -> str:
-    block = re.search(rf"```text\n\$ {re.escape(command)}\n(.*?)```", README, re.S)
-    assert block, f"README shows no `{command}`"
+def _doc_block(command: str) -> str:
+    block = re.search(rf"```text\n\$ {re.escape(command)}\n(.*?)```", KERNEL_DOC, re.S)
+    assert block, f"docs/kernel.md shows no `{command}`"
     return block.group(1)
 
 
@@ -462,23 +464,23 @@ def _timeless(text: str) -> str:
 
 @pytest.mark.kernel
 @kernel
-def test_readme_shows_real_verify_output():
-    """The README's `hopsim verify topologies/` block is what verify prints
+def test_docs_show_real_verify_output():
+    """docs/kernel.md's `hopsim verify topologies/` block is what verify prints
     today, timings aside."""
     buffer = io.StringIO()
     out = table.console(buffer)
     out.print(kernel_report.verification(out, [verified(f, v) for f, v in RUNS]))
-    assert _timeless(buffer.getvalue()) == _timeless(_readme_block("hopsim verify topologies/"))
+    assert _timeless(buffer.getvalue()) == _timeless(_doc_block("hopsim verify topologies/"))
 
 
 @pytest.mark.kernel
 @kernel
-def test_readme_shows_real_emulate_output(monkeypatch):
+def test_docs_show_real_emulate_output(monkeypatch):
     command = "hopsim emulate topologies/docker-in-docker.yaml --hop-limits 2"
     monkeypatch.chdir(ROOT)
     result = run(*command.split()[1:])
     assert result.exit_code == 0, result.output
-    assert _timeless(result.output) == _timeless(_readme_block(command))
+    assert _timeless(result.output) == _timeless(_doc_block(command))
 
 
 # --- random topologies: the property tests' generator, on the kernel --------------------

@@ -1,6 +1,6 @@
 """The examples run, and print what their committed .out files say.
 
-Each .out was checked by hand against ../shared/imds-facts.md (SimPy's habit:
+Each .out was checked by hand against docs/facts.md (SimPy's habit:
 example programs whose output is a golden file)."""
 
 from __future__ import annotations

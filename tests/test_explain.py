@@ -75,7 +75,8 @@ def test_every_proposed_change_does_what_it_says_through_the_cli(path):
     for e in explain_all(load(path)):
         for change in e.changes:
             result = CliRunner().invoke(main, ["check", str(path), *change.option.split(),
-                                               "--format", "json"], env=PLAIN)
+                                               "--format", "json", "--all-principals"],
+                                        env=PLAIN)
             assert result.exit_code in (0, 1), result.output
             doc = json.loads(result.stdout)
             (r,) = doc["topologies"][0]["results"]

@@ -1,4 +1,4 @@
-"""Every IMDS status code, each pinned to a line of ../shared/imds-facts.md.
+"""Every IMDS status code, each pinned to a line of docs/facts.md.
 
 Tags as on that page: [C] confirmed in a primary source, [O] observed in
 public bug reports, [U] uncertain or inferred. `respond` is pure: these tests

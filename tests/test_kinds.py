@@ -1,6 +1,6 @@
 """What each node kind does to a packet (issue 2's table), one behaviour a test.
 
-Expected values come from ../shared/imds-facts.md: routers drop at TTL <= 1
+Expected values come from docs/facts.md: routers drop at TTL <= 1
 and send ICMP Time Exceeded [C]; bridges never touch the TTL [C]; NATs and
 tunnels decrement like routers [U]; L7 relays re-send with TTL 64 [U]; IMDS
 refuses a PUT with X-Forwarded-For [C].

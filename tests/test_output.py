@@ -58,11 +58,31 @@ def test_every_format_is_deterministic(command, output_format, monkeypatch):
     assert first.exit_code == again.exit_code == (1 if command == "check" else 0)
 
 
-def test_an_unwritable_output_is_bad_input(tmp_path, monkeypatch):
-    result = run("check", "topologies/host-process.yaml", "--output",
-                 f"sarif:{tmp_path}/missing/x.sarif", monkeypatch=monkeypatch)
+def test_a_missing_folder_of_an_output_is_made(tmp_path, monkeypatch):
+    sarif = tmp_path / "reports" / "hopsim" / "x.sarif"
+    result = run("check", "topologies/host-process.yaml", "--output", f"sarif:{sarif}",
+                 monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert json.loads(sarif.read_text())["version"] == "2.1.0"
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    first = tmp_path / "first.xml"
+    result = run("check", "topologies/host-process.yaml", "--output", f"junit:{first}",
+                 "--output", f"sarif:{tmp_path}/a-file/x.sarif", monkeypatch=monkeypatch)
     assert result.exit_code == 2
-    assert f"error: --output {tmp_path}/missing/x.sarif: cannot write" in result.stderr
+    assert (f"error: --output {tmp_path}/a-file/x.sarif: cannot make its folder "
+            f"'{tmp_path}/a-file'") in result.stderr
+    assert not first.exists()  # refused before the first report was written
+    assert "host-process" not in result.stdout  # and before the run
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path, monkeypatch):
+    result = run("check", "topologies/host-process.yaml", "--output", str(tmp_path),
+                 monkeypatch=monkeypatch)
+    assert result.exit_code == 2
+    assert f"error: --output {tmp_path}: is a folder; expected a file" in result.stderr
 
 
 def test_an_output_without_a_file_is_a_usage_error(monkeypatch):
@@ -71,12 +91,38 @@ def test_an_output_without_a_file_is_a_usage_error(monkeypatch):
     assert "expected FILE or FORMAT:FILE" in result.output
 
 
-def test_a_file_named_like_a_format_prefix_is_still_a_file(tmp_path, monkeypatch):
+def test_an_unknown_format_prefix_is_an_error_that_lists_the_formats(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("check", str(TOPOLOGIES / "host-process.yaml"), "--output", "xml:out.xml")
+    assert result.exit_code == 2
+    assert ("unknown format 'xml' in 'xml:out.xml'; formats: table, json, junit, sarif, "
+            "markdown") in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_with_a_colon_is_written_as_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("check", str(TOPOLOGIES / "host-process.yaml"),
-                 "--format", "json", "--output", "report:1.json")
+                 "--format", "json", "--output", "./report:1.json")
     assert result.exit_code == 0
     assert json.loads((tmp_path / "report:1.json").read_text())["command"] == "check"
+
+
+def test_a_dash_writes_the_report_to_standard_output_instead_of_the_table(tmp_path,
+                                                                          monkeypatch):
+    sarif = tmp_path / "x.sarif"
+    result = run("check", "topologies/docker-bridge.yaml", "--output", "json:-",
+                 "--output", f"sarif:{sarif}", monkeypatch=monkeypatch)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["topologies"][0]["name"] == "docker-bridge"
+    assert json.loads(sarif.read_text())["runs"][0]["results"]
+    assert not (tmp_path / "-").exists()
+
+
+def test_only_one_report_can_take_standard_output(monkeypatch):
+    result = run("check", "--output", "json:-", "--output", "sarif:-", monkeypatch=monkeypatch)
+    assert result.exit_code == 2
+    assert "only one report can go to standard output (-)" in result.output
 
 
 def test_the_progress_bar_shows_on_a_terminal_for_many_files_only():

@@ -1,6 +1,6 @@
 """pcap files from `hopsim trace --pcap`, dissected back with scapy.
 
-Expected values come from ../shared/imds-facts.md and the topology files:
+Expected values come from docs/facts.md and the topology files:
 
 - docker-bridge.yaml: app's path is app - docker0 (bridge, L2) - instance
   (host, forwarding: true, masquerade) - imds. One L3 forwarder.

@@ -10,8 +10,10 @@ import jsonschema
 import pytest
 from builders import ROOT
 from ci_helpers import FIXTURES, SCHEMAS, position, run
+from click.testing import CliRunner
 
 from hopsim import check, load
+from hopsim.cli import main
 from hopsim.report import sarif
 from hopsim.report.findings import RULES
 
@@ -70,8 +72,8 @@ def test_one_rule_per_finding_type_and_results_point_at_their_rule(monkeypatch):
     doc, _ = sarif_of("check", monkeypatch=monkeypatch)
     rules = doc["runs"][0]["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == ["token-leak", "imdsv1-credential-leak",
-                                        "starved-workload", "failed-expectation"]
-    assert len(rules) == len(RULES)
+                                        "starved-workload", "failed-expectation", "bad-input"]
+    assert len(rules) == len(RULES) + 1
     for r in results(doc):
         assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
     security = {r["id"] for r in rules if "security-severity" in r["properties"]}
@@ -147,13 +149,46 @@ def test_bad_input_is_a_located_tool_notification(monkeypatch):
     assert where["region"]["startLine"] == position(f"{FIXTURES}/typo.yaml", "routr")[0]
 
 
-def test_absolute_paths_become_file_uris_and_odd_names_are_quoted():
+def test_bad_input_is_also_a_result_at_its_file_and_line_which_code_scanning_shows(
+        monkeypatch):
+    doc, _ = sarif_of("check", FIXTURES, monkeypatch=monkeypatch)
+    bad, = by_rule(doc)["bad-input"]
+    assert bad["level"] == "error"
+    assert "unknown kind 'routr'" in bad["message"]["text"]
+    where = bad["locations"][0]["physicalLocation"]
+    assert where["artifactLocation"] == {"uri": f"{FIXTURES}/typo.yaml",
+                                         "uriBaseId": "%SRCROOT%"}
+    assert where["region"]["startLine"] == position(f"{FIXTURES}/typo.yaml", "routr")[0]
+    rules = doc["runs"][0]["tool"]["driver"]["rules"]
+    assert rules[bad["ruleIndex"]]["id"] == "bad-input"
+    # the findings of the good files are still there
+    assert {"token-leak", "failed-expectation"} <= set(by_rule(doc))
+
+
+def test_paths_are_relative_to_the_repository_root_wherever_hopsim_runs(monkeypatch):
+    monkeypatch.chdir(ROOT / "topologies")
+    result = CliRunner().invoke(main, ["check", "docker-bridge.yaml", "--format", "sarif"],
+                                env={"NO_COLOR": "1"})
+    uri = results(json.loads(result.stdout))[0]["locations"][0]["physicalLocation"][
+        "artifactLocation"]
+    assert uri == {"uri": "topologies/docker-bridge.yaml", "uriBaseId": "%SRCROOT%"}
+
+
+def test_absolute_paths_are_made_relative_to_their_repository_and_odd_names_quoted():
     topology = load(ROOT / FIXTURES / "odd-names.yaml")
     doc = json.loads(sarif.document("check", [check(topology)], []))
-    uri = results(doc)[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    assert uri == (ROOT / FIXTURES / "odd-names.yaml").as_uri()
-    assert sarif.artifact("my designs/a b.yaml") == {"uri": "my%20designs/a%20b.yaml",
-                                                     "uriBaseId": "%SRCROOT%"}
+    uri = results(doc)[0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert uri == {"uri": f"{FIXTURES}/odd-names.yaml", "uriBaseId": "%SRCROOT%"}
+    assert sarif.artifact("my designs/a b.yaml")["uri"].endswith("my%20designs/a%20b.yaml")
+
+
+def test_a_file_outside_any_repository_and_the_current_folder_is_a_file_uri(tmp_path,
+                                                                          monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert sarif.artifact(str(tmp_path / "there.yaml")) == {
+        "uri": (tmp_path / "there.yaml").as_uri()}
+    assert sarif.artifact("a.yaml") == {"uri": "a.yaml", "uriBaseId": "%SRCROOT%"}
 
 
 def test_fingerprints_are_stable_and_distinct(monkeypatch):

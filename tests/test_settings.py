@@ -121,9 +121,9 @@ def test_settings_find_the_leak_the_design_did_not_assume(monkeypatch):
     result = run("check", BASTION, "--settings", PLAN, "--format", "json",
                  monkeypatch=monkeypatch)
     assert result.exit_code == 1
-    neighbour = next(p for p in json.loads(result.stdout)["topologies"][0]["results"][0][
-        "principals"] if p["node"] == "neighbour")
-    assert neighbour["outcome"] == "credentials"
+    neighbour = next(g for g in json.loads(result.stdout)["topologies"][0]["groups"]
+                     if g["members"] == ["neighbour"])
+    assert neighbour["outcomes"][0]["outcome"] == "credentials"
 
 
 def test_an_instance_id_matches_a_plan_and_a_description(monkeypatch):

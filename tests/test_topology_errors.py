@@ -262,21 +262,20 @@ def test_every_problem_of_a_file_is_reported_sorted_by_line(tmp_path):
 # --- options that name things ---------------------------------------------------------
 
 
-def test_set_naming_a_missing_node_is_bad_input_at_the_nodes_line(tmp_path):
+def test_set_naming_a_missing_node_is_bad_input_of_the_command_line(tmp_path):
     path = write(tmp_path, BASE)
     result = cli("check", str(path), "--set", "ap.role=attacker")
     assert result.exit_code == 2
     assert errors(result.stderr) == [
-        f"error: {path}:{line_of(BASE, 'nodes:')}: --set ap.role: no node 'ap' "
-        "(did you mean 'app'?)"]
+        f"error: --set ap.role ({path}): no node 'ap' (did you mean 'app'?)"]
 
 
-def test_set_of_a_bad_value_is_located_at_the_node(tmp_path):
+def test_set_of_a_bad_value_is_bad_input_of_the_command_line(tmp_path):
     path = write(tmp_path, BASE)
     result = cli("check", str(path), "--set", "docker0.kind=routr")
     assert result.exit_code == 2
     assert errors(result.stderr) == [
-        f"error: {path}:{line_of(BASE, 'docker0: {kind: bridge}')}: nodes.docker0.kind: "
+        f"error: --set docker0.kind ({path}): "
         "unknown kind 'routr' (did you mean 'router'?); expected one of imds, host, "
         "container, client, bridge, router, nat, tunnel, proxy, waf, ssrf"]
 

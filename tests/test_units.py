@@ -179,8 +179,7 @@ def test_reports_show_and_count_the_copies(tmp_path):
     assert "web/app (×12)" in table.output
     doc = json.loads(CliRunner().invoke(main, ["check", str(path), "--format", "json"],
                                         env=PLAIN).output)
-    (result,) = doc["topologies"][0]["results"]
-    replicas = {p["node"]: p["replicas"] for p in result["principals"]}
+    replicas = {g["members"][0]: g["replicas"] for g in doc["topologies"][0]["groups"]}
     assert replicas == {"edge/tenant": 6, "web/agent": 3, "web/app": 12, "web/instance": 3}
 
 
@@ -261,10 +260,10 @@ def test_show_says_what_the_written_nodes_stand_for(tmp_path):
     assert "web/app (×12)" in text
 
 
-def test_the_readme_fleet_is_two_thousand_hosts_of_48_apps_and_its_expectations_hold():
+def test_the_documented_fleet_is_two_thousand_hosts_of_48_apps_and_its_expectations_hold():
     from builders import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "format.md").read_text()
     start = readme.index("name: web-fleet")
     topology = parse(readme[start:readme.index("```", start)], "web-fleet.yaml")
     assert topology.nodes["web/app"].replicas == 2000 * 48

@@ -63,7 +63,7 @@ COMMON_SYSCTLS = (
     ("net/ipv6/conf/default/accept_ra", "0"),
     ("net/ipv6/conf/all/disable_ipv6", "0"),
     ("net/ipv6/conf/default/disable_ipv6", "0"),
-    # The TTL every packet but the token response starts with (imds-facts: 64).
+    # The TTL every packet but the token response starts with (docs/facts.md: 64).
     ("net/ipv4/ip_default_ttl", str(KERNEL_DEFAULT_TTL)),
     ("net/ipv6/conf/all/hop_limit", str(KERNEL_DEFAULT_TTL)),
     ("net/ipv6/conf/default/hop_limit", str(KERNEL_DEFAULT_TTL)),

@@ -2,7 +2,7 @@
 
 PUT /latest/api/token; with a token, GET the role credentials with it.
 Without one (no answer in time, or a refusal), SDKs and attackers try a
-tokenless GET ([C] imds-facts: SDKs fall back to IMDSv1): 200 there means
+tokenless GET ([C] docs/facts.md: SDKs fall back to IMDSv1): 200 there means
 IMDSv1 credentials. Timeouts are short: in namespaces an answer takes
 milliseconds, and a dropped token response never comes.
 """

@@ -2,7 +2,7 @@
 
 The upstream connection is a new socket, so it leaves with the namespace's
 default TTL (64): the hop limit protects only the segment between IMDS and
-the first relay ([U] imds-facts, "L7 relays reset the budget"). What a relay
+the first relay ([U] docs/facts.md, "L7 relays start the count again"). What a relay
 passes on is decided by `RelayPolicy.upstream()` (hopsim.kinds), the rule the
 simulator uses too, a pure function of the request and the client's address:
 

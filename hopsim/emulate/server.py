@@ -1,7 +1,7 @@
 """A real IMDS over TCP, built on hopsim.imds.respond: the same pure rules
 the simulator plays, behind a socket.
 
-The hop limit is an IP TTL on the token response only ([C] imds-facts: "The
+The hop limit is an IP TTL on the token response only ([C] docs/facts.md: "The
 response to PUT requests has a response hop limit ... at the IP protocol
 level"; [O] GET answers still arrive from a container at hop limit 1). So
 the TTL is set on the connection's socket just before the token is written,

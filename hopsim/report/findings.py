@@ -8,11 +8,13 @@ entry (a folder of deliberately leaky lessons still passes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from hopsim.analysis import Expectation, Report, Result, Verdict, rows
 from hopsim.engine import Access, Outcome
+from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 
 KeyPath = tuple[str | int, ...]  # ("nodes", "app") or ("expect", 2, "app")
@@ -63,6 +65,15 @@ FAILED_EXPECTATION = Rule(
     ("correctness",))
 
 RULES = (TOKEN_LEAK, CREDENTIAL_LEAK, STARVED_WORKLOAD, FAILED_EXPECTATION)
+# Not a finding (it exits 2, not 1, and nothing was checked): a file or an
+# option hopsim could not use, reported where CI shows findings.
+BAD_INPUT = Rule(
+    "bad-input", "BadInput", "bad input: not checked",
+    "A topology file, a --settings file or a command-line option hopsim could not use: "
+    "the design it describes was not checked at all.",
+    "Fix the file at the line given (or the option); `hopsim validate FILE` lists every "
+    "problem.",
+    ("correctness",))
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,12 @@ class Finding:
     # The principals it stands for: more than one above analysis.GROUP_ABOVE,
     # those with the same path class, role and hop limit (analysis.rows).
     alike: int = 1
+    members: tuple[str, ...] = ()  # their names (the node's alone when it is one)
+    suppression: Suppression | None = None  # accepted on purpose: fails nothing
+
+    @property
+    def fails(self) -> bool:
+        return self.suppression is None
 
 
 def verdicts_fail(command: str) -> bool:
@@ -109,11 +126,13 @@ def for_result(report: Report, result: Result, command: str) -> list[Finding]:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
             what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
             found.append(_finding(report, result, o, rule,
-                                  f"{who} (role attacker) {gets} {what}", row.principals))
+                                  f"{who} (role attacker) {gets} {what}", row.principals,
+                                  row.members))
         elif o.role == "workload" and o.access is not Access.TOKEN:
             found.append(_finding(report, result, o, STARVED_WORKLOAD,
-                                  f"{who} (role workload) {gets} no token", row.principals))
-    return found
+                                  f"{who} (role workload) {gets} no token", row.principals,
+                                  row.members))
+    return _accepted(found, report.suppressions)
 
 
 def for_expectations(report: Report) -> list[Finding]:
@@ -127,8 +146,8 @@ def for_expectations(report: Report) -> list[Finding]:
             f"expected {e.node} to get {e.expected} at hop limit {e.hop_limit}, "
             f"got {e.actual}{why}",
             ("expect", e.hop_limit, e.node), o, e,
-            (Related(("nodes", e.node), f"{e.node}, the principal"),)))
-    return found
+            (Related(("nodes", e.node), f"{e.node}, the principal"),), members=(e.node,)))
+    return _accepted(found, report.suppressions)
 
 
 def of_report(report: Report, command: str) -> list[Finding]:
@@ -141,11 +160,26 @@ def of_run(reports: Iterable[Report], command: str) -> list[Finding]:
 
 
 def fails(reports: Iterable[Report], command: str) -> bool:
-    """bool(of_run(reports, command)), without making the findings: a leak or
-    a starved workload is what makes a result's verdict other than ok, so a
-    fleet's exit code needs no principal's outcome."""
-    return any(report.failed or (verdicts_fail(command) and any(
-        r.verdict is not Verdict.OK for r in report.results)) for report in reports)
+    """Whether a finding of the run is not suppressed; without suppressions,
+    without making the findings: a leak or a starved workload is what makes a
+    result's verdict other than ok, so a fleet's exit code needs no
+    principal's outcome."""
+    return any(any(f.fails for f in of_report(report, command)) if report.suppressions
+               else report.failed or (verdicts_fail(command) and any(
+                   r.verdict is not Verdict.OK for r in report.results)) for report in reports)
+
+
+def _accepted(found: list[Finding], suppressions: Sequence[Suppression],
+              today: datetime.date | None = None) -> list[Finding]:
+    """The findings, each marked with the first suppression that accepts it
+    (an expired one accepts nothing; a grouped finding is accepted only when
+    each principal it stands for is)."""
+    if not suppressions:
+        return found
+    today = today or datetime.date.today()
+    live = [s for s in suppressions if not s.expired(today)]
+    return [next((replace(f, suppression=s) for s in live if s.covers(
+        f.rule.id, f.topology.name, f.hop_limit, f.members or (f.node,))), f) for f in found]
 
 
 def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:
@@ -174,7 +208,7 @@ def _settings_lines(topology: Topology, rule: Rule) -> list[Related]:
 
 
 def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
-             alike: int) -> Finding:
+             alike: int, members: tuple[str, ...]) -> Finding:
     hop_limit = result.hop_limit if result.hop_limit is not None else o.hop_limit
     related = []
     if o.receiver not in (None, o.node):
@@ -187,4 +221,4 @@ def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
     at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
     return Finding(rule, report.topology, hop_limit, o.node,
                    f"{what}{at}: {o.reason}", ("nodes", o.node), o,
-                   None, tuple(related), alike)
+                   None, tuple(related), alike, members)

@@ -17,17 +17,21 @@ FORMATS = ("table", "json", "junit", "sarif", "markdown")
 
 
 def render(output_format: str, command: str, reports: Sequence[Report],
-           problems: Sequence[Problem], hop_limits: Sequence[int] = ()) -> str:
+           problems: Sequence[Problem], hop_limits: Sequence[int] = (),
+           all_principals: bool = False) -> str:
     """The run as text in `output_format`; a table is plain ASCII at 80 columns."""
-    return "".join(chunks(output_format, command, reports, problems, hop_limits))
+    return "".join(chunks(output_format, command, reports, problems, hop_limits,
+                          all_principals))
 
 
 def chunks(output_format: str, command: str, reports: Sequence[Report],
-           problems: Sequence[Problem], hop_limits: Sequence[int] = ()) -> Iterator[str]:
+           problems: Sequence[Problem], hop_limits: Sequence[int] = (),
+           all_principals: bool = False) -> Iterator[str]:
     """render(), in pieces to write as they come: JSON is made while it is
-    written (a fleet's sweep is 100s of MB); the others come in one piece."""
+    written (every principal of a fleet's sweep, with all_principals, is
+    100s of MB); the others come in one piece."""
     if output_format == "json":
-        return json_report.chunks(command, reports, problems)
+        return json_report.chunks(command, reports, problems, all_principals)
     return iter((_whole(output_format, command, reports, problems, hop_limits),))
 
 

@@ -1,10 +1,18 @@
 """JSON for machines: one stable document per run (keys sorted, no time stamps).
 
-The document is written as it is made: a sweep of a fleet lists every
-principal at every hop limit (81,000 x 64 entries at 100,000 nodes), which as
-one dict took 1.4 GB to hold and 15 s to indent. `chunks` writes the same
-bytes as json.dumps(doc, indent=2, sort_keys=True), as tests/test_json_output.py
-checks, with each principal's outcome made when it is written.
+Schema 2 (the default) groups alike principals as the other formats do: per
+topology, one entry per group with its members and its outcome at each hop
+limit of the run; a group is one principal up to analysis.GROUP_ABOVE
+principals, and above it the principals of one path class and role, whose
+outcomes differ only in names (the outcome given is the first member's). A
+100,000-node sweep over hop limits 1-64 is then a few MB instead of 2.4 GB.
+Schema 1 (all_principals) lists every principal at every hop limit.
+
+The document is written as it is made: schema 1 of a fleet's sweep lists
+81,000 x 64 entries, which as one dict took 1.4 GB to hold and 15 s to
+indent. `chunks` writes the same bytes as json.dumps(doc, indent=2,
+sort_keys=True), as tests/test_json_output.py checks, with each principal's
+outcome made when it is written.
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ from itertools import groupby, islice
 from typing import Any
 
 from hopsim import __version__
-from hopsim.analysis import Expectation, Report, Result
-from hopsim.engine import Outcome
-from hopsim.topology import Problem, Topology
+from hopsim.analysis import Expectation, Report, Result, rows
+from hopsim.engine import Exchange, Outcome
+from hopsim.explain import Change, Explanation
+from hopsim.routing import Route, Station
+from hopsim.topology import Node, Problem, Topology
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # principals grouped
+ALL_PRINCIPALS_SCHEMA = 1  # every principal at every hop limit
 
 
 def outcome(o: Outcome, replicas: int = 1) -> dict[str, Any]:
@@ -82,24 +93,74 @@ def report(r: Report) -> dict[str, Any]:
     }
 
 
+def grouped_report(r: Report) -> dict[str, Any]:
+    """A topology's report, schema 2: its results without principals, and
+    the groups of alike principals with their outcome at each result."""
+    t = r.topology
+    return {
+        "name": t.name,
+        "file": t.file,
+        "hop_limits": t.hop_limits(),
+        "recommended_hop_limit": r.recommended_hop_limit,
+        "recommendation": r.recommendation,
+        "results": [{"hop_limit": x.hop_limit, "verdict": x.verdict.value,
+                     "reason": x.reason, "expectations": [expectation(e) for e in x.expectations]}
+                    for x in r.results],
+        "groups": Lazy(_groups(r)),
+        "expectations": [expectation(e) for e in r.expectations],
+    }
+
+
+def _groups(r: Report) -> Iterator[dict[str, Any]]:
+    """One entry per group of alike principals: the same groups at every
+    result of a sweep (a path class holds at every hop limit)."""
+    nodes = r.topology.nodes
+    for alike in zip(*(rows(x.outcomes) for x in r.results), strict=True):
+        members = alike[0].members
+        first = alike[0].first
+        yield {
+            "members": list(members),
+            "principals": len(members),
+            "replicas": sum(nodes[m].replicas for m in members),
+            "role": first.role,
+            "family": first.family,
+            "outcomes": [_group_outcome(a.first) for a in alike],
+        }
+
+
+def _group_outcome(o: Outcome) -> dict[str, Any]:
+    """A group's outcome at one result: its first member's (`node`), whose
+    name its reason and dropped_at use."""
+    return {"node": o.node, "hop_limit": o.hop_limit, "outcome": o.access.value,
+            "reason": o.reason, "dropped_at": o.dropped_at, "routers": o.routers,
+            "receiver": o.receiver, "cause": o.cause.value if o.cause else None,
+            "path": list(o.path), "forwarded": list(o.forwarded)}
+
+
 def problem(p: Problem) -> dict[str, Any]:
-    return {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+    found = {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+    if p.option:  # a --set at fault, not the file
+        found["option"] = p.option
+    return found
 
 
-def chunks(command: str, reports: Iterable[Report], problems: Iterable[Problem]) -> Iterator[str]:
-    """The run's document, in pieces of about 64 kB, written as it is made."""
+def chunks(command: str, reports: Iterable[Report], problems: Iterable[Problem],
+           all_principals: bool = False) -> Iterator[str]:
+    """The run's document, in pieces of about 64 kB, written as it is made:
+    schema 2, or schema 1 with all_principals."""
     doc = {
         "hopsim": __version__,
-        "schema": SCHEMA_VERSION,
+        "schema": ALL_PRINCIPALS_SCHEMA if all_principals else SCHEMA_VERSION,
         "command": command,
-        "topologies": Lazy(report(r) for r in reports),
+        "topologies": Lazy((report if all_principals else grouped_report)(r) for r in reports),
         "errors": [problem(p) for p in problems],
     }
     return _batched(_encode(doc, ""))
 
 
-def document(command: str, reports: Iterable[Report], problems: Iterable[Problem]) -> str:
-    return "".join(chunks(command, reports, problems))
+def document(command: str, reports: Iterable[Report], problems: Iterable[Problem],
+             all_principals: bool = False) -> str:
+    return "".join(chunks(command, reports, problems, all_principals))
 
 
 def _batched(pieces: Iterable[str], size: int = 1 << 16) -> Iterator[str]:
@@ -172,3 +233,85 @@ def _mappings(run: Sequence[dict[str, Any]], indent: str) -> str:
 def _flat(inner: str) -> Callable[[Any], str]:
     """json's C encoder, sorted keys, one item of a plain mapping per line."""
     return json.JSONEncoder(sort_keys=True, separators=(",\n" + inner, ": ")).encode
+
+
+# --- the views for people, as JSON: validate, show, trace, explain ---------------
+
+
+def _document(command: str, **fields: Any) -> str:
+    doc = {"hopsim": __version__, "schema": SCHEMA_VERSION, "command": command, **fields}
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def validation(topologies: Sequence[Topology], problems: Iterable[Problem]) -> str:
+    """`hopsim validate --format json`: what each file holds, and every problem."""
+    return _document("validate", topologies=[{
+        "name": t.name, "file": t.file, "nodes": len(t.nodes), "links": len(t.links),
+        "principals": len(t.principals),
+        "stands_for": sum(n.replicas for n in t.nodes.values()),
+    } for t in topologies], errors=[problem(p) for p in problems])
+
+
+def node(n: Node) -> dict[str, Any]:
+    return {
+        "name": n.name, "kind": n.kind, "address": n.address or None,
+        "address6": n.address6 or None, "role": n.role, "runs_on": n.runs_on,
+        "via": list(n.via), "family": n.family, "forwarding": n.forwarding,
+        "masquerade": list(n.masquerade) if isinstance(n.masquerade, tuple) else n.masquerade,
+        "gateway": n.gateway, "routes": dict(n.routes), "replicas": n.replicas,
+        "description": n.description or None,
+        "relay": None if n.relay is None else {
+            "methods": list(n.relay.methods) if n.relay.methods else None,
+            "adds_xff": n.relay.adds_xff, "forwards_headers": n.relay.forwards_headers},
+        "imds": None if n.imds is None else {
+            "hop_limit": n.imds.hop_limit, "http_tokens": n.imds.http_tokens,
+            "http_endpoint": n.imds.http_endpoint, "ipv6": n.imds.ipv6,
+            "instance": n.instance},
+    }
+
+
+def route(r: Route) -> dict[str, Any]:
+    """The request's stations, and each leg's response's own (from the leg's end)."""
+    def stations(path: Iterable[Station]) -> list[dict[str, Any]]:
+        return [{"node": s.node, "role": s.role.value, "relay": s.relay, "nat": s.nat}
+                for s in path]
+
+    return {"principal": r.principal, "unreachable": r.unreachable,
+            "stations": stations(r.stations),
+            "responses": [stations(back) for back in r.returns]}
+
+
+def topology_view(t: Topology, routes: Iterable[Route]) -> str:
+    """`hopsim show --format json`: nodes, links, units and each principal's route."""
+    return _document("show", topology={
+        "name": t.name, "file": t.file, "description": " ".join(t.description.split()),
+        "markers": t.markers,
+        "nodes": [node(t.nodes[name]) for name in sorted(t.nodes)],
+        "links": [list(link) for link in t.links], "units": dict(t.units),
+        "routes": [route(r) for r in routes]})
+
+
+def trace(t: Topology, exchange: Exchange) -> str:
+    """`hopsim trace --format json`: every hop of every packet, and the outcome."""
+    return _document(
+        "trace", topology=t.name, file=t.file, route=route(exchange.route),
+        hops=[{"step": i, "time": h.time, "message": h.message, "node": h.node,
+               "action": h.action.value, "ttl_in": h.ttl_in, "ttl_out": h.ttl_out,
+               "detail": h.detail} for i, h in enumerate(exchange.hops, 1)],
+        outcome=outcome(exchange.outcome, t.nodes[exchange.outcome.node].replicas))
+
+
+def change(c: Change) -> dict[str, Any]:
+    return {"description": c.description, "option": c.option, "outcome": c.access.value,
+            "loosens": c.loosens, "leaks": list(c.leaks), "starves": list(c.starves)}
+
+
+def explanations(t: Topology, items: Iterable[Explanation]) -> str:
+    """`hopsim explain --format json`: each principal's account and its fixes."""
+    return _document("explain", topology=t.name, file=t.file, hop_limits=t.hop_limits(),
+                     principals=[{
+                         **outcome(e.outcome, t.nodes[e.outcome.node].replicas),
+                         "finding": e.finding, "story": e.story,
+                         "fixes": [change(c) for c in e.fixes], "no_fix": e.no_fix,
+                         "undone_by": [change(c) for c in e.undone_by],
+                     } for e in items])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from hopsim.analysis import Expectation, Report, Result, rows
 from hopsim.engine import Outcome
@@ -65,27 +65,37 @@ def _set_at(f: findings.Finding) -> str:
 
 
 def _result_case(suite: ET.Element, classname: str, report: Report, result: Result,
-                 command: str) -> int:
+                 command: str) -> str:
+    """Add a result's testcase; "failed", "skipped" (its findings all
+    suppressed) or "" (passed)."""
     case = _element(suite, "testcase", classname=classname, name=_hop_limit_name(result),
                     time="0")
-    found = findings.for_result(report, result, command)
+    every = findings.for_result(report, result, command)
+    found = [f for f in every if f.fails]
     if found:
         body = "\n\n".join(f"{f.rule.title} ({f.rule.id})\n" + _evidence(f.outcome)
                            + _set_at(f) for f in found if f.outcome)
         _element(case, "failure", body, type=result.verdict.value,
                  message=f"{result.verdict.value}: {result.reason}")
+    elif every:  # each one accepted on purpose
+        _element(case, "skipped", message="suppressed: " + "; ".join(
+            f"{f.rule.id} {f.node}: {f.suppression.reason}"  # type: ignore[union-attr]
+            for f in every))
     _element(case, "system-out", f"verdict: {result.verdict.value} ({result.reason})\n"
              + _principal_lines(result.outcomes) + "\n")
-    return 1 if found else 0
+    return "failed" if found else "skipped" if every else ""
 
 
 def _expectation_case(suite: ET.Element, classname: str, report: Report,
-                      e: Expectation) -> int:
+                      e: Expectation, accepted: Mapping[Expectation, str]) -> str:
     case = _element(suite, "testcase", classname=classname,
                     name=f"expect at hop limit {e.hop_limit}: {e.node} gets {e.expected}",
                     time="0")
     if e.passed:
-        return 0
+        return ""
+    if e in accepted:
+        _element(case, "skipped", message=f"suppressed: {accepted[e]}")
+        return "skipped"
     o = findings.outcome_at(report, e.hop_limit, e.node)
     t = report.topology
     line = t.line_of("expect", e.hop_limit, e.node)
@@ -98,7 +108,7 @@ def _expectation_case(suite: ET.Element, classname: str, report: Report,
     _element(case, "failure", "\n".join(body), type=findings.FAILED_EXPECTATION.id,
              message=f"at hop limit {e.hop_limit} {e.node} expected {e.expected}, "
                      f"got {e.actual}")
-    return 1
+    return "failed"
 
 
 def _suite(root: ET.Element, report: Report, command: str) -> tuple[int, int]:
@@ -112,13 +122,16 @@ def _suite(root: ET.Element, report: Report, command: str) -> tuple[int, int]:
                         ("recommendation", report.recommendation)):
         _element(properties, "property", name=name, value=value)
     classname = f"hopsim.{t.name}"
-    failures = sum(_result_case(suite, classname, report, r, command) for r in report.results)
-    failures += sum(_expectation_case(suite, classname, report, e)
-                    for e in report.expectations)
-    tests = len(report.results) + len(report.expectations)
-    suite.set("tests", str(tests))
+    accepted = {f.expectation: f.suppression.reason for f in findings.for_expectations(report)
+                if f.expectation and f.suppression}
+    cases = [_result_case(suite, classname, report, r, command) for r in report.results]
+    cases += [_expectation_case(suite, classname, report, e, accepted)
+              for e in report.expectations]
+    failures = cases.count("failed")
+    suite.set("tests", str(len(cases)))
     suite.set("failures", str(failures))
-    return tests, failures
+    suite.set("skipped", str(cases.count("skipped")))
+    return len(cases), failures
 
 
 def _bad_input_suite(root: ET.Element, file: str, problems: Sequence[Problem]) -> None:

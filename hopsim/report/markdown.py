@@ -84,6 +84,8 @@ def _totals(reports: Sequence[Report]) -> str:
 
 def _heading(command: str, found: Sequence[findings.Finding],
              problems: Sequence[Problem], what: str = "") -> list[str]:
+    accepted = sum(f.alike for f in found if not f.fails)
+    found = [f for f in found if f.fails]
     count = sum(f.alike for f in found)  # a finding may stand for many alike principals
     if problems:
         status = f"❌ {_plural(len(problems), 'bad input')}"
@@ -95,6 +97,8 @@ def _heading(command: str, found: Sequence[findings.Finding],
         status = "✅ every expect entry holds"
     else:
         status = "✅ no findings"
+    if accepted:
+        status += f" ({accepted:,} suppressed)"
     return [f"### hopsim {command}{what}: {status}", ""]
 
 
@@ -103,11 +107,20 @@ def _problems(problems: Sequence[Problem]) -> list[str]:
         return []
     return ["**Bad input** (not checked):", ""] + [
         f"- {code(f'{p.file}:{p.line}' if p.line else p.file)}: "
-        + md(f"{p.key}: {p.message}" if p.key else p.message) for p in problems] + [""]
+        + md(p.what) for p in problems] + [""]
 
 
 def _findings(found: Sequence[findings.Finding]) -> list[str]:
-    return [_finding(f) for f in found] + ([""] if found else [])
+    failing = [f for f in found if f.fails]
+    lines = [_finding(f) for f in failing] + ([""] if failing else [])
+    accepted = [f for f in found if not f.fails]
+    if accepted:
+        lines += ["**Suppressed** (accepted on purpose):", ""] + [
+            f"- ☑️ **{md(f.topology.name)}** ({f.rule.id}, {_where(f)}): {md(f.message)}. "
+            f"Reason: {md(f.suppression.reason)} ({code(f.suppression.where)}"  # type: ignore[union-attr]
+            + (f", until {f.suppression.expires}" if f.suppression.expires else "")  # type: ignore[union-attr]
+            + ")" for f in accepted] + [""]
+    return lines
 
 
 def check(reports: Sequence[Report], problems: Iterable[Problem]) -> str:

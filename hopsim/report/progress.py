@@ -13,11 +13,11 @@ MANY = 8  # below this many files a run is over before a bar would help
 
 
 def track(items: Sequence[T], description: str, console: Console | None = None,
-          many: int = MANY) -> Iterator[T]:
+          many: int = MANY, quiet: bool = False) -> Iterator[T]:
     """Yield `items`, showing a transient bar on stderr when they are many and
-    stderr is a terminal."""
+    stderr is a terminal (never when quiet)."""
     console = console or Console(stderr=True)
-    if len(items) < many or not console.is_terminal:
+    if quiet or len(items) < many or not console.is_terminal:
         yield from items
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -1,22 +1,27 @@
 """SARIF 2.1.0 for code scanning: one rule per finding type, each result at
 the file, line and column of the offending key, so GitHub annotates that line.
 
-Relative files are relative to the repository root (%SRCROOT%), as GitHub's
-upload-sarif resolves them; bad input becomes tool notifications.
+Files are given relative to the root of the git repository that holds them
+(%SRCROOT%), as GitHub's upload-sarif resolves them, wherever hopsim runs
+from. Bad input is a result too (rule bad-input, level error) at its file
+and line, since code scanning shows results and not tool notifications; the
+notifications are kept for tools that read them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Sequence
-from pathlib import PurePath, PurePosixPath
+from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from hopsim import __version__
 from hopsim.analysis import Report
-from hopsim.report.findings import RULES, Finding, KeyPath, Rule, of_run
+from hopsim.report.findings import BAD_INPUT, RULES, Finding, KeyPath, Rule, of_run
 from hopsim.topology import Problem, Topology
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -40,11 +45,23 @@ def rule(r: Rule) -> dict[str, Any]:
 
 
 def artifact(file: str) -> dict[str, Any]:
-    """A file as a SARIF artifactLocation: relative to %SRCROOT%, or a file: URI."""
-    path = PurePath(file)
-    if path.is_absolute():
-        return {"uri": PurePosixPath(path.as_posix()).as_uri()}
-    return {"uri": quote(path.as_posix()), "uriBaseId": "%SRCROOT%"}
+    """A file as a SARIF artifactLocation: relative to its repository's root
+    (%SRCROOT%), or to the current folder outside any repository; a file: URI
+    when it is in neither."""
+    path = Path(os.path.abspath(file))
+    for root in (_repository(path.parent), Path.cwd()):
+        if root is not None and path.is_relative_to(root):
+            return {"uri": quote(path.relative_to(root).as_posix()), "uriBaseId": "%SRCROOT%"}
+    return {"uri": path.as_uri()}
+
+
+@cache
+def _repository(folder: Path) -> Path | None:
+    """The root of the git repository (or worktree) that holds `folder`."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
 
 
 def physical(file: str, position: tuple[int, int] | None) -> dict[str, Any]:
@@ -81,6 +98,15 @@ def result(f: Finding) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT: hashlib.sha256(identity.encode()).hexdigest()},
         "properties": properties,
     }
+    if f.suppression:  # accepted on purpose: shown, not failing (SARIF 3.35)
+        s = f.suppression
+        accepted: dict[str, Any] = {"kind": "external", "status": "accepted",
+                                    "justification": s.reason,
+                                    "location": {"physicalLocation": physical(
+                                        s.file, (s.line, 1) if s.line else None)}}
+        if s.expires:
+            accepted["properties"] = {"expires": s.expires.isoformat()}
+        out["suppressions"] = [accepted]
     if f.related:
         out["relatedLocations"] = [
             {"id": i, "physicalLocation": physical(r.elsewhere[0], (r.elsewhere[1], 1))
@@ -89,11 +115,24 @@ def result(f: Finding) -> dict[str, Any]:
     return out
 
 
+def bad_input(p: Problem) -> dict[str, Any]:
+    """A problem as a result at its file and line: what code scanning shows."""
+    identity = f"{BAD_INPUT.id}|{p.file}|{p.line}|{p.option or p.key}"
+    return {
+        "ruleId": BAD_INPUT.id,
+        "ruleIndex": len(RULES),
+        "level": "error",
+        "message": {"text": p.what},
+        "locations": [{"physicalLocation": physical(p.file, (p.line, 1) if p.line else None)}],
+        "partialFingerprints": {FINGERPRINT: hashlib.sha256(identity.encode()).hexdigest()},
+    }
+
+
 def notification(p: Problem) -> dict[str, Any]:
     return {
         "level": "error",
         "descriptor": {"id": "bad-input"},
-        "message": {"text": f"{p.key}: {p.message}" if p.key else p.message},
+        "message": {"text": p.what},
         "locations": [{"physicalLocation": physical(p.file, (p.line, 1) if p.line else None)}],
     }
 
@@ -108,7 +147,7 @@ def document(command: str, reports: Sequence[Report], problems: Iterable[Problem
                 "name": "hopsim",
                 "version": __version__,
                 "semanticVersion": __version__,
-                "rules": [rule(r) for r in RULES],
+                "rules": [rule(r) for r in (*RULES, BAD_INPUT)],
             }},
             "invocations": [{
                 "executionSuccessful": not problems,
@@ -116,7 +155,8 @@ def document(command: str, reports: Sequence[Report], problems: Iterable[Problem
                 "properties": {"command": command},
             }],
             "columnKind": "unicodeCodePoints",
-            "results": [result(f) for f in of_run(reports, command)],
+            "results": [bad_input(p) for p in problems]
+            + [result(f) for f in of_run(reports, command)],
         }],
     }
     return json.dumps(log, indent=2) + "\n"

@@ -6,6 +6,8 @@ Every renderer returns rich renderables; the caller's Console decides colour
 
 from __future__ import annotations
 
+import io
+import os
 import textwrap
 from collections.abc import Iterable, Sequence
 
@@ -17,6 +19,7 @@ from rich.text import Text
 from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
 from hopsim.engine import Access, Action, Exchange
 from hopsim.explain import Explanation
+from hopsim.report import findings
 from hopsim.routing import Router
 from hopsim.topology import Topology
 
@@ -26,10 +29,23 @@ ACTION_STYLE = {Action.DROP: "bold red", Action.ICMP: "red", Action.REFUSE: "yel
                 Action.TIMEOUT: "yellow", Action.DELIVER: "green"}
 
 
-def console(file=None, *, force_terminal: bool | None = None) -> Console:
+def console(file=None, *, force_terminal: bool | None = None,
+            color: bool | None = None) -> Console:
+    """A console for hopsim's output. color: True forces colour and styles,
+    False turns every style off, bold included (rich's own NO_COLOR keeps
+    bold); None: on a terminal, off when NO_COLOR is set (no-color.org)."""
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False
+    system: dict[str, str | None] = {}
+    if color is False:
+        system["color_system"] = None
+    elif color:
+        force_terminal = True
+        if Console(file=io.StringIO(), force_terminal=True).color_system is None:
+            system["color_system"] = "standard"  # asked for, even where TERM=dumb
     # Names and reasons are data: "instance[webapp]" is not markup, ":x:" no emoji.
     return Console(file=file, highlight=False, markup=False, emoji=False,
-                   force_terminal=force_terminal)
+                   force_terminal=force_terminal, **system)  # type: ignore[arg-type]
 
 
 def _table(out: Console, *columns: str, title: str | None = None) -> Table:
@@ -86,7 +102,7 @@ def check(out: Console, reports: Sequence[Report]) -> RenderableType:
                  {x for r in report.results for x in r.expectations}]
         parts += _failed_lines(other)
         parts.append(Text(""))
-    parts.append(summary(reports))
+    parts.append(summary(reports, "check"))
     return Group(*parts)
 
 
@@ -119,7 +135,7 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
                               overflow="fold"))
         parts += [Text(f"{report.topology.name}: ", style="bold red") + line
                   for line in _failed_lines(report.failed)]
-    parts.append(summary(reports))
+    parts.append(summary(reports, "sweep"))
     return Group(*parts)
 
 
@@ -130,7 +146,7 @@ def _runs(report: Report, hop_limits: Sequence[int]) -> Text:
         for v, a, b in verdict_runs(report, hop_limits))
 
 
-def summary(reports: Sequence[Report]) -> Text:
+def summary(reports: Sequence[Report], command: str = "check") -> Text:
     counts = {v: 0 for v in Verdict}
     for report in reports:
         for result in report.results:
@@ -145,6 +161,13 @@ def summary(reports: Sequence[Report]) -> Text:
     if checked:
         text += Text(f"\nexpectations: {checked - failed} passed, {failed} failed",
                      style="bold red" if failed else "")
+    if any(r.suppressions for r in reports):
+        accepted = [f for f in findings.of_run(reports, command) if not f.fails]
+        if accepted:
+            where = ", ".join(sorted({f.suppression.file for f in accepted}))  # type: ignore[union-attr]
+            count = sum(f.alike for f in accepted)
+            text += Text(f"\nsuppressed: {count:,} finding{'' if count == 1 else 's'}, "
+                         f"accepted in {where}", style="dim")
     return text
 
 
@@ -236,6 +259,9 @@ def show(out: Console, topology: Topology) -> RenderableType:
     title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
     description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
     parts: list[RenderableType] = [title, description, nodes, links, routes]
+    if topology.markers:  # say what [C], [U] ... mean wherever they are shown
+        legend = "; ".join(f"[{m}] {meaning}" for m, meaning in topology.markers.items())
+        parts.insert(2, Text(f"{legend} (docs/facts.md)", style="dim", overflow="fold"))
     if topology.units or any(n.replicas > 1 for n in topology.nodes.values()):
         copies = sum(n.replicas for n in topology.nodes.values())
         units = ", ".join(f"{u} ×{c:,}" for u, c in topology.units.items())
@@ -277,10 +303,16 @@ def explanations(out: Console, topology: Topology,
             head += Text(f" - {e.finding}", style="bold red" if e.finding == "leak"
                          else "yellow")
         parts += [head, _indented(out, e.story, 2)]
-        if e.changes:
-            parts.append(_indented(out, "What would change it:", 2))
-        for change in e.changes:
-            line = (f"- {change.description} ({change.option}): "
-                    f"{_consequence(o.role, o.node, change.access)}")
-            parts.append(_indented(out, line, 4, hang=2))
+        for heading, changes in (("What would fix it:", e.fixes),
+                                 ("What would undo it:", e.undone_by)):
+            if changes:
+                parts.append(_indented(out, heading, 2))
+            for change in changes:
+                line = (f"- {change.description} ({change.option}): "
+                        f"{_consequence(o.role, o.node, change.access)}")
+                if change.harm:
+                    line += f"; but {change.harm}"
+                parts.append(_indented(out, line, 4, hang=2))
+        if e.no_fix:
+            parts.append(_indented(out, e.no_fix, 2))
     return Group(*parts)
