@@ -1142,10 +1142,11 @@ def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
     `lines` and `columns` giving each key path's place in the file it came
     from; raise TopologyError with every problem found."""
     lines, columns = dict(lines or {}), dict(columns or {})
+    overrides = list(overrides)
     with gc_paused():
-        problems = _apply_overrides(doc, file, lines, overrides)
+        problems = _apply_overrides(doc, file, overrides)
         topology, found = _build(doc, file, lines, columns)
-    problems += found
+    problems += _blame_overrides(found, overrides)
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
     assert topology is not None

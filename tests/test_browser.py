@@ -134,7 +134,8 @@ return {
 
 
 def sweep_json(file: Path, limits: list[int], tokens: str) -> dict:
-    result = CliRunner().invoke(main, ["sweep", str(file), "--format", "json", "--hop-limits",
+    result = CliRunner().invoke(main, ["sweep", str(file), "--format", "json", "--all-principals",
+                                       "--hop-limits",
                                        f"{limits[0]}-{limits[-1]}", "--http-tokens", tokens],
                                 env=PLAIN)
     assert result.exit_code in (0, 1), result.output

@@ -225,7 +225,7 @@ def test_no_color_is_honoured_even_on_a_forced_terminal():
 def test_validate_lists_every_bundled_file():
     result = run("validate")
     assert result.exit_code == 0
-    files = sorted(TOPOLOGIES.glob("*.yaml"))
+    files = sorted(TOPOLOGIES.rglob("*.yaml"))
     assert len(result.output.splitlines()) == len(files)
     assert all(line.startswith("ok: ") for line in result.output.splitlines())
 

@@ -107,7 +107,7 @@ def test_every_setting_carries_what_sweep_json_says(file):
     limits = data["hop_limits"]
     assert limits == list(html.hop_limits(topology))
     for tokens in HTTP_TOKENS:
-        result = run("sweep", str(file), "--format", "json", "--hop-limits",
+        result = run("sweep", str(file), "--format", "json", "--all-principals", "--hop-limits",
                      f"{limits[0]}-{limits[-1]}", "--http-tokens", tokens)
         assert result.exit_code in (0, 1), result.output
         [report] = json.loads(result.stdout)["topologies"]

@@ -45,7 +45,7 @@ def test_a_testsuite_per_topology_and_a_testcase_per_hop_limit_and_expect_entry(
     xml, code = junit_of("sweep", "--hop-limits", "1-4", monkeypatch=monkeypatch)
     assert code == 0
     found = suites(xml)
-    assert len(found) == len(list(TOPOLOGIES.glob("*.yaml")))
+    assert len(found) == len(list(TOPOLOGIES.rglob("*.yaml")))
     suite = found["docker-bridge"]
     names = [c.get("name") for c in suite.findall("testcase")]
     assert names[:4] == ["hop limit 1", "hop limit 2", "hop limit 3", "hop limit 4"]

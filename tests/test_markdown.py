@@ -52,7 +52,7 @@ def test_sweep_heading_speaks_of_expectations_and_long_tables_fold(monkeypatch):
     assert result.stdout.startswith(
         "### hopsim sweep (hop limits 1-4): ✅ every expect entry holds\n")
     check = run("check", "--format", "markdown", monkeypatch=monkeypatch).stdout
-    bundled = len(list(TOPOLOGIES.glob("*.yaml")))
+    bundled = len(list(TOPOLOGIES.rglob("*.yaml")))
     assert f"<details><summary>{bundled} topologies, {bundled} results:" in check
 
 

@@ -33,7 +33,8 @@ SHARED_BRIDGE = dict(
 # X-Forwarded-For, so the PUT is refused whatever the hop limit.
 RELAY_BEHIND_ROUTER = dict(
     nodes={"imds": {"kind": "imds"}, "instance": {"kind": "host", "forwarding": True},
-           "squid": {"kind": "proxy"}, "neighbour": {"kind": "client", "role": "attacker"}},
+           "squid": {"kind": "proxy", "adds_xff": True},  # Squid adds X-Forwarded-For
+           "neighbour": {"kind": "client", "role": "attacker"}},
     links=[["imds", "instance"], ["instance", "squid"], ["squid", "neighbour"]])
 
 
