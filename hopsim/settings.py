@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from hopsim.imds import HTTP_ENDPOINT, HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.source import dotted
 from hopsim.topology import Problem, Topology, parse
 
 MAX_BYTES = 64 * 1024 * 1024  # plans of large estates run to tens of MB
@@ -338,10 +339,10 @@ def match(topology: Topology, instances: Iterable[Instance]
             known = sorted({i.address for i in instances})
             hint = f"; it has {', '.join(known[:8])}" + (", ..." if len(known) > 8 else "") \
                 if known else "; it has no aws_instance, aws_launch_template or instance"
-            problems.append(Problem(topology.file, where, f"nodes.{name}.instance",
+            problems.append(Problem(topology.file, where, dotted(("nodes", name, "instance")),
                                     f"no instance {node.instance!r} in the settings{hint}"))
         elif len(settings) > 1:
-            problems.append(Problem(topology.file, where, f"nodes.{name}.instance",
+            problems.append(Problem(topology.file, where, dotted(("nodes", name, "instance")),
                                     f"{node.instance!r} names {len(found)} instances with "
                                     f"different settings ({', '.join(i.address for i in found)})"
                                     "; name one of them"))
@@ -363,7 +364,7 @@ def apply(topology: Topology, applied: Iterable[Applied]) -> Topology:
         node = topology.nodes[a.node]
         topology = topology.with_node(a.node, imds=replace(node.imds, **a.instance.settings))
         for key, line in a.instance.source_lines.items():
-            sources[f"nodes.{a.node}.{key}"] = (a.instance.source_file, line)
+            sources[dotted(("nodes", a.node, key))] = (a.instance.source_file, line)
     return replace(topology, sources=sources) if sources else topology
 
 

@@ -70,13 +70,20 @@ class SeveralDocuments(Abort):
 
 
 def dotted(path: tuple[Any, ...] | list[Any]) -> str:
+    """A key path as problems name it and lines are kept by: `nodes.app.kind`.
+    A part that is empty, holds a dot or is not printable is quoted, so that
+    no two paths read the same (`nodes.'a.b'` is not `nodes.a.b`)."""
     parts = (show(p) if isinstance(p, int) else str(p) for p in path)
-    return ".".join(p if p.isprintable() else repr(p) for p in parts)
+    return ".".join(p if _plain_part(p) else repr(p) for p in parts)
+
+
+def _plain_part(part: str) -> bool:
+    return bool(part) and "." not in part and part.isprintable()
 
 
 def _part(key: Any) -> str:
     """dotted((key,)), sooner for the usual keys: text and small integers."""
-    if key.__class__ is str and key.isprintable():
+    if key.__class__ is str and key and "." not in key and key.isprintable():
         return key
     if key.__class__ is int and -_SMALL < key < _SMALL:
         return str(key)
@@ -629,7 +636,7 @@ def _read_plain(text: str) -> Read:
                 lines.setdefault(keys, line)
                 columns.setdefault(keys, column)
                 keys = None
-            entry = prefix + (key if key.__class__ is str and key.isprintable() else _part(key))
+            entry = prefix + _part(key)
             if key in result:  # a mistake: _read_nodes says where the first is, exactly
                 raise _NotPlain  # (true after 1, or 1 after '1' and 1: the lines can't)
             lines[entry] = line
@@ -747,7 +754,7 @@ def json_positions(text: str) -> tuple[dict[str, int], dict[str, int],
             if inside.prefix is None:
                 path = None
                 continue
-            path = inside.prefix + (key if key.isprintable() else _part(key))
+            path = inside.prefix + _part(key)
             lines.setdefault(inside.prefix + "<key>", line)
             columns.setdefault(inside.prefix + "<key>", column)
             if key in inside.keys:

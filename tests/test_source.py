@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from builders import TOPOLOGIES
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_topology_errors import BASE, HOSTILE, _hostile_line, line_of
 
@@ -432,6 +432,8 @@ json_documents = st.recursive(
 
 
 @given(json_documents, st.sampled_from([None, 0, 1, 2, "\t"]), st.booleans())
+# Found by this test: an empty key and a key "." once read as the same path.
+@example({"": {"": None}, ".": None}, None, True)
 def test_json_positions_point_at_each_key_and_item_however_it_is_written(document, indent,
                                                                           ensure_ascii):
     text = json.dumps(document, indent=indent, ensure_ascii=ensure_ascii)

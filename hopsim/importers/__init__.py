@@ -25,7 +25,7 @@ import yaml
 from hopsim.importers import compose, ecs, kubernetes
 from hopsim.importers.design import CannotModel, Design
 from hopsim.settings import Instance
-from hopsim.source import MAX_FILE_BYTES
+from hopsim.source import MAX_FILE_BYTES, dotted
 from hopsim.topology import Override, Problem, Topology, TopologyError, from_values, parse
 
 READERS: dict[str, ModuleType] = {"compose": compose, "kubernetes": kubernetes, "ecs": ecs}
@@ -159,7 +159,7 @@ def _blocked(design: Design, instances: Sequence[Instance], file: str) -> None:
         routed = next((n for n, v in design.nodes.items() if n != "instance" and not
                        v.get("runs_on") and v.get("kind") in _BEHIND_THE_INSTANCE), None)
         if "iptables" in instance.imds_blocks and routed is not None:
-            at = design.positions.get(f"nodes.{routed}")
+            at = design.positions.get(dotted(("nodes", routed)))
             raise TopologyError([Problem(
                 file, at[0] if at else None, routed,
                 f"{instance.address}'s user data drops forwarded traffic to "
@@ -202,7 +202,7 @@ def dump(design: Design, file: str) -> str:
     out.append("imds: " + _dump(doc["imds"], flow=True))
     out.append("nodes:")
     for name, fields in doc["nodes"].items():
-        line = lines.get(f"nodes.{name}")
+        line = lines.get(dotted(("nodes", name)))
         where = f", {file}:{line}" if line else ""
         out.append(f"  # {design.origin.get(name, name)}{where}")
         body = _dump({name: fields})

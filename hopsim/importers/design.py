@@ -15,7 +15,7 @@ from typing import Any
 
 from hopsim.importers.images import Relay
 from hopsim.kinds import KINDS
-from hopsim.source import show
+from hopsim.source import dotted, show
 from hopsim.topology import Problem
 
 Position = tuple[int, int]  # line, column; both from 1
@@ -79,16 +79,16 @@ class Design:
         self.nodes[name] = {k: v for k, v in fields.items() if v is not None}
         self.origin[name] = origin
         if at:
-            self.positions[f"nodes.{name}"] = at
+            self.positions[dotted(("nodes", name))] = at
         return name
 
     def place(self, name: str, key: str, at: Position | None, user_key: str = "") -> None:
         """A node's key (role, adds_xff ...) came from `at` in the user's file,
         where it is called `user_key` (services.api.x-hopsim.role)."""
         if at:
-            self.positions[f"nodes.{name}.{key}"] = at
+            self.positions[dotted(("nodes", name, key))] = at
         if user_key:
-            self.user_keys[f"nodes.{name}.{key}"] = user_key
+            self.user_keys[dotted(("nodes", name, key))] = user_key
 
     def problems_in_own_words(self, problems: Iterable[Problem]) -> list[Problem]:
         """The loader's problems with the keys the user's file has."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from hopsim.analysis import Expectation, Report, Result, Verdict, rows
 from hopsim.engine import Access, Outcome
+from hopsim.source import dotted
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 
@@ -199,7 +200,7 @@ def _settings_lines(topology: Topology, rule: Rule) -> list[Related]:
     key = "http_tokens" if rule is CREDENTIAL_LEAK else "hop_limit"
     found = []
     for imds in topology.imds_nodes:
-        source = topology.sources.get(f"nodes.{imds}.{key}")
+        source = topology.sources.get(dotted(("nodes", imds, key)))
         if source is not None:
             value = getattr(topology.nodes[imds].imds, key)
             name = "hop limit" if key == "hop_limit" else key
