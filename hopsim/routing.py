@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
 from typing import NamedTuple
 
@@ -171,7 +172,7 @@ class Tree:
         self.ways: dict[str, int] = {}
         layer: dict[str, None] = {}
         for index in sorted(targets):
-            for member in router.segments[index].members:
+            for member in router.members[index]:
                 if member in goal:
                     continue
                 if member in self.dist:
@@ -203,7 +204,7 @@ class Tree:
             if not router.forwards(here, self.family):
                 continue
             for index in router.segments_of(here):
-                for member in router.segments[index].members:
+                for member in router.members[index]:
                     seen = dist.get(member)
                     if seen is None:
                         if member not in goal:
@@ -275,15 +276,24 @@ class Router:
         found: list[tuple[tuple[str, ...], tuple[str, ...], object]] = [
             (tuple(sorted(m)), tuple(sorted(groups[k])), k) for k, m in bridged.items()]
         found += [(k, (), k) for k in set(keys.values()) if k.__class__ is tuple]  # type: ignore[misc]
-        found.sort(key=lambda f: (f[0], f[1]))
-        self.segments = [Segment(i, members, frozenset(group))
-                         for i, (members, group, _) in enumerate(found)]
+        found.sort()
+        no_bridges: frozenset[str] = frozenset()
+        self.members: list[tuple[str, ...]] = [f[0] for f in found]
+        self.bridges: list[frozenset[str]] = [frozenset(f[1]) if f[1] else no_bridges
+                                              for f in found]
         self._of: dict[str, list[int]] = {}
-        for i, (members, _, _) in enumerate(found):
+        for i, members in enumerate(self.members):
             for member in members:
                 self._of.setdefault(member, []).append(i)
         index = {k: i for i, (_, _, k) in enumerate(found)}
         self._links = {link: index[key] for link, key in keys.items()}
+
+    @cached_property
+    def segments(self) -> list[Segment]:
+        """Every L2 segment, in segment order."""
+        return [Segment(i, members, bridges)
+                for i, (members, bridges) in enumerate(zip(self.members, self.bridges,
+                                                            strict=True))]
 
     def link_segment(self, a: str, b: str) -> int:
         """The segment the link between a (not a bridge) and b puts a on."""
@@ -303,7 +313,7 @@ class Router:
         """The bridges a frame from `a` to `b` crosses on `segment`, in order
         (the shortest way; bridges never change the TTL, so which of equal
         ways is taken changes no outcome)."""
-        bridges = self.segments[segment].bridges
+        bridges = self.bridges[segment]
         if not bridges:
             return []
         adjacency = self.topology.adjacency
@@ -405,7 +415,7 @@ class Router:
         """The next hop the file writes for `goal` at `here`, if any."""
         node = self.topology.nodes[here]
         if isinstance(goal, int):
-            targets: Iterable[str] = self.segments[goal].members
+            targets: Iterable[str] = self.members[goal]
         else:
             targets = goal
         for destination, via in node.routes:
