@@ -946,24 +946,24 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             imds = ImdsSettings(**{**defaults, **own})
         via = raw.get("via")
         host = raw.get("runs_on")
+        masquerade = raw.get("masquerade", False)
+        if masquerade.__class__ is list:
+            masquerade = tuple(masquerade)
+        routes = raw.get("routes")
         built[name] = _node(
             name=name, kind=spec.name,
             address=v4.get(host, "") if host else v4[name],
             address6=v6.get(host, "") if host else v6[name],
             role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
-            masquerade=_masquerade(raw.get("masquerade", False)), relay=relay, imds=imds,
+            masquerade=masquerade, relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
             product=product, mode=(PRODUCTS[product].setup(raw.get("mode")).mode
                                    if product else None),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
-            gateway=raw.get("gateway"), routes=tuple(raw.get("routes", {}).items()),
+            gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
         )
     return built
-
-
-def _masquerade(value: bool | list[str]) -> bool | tuple[str, ...]:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _node(**values: Any) -> Node:
