@@ -27,8 +27,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 from typing import NamedTuple
 
 from hopsim.kinds import Layer
@@ -502,7 +502,7 @@ class Router:
         stops += found
         stations: list[Station] = []
         returns: list[tuple[Station, ...]] = []
-        for start, end in zip(stops, stops[1:], strict=False):
+        for start, end in itertools.pairwise(stops):
             leg = self._leg(start, end, family)
             if isinstance(leg, str):
                 return Route(principal, unreachable=f"unreachable: {leg}")

@@ -293,7 +293,8 @@ def test_a_focused_slider_moves_one_step_per_key(browser, two_hops):
     open_page(browser, two_hops)
     assert setting(browser) == "2/required"  # as the file says
     browser.find_element("id", "hop").send_keys(Keys.ARROW_RIGHT)
-    assert setting(browser) == "3/required"  # one step, not one from the slider and one from the page
+    # one step, not one from the slider and one from the page
+    assert setting(browser) == "3/required"
     browser.find_element("id", "hop").send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT)
     assert setting(browser) == "1/required"
 
@@ -321,7 +322,8 @@ def test_keys_switch_tokens_follow_and_step(browser, two_hops):
     assert browser.find_element("css selector", "#caption .text").text == steps[-1]["caption"]
     press(browser, Keys.HOME)
     assert browser.execute_script("return document.documentElement.dataset.step") == "-1"
-    assert browser.execute_script("return document.getElementById('overlay').childElementCount") == 0
+    overlay = "return document.getElementById('overlay').childElementCount"
+    assert browser.execute_script(overlay) == 0
 
 
 def test_space_pauses_after_a_mouse_click_on_play(browser, two_hops):

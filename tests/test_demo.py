@@ -151,7 +151,8 @@ def test_list_shows_every_bundled_scenario_on_one_line():
     result = run("demo", "--list")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == sorted(load(f).name for f in TOPOLOGIES.rglob("*.yaml"))
+    bundled = TOPOLOGIES.rglob("*.yaml")
+    assert [line.split()[0] for line in lines] == sorted(load(f).name for f in bundled)
     docker = next(line for line in lines if line.startswith("docker-bridge "))
     assert "teaches why AWS recommends hop limit 2 for Docker bridge containers " \
         "(follows app, workload)" in docker

@@ -39,7 +39,6 @@ from hopsim.http import Request
 from hopsim.kinds import RelayPolicy
 from hopsim.report import kernel as kernel_report
 from hopsim.report import table
-from hopsim.routing import Router
 from hopsim.topology import topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}

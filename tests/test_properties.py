@@ -18,12 +18,11 @@ from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
-from strategies import L3_KINDS, RELAY_KINDS, dump, topology_docs
+from strategies import RELAY_KINDS, dump, topology_docs
 
 from hopsim import packets, parse, play
 from hopsim.analysis import judge, profiles, sweep
 from hopsim.engine import Access, Action, Exchange
-from hopsim.routing import Role
 from hopsim.topology import Topology
 
 # HOPSIM_EXAMPLES=20 runs 20 times as many examples (a longer hunt).

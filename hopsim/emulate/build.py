@@ -212,7 +212,7 @@ class Plan:
     def service_address(self, place: str, family: int) -> str:
         """The address a relay's clients reach it on: that of the segment the
         first of them (by name) arrives on, else its first segment's."""
-        for principal, route in sorted(self.routes.items()):
+        for _, route in sorted(self.routes.items()):
             for leg in route.legs if route.stations else ():
                 sender = self.topology.nodes[leg[0].actor].runs_on or leg[0].actor
                 if leg[-1].node == place and sender != place:

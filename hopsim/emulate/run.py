@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hopsim import analysis, imds
+from hopsim import analysis
 from hopsim.analysis import Expectation, Report, Result, Verdict
 from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
