@@ -12,7 +12,6 @@ import itertools
 import os
 from typing import Any
 
-import networkx as nx
 import pytest
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
@@ -345,54 +344,6 @@ def test_ttl_physics_on_recorded_hops(doc: dict[str, Any], hop_limit: int) -> No
 
 def location(topology: Topology, name: str) -> str:
     return topology.nodes[name].runs_on or name
-
-
-def record_coverage(topology: Topology, router) -> None:
-    """What the generator drew (see --hypothesis-show-statistics)."""
-    nodes = topology.nodes.values()
-    for kind in sorted({n.kind for n in nodes}):
-        event(f"kind {kind}")
-    event(f"{len(topology.imds_nodes)} imds node(s)")
-    event(f"{len(topology.nodes)} nodes" if len(topology.nodes) < 10 else "10+ nodes")
-    if any(n.forwarding for n in nodes):
-        event("forwarding host")
-    if any(isinstance(n.forwarding, str) for n in nodes):
-        event("host forwarding one family")
-    if any(isinstance(n.masquerade, tuple) for n in nodes):
-        event("masquerade on some links")
-    if any(n.gateway for n in nodes):
-        event("a written gateway")
-    if any(n.masquerade for n in nodes):
-        event("masquerading host")
-    if any(n.runs_on and n.kind in RELAY_KINDS for n in nodes):
-        event("relay runs_on a host")
-    if any(n.runs_on and n.kind == "container" for n in nodes):
-        event("container runs_on a host")
-    if any(n.via for n in nodes):
-        event("principal with via")
-    if any(n.family == 6 for n in nodes):
-        event("principal with family 6")
-    if nx.cycle_basis(topology.graph):
-        event("mesh (a cycle)")
-    for n in topology.imds_nodes:
-        s = topology.nodes[n].imds
-        event(f"http_tokens {s.http_tokens}")
-        event(f"http_endpoint {s.http_endpoint}")
-        if s.ipv6:
-            event("imds ipv6")
-    for p in topology.principals:
-        route = router.route(p)
-        if route.unreachable:
-            event("an unreachable principal")
-            continue
-        routers = len(route.token_routers)
-        event(f"a principal behind {min(routers, 3)}{'+' if routers >= 3 else ''} token router(s)")
-        if not route.symmetric:
-            event("an asymmetric route")
-        if len(route.legs) > 1:
-            event("a principal behind a relay")
-        if len(route.legs) > 2:
-            event("a principal behind two relays")
 
 
 def _check_waypoints(topology: Topology) -> None:
