@@ -7,19 +7,22 @@ outsider's request on to 169.254.169.254. That is the pessimistic reading; a
 file says otherwise with `relay: false` (compose `x-hopsim:`, the
 `hopsim.io/relay` annotation, the `hopsim.relay` docker label).
 
-X-Forwarded-For defaults, from the products' documentation and measurements
-on Debian's packages (docs/importers.md): nginx, HAProxy and tinyproxy add
-none by default; Squid adds it in every mode; Apache adds it as a reverse
-proxy (ProxyPass) but not as a forward proxy (ProxyRequests On), so an httpd
-image, whose mode hopsim cannot see, is taken as adding none. Traefik,
-Envoy, Caddy, Varnish and Kong were not measured [U]: taken as adding none,
-the reading that never hides a leak.
+X-Forwarded-For defaults come from hopsim's table of products
+(hopsim/products.py, measured on Debian's binaries; docs/products.md):
+nginx, HAProxy and tinyproxy add none by default; Squid adds it in every
+mode; Apache adds it as a reverse proxy (ProxyPass) but not as a forward
+proxy (ProxyRequests On), so an httpd image, whose mode hopsim cannot see,
+is taken as the forward proxy, which adds none. Traefik, Envoy, Caddy,
+Varnish and Kong were not measured [U]: taken as adding none, the reading
+that never hides a leak.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from hopsim.products import PRODUCTS
 
 
 @dataclass(frozen=True)
@@ -42,20 +45,28 @@ def _proxy(what: str, adds_xff: bool, why: str) -> Relay:
 _NO_XFF = "adds no X-Forwarded-For by default"
 _UNMEASURED = "its X-Forwarded-For default is not measured [U]: taken as adding none"
 
+
+def _product(what: str, product: str, mode: str | None = None, why: str = "") -> Relay:
+    """A relay image whose product hopsim measured: its default, from the one table."""
+    adds_xff = PRODUCTS[product].setup(mode).policy.adds_xff
+    said = "adds X-Forwarded-For by default" if adds_xff else _NO_XFF
+    return _proxy(what, adds_xff, f"{said}{why} (docs/products.md)")
+
+
 # Image name (the last part of the repository, without tag or digest) -> relay.
 RELAYS: dict[str, Relay] = {
-    "nginx": _proxy("nginx", False, _NO_XFF),
-    "nginx-unprivileged": _proxy("nginx", False, _NO_XFF),
-    "openresty": _proxy("OpenResty (nginx)", False, _NO_XFF),
-    "ingress-nginx": _proxy("ingress-nginx", False, _NO_XFF + " to an upstream it is "
-                            "pointed at [U]"),
-    "haproxy": _proxy("HAProxy", False, _NO_XFF + " (option forwardfor adds it)"),
-    "tinyproxy": _proxy("tinyproxy", False, _NO_XFF),
-    "squid": _proxy("Squid", True, "adds X-Forwarded-For by default, in every mode"),
-    "httpd": _proxy("Apache httpd", False, "adds X-Forwarded-For as a reverse proxy but "
-                    "not as a forward proxy: taken as adding none"),
-    "apache": _proxy("Apache httpd", False, "adds X-Forwarded-For as a reverse proxy but "
-                     "not as a forward proxy: taken as adding none"),
+    "nginx": _product("nginx", "nginx"),
+    "nginx-unprivileged": _product("nginx", "nginx"),
+    "openresty": _product("OpenResty (nginx)", "nginx"),
+    "ingress-nginx": _product("ingress-nginx", "nginx", why=" to an upstream it is pointed "
+                              "at [U]"),
+    "haproxy": _product("HAProxy", "haproxy", why="; option forwardfor adds it"),
+    "tinyproxy": _product("tinyproxy", "tinyproxy"),
+    "squid": _product("Squid", "squid", why=", in every mode"),
+    "httpd": _product("Apache httpd", "apache", "forward", why=" as a forward proxy (as a "
+                      "reverse proxy it adds it; hopsim cannot see which)"),
+    "apache": _product("Apache httpd", "apache", "forward", why=" as a forward proxy (as a "
+                       "reverse proxy it adds it; hopsim cannot see which)"),
     "traefik": _proxy("Traefik", False, _UNMEASURED),
     "envoy": _proxy("Envoy", False, _UNMEASURED),
     "caddy": _proxy("Caddy", False, _UNMEASURED),
