@@ -32,9 +32,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from hopsim.kinds import Layer
-from hopsim.topology import Topology
-
-FAMILIES = (4, 6)
+from hopsim.topology import FAMILIES, Topology
 
 
 class Role(Enum):
