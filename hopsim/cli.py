@@ -24,7 +24,16 @@ import yaml
 from rich.console import Console
 
 import hopsim.emulate as emulation
-from hopsim import __version__, analysis, engine, importers, packets, settings, suppressions
+from hopsim import (
+    __version__,
+    analysis,
+    engine,
+    importers,
+    interrupts,
+    packets,
+    settings,
+    suppressions,
+)
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
@@ -419,42 +428,25 @@ def _each(files: Sequence[Path], job: _Job, jobs: int) -> list[_Done]:
     return [done[index] for index in range(len(files))]
 
 
-class _Terminated(BaseException):
-    """SIGTERM while a pool runs."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 @contextmanager
 def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """A pool of `workers` processes (None for one: no pool), whose workers
-    end with the run: on an error, Ctrl-C or SIGTERM they are stopped at once,
-    not left to finish their files or to wait for more."""
+    end with the run: on an error, Ctrl-C or SIGTERM (interrupts.Stopped,
+    raised here by main's handlers) they are stopped at once, not left to
+    finish their files or to wait for more."""
     if workers <= 1:
         yield None
         return
     pool = ProcessPoolExecutor(workers, initializer=_worker_signals)
-    try:  # SIGTERM would end this process and leave the workers waiting forever
-        watching = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-        if watching:
-            signal.signal(signal.SIGTERM, _terminated)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        watching = False
     try:
         yield pool
     except BaseException as error:
         _stop(pool)
-        if isinstance(error, _Terminated):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)  # end as the signal would have
+        if isinstance(error, interrupts.Stopped):
+            error.pool_stopped = True  # type: ignore[attr-defined]
         raise
     else:
         pool.shutdown()
-    finally:
-        if watching:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -467,6 +459,11 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)  # drops _processes
     for process in processes:
         process.terminate()
+    for process in processes:  # reaped: no zombie left for the pool's exit hook to wait on
+        process.join(1)
+        if process.is_alive():
+            process.kill()
+            process.join(1)
 
 
 def _read_settings(file: str) -> tuple[tuple[settings.Instance, ...] | None, list[Problem]]:
@@ -731,7 +728,24 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
             click.echo(piece, nl=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
+class _Main(click.Group):
+    """The command group, ending every command the same way on a signal
+    (hopsim.interrupts): one line, exit 130 on SIGINT, 143 on SIGTERM."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with interrupts.stopping():
+            return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except interrupts.Stopped as stop:
+            interrupts.leave(stop, f"stopped by {stop}",
+                             hard=getattr(stop, "pool_stopped", False))
+
+
+@click.group(cls=_Main,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
 @click.version_option(__version__, prog_name="hopsim")
 def main() -> None:
     """Who gets the EC2 instance metadata (IMDSv2) token, hop by hop?

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from hopsim.imds import HTTP_ENDPOINT, HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.source import MAX_DIGITS, read_bytes
 from hopsim.topology import Problem, Topology, parse
 
 MAX_BYTES = 64 * 1024 * 1024  # plans of large estates run to tens of MB
@@ -73,8 +74,7 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
     """The instances of a `terraform show -json` or `describe-instances` file;
     `source` ("terraform" or "ec2") insists on one of them."""
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)
+        raw = read_bytes(path, MAX_BYTES)
     except OSError as exc:
         raise SettingsError(f"cannot read: {exc.strerror}") from None
     if len(raw) > MAX_BYTES:
@@ -87,6 +87,9 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
                             "or `aws ec2 describe-instances`") from None
     except RecursionError:
         raise SettingsError("not JSON: nested too deeply") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise SettingsError("not JSON hopsim reads: a number longer than "
+                            f"{MAX_DIGITS:,} digits") from None
     found = None
     if isinstance(doc, dict) and "Reservations" in doc:
         found = "ec2"
@@ -97,7 +100,11 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
         raise SettingsError(f"this is {SOURCES[found]}, not {SOURCES[source]}: "
                             f"use `hopsim import {found}`")
     if found == "ec2":
-        return from_ec2(doc)
+        try:
+            return from_ec2(doc)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            raise SettingsError("not shaped as `aws ec2 describe-instances` writes its output "
+                                f"({type(exc).__name__}: {exc})") from None
     if found == "terraform":
         return from_terraform(doc)
     raise SettingsError("neither `terraform show -json` output (no format_version and "
@@ -126,7 +133,17 @@ def from_ec2(doc: Mapping[str, Any]) -> list[Instance]:
 
 
 def from_terraform(doc: Mapping[str, Any]) -> list[Instance]:
-    """aws_instance and aws_launch_template resources of a plan or a state."""
+    """aws_instance and aws_launch_template resources of a plan or a state;
+    raise SettingsError for a document of another shape (a list where
+    Terraform writes an object, ...)."""
+    try:
+        return _from_terraform(doc)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise SettingsError("not shaped as `terraform show -json` writes a plan or a state "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _from_terraform(doc: Mapping[str, Any]) -> list[Instance]:
     values = doc.get("planned_values") or doc.get("values") or {}
     resources = list(_resources(_dict(values, "planned_values").get("root_module") or {}))
     prior = ((doc.get("prior_state") or {}).get("values") or {}).get("root_module") or {}

@@ -20,9 +20,13 @@ one result (tests/test_source.py holds them to it):
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
+import os
 import re
+import stat
+import sys
 import reprlib
 from collections.abc import Iterator
 from typing import Any
@@ -53,6 +57,26 @@ MAX_FILE_BYTES = (64 if _CParser is not None else 1) * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024 * 1024  # json parses ~100 MB/s: fleets of 100,000s of nodes
 MAX_YAML_VALUES = 2_000_000  # as written, and after alias expansion: stops "billion laughs"
 MAX_DEPTH = 32
+# Python refuses to turn longer digit strings into integers (CVE-2020-10735);
+# no value hopsim reads needs more than a handful.
+MAX_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
+
+
+def read_bytes(path: Any, limit: int) -> bytes:
+    """At most limit + 1 bytes of a regular file; raise OSError for anything
+    else: a FIFO, a device or a socket could block for ever or never end, so
+    it is opened without blocking and refused before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 # --- YAML with line numbers -------------------------------------------------
@@ -686,6 +710,7 @@ def read_json(text: str) -> Read:
             mapping.setdefault(key, value)
         return mapping
 
+    _count_json_values(text)
     try:
         doc = json.loads(text, object_pairs_hook=first_wins)
     except json.JSONDecodeError as exc:
@@ -693,6 +718,8 @@ def read_json(text: str) -> Read:
             from None
     except RecursionError:
         raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # an integer past MAX_DIGITS digits
+        raise _too_long_number(text) from None
     lines: dict[str, int] = {}
     columns: dict[str, int] = {}
     soft = []
@@ -701,8 +728,31 @@ def read_json(text: str) -> Read:
         soft = [(line, entry, f"duplicate key {show(key)} (first at line {lines.get(entry)})")
                 for line, entry, key in duplicates]
     if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
-        doc["expect"] = {int(k) if k.isdecimal() else k: v for k, v in doc["expect"].items()}
+        doc["expect"] = {int(k) if k.isdecimal() and len(k) < 8 else k: v for k, v in doc["expect"].items()}
     return doc, lines, columns, soft
+
+
+_LONG_NUMBER = re.compile(r"[0-9]{%d}" % (MAX_DIGITS + 1))
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _too_long_number(text: str) -> Abort:
+    found = _LONG_NUMBER.search(text)
+    line = text.count("\n", 0, found.start()) + 1 if found else None
+    return Abort(line, "", f"a number longer than {MAX_DIGITS:,} digits")
+
+
+def _count_json_values(text: str) -> None:
+    """Refuse JSON with more than MAX_YAML_VALUES values, as YAML is, before
+    json builds them (tens of bytes of memory each). Commas and brackets bound
+    the count from above, counted in C; only a text over the bound is counted
+    again without its strings, which may hold commas of their own."""
+    def bound(t: str) -> int:
+        return t.count(",") + t.count("[") + t.count("{") + 1
+    if bound(text) <= MAX_YAML_VALUES:
+        return
+    if bound(_JSON_STRING.sub('""', text)) > MAX_YAML_VALUES:
+        raise Abort(None, "", f"the document holds more than {MAX_YAML_VALUES:,} values")
 
 
 # A token of a valid JSON text: a string (which holds no raw newline), a

@@ -49,6 +49,7 @@ from hopsim.source import (
     dotted,
     gc_paused,
     json_positions,
+    read_bytes,
     read_json,
     read_yaml,
     show,
@@ -1054,8 +1055,7 @@ def load_text(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
     """A file's text, UTF-8, at most `limit` bytes; raise TopologyError."""
     file = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(limit + 1)
+        raw = read_bytes(path, limit)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
     return _text(raw, file, limit)

@@ -375,8 +375,8 @@ def _eventually(condition, bound: float = 60.0):
 
 @pytest.mark.skipif(not PROC.is_dir() or multiprocessing.get_start_method() != "fork",
                     reason="needs /proc, and workers forked with the hanging analysis")
-@pytest.mark.parametrize("signum,returncode", [(signal.SIGTERM, -signal.SIGTERM),
-                                               (signal.SIGINT, 1),
+@pytest.mark.parametrize("signum,returncode", [(signal.SIGTERM, 128 + signal.SIGTERM),
+                                               (signal.SIGINT, 128 + signal.SIGINT),
                                                (signal.SIGKILL, -signal.SIGKILL)],
                          ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_a_stopped_run_ends_its_busy_workers(signum, returncode):

@@ -31,6 +31,7 @@ from typing import Any
 from hopsim import settings
 from hopsim.importers import hcl
 from hopsim.importers.design import CannotModel
+from hopsim.source import read_bytes
 from hopsim.importers.text import (
     Document,
     cloudformation_yaml,
@@ -80,8 +81,7 @@ def read(path: str | Path) -> list[Instance]:
     with one line (and the line of the file, where there is one)."""
     file = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(settings.MAX_BYTES + 1)
+        raw = read_bytes(path, settings.MAX_BYTES)
     except OSError as exc:
         raise SettingsError(f"cannot read: {exc.strerror}") from None
     if len(raw) > settings.MAX_BYTES:
