@@ -622,7 +622,8 @@ def _index_within(index: str | None, count: int) -> bool:
     """`index` (from NAME#INDEX) names one of `count` copies; no index: one copy."""
     if not index:
         return count == 1 or index is None
-    return index.isdecimal() and 1 <= int(index) <= count and str(int(index)) == index
+    return (index.isdecimal() and len(index) <= len(str(count)) and 1 <= int(index) <= count
+            and str(int(index)) == index)
 
 
 class _Units:
@@ -1206,14 +1207,14 @@ def find(paths: Iterable[str | Path]) -> list[Found]:
     folder's in sorted order."""
     found: list[Found] = []
     for path in map(Path, paths):
-        if not path.is_dir():
+        if not os.path.isdir(path):  # False, not OSError, for a name too long
             found.append(Found(path))
             continue
         inside = []
         for top, folders, files in os.walk(path):
             folders[:] = [f for f in folders if not f.startswith(".")]
             inside += [Path(top, f) for f in files if not f.startswith(".")
-                       and Path(f).suffix in TOPOLOGY_SUFFIXES and Path(top, f).is_file()]
+                       and Path(f).suffix in TOPOLOGY_SUFFIXES and os.path.isfile(Path(top, f))]
         found += [Found(f, path) for f in sorted(inside, key=lambda f: f.parts)]
     return found
 

@@ -47,6 +47,7 @@ def pools(monkeypatch):
     """The worker counts of the process pools a run starts."""
     started: list[int] = []
     real = hopsim.cli.ProcessPoolExecutor
+    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 16)  # --jobs is capped to the CPUs
 
     def spy(max_workers, **kwargs):
         started.append(max_workers)
@@ -251,6 +252,14 @@ def test_zero_and_auto_mean_one_process_per_cpu(value, monkeypatch, pools):
     result = run("check", str(TOPOLOGIES), "--format", "json", "-j", value)
     assert pools == [5]
     assert (result.stdout, result.exit_code) == (serial.stdout, serial.exit_code)
+
+
+@pytest.mark.parametrize("value", ["200", "99999999999999999999999999"])
+def test_jobs_is_capped_to_the_cpus(value, monkeypatch, pools):
+    # Issue 15: --jobs 200 on a 2-CPU machine started 202 processes.
+    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 2)
+    assert run("check", str(TOPOLOGIES), "-j", value).exit_code in (0, 1)
+    assert pools == [2]
 
 
 def test_cpus_counts_at_least_one():

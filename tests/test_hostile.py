@@ -1,0 +1,255 @@
+"""Hostile input and faults (issue 15): no traceback, no hang, no lost file.
+
+Each test here reproduces one finding of the fuzzing that issue 15 reports
+and fails without its fix: a FIFO that blocked for ever, digit strings past
+Python's limit, nesting past its stack, wrong-shaped plans, outputs into a
+missing folder, onto an input or cut short by a signal, signals that exited 1
+with a traceback. The property tests over the same surfaces are in
+tests/test_hostile_properties.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from builders import BASE, TOPOLOGIES
+from click.testing import CliRunner
+
+import hopsim.cli
+from hopsim.cli import main
+from hopsim.source import MAX_DIGITS, MAX_YAML_VALUES
+
+PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
+DOCKER = str(TOPOLOGIES / "docker-bridge.yaml")
+LONG_NUMBER = "9" * (MAX_DIGITS + 700)
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(main, list(args), env=PLAIN, input=input)
+
+
+def refused(result, *words: str) -> str:
+    """A one-line refusal: exit 2, no traceback, `words` in its message."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception,
+                                                                     SystemExit)
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in result.output
+    return result.output
+
+
+def base_json() -> dict:
+    return yaml.safe_load(BASE)
+
+
+# --- files that are not files -------------------------------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    path = tmp_path / "pipe.yaml"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("args", [
+    ["check", "{fifo}"],
+    ["validate", "{fifo}"],
+    ["show", "{fifo}"],
+    ["check", DOCKER, "--settings", "{fifo}"],
+    ["import", "terraform", "{fifo}", "{copy}"],
+    ["import", "compose", "{fifo}"],
+], ids=["check", "validate", "show", "settings", "import-terraform", "import-compose"])
+def test_a_fifo_is_refused_not_waited_on(args, fifo, tmp_path):
+    # Issue 15: a FIFO as a topology, settings or import file blocked for ever.
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(BASE)
+    argv = [a.format(fifo=fifo, copy=copy) for a in args]
+    process = subprocess.run([sys.executable, "-m", "hopsim.cli", *argv], env={
+        **os.environ, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2, process.stderr
+    assert "not a regular file" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_a_path_too_long_is_one_line(tmp_path):
+    long = "a/" * 2500 + "x.yaml"
+    for args in (["check", long], ["show", long], ["validate", long]):
+        output = refused(run(*args))
+        assert "File name too long" in output
+
+
+# --- numbers past Python's digit limit, nesting past its stack ------------------------
+
+
+def test_a_json_number_past_the_digit_limit_is_located(tmp_path):
+    doc = base_json()
+    text = json.dumps(doc, indent=1).replace('"hop_limit": 2', f'"hop_limit": {LONG_NUMBER}')
+    file = tmp_path / "t.json"
+    file.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if LONG_NUMBER in t)
+    refused(run("check", str(file)), f"t.json:{line}:", f"longer than {MAX_DIGITS:,} digits")
+
+
+def test_a_settings_file_number_past_the_digit_limit_is_one_line(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"Reservations": [{"Instances": [{"InstanceId": "i-1", '
+                    f'"MetadataOptions": {{"HttpPutResponseHopLimit": {LONG_NUMBER}}}}}]}}]}}')
+    refused(run("check", DOCKER, "--settings", str(plan)), "digits")
+
+
+@pytest.mark.parametrize("value", [LONG_NUMBER, "[" * 5000, "{a: " * 3000])
+def test_a_set_value_too_long_or_deep_is_a_usage_error(value):
+    refused(run("check", DOCKER, "--set", f"imds.hop_limit={value}"), "--set")
+
+
+def test_a_principal_index_past_the_digit_limit_is_one_line():
+    output = refused(run("trace", DOCKER, "--from", f"app#{LONG_NUMBER}"))
+    assert "app#" in output
+
+
+# --- bounded work --------------------------------------------------------------------
+
+
+def test_json_with_more_values_than_yaml_allows_is_refused_before_it_is_built(tmp_path):
+    # Issue 15: a 60 MB JSON array of numbers took 7.6 GB and 80 s before its error.
+    file = tmp_path / "many.json"
+    file.write_text('{"name": "x", "nodes": [' + "0," * MAX_YAML_VALUES + "0]}")
+    refused(run("check", str(file)), f"more than {MAX_YAML_VALUES:,} values")
+
+
+def test_commas_inside_strings_do_not_count_as_values(tmp_path):
+    doc = base_json()
+    doc["description"] = "," * (MAX_YAML_VALUES + 10)
+    file = tmp_path / "commas.json"
+    file.write_text(json.dumps(doc))
+    assert run("validate", str(file)).exit_code == 0
+
+
+def test_generate_refuses_counts_past_what_a_file_can_hold():
+    refused(run("generate", "fleet", "--instances", "1" + "0" * 31, "--containers", "1"),
+            "--instances")
+    refused(run("generate", "fleet", "--instances", "100000", "--containers", "100"),
+            "--compact")
+
+
+@pytest.mark.parametrize("args", [["demo", "--auto", "--delay", "nan"],
+                                  ["emulate", "--timeout", "nan", DOCKER],
+                                  ["verify", "--timeout", "nan", DOCKER]])
+def test_nan_seconds_are_refused(args):
+    refused(run(*args), "expected a number of seconds")
+
+
+# --- wrong shapes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("plan", [
+    {"format_version": "1.2", "values": {"root_module": [1]}},
+    {"format_version": "1.2", "values": {"root_module": {"resources": 5}}},
+    {"format_version": "1.2", "values": {"root_module": {"resources": [1]}}},
+    {"format_version": "1.2", "planned_values": {"root_module": {"child_modules": 3}}},
+    {"Reservations": [{"Instances": [{"InstanceId": "i-1", "MetadataOptions": [1]}]}]},
+    {"Reservations": 7},
+])
+def test_a_plan_of_the_wrong_shape_is_one_line(plan, tmp_path):
+    file = tmp_path / "plan.json"
+    file.write_text(json.dumps(plan))
+    topology = tmp_path / "t.yaml"
+    topology.write_text(BASE)
+    refused(run("check", str(topology), "--settings", str(file)))
+    refused(run("import", "terraform" if "format_version" in plan else "ec2", str(file),
+                str(topology)))
+    assert topology.read_text() == BASE
+
+
+# --- outputs: atomic, never onto an input --------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["draw", DOCKER, "-o", "{missing}/x.svg"],
+    ["trace", DOCKER, "--from", "app", "--pcap", "{missing}/x.pcap"],
+])
+def test_an_output_into_a_missing_folder_is_one_line(args, tmp_path):
+    output = refused(run(*[a.format(missing=tmp_path / "no" / "such") for a in args]))
+    assert "cannot write" in output
+
+
+def test_an_output_onto_an_input_is_refused_and_the_input_kept(tmp_path):
+    topology = tmp_path / "t.yaml"
+    topology.write_text(BASE)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(topology)
+    for args in (["check", str(topology), "--output", str(topology)],
+                 ["check", str(link), "--output", f"json:{topology}"],
+                 ["sweep", str(tmp_path / "t.yaml"), "--output", f"sarif:{link}"],
+                 ["draw", str(topology), "--format", "svg", "-o", str(topology)]):
+        refused(run(*args), "an input of this run")
+        assert topology.read_text() == BASE
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    report = tmp_path / "report.json"
+    report.write_text("previous")
+
+    def broken(*args, **kwargs):
+        yield "{\n  partial"
+        raise KeyboardInterrupt  # Ctrl-C halfway through the report
+
+    monkeypatch.setattr(hopsim.cli.formats, "chunks", broken)
+    result = run("check", DOCKER, "--output", f"json:{report}")
+    assert result.exit_code != 0
+    assert report.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_written_file_keeps_its_mode_and_a_new_one_gets_the_umask(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text("x")
+    old.chmod(0o640)
+    new = tmp_path / "new.json"
+    assert run("check", DOCKER, "--output", f"json:{old}", "--output", f"json:{new}"
+               ).exit_code == 1
+    assert old.stat().st_mode & 0o777 == 0o640
+    umask = os.umask(0)
+    os.umask(umask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask
+    json.loads(old.read_text())
+
+
+def test_an_output_to_dev_null_writes_through_it(tmp_path):
+    assert run("check", DOCKER, "--output", "json:/dev/null").exit_code == 1
+    assert Path("/dev/null").is_char_device()
+
+
+# --- signals -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_command_with_128_plus_it_and_no_traceback(signum):
+    # Issue 15: SIGINT exited 1, the finding code; the demo waits between steps.
+    process = subprocess.Popen([sys.executable, "-m", "hopsim.cli", "demo", "--auto",
+                                "--delay", "30"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "NO_COLOR": "1"})
+    try:
+        time.sleep(3)  # past the imports (scapy) into the show
+        started = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signum
+    assert "Traceback" not in stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    assert took < 1.5
