@@ -67,6 +67,7 @@ from hopsim.topology import (
     read_stdin,
     what_if,
 )
+from hopsim.untrusted import shown
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
 BUNDLED = Path(__file__).resolve().parent.parent / "topologies"
@@ -532,12 +533,12 @@ def _count(n: int, noun: str) -> str:
 
 def _report_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
-        click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {shown(problem)}", err=True)
 
 
 def _note(text: str) -> None:
     """A remark on stderr that changes nothing in the result (none with -q)."""
-    _say(f"note: {text}", err=True)
+    _say(f"note: {shown(text)}", err=True)
 
 
 # --- conventions every command shares: -q, --color/--no-color ----------------------

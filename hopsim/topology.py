@@ -54,6 +54,7 @@ from hopsim.source import (
     read_yaml,
     show,
 )
+from hopsim.untrusted import name_problem
 
 OUTCOMES = ("token", "credentials", "none")
 MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
@@ -569,11 +570,17 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
                       "UNIT/NODE names a unit's node, NODE#3 one of its replicas")
     units = _Units(check, top.get("units", {}), lines, columns, len(top_links))
     raw_nodes |= units.nodes
+    if isinstance(top.get("name"), str) and name_problem(top["name"]):
+        check.add(("name",), str(name_problem(top["name"])))
     nodes: dict[str, dict[str, Any]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
             check.add(path, f"a node name must be a string, got {show(name)}")
+            continue
+        refused = name_problem(name)  # the one check of names (hopsim/untrusted.py)
+        if refused:
+            check.add(path, refused)
             continue
         if not isinstance(raw, dict):
             check.add(path, f"expected a mapping such as {{kind: host}}, got {show(raw)}")

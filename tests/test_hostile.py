@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -26,6 +28,7 @@ from click.testing import CliRunner
 import hopsim.cli
 from hopsim.cli import main
 from hopsim.source import MAX_DIGITS, MAX_YAML_VALUES
+from hopsim.untrusted import shown
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 DOCKER = str(TOPOLOGIES / "docker-bridge.yaml")
@@ -253,3 +256,102 @@ def test_a_signal_ends_a_command_with_128_plus_it_and_no_traceback(signum):
     assert "Traceback" not in stderr
     assert f"stopped by {signal.Signals(signum).name}" in stderr
     assert took < 1.5
+
+
+# --- untrusted text: names restricted, everything else escaped where shown -------------
+
+HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+                    "\ufeff\ud800-\udfff]")
+
+
+@pytest.mark.parametrize("name,words", [
+    ("a\x1b[31mred", ["control character", "\\x1b"]),
+    ("evil\u202egnp.exe", ["invisible or control", "\\u202e", "RIGHT-TO-LEFT OVERRIDE"]),
+    ("ap\u200bp", ["ZERO WIDTH SPACE"]),
+    ("a\ud800", ["\\ud800"]),
+    ("\u0430pp", ["mixes letters of CYRILLIC and LATIN"]),  # a Cyrillic a
+    ("\uff41pp", ["NFKC", "'app'"]),  # a fullwidth a
+    (".", ["cannot be '.'"]),
+    ("..", ["cannot be '..'"]),
+    ("", ["cannot be empty"]),
+    ("a\u2028b", ["LINE SEPARATOR"]),
+])
+def test_a_name_that_hides_or_imitates_is_refused_with_its_line(name, words, tmp_path):
+    doc = base_json()
+    doc["nodes"][name] = {"kind": "container", "role": "workload"}
+    doc["links"].append(["docker0", name])
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(doc, indent=1))
+    output = refused(run("validate", str(file)), "t.json:", *words)
+    assert not HIDDEN.search(output)
+
+
+def test_a_name_in_one_script_other_than_latin_is_fine(tmp_path):
+    doc = base_json()
+    doc["nodes"]["приложение"] = {"kind": "container", "role": "workload"}
+    doc["links"].append(["docker0", "приложение"])
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(doc))
+    assert run("validate", str(file)).exit_code == 0
+
+
+def test_the_topology_name_is_held_to_the_same_rule(tmp_path):
+    file = tmp_path / "t.yaml"
+    file.write_text(BASE.replace("name: demo", 'name: "demo\\e[2J"'))
+    refused(run("validate", str(file)), "t.yaml:1: name:", "\\x1b")
+
+
+def test_shown_escapes_what_a_reader_cannot_see_and_keeps_the_rest():
+    assert shown("a\x1b]0;x\x07b") == "a\\x1b]0;x\\x07b"
+    assert shown("x\u202ey\u200b\ud800") == "x\\u202ey\\u200b\\ud800"
+    assert shown("tab\tand\nnewline, émigré, приложение") == \
+        "tab\tand\nnewline, émigré, приложение"
+
+
+HOSTILE = "evil \x1b]0;pwn\x07 \x1b[2J text \u202e and \x01 \x9b"
+
+
+@pytest.fixture
+def hostile_description(tmp_path) -> Path:
+    doc = base_json()
+    doc["description"] = HOSTILE
+    doc["nodes"]["app"]["description"] = HOSTILE
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(doc))
+    return file
+
+
+@pytest.mark.parametrize("args", [
+    ["check"], ["sweep"], ["show"], ["explain"], ["trace", "--from", "app"],
+    ["check", "--format", "markdown"], ["sweep", "--format", "markdown"],
+    ["demo", "--auto", "--delay", "0"],
+])
+def test_free_text_from_a_file_reaches_no_output_raw(args, hostile_description):
+    # Issue 15: ANSI sequences in descriptions were printed raw by check, show,
+    # explain and demo (a pull request could rewrite a CI log).
+    command, *rest = args
+    result = run(command, str(hostile_description), *rest)
+    assert result.exit_code in (0, 1), result.output
+    assert not HIDDEN.search(result.output)
+
+
+@pytest.mark.parametrize("suffix", ["svg", "html"])
+def test_pictures_of_a_hostile_file_hold_no_raw_control_character(suffix,
+                                                                   hostile_description,
+                                                                   tmp_path):
+    picture = tmp_path / f"t.{suffix}"
+    assert run("draw", str(hostile_description), "-o", str(picture)).exit_code == 0
+    text = picture.read_text(encoding="utf-8")
+    assert not HIDDEN.search(text)
+    if suffix == "svg":
+        ElementTree.fromstring(text)  # well-formed XML
+
+
+def test_a_file_name_with_escapes_is_shown_escaped(tmp_path):
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    (folder / "bad\x1b[2J.yaml").write_text(BASE.replace("{kind: bridge}", "{kind: bridg}"))
+    result = run("check", str(folder))
+    assert result.exit_code == 2
+    assert "bad\\x1b[2J.yaml" in result.output
+    assert not HIDDEN.search(result.output)
