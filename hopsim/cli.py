@@ -1210,9 +1210,9 @@ def _principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]
         if copy is not None and copy[1] in copy[0].principals:
             return copy
         hint = _closest(name, topology.principals)
-        shown = topology.principals[:10]
-        more = len(topology.principals) - len(shown)
-        listed = ", ".join(shown) + (f" and {more:,} more" if more else "")
+        first = topology.principals[:10]
+        more = len(topology.principals) - len(first)
+        listed = ", ".join(first) + (f" and {more:,} more" if more else "")
         if any(topology.nodes[n].replicas > 1 for n in topology.principals):
             listed += ("; a copy is named NODE#I for replicas, UNIT#I/NODE for a unit's "
                        "(I from 1)")

@@ -75,14 +75,14 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     table = _table(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     outcomes = result.outcomes
-    shown = rows(outcomes)
-    for row in shown:
+    grouped = rows(outcomes)
+    for row in grouped:
         o = row.first
         table.add_row(row.who(t.label), o.role or "-",
                       Text(o.access.value, style=ACCESS_STYLE[o.access]), o.reason)
     parts: list[RenderableType] = [title, table]
-    if len(shown) < len(outcomes):
-        parts.append(Text(f"{len(outcomes):,} principals in {len(shown):,} rows: each row "
+    if len(grouped) < len(outcomes):
+        parts.append(Text(f"{len(outcomes):,} principals in {len(grouped):,} rows: each row "
                           "stands for principals on the same kind of path, whose outcomes "
                           "differ only in names (--format json lists every one)"))
     parts += _failed_lines(result.failed)
