@@ -142,14 +142,42 @@ def _too_many(line: int, top: list[Any]) -> Abort:
 Read = tuple[Any, dict[str, int], dict[str, int], list[tuple[int, str, str]]]
 
 
+# What YAML 1.1 counts as a line break besides "\n" (and "\r\n"): editors and
+# `grep -n` do not, so lines after one would be off by one.
+_ODD_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+_YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def read_yaml(text: str) -> Read:
     """Parse YAML into plain values, the line and column of every key path, and
     soft problems.
 
     Duplicate keys are soft problems (the first value is kept); syntax errors,
     unsupported tags, unreadable scalars, deep nesting, too many values and
-    runaway or recursive aliases abort.
+    runaway or recursive aliases abort. Lines are counted as editors count them.
     """
+    if not _ODD_BREAKS.search(text):
+        return _read_yaml(text)
+    # YAML's line k starts after its k-th break; the editor's line is one more
+    # than the newlines before that.
+    real, newlines = [1], 0
+    for match in _YAML_BREAKS.finditer(text):
+        newlines += match.group().endswith("\n")
+        real.append(newlines + 1)
+
+    def fixed(line: int | None) -> int | None:
+        return real[line - 1] if line is not None and 0 < line <= len(real) else line
+
+    try:
+        doc, lines, columns, soft = _read_yaml(text)
+    except Abort as abort:
+        abort.line = fixed(abort.line)
+        raise
+    return (doc, {key: fixed(line) or line for key, line in lines.items()}, columns,
+            [(fixed(line) or line, key, message) for line, key, message in soft])
+
+
+def _read_yaml(text: str) -> Read:
     with gc_paused():
         if not _with_libyaml():
             return _read_nodes(text, libyaml=False)

@@ -604,6 +604,8 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
     _check_masquerade_links(check, nodes, links)
+    if not check.problems:  # a node refused for its kind would be a second, wrong line
+        _check_meaning(check, nodes)
 
     if check.problems:
         return None, units.located(check.problems)
@@ -804,6 +806,20 @@ def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
         return True
     return raw["kind"] == "host" and any(
         n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())
+
+
+def _check_meaning(check: _Checker, nodes: Mapping[str, dict[str, Any]]) -> None:
+    """A topology with no imds node, or no principal to ask it, would check
+    nothing and say "ok" (issue 15): an error instead, as a false "ok" is the
+    worst result a security check can give."""
+    if not nodes:
+        return
+    if not any(raw["kind"] == "imds" for raw in nodes.values()):
+        check.add(("nodes",), "no imds node: nothing answers the token request; add one, "
+                  "such as `imds: {kind: imds}`, linked to the instance")
+    if not any(KINDS[raw["kind"]].principal for raw in nodes.values()):
+        check.add(("nodes",), "no principal: no host, container or client asks for the "
+                  "token, so there is nothing to check")
 
 
 def _check_names(check: _Checker, value: list[Any], path: tuple[Any, ...],

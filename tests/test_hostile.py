@@ -358,3 +358,34 @@ def test_a_file_name_with_escapes_is_shown_escaped(tmp_path):
     assert result.exit_code == 2
     assert "bad\\x1b[2J.yaml" in result.output
     assert not HIDDEN.search(result.output)
+
+
+# --- topologies that mean nothing; lines as editors count them ------------------------
+
+
+@pytest.mark.parametrize("nodes,links,message", [
+    ({"instance": {"kind": "host"}, "app": {"kind": "container", "role": "workload"}},
+     [["instance", "app"]], "no imds node"),
+    ({"imds": {"kind": "imds"}, "gw": {"kind": "router"}}, [["imds", "gw"]],
+     "no principal"),
+])
+def test_a_topology_that_checks_nothing_is_an_error_not_ok(nodes, links, message, tmp_path):
+    # Issue 15: both were "ok" (validate), the second also "ok" in check.
+    file = tmp_path / "t.yaml"
+    file.write_text(yaml.safe_dump({"name": "t", "description": "d", "nodes": nodes,
+                                    "links": links}, sort_keys=False))
+    nodes_line = file.read_text().splitlines().index("nodes:") + 1
+    for command in ("validate", "check"):
+        refused(run(command, str(file)), f"t.yaml:{nodes_line}: nodes: {message}")
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\u2029", "\x85", "\r"])
+def test_lines_after_a_yaml_only_line_break_are_the_editors(odd, tmp_path):
+    # Issue 15: YAML counts U+2028, U+2029, U+0085 and a bare CR as line breaks.
+    text = BASE.replace("description: a container on a bridge behind a forwarding instance",
+                        f'description: "a container{odd}on a bridge"'
+                        ).replace("{kind: bridge}", "{kind: bridg}")
+    file = tmp_path / "t.yaml"
+    file.write_bytes(text.encode("utf-8"))
+    line = next(i for i, t in enumerate(text.split("\n"), 1) if "bridg}" in t)
+    refused(run("validate", str(file)), f"t.yaml:{line}: nodes.docker0.kind")

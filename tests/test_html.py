@@ -11,7 +11,7 @@ from functools import cache
 from html.parser import HTMLParser
 
 import pytest
-from builders import TOPOLOGIES, make
+from builders import TOPOLOGIES, make, without_principals
 from click.testing import CliRunner
 
 from hopsim.cli import main
@@ -323,8 +323,8 @@ def test_draw_format_html_prints_the_page_and_follows_from():
 
 
 def test_a_topology_without_principals_still_makes_a_page():
-    data = page_of(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
-                        [["imds", "gw"]]))[1].data()
+    data = page_of(without_principals({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
+                                      [["imds", "gw"]]))[1].data()
     assert data["follow"] is None and data["principals"] == []
     assert data["settings"]["1/required"]["verdict"] == "ok"
 
