@@ -256,8 +256,11 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
         if exc.context == "expected a single document in the stream":
             return SeveralDocuments(mark.line + 1 if mark else None, "",
                                     f"not valid YAML: {exc.problem or exc.context}")
-        return Abort(mark.line + 1 if mark else None, "",
-                      f"not valid YAML: {exc.problem or exc.context}")
+        what = exc.problem or exc.context
+        if exc.problem and exc.context_mark and "first occurrence" in (exc.context or ""):
+            # "found duplicate anchor 'a'; first occurrence" (line 1), "second occurrence"
+            what = f"{exc.context} (line {exc.context_mark.line + 1}); {exc.problem}"
+        return Abort(mark.line + 1 if mark else None, "", f"not valid YAML: {what}")
     return Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
@@ -745,7 +748,8 @@ def read_json(text: str) -> Read:
         raise Abort(exc.lineno, "", f"not valid JSON: {exc.msg} (column {exc.colno})") \
             from None
     except RecursionError:
-        raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+        raise Abort(_too_deep_json(text), "", f"nested deeper than {MAX_DEPTH} levels") \
+            from None
     except ValueError:  # an integer past MAX_DIGITS digits
         raise _too_long_number(text) from None
     lines: dict[str, int] = {}
@@ -768,6 +772,20 @@ def _too_long_number(text: str) -> Abort:
     found = _LONG_NUMBER.search(text)
     line = text.count("\n", 0, found.start()) + 1 if found else None
     return Abort(line, "", f"a number longer than {MAX_DIGITS:,} digits")
+
+
+def _too_deep_json(text: str) -> int | None:
+    """The line where JSON text opens its (MAX_DEPTH + 1)th level."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[][{}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
 
 
 def _count_json_values(text: str) -> None:

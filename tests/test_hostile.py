@@ -389,3 +389,21 @@ def test_lines_after_a_yaml_only_line_break_are_the_editors(odd, tmp_path):
     file.write_bytes(text.encode("utf-8"))
     line = next(i for i, t in enumerate(text.split("\n"), 1) if "bridg}" in t)
     refused(run("validate", str(file)), f"t.yaml:{line}: nodes.docker0.kind")
+
+
+def test_json_nested_past_pythons_stack_is_refused_at_its_line(tmp_path):
+    # Issue 15: the message had no line.
+    file = tmp_path / "deep.json"
+    file.write_text('{"name": "x",\n "nodes": ' + "[\n" * 3000 + "]" * 3000 + "}")
+    # "{" opens level 1 on line 1, line k opens level k: level 33 is on line 33.
+    refused(run("validate", str(file)), "deep.json:33: nested deeper than 32 levels")
+
+
+def test_a_repeated_anchor_says_where_both_are(tmp_path):
+    # Issue 15: the message was cut to "second occurrence".
+    file = tmp_path / "t.yaml"
+    file.write_text(BASE.replace("name: demo", "name: &a demo").replace(
+        "description: a", "description: &a a"))
+    refused(run("validate", str(file)),
+            "t.yaml:2: not valid YAML: found duplicate anchor 'a'; first occurrence (line 1); "
+            "second occurrence")
