@@ -437,7 +437,8 @@ def rewrite(text: str, topology: Topology, applied: Iterable[Applied]) -> str:
         assert isinstance(mapping, yaml.MappingNode)
         wanted = {k: to for k, (_, to) in a.changes.items()}
         if mapping.flow_style:
-            edits.append(_flow(text, mapping, wanted))
+            edits.append(_flow(text, mapping, wanted,
+                               as_json=topology.file.lower().endswith(".json")))
         else:
             edits += _block(text, mapping, wanted)
     for start, end, new in sorted(edits, reverse=True):
@@ -455,12 +456,15 @@ def _scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
-def _flow(text: str, mapping: yaml.MappingNode, wanted: dict[str, Any]
-          ) -> tuple[int, int, str]:
+def _flow(text: str, mapping: yaml.MappingNode, wanted: dict[str, Any], *,
+          as_json: bool = False) -> tuple[int, int, str]:
+    """A flow mapping with the wanted keys set: YAML, or JSON for a JSON file
+    (whose keys are quoted; issue 15: importing into one wrote YAML)."""
+    scalar, key = (json.dumps, json.dumps) if as_json else (_scalar, str)
     items = [(k.value, text[v.start_mark.index:v.end_mark.index]) for k, v in mapping.value]
-    items = [(k, _scalar(wanted.pop(k)) if k in wanted else v) for k, v in items]
-    items += [(k, _scalar(v)) for k, v in wanted.items()]
-    new = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    items = [(k, scalar(wanted.pop(k)) if k in wanted else v) for k, v in items]
+    items += [(k, scalar(v)) for k, v in wanted.items()]
+    new = "{" + ", ".join(f"{key(k)}: {v}" for k, v in items) + "}"
     return mapping.start_mark.index, mapping.end_mark.index, new
 
 

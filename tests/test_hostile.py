@@ -407,3 +407,29 @@ def test_a_repeated_anchor_says_where_both_are(tmp_path):
     refused(run("validate", str(file)),
             "t.yaml:2: not valid YAML: found duplicate anchor 'a'; first occurrence (line 1); "
             "second occurrence")
+
+
+def test_import_terraform_into_a_json_topology_writes_json(tmp_path):
+    # Issue 15: the settings were written into a JSON file as YAML flow syntax.
+    doc = yaml.safe_load((TOPOLOGIES / "docker-bridge.yaml").read_text())
+    doc["nodes"]["imds"]["instance"] = "aws_instance.bastion"
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(doc, indent=2))
+    plan = TOPOLOGIES.parent / "tests" / "fixtures" / "terraform" / "plan.json"
+    assert run("import", "terraform", str(plan), str(file)).exit_code == 0
+    written = json.loads(file.read_text())
+    assert written["nodes"]["imds"] == {"kind": "imds", "instance": "aws_instance.bastion",
+                                        "http_tokens": "optional"}
+    assert run("validate", str(file)).exit_code == 0
+
+
+@pytest.mark.parametrize("suffix", ["yaml", "json"])
+def test_the_largest_compact_fleet_generate_writes_validates(suffix, tmp_path):
+    # Issue 15: generate wrote compact files (counts past 10**9) validate refused.
+    file = tmp_path / f"fleet.{suffix}"
+    biggest = str(10 ** 9)
+    assert run("generate", "fleet", "--compact", "--instances", biggest, "--containers",
+               biggest, "-o", str(file)).exit_code == 0
+    assert run("validate", str(file)).exit_code == 0
+    refused(run("generate", "fleet", "--compact", "--instances", str(10 ** 9 + 1),
+                "--containers", "1"), "--instances")
