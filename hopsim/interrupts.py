@@ -38,9 +38,12 @@ def raise_stopped(signum: int, _frame: object) -> None:
 @contextmanager
 def stopping() -> Iterator[None]:
     """SIGINT and SIGTERM raise Stopped while inside; the handlers that were
-    there before are put back after. Outside the main thread, nothing."""
+    there before are put back after. Outside the main thread, nothing; a
+    signal the process was started ignoring (SIGINT of a background job, or
+    under nohup) stays ignored, as Python itself leaves it."""
     try:
-        previous = {s: signal.signal(s, raise_stopped) for s in SIGNALS}
+        previous = {s: signal.signal(s, raise_stopped) for s in SIGNALS
+                    if signal.getsignal(s) != signal.SIG_IGN}
     except ValueError:  # not the main thread: signals are not ours to handle
         yield
         return
@@ -62,3 +65,20 @@ def leave(stop: Stopped, message: str, *, hard: bool = False) -> None:
         sys.stderr.flush()
         os._exit(stop.exit_code)
     sys.exit(stop.exit_code)
+
+
+def command_line() -> None:
+    """The `hopsim` command: signals are Stopped from its first instruction,
+    before the imports, to its last; once the command has ended, a late
+    signal is held, not turned into a traceback during the interpreter's exit."""
+    for s in SIGNALS:
+        if signal.getsignal(s) != signal.SIG_IGN:
+            signal.signal(s, raise_stopped)
+    try:
+        from hopsim.cli import main
+
+        main()
+    except Stopped as stop:
+        leave(stop, f"stopped by {stop}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
