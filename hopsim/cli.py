@@ -682,7 +682,7 @@ def _write(file: str, pieces: Iterable[str] | bytes) -> None:
     _refuse_inputs(file)
     path = Path(os.path.realpath(file))  # through a symlink, not over it
     try:
-        if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: not ours to replace
+        if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: not ours
             with open(path, "wb") as stream:
                 stream.write(pieces if isinstance(pieces, bytes) else
                              "".join(pieces).encode("utf-8"))

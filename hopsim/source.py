@@ -25,9 +25,9 @@ import gc
 import json
 import os
 import re
+import reprlib
 import stat
 import sys
-import reprlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -760,11 +760,12 @@ def read_json(text: str) -> Read:
         soft = [(line, entry, f"duplicate key {show(key)} (first at line {lines.get(entry)})")
                 for line, entry, key in duplicates]
     if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
-        doc["expect"] = {int(k) if k.isdecimal() and len(k) < 8 else k: v for k, v in doc["expect"].items()}
+        doc["expect"] = {int(k) if k.isdecimal() and len(k) < 8 else k: v
+                         for k, v in doc["expect"].items()}
     return doc, lines, columns, soft
 
 
-_LONG_NUMBER = re.compile(r"[0-9]{%d}" % (MAX_DIGITS + 1))
+_LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_DIGITS + 1}}}")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 

@@ -212,7 +212,7 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monk
         raise KeyboardInterrupt  # Ctrl-C halfway through the report
 
     monkeypatch.setattr(hopsim.cli.formats, "chunks", broken)
-    result = run("check", DOCKER, "--output", f"json:{report}")
+    run("check", DOCKER, "--output", f"json:{report}")
     assert report.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 

@@ -86,7 +86,8 @@ def _node(box: NodeBox) -> list[str]:
         words.append(f"runs on {p.runs_on}")
     words += [t for t in (p.outcome_text, p.drop_text) if t]
     name = "; ".join(words)
-    out = [f'<g id={quoteattr(shown("node-" + p.name))} role="img" aria-label={quoteattr(shown(name))}>',
+    out = [f'<g id={quoteattr(shown("node-" + p.name))} role="img" '
+           f'aria-label={quoteattr(shown(name))}>',
            f"<title>{_xml(name)}</title>"]
     out += _outline(p.shape.value, box.rect, box.fill, box.stroke, box.stroke_width)
     out += [_text(label) for label in box.labels]

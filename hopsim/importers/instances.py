@@ -31,7 +31,6 @@ from typing import Any
 from hopsim import settings
 from hopsim.importers import hcl
 from hopsim.importers.design import CannotModel
-from hopsim.source import read_bytes
 from hopsim.importers.text import (
     Document,
     cloudformation_yaml,
@@ -40,6 +39,7 @@ from hopsim.importers.text import (
     yaml_documents,
 )
 from hopsim.settings import AWS_DEFAULTS, KEYS, Instance, SettingsError
+from hopsim.source import read_bytes
 
 KARPENTER_DEFAULTS = {"hop_limit": 1, "http_tokens": "required", "http_endpoint": "enabled",
                       "ipv6": False}
