@@ -790,12 +790,13 @@ def _too_deep_json(text: str) -> int | None:
 
 
 def _count_json_values(text: str) -> None:
-    """Refuse JSON with more than MAX_YAML_VALUES values, as YAML is, before
-    json builds them (tens of bytes of memory each). Commas and brackets bound
-    the count from above, counted in C; only a text over the bound is counted
-    again without its strings, which may hold commas of their own."""
+    """Refuse JSON with more than MAX_YAML_VALUES values, keys counted as YAML
+    counts them, before json builds them (tens of bytes of memory each).
+    Commas, colons and brackets bound the count from above, counted in C;
+    only a text over the bound is counted again without its strings, which
+    may hold commas and colons of their own."""
     def bound(t: str) -> int:
-        return t.count(",") + t.count("[") + t.count("{") + 1
+        return t.count(",") + t.count(":") + t.count("[") + t.count("{") + 1
     if bound(text) <= MAX_YAML_VALUES:
         return
     if bound(_JSON_STRING.sub('""', text)) > MAX_YAML_VALUES:
