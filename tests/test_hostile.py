@@ -467,3 +467,45 @@ def test_importing_hopsim_imports_nothing_heavy():
     probe = ("import sys, hopsim; assert 'scapy' not in sys.modules; "
              "assert callable(hopsim.load) and callable(hopsim.write_pcap)")
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+# The real command in its own process, its report made to stall halfway: the
+# signal surely comes while the output file is being written.
+STALLING_REPORT = """\
+import sys, time
+from hopsim import cli
+from hopsim.report import formats
+def stalling(*args, **kwargs):
+    yield '{"partial": '
+    time.sleep(600)
+    yield '1}'
+formats.chunks = stalling
+from hopsim.interrupts import command_line
+sys.argv = ["hopsim", *sys.argv[1:]]
+command_line()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_writing_leaves_the_previous_report(signum, tmp_path):
+    # Issue 15: a signal while writing --output left a truncated file.
+    report = tmp_path / "report.json"
+    report.write_text('{"previous": true}')
+    process = subprocess.Popen([sys.executable, "-c", STALLING_REPORT, "check", DOCKER,
+                                "--output", f"json:{report}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "NO_COLOR": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.suffix == ".tmp" for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline, "the report was never started"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signum
+    assert "Traceback" not in stderr
+    assert report.read_text() == '{"previous": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
