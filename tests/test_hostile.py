@@ -10,6 +10,7 @@ tests/test_hostile_properties.py.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -509,3 +510,24 @@ def test_a_signal_while_writing_leaves_the_previous_report(signum, tmp_path):
     assert "Traceback" not in stderr
     assert report.read_text() == '{"previous": true}'
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_previous_file(tmp_path, monkeypatch):
+    # The disk fills while the report is flushed: ENOSPC, as a full disk says it.
+    report = tmp_path / "report.json"
+    report.write_text("previous")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(hopsim.cli.os, "fsync", full)
+    refused(run("check", DOCKER, "--output", f"json:{report}"), "No space left on device")
+    assert report.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["draw", DOCKER, "--format", "svg", "-o", "/dev/full"],
+                                  ["trace", DOCKER, "--from", "app", "--pcap", "/dev/full"]])
+def test_writing_into_dev_full_is_one_line(args):
+    refused(run(*args), "/dev/full: cannot write: No space left on device")
