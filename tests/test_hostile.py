@@ -270,7 +270,7 @@ def test_a_signal_ends_a_command_with_128_plus_it_and_no_traceback(signum):
     assert process.returncode == 128 + signum
     assert "Traceback" not in stderr
     assert f"stopped by {signal.Signals(signum).name}" in stderr
-    assert took < 1.5
+    assert took < 5  # ~0.1 s here; a bound on a hang, not a timing check on a busy machine
 
 
 # --- untrusted text: names restricted, everything else escaped where shown -------------
