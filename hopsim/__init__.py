@@ -11,14 +11,34 @@ The public API; notebooks and scripts import from here, never from modules:
 
 __version__ = "0.1.0"
 
-from hopsim.analysis import Report, Result, Verdict, check, sweep
-from hopsim.engine import Access, Exchange, Hop, Outcome, play
-from hopsim.packets import read_pcap, write_pcap
-from hopsim.routing import Route, Router
-from hopsim.topology import Problem, Topology, TopologyError, load, parse
+import importlib as _importlib
+from typing import Any as _Any
 
-__all__ = [
-    "Access", "Exchange", "Hop", "Outcome", "Problem", "Report", "Result", "Route", "Router",
-    "Topology", "TopologyError", "Verdict", "check", "load", "parse", "play", "read_pcap",
-    "sweep", "write_pcap",
-]
+# Each name of the API and its module, imported on first use: `import hopsim`
+# costs nothing until then, so the `hopsim` command can take Ctrl-C from its
+# first instruction (hopsim.interrupts), before scapy's ~0.3 s of imports.
+_HOMES = {
+    "Report": "analysis", "Result": "analysis", "Verdict": "analysis", "check": "analysis",
+    "sweep": "analysis",
+    "Access": "engine", "Exchange": "engine", "Hop": "engine", "Outcome": "engine",
+    "play": "engine",
+    "read_pcap": "packets", "write_pcap": "packets",
+    "Route": "routing", "Router": "routing",
+    "Problem": "topology", "Topology": "topology", "TopologyError": "topology",
+    "load": "topology", "parse": "topology",
+}
+
+__all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
+
+
+def __getattr__(name: str) -> _Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hopsim' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"hopsim.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*(n for n in globals() if not n.startswith("_")), *_HOMES})

@@ -5,12 +5,15 @@ Exit codes: 0 fine, 1 a finding, 2 bad input or usage.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import math
 import os
 import re
 import signal
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -24,7 +27,16 @@ import yaml
 from rich.console import Console
 
 import hopsim.emulate as emulation
-from hopsim import __version__, analysis, engine, importers, packets, settings, suppressions
+from hopsim import (
+    __version__,
+    analysis,
+    engine,
+    importers,
+    interrupts,
+    packets,
+    settings,
+    suppressions,
+)
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
@@ -37,8 +49,10 @@ from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
 from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
+from hopsim.source import MAX_DIGITS
 from hopsim.suppressions import Suppression
 from hopsim.topology import (
+    MAX_REPLICAS,
     STDIN,
     STDIN_NAME,
     Found,
@@ -53,9 +67,22 @@ from hopsim.topology import (
     read_stdin,
     what_if,
 )
+from hopsim.untrusted import shown
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
 BUNDLED = Path(__file__).resolve().parent.parent / "topologies"
+
+
+class _Seconds(click.FloatRange):
+    """A float range that refuses nan (which every comparison lets through)
+    and infinity."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a number of seconds, got {value!r}", param, ctx)
+        return number
 
 
 def _default_paths(paths: Sequence[str]) -> list[str]:
@@ -82,6 +109,10 @@ def _parse_set(values: Iterable[str]) -> list[tuple[str, str, Any]]:
             parsed = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             parsed = raw
+        except (RecursionError, ValueError):  # nested past Python's stack, digits past its limit
+            raise click.BadParameter(
+                f"{target}: the value is nested too deeply or holds a number longer than "
+                f"{MAX_DIGITS:,} digits", param_hint="--set") from None
         overrides.append((node, key, parsed))
     return overrides
 
@@ -297,7 +328,7 @@ def _unfound(paths: Sequence[str], found: Sequence[Found], done: Sequence[_Done]
     skipped = Counter(f.folder for f, d in zip(found, done, strict=True) if d.skipped)
     problems = []
     for path in map(Path, paths):
-        if path.is_dir() and not topologies[path]:
+        if os.path.isdir(path) and not topologies[path]:
             why = (f"; {_count(skipped[path], 'YAML or JSON file')} skipped, not topologies"
                    if skipped[path] else "")
             problems.append(Problem(str(path), None, "", "no topology found in this folder "
@@ -332,13 +363,13 @@ class _Jobs(click.ParamType):
             count = 0
         else:
             try:
-                count = int(str(value).strip())
+                count = int(str(value).strip())  # ValueError past 4,300 digits too
             except ValueError:
                 self.fail(f"expected a number of processes or 'auto', got {value!r}", param, ctx)
         if count < 0:
             self.fail(f"expected 1 or more processes, or 0 or 'auto' for one per CPU, "
                       f"got {count}", param, ctx)
-        return count or _cpus()
+        return min(count, _cpus()) or _cpus()  # more processes than CPUs only cost memory
 
 
 def _jobs_option(command: Callable) -> Callable:
@@ -419,42 +450,25 @@ def _each(files: Sequence[Path], job: _Job, jobs: int) -> list[_Done]:
     return [done[index] for index in range(len(files))]
 
 
-class _Terminated(BaseException):
-    """SIGTERM while a pool runs."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 @contextmanager
 def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """A pool of `workers` processes (None for one: no pool), whose workers
-    end with the run: on an error, Ctrl-C or SIGTERM they are stopped at once,
-    not left to finish their files or to wait for more."""
+    end with the run: on an error, Ctrl-C or SIGTERM (interrupts.Stopped,
+    raised here by main's handlers) they are stopped at once, not left to
+    finish their files or to wait for more."""
     if workers <= 1:
         yield None
         return
     pool = ProcessPoolExecutor(workers, initializer=_worker_signals)
-    try:  # SIGTERM would end this process and leave the workers waiting forever
-        watching = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-        if watching:
-            signal.signal(signal.SIGTERM, _terminated)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        watching = False
     try:
         yield pool
     except BaseException as error:
         _stop(pool)
-        if isinstance(error, _Terminated):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGTERM)  # end as the signal would have
+        if isinstance(error, interrupts.Stopped):
+            error.pool_stopped = True  # type: ignore[attr-defined]
         raise
     else:
         pool.shutdown()
-    finally:
-        if watching:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -467,6 +481,11 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)  # drops _processes
     for process in processes:
         process.terminate()
+    for process in processes:  # reaped: no zombie left for the pool's exit hook to wait on
+        process.join(1)
+        if process.is_alive():
+            process.kill()
+            process.join(1)
 
 
 def _read_settings(file: str) -> tuple[tuple[settings.Instance, ...] | None, list[Problem]]:
@@ -514,12 +533,12 @@ def _count(n: int, noun: str) -> str:
 
 def _report_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
-        click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {shown(problem)}", err=True)
 
 
 def _note(text: str) -> None:
     """A remark on stderr that changes nothing in the result (none with -q)."""
-    _say(f"note: {text}", err=True)
+    _say(f"note: {shown(text)}", err=True)
 
 
 # --- conventions every command shares: -q, --color/--no-color ----------------------
@@ -604,8 +623,9 @@ def _prepare_outputs(outputs: Sequence[tuple[str | None, str]]) -> None:
         if file == STDOUT:
             continue
         path = Path(file)
-        if path.is_dir():
+        if os.path.isdir(path):
             _fail(f"--output {file}: is a folder; expected a file")
+        _refuse_inputs(file)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -618,17 +638,84 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+# The parameters that name files a command reads: an output onto one of them
+# would destroy the input (import's TOPOLOGY is edited in place on purpose).
+_INPUT_PARAMS = ("paths", "file", "plan", "describe", "settings_file", "ignore_file",
+                 "scenario")
+
+
+def _an_input(file: str) -> str | None:
+    """The input of this run that `file` is (the same file, by any path), or None."""
+    try:
+        target = Path(file).stat()
+    except OSError:
+        return None
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        for name in _INPUT_PARAMS:
+            value = ctx.params.get(name)
+            for given in (value if isinstance(value, (tuple, list)) else [value]):
+                if not isinstance(given, str) or given == STDIN:
+                    continue
+                try:
+                    found = Path(given).stat()
+                except OSError:
+                    continue
+                if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+                    return given
+        ctx = ctx.parent
+    return None
+
+
+def _refuse_inputs(file: str) -> None:
+    given = _an_input(file)
+    if given is not None:
+        _fail(f"{file}: is {given!r}, an input of this run: it would be overwritten; "
+              "write to another file")
+
+
 def _write(file: str, pieces: Iterable[str] | bytes) -> None:
     """Write a report, a picture or a generated file: the one place output
-    files are written (text as UTF-8)."""
+    files are written (text as UTF-8). Atomic: a temporary file in the same
+    folder, renamed over FILE when complete, so a failure, a full disk or a
+    signal leaves the previous FILE as it was; never onto an input of the run."""
+    _refuse_inputs(file)
+    path = Path(os.path.realpath(file))  # through a symlink, not over it
     try:
-        if isinstance(pieces, bytes):
-            Path(file).write_bytes(pieces)
-        else:
-            with open(file, "w", encoding="utf-8") as stream:
-                stream.writelines(pieces)
+        if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: not ours
+            with open(path, "wb") as stream:
+                stream.write(pieces if isinstance(pieces, bytes) else
+                             "".join(pieces).encode("utf-8"))
+            return
+        _atomically(path, pieces)
     except OSError as exc:
-        _fail(f"{file}: cannot write: {exc.strerror}")
+        _fail(f"{file}: cannot write: {exc.strerror or exc}")
+
+
+def _atomically(path: Path, pieces: Iterable[str] | bytes) -> None:
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.",
+                                     suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            if isinstance(pieces, bytes):
+                stream.write(pieces)
+            else:
+                for piece in pieces:
+                    stream.write(piece.encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:  # a new file: what open() would have made
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _output_format(command: Callable) -> Callable:
@@ -731,7 +818,24 @@ def _emit(command: str, output_format: str, outputs: Sequence[tuple[str | None, 
             click.echo(piece, nl=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
+class _Main(click.Group):
+    """The command group, ending every command the same way on a signal
+    (hopsim.interrupts): one line, exit 130 on SIGINT, 143 on SIGTERM."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with interrupts.stopping():
+            return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except interrupts.Stopped as stop:
+            interrupts.leave(stop, f"stopped by {stop}",
+                             hard=getattr(stop, "pool_stopped", False))
+
+
+@click.group(cls=_Main,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
 @click.version_option(__version__, prog_name="hopsim")
 def main() -> None:
     """Who gets the EC2 instance metadata (IMDSv2) token, hop by hop?
@@ -844,7 +948,7 @@ def trace(file: str, principal: str, family: str | None, pcap: str | None,
         out = _console()
         out.print(table.trace(out, topology, exchange))
     if pcap:
-        packets.write_pcap(pcap, exchange.packets)
+        _write(pcap, packets.pcap_bytes(exchange.packets))
         _say(f"wrote {len(exchange.packets)} packets to {pcap}",
              err=output_format == "json")
 
@@ -960,15 +1064,20 @@ def schema() -> None:
     click.echo(json.dumps(topology_schema.json_schema(), indent=2))
 
 
+# Nodes written one by one: past ~500,000 the file outgrows the loader's limits
+# (64 MiB, 2,000,000 values), so `validate` would refuse what `generate` wrote.
+MAX_WRITTEN_FLEET = 400_000
+
+
 @main.group()
 def generate() -> None:
     """Generate topologies: fleets at scale, for benchmarks and CI designs."""
 
 
 @generate.command("fleet")
-@click.option("--instances", type=click.IntRange(min=1), required=True,
+@click.option("--instances", type=click.IntRange(1, MAX_REPLICAS), required=True,
               help="Instances (units): docker hosts, k8s nodes, NAT instances, proxies ...")
-@click.option("--containers", type=click.IntRange(min=1), required=True,
+@click.option("--containers", type=click.IntRange(1, MAX_REPLICAS), required=True,
               help="About this many containers, pods or clients per instance.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The same seed gives the same fleet, byte for byte.")
@@ -986,6 +1095,10 @@ def generate_fleet(instances: int, containers: int, seed: int, compact: bool,
     """
     if compact:
         _idle(click.get_current_context(), ["seed"], "with --compact, which draws nothing")
+    elif instances * containers > MAX_WRITTEN_FLEET:
+        raise click.UsageError(
+            f"{instances:,} instances of {containers:,} containers is more than the "
+            f"{MAX_WRITTEN_FLEET:,} nodes a topology file can hold: use --compact")
     document = (fleets.compact_fleet(instances, containers) if compact else
                 fleets.fleet(instances, containers, seed))
     text = fleets.dumps(document, "json" if output and output.endswith(".json") else "yaml")
@@ -1079,7 +1192,7 @@ def explain(file: str, principal: str | None, hop_limit: int | None, http_tokens
 def _one_topology(file: str, sets: Sequence[str], hop_limit: int | None,
                   http_tokens: str | None) -> Topology:
     """The one topology FILE holds, or exit 2 with its problems."""
-    if Path(file).is_dir():
+    if os.path.isdir(file):
         raise click.BadParameter(f"{file!r} is a folder; this command takes one file",
                                  param_hint="FILE")
     topologies, problems = _load([file], sets, hop_limit, http_tokens)
@@ -1097,9 +1210,9 @@ def _principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]
         if copy is not None and copy[1] in copy[0].principals:
             return copy
         hint = _closest(name, topology.principals)
-        shown = topology.principals[:10]
-        more = len(topology.principals) - len(shown)
-        listed = ", ".join(shown) + (f" and {more:,} more" if more else "")
+        first = topology.principals[:10]
+        more = len(topology.principals) - len(first)
+        listed = ", ".join(first) + (f" and {more:,} more" if more else "")
         if any(topology.nodes[n].replicas > 1 for n in topology.principals):
             listed += ("; a copy is named NODE#I for replicas, UNIT#I/NODE for a unit's "
                        "(I from 1)")
@@ -1119,7 +1232,7 @@ def _kernel_options(command: Callable) -> Callable:
                      metavar="RANGES", help="Hop limits to measure, e.g. 1-3 or 1,2,8."),
         click.option("--family", type=click.Choice(["4", "6"]), default=None,
                      help="Every principal uses this IP version."),
-        click.option("--timeout", type=click.FloatRange(0.05, 30.0),
+        click.option("--timeout", type=_Seconds(0.05, 30.0),
                      default=emulation.DEFAULT_TIMEOUT, show_default=True,
                      help="Seconds a client waits for an answer, per leg of its route."),
     ]
@@ -1266,7 +1379,7 @@ def verify(paths: tuple[str, ...], hop_limits_text: str, family: str | None,
               help="Run each product's real binary in namespaces and print what it did.")
 @click.option("--format", "output_format", type=click.Choice(["table", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("--timeout", type=click.FloatRange(0.05, 30.0),
+@click.option("--timeout", type=_Seconds(0.05, 30.0),
               default=emulation.DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the attacker waits for an answer, with --verify.")
 def products(measure: bool, output_format: str, timeout: float) -> None:
@@ -1318,7 +1431,7 @@ def products(measure: bool, output_format: str, timeout: float) -> None:
               help="Follow this principal (default: a workload the hop limit changes, "
                    "else an attacker).")
 @click.option("--auto", is_flag=True, help="Advance on a timer instead of on Enter.")
-@click.option("--delay", type=click.FloatRange(min=0), default=2.5, show_default=True,
+@click.option("--delay", type=_Seconds(min=0), default=2.5, show_default=True,
               metavar="S", help="Seconds between steps with --auto.")
 @_color_option
 def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto: bool,
@@ -1344,7 +1457,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
                   soft_wrap=True)
         return
     name = scenario or teaching.DEFAULT_SCENARIO
-    if name not in bundled and not Path(name).is_file():
+    if name not in bundled and not os.path.isfile(name):
         click.echo(f"error: demo: no scenario {name!r}{_closest(name, bundled)}; "
                    "hopsim demo --list shows them", err=True)
         sys.exit(EXIT_BAD_INPUT)

@@ -21,6 +21,7 @@ from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
 from hopsim.routing import Role, Route, Router, Station
 from hopsim.topology import FACT_MARKER, Topology, load, topology_files
+from hopsim.untrusted import shown
 
 DEFAULT_SCENARIO = "docker-bridge"
 HOP_LIMITS = (1, 2)  # the show: the AWS default, then the Docker advice
@@ -79,7 +80,7 @@ def scenarios(folder: Path) -> dict[str, Path]:
 
 def lesson_of(topology: Topology) -> str:
     """What the topology teaches, in one line: its "It teaches ..." sentence."""
-    text = " ".join(topology.description.split())
+    text = shown(" ".join(topology.description.split()))
     match = re.search(r"\bIt teaches (.*?)(?:\.\s|\.$)", text)
     line = match.group(1) if match else text.split(". ")[0].rstrip(".")
     if len(line) > 70 and ":" in line:  # the claim, without its elaboration

@@ -7,6 +7,7 @@ gives a byte-identical pcap that Wireshark dissects as HTTP on port 80.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -90,6 +91,18 @@ def write_pcap(path: str | Path, packets: Iterable[Packet]) -> None:
     """Write packets without a link layer: LINKTYPE_IPV4 (228) for an IPv4
     trace, LINKTYPE_IPV6 (229) for an IPv6 one; Wireshark reads both."""
     wrpcap(str(path), _rebuilt(packets))
+
+
+class _Kept(io.BytesIO):
+    def close(self) -> None:  # wrpcap closes its file; the bytes are still wanted
+        pass
+
+
+def pcap_bytes(packets: Iterable[Packet]) -> bytes:
+    """The pcap file write_pcap writes, as bytes (for an atomic write)."""
+    buffer = _Kept()
+    wrpcap(buffer, _rebuilt(packets))
+    return buffer.getvalue()
 
 
 def _rebuilt(packets: Iterable[Packet]) -> list[Packet]:

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from hopsim.imds import HTTP_ENDPOINT, HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.source import dotted
+from hopsim.source import MAX_DIGITS, dotted, read_bytes
 from hopsim.topology import Problem, Topology, parse
 
 MAX_BYTES = 64 * 1024 * 1024  # plans of large estates run to tens of MB
@@ -74,8 +74,7 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
     """The instances of a `terraform show -json` or `describe-instances` file;
     `source` ("terraform" or "ec2") insists on one of them."""
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)
+        raw = read_bytes(path, MAX_BYTES)
     except OSError as exc:
         raise SettingsError(f"cannot read: {exc.strerror}") from None
     if len(raw) > MAX_BYTES:
@@ -88,6 +87,9 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
                             "or `aws ec2 describe-instances`") from None
     except RecursionError:
         raise SettingsError("not JSON: nested too deeply") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise SettingsError("not JSON hopsim reads: a number longer than "
+                            f"{MAX_DIGITS:,} digits") from None
     found = None
     if isinstance(doc, dict) and "Reservations" in doc:
         found = "ec2"
@@ -98,7 +100,11 @@ def read(path: str | Path, source: str | None = None) -> list[Instance]:
         raise SettingsError(f"this is {SOURCES[found]}, not {SOURCES[source]}: "
                             f"use `hopsim import {found}`")
     if found == "ec2":
-        return from_ec2(doc)
+        try:
+            return from_ec2(doc)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            raise SettingsError("not shaped as `aws ec2 describe-instances` writes its output "
+                                f"({type(exc).__name__}: {exc})") from None
     if found == "terraform":
         return from_terraform(doc)
     raise SettingsError("neither `terraform show -json` output (no format_version and "
@@ -127,7 +133,17 @@ def from_ec2(doc: Mapping[str, Any]) -> list[Instance]:
 
 
 def from_terraform(doc: Mapping[str, Any]) -> list[Instance]:
-    """aws_instance and aws_launch_template resources of a plan or a state."""
+    """aws_instance and aws_launch_template resources of a plan or a state;
+    raise SettingsError for a document of another shape (a list where
+    Terraform writes an object, ...)."""
+    try:
+        return _from_terraform(doc)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise SettingsError("not shaped as `terraform show -json` writes a plan or a state "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _from_terraform(doc: Mapping[str, Any]) -> list[Instance]:
     values = doc.get("planned_values") or doc.get("values") or {}
     resources = list(_resources(_dict(values, "planned_values").get("root_module") or {}))
     prior = ((doc.get("prior_state") or {}).get("values") or {}).get("root_module") or {}
@@ -421,7 +437,8 @@ def rewrite(text: str, topology: Topology, applied: Iterable[Applied]) -> str:
         assert isinstance(mapping, yaml.MappingNode)
         wanted = {k: to for k, (_, to) in a.changes.items()}
         if mapping.flow_style:
-            edits.append(_flow(text, mapping, wanted))
+            edits.append(_flow(text, mapping, wanted,
+                               as_json=topology.file.lower().endswith(".json")))
         else:
             edits += _block(text, mapping, wanted)
     for start, end, new in sorted(edits, reverse=True):
@@ -439,12 +456,15 @@ def _scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
-def _flow(text: str, mapping: yaml.MappingNode, wanted: dict[str, Any]
-          ) -> tuple[int, int, str]:
+def _flow(text: str, mapping: yaml.MappingNode, wanted: dict[str, Any], *,
+          as_json: bool = False) -> tuple[int, int, str]:
+    """A flow mapping with the wanted keys set: YAML, or JSON for a JSON file
+    (whose keys are quoted; issue 15: importing into one wrote YAML)."""
+    scalar, key = (json.dumps, json.dumps) if as_json else (_scalar, str)
     items = [(k.value, text[v.start_mark.index:v.end_mark.index]) for k, v in mapping.value]
-    items = [(k, _scalar(wanted.pop(k)) if k in wanted else v) for k, v in items]
-    items += [(k, _scalar(v)) for k, v in wanted.items()]
-    new = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    items = [(k, scalar(wanted.pop(k)) if k in wanted else v) for k, v in items]
+    items += [(k, scalar(v)) for k, v in wanted.items()]
+    new = "{" + ", ".join(f"{key(k)}: {v}" for k, v in items) + "}"
     return mapping.start_mark.index, mapping.end_mark.index, new
 
 

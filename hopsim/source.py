@@ -20,10 +20,14 @@ one result (tests/test_source.py holds them to it):
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
+import os
 import re
 import reprlib
+import stat
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,6 +57,26 @@ MAX_FILE_BYTES = (64 if _CParser is not None else 1) * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024 * 1024  # json parses ~100 MB/s: fleets of 100,000s of nodes
 MAX_YAML_VALUES = 2_000_000  # as written, and after alias expansion: stops "billion laughs"
 MAX_DEPTH = 32
+# Python refuses to turn longer digit strings into integers (CVE-2020-10735);
+# no value hopsim reads needs more than a handful.
+MAX_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
+
+
+def read_bytes(path: Any, limit: int) -> bytes:
+    """At most limit + 1 bytes of a regular file; raise OSError for anything
+    else: a FIFO, a device or a socket could block for ever or never end, so
+    it is opened without blocking and refused before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 # --- YAML with line numbers -------------------------------------------------
@@ -125,14 +149,42 @@ def _too_many(line: int, top: list[Any]) -> Abort:
 Read = tuple[Any, dict[str, int], dict[str, int], list[tuple[int, str, str]]]
 
 
+# What YAML 1.1 counts as a line break besides "\n" (and "\r\n"): editors and
+# `grep -n` do not, so lines after one would be off by one.
+_ODD_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
+_YAML_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def read_yaml(text: str) -> Read:
     """Parse YAML into plain values, the line and column of every key path, and
     soft problems.
 
     Duplicate keys are soft problems (the first value is kept); syntax errors,
     unsupported tags, unreadable scalars, deep nesting, too many values and
-    runaway or recursive aliases abort.
+    runaway or recursive aliases abort. Lines are counted as editors count them.
     """
+    if not _ODD_BREAKS.search(text):
+        return _read_yaml(text)
+    # YAML's line k starts after its k-th break; the editor's line is one more
+    # than the newlines before that.
+    real, newlines = [1], 0
+    for match in _YAML_BREAKS.finditer(text):
+        newlines += match.group().endswith("\n")
+        real.append(newlines + 1)
+
+    def fixed(line: int | None) -> int | None:
+        return real[line - 1] if line is not None and 0 < line <= len(real) else line
+
+    try:
+        doc, lines, columns, soft = _read_yaml(text)
+    except Abort as abort:
+        abort.line = fixed(abort.line)
+        raise
+    return (doc, {key: fixed(line) or line for key, line in lines.items()}, columns,
+            [(fixed(line) or line, key, message) for line, key, message in soft])
+
+
+def _read_yaml(text: str) -> Read:
     with gc_paused():
         if not _with_libyaml():
             return _read_nodes(text, libyaml=False)
@@ -211,8 +263,11 @@ def _yaml_abort(exc: yaml.YAMLError, text: str) -> Abort:
         if exc.context == "expected a single document in the stream":
             return SeveralDocuments(mark.line + 1 if mark else None, "",
                                     f"not valid YAML: {exc.problem or exc.context}")
-        return Abort(mark.line + 1 if mark else None, "",
-                      f"not valid YAML: {exc.problem or exc.context}")
+        what = exc.problem or exc.context
+        if exc.problem and exc.context_mark and "first occurrence" in (exc.context or ""):
+            # "found duplicate anchor 'a'; first occurrence" (line 1), "second occurrence"
+            what = f"{exc.context} (line {exc.context_mark.line + 1}); {exc.problem}"
+        return Abort(mark.line + 1 if mark else None, "", f"not valid YAML: {what}")
     return Abort(None, "", f"not valid YAML: {str(exc).splitlines()[0]}")
 
 
@@ -693,13 +748,17 @@ def read_json(text: str) -> Read:
             mapping.setdefault(key, value)
         return mapping
 
+    _count_json_values(text)
     try:
         doc = json.loads(text, object_pairs_hook=first_wins)
     except json.JSONDecodeError as exc:
         raise Abort(exc.lineno, "", f"not valid JSON: {exc.msg} (column {exc.colno})") \
             from None
     except RecursionError:
-        raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+        raise Abort(_too_deep_json(text), "", f"nested deeper than {MAX_DEPTH} levels") \
+            from None
+    except ValueError:  # an integer past MAX_DIGITS digits
+        raise _too_long_number(text) from None
     lines: dict[str, int] = {}
     columns: dict[str, int] = {}
     soft = []
@@ -708,8 +767,47 @@ def read_json(text: str) -> Read:
         soft = [(line, entry, f"duplicate key {show(key)} (first at line {lines.get(entry)})")
                 for line, entry, key in duplicates]
     if isinstance(doc, dict) and isinstance(doc.get("expect"), dict):
-        doc["expect"] = {int(k) if k.isdecimal() else k: v for k, v in doc["expect"].items()}
+        doc["expect"] = {int(k) if k.isdecimal() and len(k) < 8 else k: v
+                         for k, v in doc["expect"].items()}
     return doc, lines, columns, soft
+
+
+_LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_DIGITS + 1}}}")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _too_long_number(text: str) -> Abort:
+    found = _LONG_NUMBER.search(text)
+    line = text.count("\n", 0, found.start()) + 1 if found else None
+    return Abort(line, "", f"a number longer than {MAX_DIGITS:,} digits")
+
+
+def _too_deep_json(text: str) -> int | None:
+    """The line where JSON text opens its (MAX_DEPTH + 1)th level."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[][{}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _count_json_values(text: str) -> None:
+    """Refuse JSON with more than MAX_YAML_VALUES values, keys counted as YAML
+    counts them, before json builds them (tens of bytes of memory each).
+    Commas, colons and brackets bound the count from above, counted in C;
+    only a text over the bound is counted again without its strings, which
+    may hold commas and colons of their own."""
+    def bound(t: str) -> int:
+        return t.count(",") + t.count(":") + t.count("[") + t.count("{") + 1
+    if bound(text) <= MAX_YAML_VALUES:
+        return
+    if bound(_JSON_STRING.sub('""', text)) > MAX_YAML_VALUES:
+        raise Abort(None, "", f"the document holds more than {MAX_YAML_VALUES:,} values")
 
 
 # A token of a valid JSON text: a string (which holds no raw newline), a

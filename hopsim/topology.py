@@ -49,10 +49,12 @@ from hopsim.source import (
     dotted,
     gc_paused,
     json_positions,
+    read_bytes,
     read_json,
     read_yaml,
     show,
 )
+from hopsim.untrusted import name_problem
 
 OUTCOMES = ("token", "credentials", "none")
 MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
@@ -568,11 +570,17 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
                       "UNIT/NODE names a unit's node, NODE#3 one of its replicas")
     units = _Units(check, top.get("units", {}), lines, columns, len(top_links))
     raw_nodes |= units.nodes
+    if isinstance(top.get("name"), str) and name_problem(top["name"]):
+        check.add(("name",), str(name_problem(top["name"])))
     nodes: dict[str, dict[str, Any]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
             check.add(path, f"a node name must be a string, got {show(name)}")
+            continue
+        refused = name_problem(name)  # the one check of names (hopsim/untrusted.py)
+        if refused:
+            check.add(path, refused)
             continue
         if not isinstance(raw, dict):
             check.add(path, f"expected a mapping such as {{kind: host}}, got {show(raw)}")
@@ -596,6 +604,8 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
     _check_masquerade_links(check, nodes, links)
+    if not check.problems:  # a node refused for its kind would be a second, wrong line
+        _check_meaning(check, nodes)
 
     if check.problems:
         return None, units.located(check.problems)
@@ -621,7 +631,8 @@ def _index_within(index: str | None, count: int) -> bool:
     """`index` (from NAME#INDEX) names one of `count` copies; no index: one copy."""
     if not index:
         return count == 1 or index is None
-    return index.isdecimal() and 1 <= int(index) <= count and str(int(index)) == index
+    return (index.isdecimal() and len(index) <= len(str(count)) and 1 <= int(index) <= count
+            and str(int(index)) == index)
 
 
 class _Units:
@@ -795,6 +806,20 @@ def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
         return True
     return raw["kind"] == "host" and any(
         n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())
+
+
+def _check_meaning(check: _Checker, nodes: Mapping[str, dict[str, Any]]) -> None:
+    """A topology with no imds node, or no principal to ask it, would check
+    nothing and say "ok" (issue 15): an error instead, as a false "ok" is the
+    worst result a security check can give."""
+    if not nodes:
+        return
+    if not any(raw["kind"] == "imds" for raw in nodes.values()):
+        check.add(("nodes",), "no imds node: nothing answers the token request; add one, "
+                  "such as `imds: {kind: imds}`, linked to the instance")
+    if not any(KINDS[raw["kind"]].principal for raw in nodes.values()):
+        check.add(("nodes",), "no principal: no host, container or client asks for the "
+                  "token, so there is nothing to check")
 
 
 def _check_names(check: _Checker, value: list[Any], path: tuple[Any, ...],
@@ -1054,8 +1079,7 @@ def load_text(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
     """A file's text, UTF-8, at most `limit` bytes; raise TopologyError."""
     file = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(limit + 1)
+        raw = read_bytes(path, limit)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
     return _text(raw, file, limit)
@@ -1206,14 +1230,14 @@ def find(paths: Iterable[str | Path]) -> list[Found]:
     folder's in sorted order."""
     found: list[Found] = []
     for path in map(Path, paths):
-        if not path.is_dir():
+        if not os.path.isdir(path):  # False, not OSError, for a name too long
             found.append(Found(path))
             continue
         inside = []
         for top, folders, files in os.walk(path):
             folders[:] = [f for f in folders if not f.startswith(".")]
             inside += [Path(top, f) for f in files if not f.startswith(".")
-                       and Path(f).suffix in TOPOLOGY_SUFFIXES and Path(top, f).is_file()]
+                       and Path(f).suffix in TOPOLOGY_SUFFIXES and os.path.isfile(Path(top, f))]
         found += [Found(f, path) for f in sorted(inside, key=lambda f: f.parts)]
     return found
 

@@ -179,6 +179,13 @@ def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
                 node.update(_relay_keys(draw))
             nodes[name] = node
 
+    # at least one principal: the loader refuses a topology without one (issue 15)
+    if not any(node["kind"] in PRINCIPAL_KINDS for node in nodes.values()):
+        name = fresh()
+        nodes[name] = {"kind": "client"}
+        links.append([draw(st.sampled_from(linked)), name])
+        linked.append(name)
+
     # a NAT or masquerading host on some of its links only (issue 10)
     for name, node in nodes.items():
         masquerading = node["kind"] == "nat" or node.get("masquerade") is True

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from builders import TOPOLOGIES, make
+from builders import TOPOLOGIES, make, without_principals
 from click.testing import CliRunner
 
 from hopsim.cli import main
@@ -366,8 +366,9 @@ def test_a_page_without_principals_plays_nothing_and_fails_nothing(browser, tmp_
     from selenium.webdriver.common.keys import Keys
 
     page = tmp_path / "empty.html"
-    page.write_text(html.render(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
-                                     [["imds", "gw"]])), encoding="utf-8")
+    topology = without_principals({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
+                                  [["imds", "gw"]])
+    page.write_text(html.render(topology), encoding="utf-8")
     open_page(browser, page)
     press(browser, Keys.SPACE, Keys.ARROW_DOWN, Keys.PAGE_DOWN, Keys.ARROW_RIGHT)
     assert setting(browser) == "2/required"

@@ -7,11 +7,12 @@ import base64
 import hashlib
 import json
 import re
+from dataclasses import replace
 from functools import cache
 from html.parser import HTMLParser
 
 import pytest
-from builders import TOPOLOGIES, make
+from builders import TOPOLOGIES, make, without_principals
 from click.testing import CliRunner
 
 from hopsim.cli import main
@@ -268,14 +269,18 @@ def test_the_page_is_self_contained_and_its_policy_allows_only_its_own_code():
     assert len(page.templates) == 4  # hop limits 1 and 2, tokens required and optional
 
 
-EVIL_NAME = "x</script><script>alert(1)</script>\u2028<!--"
-EVIL_NODE = "<img src=x onerror=alert(2)>\x07"
+# Markup in names; control characters and line separators only in the
+# description, since the loader refuses them in names (issue 15).
+EVIL_NAME = "x</script><script>alert(1)</script><!--"
+EVIL_NODE = "<img src=x onerror=alert(2)>"
+EVIL_DESCRIPTION = "bell\x07 separator\u2028 </script><!-- \x1b[2J"
 
 
 def evil():
-    return make({"imds": {"kind": "imds"}, "gw": {"kind": "router"},
-                 EVIL_NODE: {"kind": "container", "role": "workload"}},
-                [["imds", "gw"], ["gw", EVIL_NODE]], name=EVIL_NAME)
+    return replace(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"},
+                         EVIL_NODE: {"kind": "container", "role": "workload"}},
+                        [["imds", "gw"], ["gw", EVIL_NODE]], name=EVIL_NAME),
+                   description=EVIL_DESCRIPTION)
 
 
 def test_names_from_the_file_cannot_break_out_of_the_page():
@@ -323,8 +328,8 @@ def test_draw_format_html_prints_the_page_and_follows_from():
 
 
 def test_a_topology_without_principals_still_makes_a_page():
-    data = page_of(make({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
-                        [["imds", "gw"]]))[1].data()
+    data = page_of(without_principals({"imds": {"kind": "imds"}, "gw": {"kind": "router"}},
+                                      [["imds", "gw"]]))[1].data()
     assert data["follow"] is None and data["principals"] == []
     assert data["settings"]["1/required"]["verdict"] == "ok"
 

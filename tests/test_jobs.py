@@ -47,6 +47,7 @@ def pools(monkeypatch):
     """The worker counts of the process pools a run starts."""
     started: list[int] = []
     real = hopsim.cli.ProcessPoolExecutor
+    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 16)  # --jobs is capped to the CPUs
 
     def spy(max_workers, **kwargs):
         started.append(max_workers)
@@ -253,6 +254,14 @@ def test_zero_and_auto_mean_one_process_per_cpu(value, monkeypatch, pools):
     assert (result.stdout, result.exit_code) == (serial.stdout, serial.exit_code)
 
 
+@pytest.mark.parametrize("value", ["200", "99999999999999999999999999"])
+def test_jobs_is_capped_to_the_cpus(value, monkeypatch, pools):
+    # Issue 15: --jobs 200 on a 2-CPU machine started 202 processes.
+    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 2)
+    assert run("check", str(TOPOLOGIES), "-j", value).exit_code in (0, 1)
+    assert pools == [2]
+
+
 def test_cpus_counts_at_least_one():
     assert hopsim.cli._cpus() >= 1
 
@@ -327,6 +336,7 @@ import signal, sys, time
 from hopsim import analysis, cli
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
 analysis.check = lambda topology: time.sleep(600)
+cli._cpus = lambda: 2  # --jobs is capped to the CPUs; 2 workers on any machine
 cli.main(["check", *sys.argv[1:], "--jobs", "2"])
 """
 PROC = Path("/proc")
@@ -375,8 +385,8 @@ def _eventually(condition, bound: float = 60.0):
 
 @pytest.mark.skipif(not PROC.is_dir() or multiprocessing.get_start_method() != "fork",
                     reason="needs /proc, and workers forked with the hanging analysis")
-@pytest.mark.parametrize("signum,returncode", [(signal.SIGTERM, -signal.SIGTERM),
-                                               (signal.SIGINT, 1),
+@pytest.mark.parametrize("signum,returncode", [(signal.SIGTERM, 128 + signal.SIGTERM),
+                                               (signal.SIGINT, 128 + signal.SIGINT),
                                                (signal.SIGKILL, -signal.SIGKILL)],
                          ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_a_stopped_run_ends_its_busy_workers(signum, returncode):

@@ -275,7 +275,8 @@ def test_some_odd_texts_read_as_the_contract_says():
     assert three_ways(cases["control-character-after-wide-text"])[1] == 4
     for name, line, message in [
             ("undefined-alias", 2, "found undefined alias 'nope'"),
-            ("duplicate-anchor", 2, "second occurrence"),
+            ("duplicate-anchor", 2, "found duplicate anchor 'x'; first occurrence (line 1); "
+                                    "second occurrence"),  # issue 15: not cut
             ("two-documents", 2, "but found another document"),
             ("merge-of-a-list-with-a-scalar", 3, "expected a mapping for merging, but found "
                                                  "scalar")]:

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
@@ -34,6 +33,7 @@ from hopsim.imds import DEFAULT_TTL, HTTP_TOKENS, MIN_HOP_LIMIT
 from hopsim.report import json as json_report
 from hopsim.routing import Role, Router
 from hopsim.topology import Topology
+from hopsim.untrusted import shown
 
 Point = tuple[float, float]
 
@@ -104,7 +104,7 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
     return {
         "topology": topology.name,
         "teaches": demo.lesson_of(topology),
-        "description": " ".join(topology.description.split()),
+        "description": shown(" ".join(topology.description.split())),
         "hop_limits": list(limits),
         "start": {"hop_limit": start, "http_tokens": _configured_tokens(topology)},
         "follow": principals[0] if principals else (
@@ -292,13 +292,10 @@ def _steps(topology: Topology, principal: str, exchange: Exchange, picture: Pict
 # -- the page --------------------------------------------------------------------------
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def _clean(text: str) -> str:
-    """Text without control characters, which HTML does not allow raw: a name
-    in a topology file may hold any."""
-    return _CONTROL.sub("\ufffd", text)
+    """Text without raw control or invisible characters, which HTML does not
+    allow or a reader cannot see (hopsim.untrusted)."""
+    return shown(text)
 
 
 def script_json(value: Any) -> str:

@@ -26,6 +26,7 @@ from hopsim.draw.layout import (
     triangle,
 )
 from hopsim.draw.scene import Shape
+from hopsim.untrusted import shown
 
 
 def _n(value: float) -> str:
@@ -37,11 +38,17 @@ def _points(points) -> str:
     return " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
 
 
+def _xml(text: str) -> str:
+    """Text as SVG character data: escaped, with no control character (XML
+    forbids most even escaped) or invisible one left raw (hopsim.untrusted)."""
+    return escape(shown(text))
+
+
 def _text(label: Label) -> str:
     weight = ' font-weight="bold"' if label.bold else ""
     anchor = ' text-anchor="middle"' if label.anchor == "middle" else ""
     return (f'<text x="{_n(label.x)}" y="{_n(label.y)}" font-size="{_n(label.size)}"'
-            f'{weight}{anchor} fill="{label.color}">{escape(label.text)}</text>')
+            f'{weight}{anchor} fill="{label.color}">{_xml(label.text)}</text>')
 
 
 def _outline(shape: str, r: Rect, fill: str, stroke: str, width: float) -> list[str]:
@@ -79,8 +86,9 @@ def _node(box: NodeBox) -> list[str]:
         words.append(f"runs on {p.runs_on}")
     words += [t for t in (p.outcome_text, p.drop_text) if t]
     name = "; ".join(words)
-    out = [f'<g id={quoteattr("node-" + p.name)} role="img" aria-label={quoteattr(name)}>',
-           f"<title>{escape(name)}</title>"]
+    out = [f'<g id={quoteattr(shown("node-" + p.name))} role="img" '
+           f'aria-label={quoteattr(shown(name))}>',
+           f"<title>{_xml(name)}</title>"]
     out += _outline(p.shape.value, box.rect, box.fill, box.stroke, box.stroke_width)
     out += [_text(label) for label in box.labels]
     out.append("</g>")
@@ -95,7 +103,7 @@ def _cross(x: float, y: float, size: float = 6) -> str:
 
 def _line(line: Line) -> list[str]:
     dash = ' stroke-dasharray="3 4"' if line.dotted else ""
-    out = ["<g>", f"<title>{escape(line.title)}</title>",
+    out = ["<g>", f"<title>{_xml(line.title)}</title>",
            f'<polyline points="{_points(line.points)}" fill="none" stroke="{line.color}" '
            f'stroke-width="{_n(line.width)}"{dash} stroke-linejoin="round"/>']
     out += [f'<polygon points="{_points(a)}" fill="{line.color}"/>' for a in line.arrows]
@@ -140,8 +148,8 @@ def render(picture: Picture) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(w)}" height="{_n(h)}" '
         f'viewBox="0 0 {_n(w)} {_n(h)}" role="img" aria-labelledby="title desc" '
         f'font-family={quoteattr(FONT_FAMILY)}>',
-        f'<title id="title">{escape(scene.title)}</title>',
-        f'<desc id="desc">{escape(scene.describe())}</desc>',
+        f'<title id="title">{_xml(scene.title)}</title>',
+        f'<desc id="desc">{_xml(scene.describe())}</desc>',
         f'<rect width="{_n(w)}" height="{_n(h)}" fill="#ffffff"/>',
         _text(picture.title), _text(picture.subtitle), _text(picture.verdict),
     ]

@@ -32,19 +32,13 @@ from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
 from hopsim.engine import Access, Cause, Outcome
 from hopsim.http import Request, Response
+from hopsim.interrupts import Stopped
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
 HTTP_PORT = 80
 _topology_numbers = itertools.count()
 
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM: the run stops, its namespaces are deleted."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 _received: list[int] = []  # the signals stopping_on_signals has turned into Stopped

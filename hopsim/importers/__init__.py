@@ -25,7 +25,7 @@ import yaml
 from hopsim.importers import compose, ecs, kubernetes
 from hopsim.importers.design import CannotModel, Design
 from hopsim.settings import Instance
-from hopsim.source import MAX_FILE_BYTES, dotted
+from hopsim.source import MAX_FILE_BYTES, dotted, read_bytes
 from hopsim.topology import Override, Problem, Topology, TopologyError, from_values, parse
 
 READERS: dict[str, ModuleType] = {"compose": compose, "kubernetes": kubernetes, "ecs": ecs}
@@ -41,8 +41,7 @@ def recognise(path: str | Path) -> ModuleType | None:
     """The reader for a file, by its content, or None (a hopsim topology, or
     anything else: the topology loader then says what is wrong with it)."""
     try:
-        with open(path, "rb") as stream:
-            head = stream.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
+        head = read_bytes(path, _SNIFF_BYTES)[:_SNIFF_BYTES].decode("utf-8", errors="replace")
     except OSError:
         return None
     return recognise_text(head, str(path))
@@ -76,8 +75,7 @@ def read_design(path: str | Path, reader: ModuleType | None = None) -> Design:
     TopologyError with one located line when it cannot be read or modelled."""
     file = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
+        raw = read_bytes(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise TopologyError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
     if len(raw) > MAX_FILE_BYTES:

@@ -39,6 +39,7 @@ from hopsim.importers.text import (
     yaml_documents,
 )
 from hopsim.settings import AWS_DEFAULTS, KEYS, Instance, SettingsError
+from hopsim.source import read_bytes
 
 KARPENTER_DEFAULTS = {"hop_limit": 1, "http_tokens": "required", "http_endpoint": "enabled",
                       "ipv6": False}
@@ -80,8 +81,7 @@ def read(path: str | Path) -> list[Instance]:
     with one line (and the line of the file, where there is one)."""
     file = str(path)
     try:
-        with open(path, "rb") as stream:
-            raw = stream.read(settings.MAX_BYTES + 1)
+        raw = read_bytes(path, settings.MAX_BYTES)
     except OSError as exc:
         raise SettingsError(f"cannot read: {exc.strerror}") from None
     if len(raw) > settings.MAX_BYTES:

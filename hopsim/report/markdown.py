@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
 from hopsim.report import findings
 from hopsim.topology import Problem
+from hopsim.untrusted import shown
 
 MAX_COLUMNS = 8  # more hop limits than this are written as runs, as in the table
 ICON = {Verdict.OK: "✅", Verdict.LEAK: "❌", Verdict.BROKEN: "⚠️"}
@@ -22,10 +23,11 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 
 def md(text: object) -> str:
     """Inline text with Markdown's special characters escaped, on one line."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return _SPECIAL.sub(r"\\\1", " ".join(shown(text).split()))
 
 
 def code(text: str) -> str:
+    text = shown(text)
     return f"`{text}`" if "`" not in text and "\n" not in text else md(text)
 
 

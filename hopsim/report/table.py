@@ -22,6 +22,7 @@ from hopsim.explain import Explanation
 from hopsim.report import findings
 from hopsim.routing import Router
 from hopsim.topology import Topology
+from hopsim.untrusted import shown
 
 VERDICT_STYLE = {Verdict.OK: "green", Verdict.LEAK: "bold red", Verdict.BROKEN: "yellow"}
 ACCESS_STYLE = {Access.TOKEN: "bold", Access.CREDENTIALS: "bold", Access.NONE: "dim"}
@@ -70,18 +71,18 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     t = report.topology
     title = Text.assemble(
         (t.name, "bold"), f" at {_limit(result)}: ", verdict_text(result.verdict),
-        f" ({t.file})")
+        f" ({shown(t.file)})")
     table = _table(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     outcomes = result.outcomes
-    shown = rows(outcomes)
-    for row in shown:
+    grouped = rows(outcomes)
+    for row in grouped:
         o = row.first
         table.add_row(row.who(t.label), o.role or "-",
                       Text(o.access.value, style=ACCESS_STYLE[o.access]), o.reason)
     parts: list[RenderableType] = [title, table]
-    if len(shown) < len(outcomes):
-        parts.append(Text(f"{len(outcomes):,} principals in {len(shown):,} rows: each row "
+    if len(grouped) < len(outcomes):
+        parts.append(Text(f"{len(outcomes):,} principals in {len(grouped):,} rows: each row "
                           "stands for principals on the same kind of path, whose outcomes "
                           "differ only in names (--format json lists every one)"))
     parts += _failed_lines(result.failed)
@@ -256,8 +257,9 @@ def show(out: Console, topology: Topology) -> RenderableType:
             text += f"; back: {route.describe_returns()}"
         routes.add_row(name, text)
     links = Text("links: " + ", ".join(f"{a}-{b}" for a, b in topology.links), overflow="fold")
-    title = Text.assemble((topology.name, "bold"), f" ({topology.file})")
-    description = Text(" ".join(topology.description.split()), style="italic", overflow="fold")
+    title = Text.assemble((topology.name, "bold"), f" ({shown(topology.file)})")
+    description = Text(shown(" ".join(topology.description.split())), style="italic",
+                       overflow="fold")
     parts: list[RenderableType] = [title, description, nodes, links, routes]
     if topology.markers:  # say what [C], [U] ... mean wherever they are shown
         legend = "; ".join(f"[{m}] {meaning}" for m, meaning in topology.markers.items())
