@@ -164,6 +164,9 @@ class Tree:
     def __init__(self, router: Router, family: int, targets: dict[int, str | None],
                  goal: frozenset[str]):
         self.router, self.family, self.goal = router, family, goal
+        # A node with block_imds holds a blackhole route for the metadata
+        # addresses: it neither reaches IMDS nor forwards towards it.
+        blocked = self.blocked = router.blocked if goal and goal <= router.imds else frozenset()
         self.dist: dict[str, int] = {}
         self.next: dict[str, Hop] = {}
         # How many best ways a node has (1, or 2 for "more than one"): with one,
@@ -172,7 +175,7 @@ class Tree:
         layer: dict[str, None] = {}
         for index in sorted(targets):
             for member in router.segments[index].members:
-                if member in goal:
+                if member in goal or member in blocked:
                     continue
                 if member in self.dist:
                     self.ways[member] = 2
@@ -198,7 +201,7 @@ class Tree:
     def _grow(self) -> None:
         router, found = self.router, {}
         depth = self.depth + 1
-        dist, ways, goal = self.dist, self.ways, self.goal
+        dist, ways, goal, blocked = self.dist, self.ways, self.goal, self.blocked
         for here in self.frontier:
             if not router.forwards(here, self.family):
                 continue
@@ -206,7 +209,7 @@ class Tree:
                 for member in router.segments[index].members:
                     seen = dist.get(member)
                     if seen is None:
-                        if member not in goal:
+                        if member not in goal and member not in blocked:
                             dist[member] = depth
                             ways[member] = ways[here]
                             self.next[member] = (here, index)
@@ -230,6 +233,7 @@ class Router:
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
         self.written = bool(self._static)  # the file writes routes of its own
+        self.blocked = frozenset(n for n, node in topology.nodes.items() if node.block_imds)
 
     # -- segments --------------------------------------------------------------
 
@@ -391,6 +395,8 @@ class Router:
     def next_hop(self, here: str, family: int, goal: frozenset[str] | int) -> Hop | None:
         """`here`'s table entry towards `goal`: (next node or DIRECT, segment)."""
         tree = self.tree(family, goal)  # type: ignore[arg-type]
+        if here in tree.blocked:
+            return None  # its blackhole route for the metadata addresses
         computed = tree.settle(here)
         direct = computed is not None and (computed[0] == DIRECT or computed[0] in tree.goal)
         if here in self._static and not direct:

@@ -21,6 +21,7 @@ from typing import Any
 
 import networkx as nx
 
+from hopsim.filters import ACTIONS, CHAINS, IMDS, RULE_KEYS, Filter
 from hopsim.imds import (
     HTTP_ENDPOINT,
     HTTP_TOKENS,
@@ -141,6 +142,11 @@ KIND_FIELDS = {
                      "forwards)"),
     "routes": Field("routes", dict, "destination node (or `imds`) -> the neighbour to send it "
                     "to; overrides the computed table"),
+    "filters": Field("filters", list, "packet filter rules of this node's stack, first "
+                     "match wins: {chain: input|forward|output, from: NEIGHBOUR or PRINCIPAL, "
+                     "to: NODE or imds, action: drop|reject}; docs/mitigations.md"),
+    "block_imds": Field("block_imds", bool, "blackhole routes for the metadata addresses in "
+                        "this namespace (what ECS_AWSVPC_BLOCK_IMDS does)"),
     "product": Field("product", str, "the real relay it is: sets every default above "
                      "(keys written on the node still override); docs/products.md",
                      choices=tuple(PRODUCTS)),
@@ -218,6 +224,8 @@ class Node:
     replicas: int = 1  # the identical copies it stands for: its own times its unit's count
     gateway: str | None = None  # its default route's next hop, as written
     routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
+    filters: tuple[Filter, ...] = ()  # its packet filter rules, in order (hopsim.filters)
+    block_imds: bool = False  # blackhole routes for the metadata addresses here
 
     @property
     def spec(self) -> Kind:
@@ -596,6 +604,7 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
     _check_masquerade_links(check, nodes, links)
+    _check_filters(check, nodes, links)
 
     if check.problems:
         return None, units.located(check.problems)
@@ -689,6 +698,11 @@ class _Units:
         if isinstance(node.get("via"), list):
             node["via"] = [f"{unit}/{hop}" if isinstance(hop, str) else hop
                            for hop in node["via"]]
+        if isinstance(node.get("filters"), list):
+            node["filters"] = [
+                {k: f"{unit}/{v}" if k in ("from", "to") and isinstance(v, str) and v != IMDS
+                 else v for k, v in rule.items()} if isinstance(rule, dict) else rule
+                for rule in node["filters"]]
         return node
 
     def located(self, problems: list[Problem]) -> list[Problem]:
@@ -876,6 +890,101 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                       f"{', '.join(sorted(INSTANCE_KINDS))}")
 
 
+def _check_filters(check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                   links: list[tuple[str, str]]) -> None:
+    """Each `filters:` rule, as Filter values in raw["filters"] (or dropped with
+    a located problem): a rule hopsim cannot represent exactly is refused,
+    never ignored (a false ok is the worst bug)."""
+    written = {name: raw for name, raw in nodes.items() if "filters" in raw or "block_imds" in raw}
+    if not written:
+        return
+    neighbours: dict[str, set[str]] = {}
+    for a, b in links:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    for name, raw in written.items():
+        path = ("nodes", name)
+        if raw.get("runs_on"):
+            for key in ("filters", "block_imds"):
+                if key in raw:
+                    check.add(path + (key,), f"{show(name)} shares {show(raw['runs_on'])}'s "
+                              "stack and has no filters or routes of its own; write it on "
+                              f"{show(raw['runs_on'])}")
+                    raw.pop(key)
+            continue
+        if raw.get("block_imds") and any(d == IMDS for d in raw.get("routes", {})):
+            check.add(path + ("block_imds",), "block_imds blackholes the metadata addresses; "
+                      "a written route to imds contradicts it")
+        rules: list[Filter] = []
+        for i, rule in enumerate(raw.get("filters", ())):
+            found = _filter(check, path + ("filters", i), rule, name, nodes,
+                            neighbours.get(name, set()), i)
+            if found is not None:
+                rules.append(found)
+        if "filters" in raw:
+            raw["filters"] = tuple(rules)
+
+
+def _filter(check: _Checker, path: tuple[Any, ...], rule: Any, name: str,
+            nodes: Mapping[str, dict[str, Any]], neighbours: set[str],
+            index: int) -> Filter | None:
+    if not isinstance(rule, dict):
+        check.add(path, f"expected a rule such as {{chain: forward, to: imds, action: drop}}, "
+                  f"got {show(rule)}")
+        return None
+    ok = True
+    for key in rule:
+        if key not in RULE_KEYS:
+            check.add(path + (key,), f"unknown key {show(key)} for a filter rule"
+                      f"{_closest(key, RULE_KEYS)}; expected one of {', '.join(RULE_KEYS)}")
+            ok = False
+    for key, choices in (("chain", CHAINS), ("action", ACTIONS)):
+        if key not in rule:
+            check.add(path, f"missing required key {key!r} for a filter rule")
+            ok = False
+        elif rule[key] not in choices:
+            check.add(path + (key,), f"expected one of {', '.join(choices)}, got "
+                      f"{show(rule[key])}{_closest(rule[key], choices)}")
+            ok = False
+    source, destination = rule.get("from"), rule.get("to")
+    if "from" in rule:
+        raw = nodes.get(source) if isinstance(source, str) else None
+        if raw is None:
+            check.add(path + ("from",), f"no node {show(source)}{_closest(source, nodes)}")
+            ok = False
+        elif source in neighbours:
+            if rule.get("chain") == "output":
+                check.add(path + ("from",), f"the output chain sees packets {show(name)} "
+                          "sends, which arrive on no link: from names a neighbour only on "
+                          "input and forward")
+                ok = False
+        elif raw.get("runs_on"):
+            check.add(path + ("from",), f"{show(source)} runs on {show(raw['runs_on'])} and "
+                      "sends with its address: hopsim cannot tell its packets from the "
+                      "host's (an owner match is not modelled); match the host instead")
+            ok = False
+        elif not KINDS[raw["kind"]].principal:
+            check.add(path + ("from",), f"{show(source)} ({raw['kind']}) is not linked to "
+                      f"{show(name)}: from names a neighbour (the link a packet arrives on) "
+                      "or a principal (its source address)")
+            ok = False
+    if "to" in rule and destination != IMDS:
+        raw = nodes.get(destination) if isinstance(destination, str) else None
+        if raw is None:
+            check.add(path + ("to",), f"no node {show(destination)}"
+                      f"{_closest(destination, [*nodes, IMDS])}; to names a node or imds")
+            ok = False
+        elif raw.get("runs_on") or raw["kind"] in ("bridge", "imds"):
+            what = (f"runs on {show(raw['runs_on'])} and has its address" if raw.get("runs_on")
+                    else "has no address of its own" if raw["kind"] == "bridge"
+                    else "answers on the metadata addresses: write to: imds")
+            check.add(path + ("to",), f"{show(destination)} {what}")
+            ok = False
+    if not ok:
+        return None
+    return Filter(rule["chain"], rule["action"], source, destination, index)
+
+
 def _check_masquerade_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                             links: list[tuple[str, str]]) -> None:
     listed = {name: raw["masquerade"] for name, raw in nodes.items()
@@ -958,6 +1067,7 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                                    if product else None),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
             gateway=raw.get("gateway"), routes=tuple(raw.get("routes", {}).items()),
+            filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
         )
     return built
 

@@ -346,7 +346,10 @@ class _Kernel:
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
-            path += (legs[last][-1].actor,)
+            end = legs[last][-1]
+            # Where it ended, if its SYN got there (a filter on the way drops it).
+            if end.node in evidence.arrived.get(ports[last], ()):
+                path += (end.actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
         parts = []
