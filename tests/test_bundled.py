@@ -41,6 +41,9 @@ MATRIX = {
     "dual-homed-client": (("ok", "leak", "leak"), 1),
     # issue 10: 4 forwarders on the response's own branch; token from 5
     "asymmetric-return": (("ok", "ok", "ok"), 1),
+    # issue 12: DOCKER-USER drops bridged tasks on FORWARD; host-network ones are never seen
+    "ecs-bridge-docker-user": (("ok", "ok", "ok"), 1),
+    "ecs-host-network-task": (("leak", "leak", "leak"), None),
 }
 
 
