@@ -1402,5 +1402,72 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         click.echo(data.decode(), nl=False)
 
 
+# --- issue 12: what-if beyond the hop limit (diff, fix) -------------------------------
+
+
+def _what_if_name(file: str, hop_limit: int | None, http_tokens: str | None,
+                  sets: Sequence[str]) -> str:
+    """A side of a diff as a person would write it: the file and its what-if."""
+    parts = [file]
+    parts += [f"--hop-limit {hop_limit}"] if hop_limit is not None else []
+    parts += [f"--http-tokens {http_tokens}"] if http_tokens is not None else []
+    parts += [f"--set {s}" for s in sets]
+    return " ".join(parts)
+
+
+@main.command(name="diff")
+@click.argument("before", type=click.Path())
+@click.argument("after", type=click.Path(), required=False)
+@what_if_options
+@click.option("--then-hop-limit", type=click.IntRange(MIN_HOP_LIMIT, MAX_HOP_LIMIT),
+              help="AFTER's hop limit (with one file: the what-if to compare with).")
+@click.option("--then-http-tokens", type=click.Choice(HTTP_TOKENS),
+              help="AFTER's http_tokens.")
+@click.option("--then-set", "then_sets", multiple=True, metavar="NODE.KEY=VALUE",
+              help="A node key changed on AFTER only.")
+@click.option("--format", "diff_format", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="table for people, json for machines, markdown for a PR comment.")
+@_quiet_option
+@_color_option
+def diff_command(before: str, after: str | None, hop_limit: int | None,
+                 http_tokens: str | None, sets: tuple[str, ...], then_hop_limit: int | None,
+                 then_http_tokens: str | None, then_sets: tuple[str, ...],
+                 diff_format: str) -> None:
+    """The principals whose outcome changes between two designs.
+
+    BEFORE and AFTER are two topology files (AFTER defaults to BEFORE), each
+    checked at its configured hop limit. --hop-limit, --http-tokens and --set
+    change both; --then-hop-limit, --then-http-tokens and --then-set change
+    AFTER only: `hopsim diff FILE --then-hop-limit 2` is what raising the hop
+    limit would change.
+
+    Exit codes: 0 no principal changes; 1 some do; 2 bad input.
+    """
+    from hopsim import diff as diffs
+
+    after = after or before
+    if after == before and not (then_hop_limit or then_http_tokens or then_sets):
+        raise click.UsageError("one file and no --then-* option: nothing to compare")
+    old = _one_topology(before, sets, hop_limit, http_tokens)
+    new = _one_topology(after, (*sets, *then_sets), then_hop_limit or hop_limit,
+                        then_http_tokens or http_tokens)
+    found = diffs.diff(analysis.check(old), analysis.check(new),
+                       _what_if_name(before, hop_limit, http_tokens, sets),
+                       _what_if_name(after, then_hop_limit or hop_limit,
+                                     then_http_tokens or http_tokens, (*sets, *then_sets)))
+    if diff_format == "json":
+        click.echo(found.to_json(), nl=False)
+    elif diff_format == "markdown":
+        click.echo(found.to_markdown(), nl=False)
+    else:
+        out = _console()
+        if out.is_terminal:
+            out.print(diffs.table(out, found))
+        else:
+            click.echo(found.to_text(), nl=False)
+    sys.exit(EXIT_FINDING if found.changes else EXIT_OK)
+
+
 if __name__ == "__main__":
     main()

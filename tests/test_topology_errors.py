@@ -112,7 +112,7 @@ ONE_MISTAKE = [
      edit("forwarding: true", "forwardng: true"), "forwardng", "nodes.instance.forwardng",
      "unknown key 'forwardng' for a host node (did you mean 'forwarding'?); expected one of "
      "kind, role, runs_on, via, family, address, address6, description, forwarding, "
-     "masquerade, gateway, routes"),
+     "masquerade, gateway, routes, filters, block_imds"),
     ("unknown-imds-key-suggests-closest",
      edit("  hop_limit: 2", "  hop_limt: 2"), "hop_limt", "imds.hop_limt",
      "unknown key 'hop_limt' for imds defaults (did you mean 'hop_limit'?); expected one of "
