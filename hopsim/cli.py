@@ -1469,5 +1469,63 @@ def diff_command(before: str, after: str | None, hop_limit: int | None,
     sys.exit(EXIT_FINDING if found.changes else EXIT_OK)
 
 
+@main.command(name="fix")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--max-changes", type=click.IntRange(1, 4), default=3, show_default=True,
+              help="The most changes a fix may make.")
+@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="How many fixes to print.")
+@click.option("--format", "fix_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json for machines.")
+@_quiet_option
+def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
+    """The smallest sets of changes that make every verdict ok, each proved
+    by simulating it: hop limit, http_tokens, relay settings, filter rules
+    and blocking routes (docs/mitigations.md). Each fix is printed as
+    options for check (--hop-limit, --http-tokens, --set) and the best one
+    as a patch to FILE.
+
+    Exit codes: 0 nothing to fix, or a fix found; 1 nothing hopsim knows
+    works; 2 bad input.
+    """
+    from hopsim import fix as fixes
+
+    if file == STDIN:
+        raise click.BadParameter("fix reads FILE again for each change: give a file",
+                                 param_hint="FILE")
+    topology = _one_topology(file, (), None, None)
+    found = fixes.search(file, topology, max_changes=max_changes)
+    result = found.before.results[0]
+    shown = found.fixes[:top]
+    if fix_format == "json":
+        click.echo(json.dumps({
+            "file": file, "verdict": result.verdict.value, "reason": result.reason,
+            "tried": found.tried,
+            "fixes": [{"changes": [c.describe() for c in f.changes],
+                       "options": f.options(topology),
+                       "verdict": f.report.results[0].verdict.value} for f in shown],
+            "patch": fixes.patch(file, topology, shown[0]) if shown else None,
+        }, indent=2))
+    elif not found.needed:
+        click.echo(f"{file}: {result.verdict.value}: nothing to fix")
+    elif not shown:
+        click.echo(f"{file}: {result.verdict.value} ({result.reason})")
+        click.echo(f"no fix of up to {max_changes} changes among the {len(found.candidates)} "
+                   f"hopsim knows ({found.tried} sets simulated) makes every verdict ok")
+    else:
+        size = len(shown[0].changes)
+        click.echo(f"{file}: {result.verdict.value} ({result.reason})")
+        click.echo(f"{len(found.fixes)} fix{'es' if len(found.fixes) != 1 else ''} of {size} "
+                   f"change{'s' if size != 1 else ''} ({found.tried} sets simulated), "
+                   "each proved ok by simulation:")
+        for i, f in enumerate(shown, 1):
+            click.echo(f"{i:2}. {f.options(topology)}")
+            for change in f.changes:
+                click.echo(f"      {change.describe()}")
+        click.echo(f"\nthe first as a patch to {file}:")
+        click.echo(fixes.patch(file, topology, shown[0]), nl=False)
+    sys.exit(EXIT_FINDING if found.needed and not shown else EXIT_OK)
+
+
 if __name__ == "__main__":
     main()
