@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ class Change:
     def option(self) -> str:
         if self.node is None:
             return f"--{self.key.replace('_', '-')} {self.value}"
-        return f"--set {self.node}.{self.key}={_flow(self.value)}"
+        return f"--set {shlex.quote(f'{self.node}.{self.key}={_flow(self.value)}')}"
 
     def describe(self) -> str:
         if self.key == "filters":
@@ -77,7 +78,7 @@ class Fix:
         --set replaces a key (a filter is added to the node's own)."""
         parts = [c.option() for c in self.changes if c.node is None]
         for (node, key), value in sorted(_merged(file, self.changes).items()):
-            parts.append(f"--set {node}.{key}={_flow(value)}")
+            parts.append(f"--set {shlex.quote(f'{node}.{key}={_flow(value)}')}")
         return " ".join(parts)
 
 
@@ -251,9 +252,34 @@ def patch(file: str, topology: Topology, fix: Fix) -> str:
                 new = _replace_node(new, topology, name, _node_block(
                     text, topology, name, {change.key: change.value}))
     for (node, key), value in sorted(_merged(topology, fix.changes).items()):
-        new = _replace_node(new, topology, node, _node_block(text, topology, node,
-                                                             {key: value}))
+        new = _edit_key(new, topology, node, key, value) or _replace_node(
+            new, topology, node, _node_block(text, topology, node, {key: value}))
     return "".join(difflib.unified_diff(lines, new, f"a/{file}", f"b/{file}"))
+
+
+def _edit_key(lines: list[str], topology: Topology, node: str, key: str, value: Any
+              ) -> list[str] | None:
+    """`lines` with one key of a block-style node written on its own line (the
+    rest of the file untouched), or None where the node is not written so."""
+    start = topology.lines.get(f"nodes.{node}")
+    if not start or not re.match(rf"^\s*{re.escape(node)}\s*:\s*(#.*)?$", lines[start - 1]):
+        return None
+    depth = len(lines[start - 1]) - len(lines[start - 1].lstrip())
+    child = next((row for row in lines[start:] if row.strip()
+                  and not row.lstrip().startswith("#")), "")
+    indent = len(child) - len(child.lstrip())
+    if indent <= depth:
+        return None
+    written = " " * indent + f"{key}: {_flow(value)}\n"
+    at = topology.lines.get(f"nodes.{node}.{key}")
+    if at:
+        row = lines[at - 1]
+        following = lines[at] if at < len(lines) else ""
+        if not re.match(rf"^\s*{re.escape(key)}\s*:\s*\S", row) or (
+                len(following) - len(following.lstrip()) > indent and following.strip()):
+            return None  # a value over several lines: the node is written again
+        return lines[:at - 1] + [written] + lines[at:]
+    return lines[:start] + [written] + lines[start:]
 
 
 def _node_block(text: str, topology: Topology, name: str, keys: dict[str, Any]) -> list[str]:
