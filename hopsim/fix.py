@@ -71,7 +71,7 @@ class Fix:
 
     @property
     def cost(self) -> tuple[int, str]:
-        return sum(c.cost for c in self.changes), " ".join(c.option() for c in self.changes)
+        return sum(c.cost for c in self.changes), " ".join(c.describe() for c in self.changes)
 
     def options(self, file: Topology) -> str:
         """The fix as command-line options: the node keys written whole, as
