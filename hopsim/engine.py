@@ -203,7 +203,7 @@ class _Walker:
         self.topology, self.route, self.family, self.record = topology, route, family, record
         self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
         self.settings = self.imds_node.imds
-        self.instance = topology.adjacency[route.imds][0]  # type: ignore[index]
+        self.instance = topology.instance_of(route.imds)  # type: ignore[arg-type]
         self.time = T0
         self.filtering = any(node.filters for node in topology.nodes.values())
         self.port = CLIENT_PORT

@@ -320,6 +320,12 @@ class Topology:
                 relays.setdefault(node.runs_on, []).append(name)
         return relays
 
+    def instance_of(self, imds: str) -> str:
+        """The instance an imds node belongs to: the one of its peers that is
+        not a container owning an ENI of it."""
+        peers = self.adjacency[imds]
+        return next((p for p in peers if self.nodes[p].kind != "container"), peers[0])
+
     @property
     def relay_hosts(self) -> list[str]:
         """The hosts that carry at least one relay, by name."""
@@ -881,9 +887,18 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             peers_of[b].append(a)
     for name, peers in peers_of.items():
         path = ("nodes", name)
+        # Beside its instance, an imds node may link to containers that own one
+        # of the instance's ENIs (ECS awsvpc tasks): IMDS answers on every ENI,
+        # with no host hop between (docs/mitigations.md).
+        enis = [p for p in peers if p in nodes and nodes[p]["kind"] == "container"]
+        hosts = [p for p in peers if p not in enis]
+        if len(peers) > 1 and len(hosts) == 1:
+            continue
         if len(peers) != 1:
-            check.add(path, f"an imds node is linked to exactly one node, its instance; "
-                      f"{show(name)} has {len(peers)} links")
+            check.add(path, f"an imds node is linked to exactly one node, its instance, and "
+                      f"beside it to containers that own an ENI of the instance; {show(name)} "
+                      f"has {len(peers)} links" + (f", {len(hosts)} of them not containers"
+                                                   if len(hosts) > 1 else ""))
         elif peers[0] in nodes and nodes[peers[0]]["kind"] not in INSTANCE_KINDS:
             check.add(path, f"{show(name)} is linked to {show(peers[0])}, a "
                       f"{nodes[peers[0]]['kind']}; its instance must be one of "

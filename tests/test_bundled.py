@@ -44,6 +44,9 @@ MATRIX = {
     # issue 12: DOCKER-USER drops bridged tasks on FORWARD; host-network ones are never seen
     "ecs-bridge-docker-user": (("ok", "ok", "ok"), 1),
     "ecs-host-network-task": (("leak", "leak", "leak"), None),
+    # an awsvpc task owns an ENI: no host hop, so only ECS_AWSVPC_BLOCK_IMDS stops it
+    "ecs-awsvpc": (("leak", "leak", "leak"), None),
+    "ecs-awsvpc-block-imds": (("ok", "ok", "ok"), 1),
 }
 
 

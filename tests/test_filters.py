@@ -231,3 +231,42 @@ def test_the_kernel_agrees_on_a_mix_of_rules():
     check = verify_one(topology, [1, 3], 4)
     assert not check.disagreements, [(c.principal, c.simulated, c.measured)
                                      for c in check.disagreements]
+
+
+# --- ENIs: containers linked to imds beside its instance (awsvpc tasks) ----------
+
+
+def awsvpc(**task):
+    return make({"imds": {"kind": "imds"},
+                 "instance": {"kind": "host", "forwarding": True, "filters": [DOCKER_USER]},
+                 "task": {"kind": "container", "role": "attacker", **task}},
+                [["imds", "instance"], ["imds", "task"]], hop_limit=1)
+
+
+def test_a_task_on_its_own_eni_crosses_no_router_and_no_host_rule():
+    exchange = play(awsvpc(), "task")
+    assert exchange.outcome.access is Access.TOKEN and exchange.outcome.routers == 0
+    assert exchange.outcome.path == ("task", "imds")
+    # The credentials name the instance's role, not the task.
+    assert play(awsvpc(), "instance").outcome.access is Access.TOKEN
+
+
+def test_block_imds_on_an_eni_task_is_what_stops_it():
+    assert play(awsvpc(block_imds=True), "task").outcome.cause is Cause.UNREACHABLE
+
+
+@pytest.mark.parametrize("peer,words", [
+    ({"kind": "host"}, "2 of them not containers"),
+    ({"kind": "bridge"}, "2 of them not containers"),
+])
+def test_imds_links_to_one_instance_and_only_containers_beside_it(peer, words):
+    with pytest.raises(TopologyError) as raised:
+        make({"imds": {"kind": "imds"}, "instance": {"kind": "host"}, "other": peer},
+             [["imds", "instance"], ["imds", "other"]])
+    assert any(p.key == "nodes.imds" and words in p.message for p in raised.value.problems)
+
+
+def test_imds_linked_to_a_container_alone_still_needs_its_instance():
+    with pytest.raises(TopologyError) as raised:
+        make({"imds": {"kind": "imds"}, "task": {"kind": "container"}}, [["imds", "task"]])
+    assert any("its instance must be one of" in p.message for p in raised.value.problems)

@@ -151,8 +151,9 @@ ONE_MISTAKE = [
      "[docker0, agent]", "links.3", "'agent' runs on 'instance' and has no links of its own"),
     ("imds-linked-to-two-nodes",
      add_after("  - [docker0, app]", "  - [imds, docker0]"), "imds: {kind: imds}",
-     "nodes.imds", "an imds node is linked to exactly one node, its instance; 'imds' has "
-     "2 links"),
+     "nodes.imds", "an imds node is linked to exactly one node, its instance, and beside it "
+     "to containers that own an ENI of the instance; 'imds' has 2 links, 2 of them not "
+     "containers"),
     ("via-naming-a-node-that-carries-no-traffic",
      edit("role: workload}", "role: workload, via: [imds]}"), "via: [imds]",
      "nodes.app.via.0", "'imds' (imds) is not an L7 relay; via names the relays (proxy, waf, "

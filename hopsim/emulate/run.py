@@ -212,7 +212,7 @@ class _Kernel:
             self.taps.append(tap)
         for name in topology.imds_nodes:
             ns = plan.namespaces[name]
-            instance = next(iter(topology.graph.neighbors(name)))
+            instance = topology.instance_of(name)
             server = ImdsServer(topology.nodes[name].imds, instance)  # type: ignore[arg-type]
             sockets = [self._listener(ns.name, 6 if ":" in address else 4, address)
                        for address in ns.endpoint]
