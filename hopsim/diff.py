@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from hopsim.analysis import Report, Verdict
 from hopsim.engine import Access, Outcome
@@ -130,8 +131,8 @@ def diff(before: Report, after: Report, before_name: str, after_name: str) -> Di
     return Diff(before_name, after_name, before, after, tuple(changes))
 
 
-def table(out, found: Diff):  # noqa: ANN001,ANN201 -- a rich Console in, a renderable out
-    """The changes as a rich table, in the style of the other reports."""
+def table(out: Any, found: Diff) -> Any:
+    """`found` as a rich table for the console `out`."""
     from hopsim.report.table import _table
 
     grid = _table(out, "principal", "role", "before", "after", "effect", "why (after)",

@@ -25,7 +25,7 @@ import yaml
 
 from hopsim import analysis
 from hopsim.analysis import Verdict
-from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
 from hopsim.routing import Role, Router
 from hopsim.topology import Topology, TopologyError, load, load_text
@@ -60,8 +60,8 @@ class Change:
 
 def _flow(value: Any) -> str:
     """A value as YAML on one line (what --set takes)."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip().removesuffix(
-        "\n...").removesuffix(" ...")
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
+    return text.strip().removesuffix("\n...").removesuffix(" ...")
 
 
 @dataclass(frozen=True)

@@ -359,7 +359,8 @@ def _nft_rules(namespaces: dict[str, Namespace], ns: Namespace, rule: Filter) ->
         if source is not None:
             parts.append(f"{word} saddr {{ {', '.join(namespaces[source].own(family))} }}")
         if rule.destination == IMDS:
-            parts.append(f"{word} daddr {imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT}")
+            endpoint = imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
+            parts.append(f"{word} daddr {endpoint}")
         elif rule.destination is not None:
             there = namespaces[rule.destination]
             parts.append(f"{word} daddr {{ {', '.join(there.own(family))} }}")
