@@ -259,7 +259,7 @@ class _Profiler:
             return self._key(name, ("own", name))
         node = self.topology.nodes[name]
         router = self.router
-        if not node.via and not router.written:
+        if not node.via and not router.written and not router.interceptors:
             suffix = self._fast(node.runs_on or name, node.family)
             if suffix is not None:
                 key = ("tree", node.family, node.kind, node.rewrites_source,

@@ -199,8 +199,10 @@ class _Notes:
 
 
 class _Walker:
-    def __init__(self, topology: Topology, route: Route, family: int, record: bool):
+    def __init__(self, topology: Topology, route: Route, family: int, record: bool,
+                 router: Router):
         self.topology, self.route, self.family, self.record = topology, route, family, record
+        self.router = router
         self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
         self.settings = self.imds_node.imds
         self.instance = topology.instance_of(route.imds)  # type: ignore[arg-type]
@@ -293,7 +295,10 @@ class _Walker:
         sport = self.port
         payload = request.to_bytes(self.host_header())
         label = f"{request.method} {request.path}"
-        packet = packets.segment(self.family, self.address(start), self.address(end), sport,
+        # An interceptor's clients address IMDS: its host's DNAT delivers to it.
+        to = self.address(Station(end.node, Role.IMDS)) if self.router.intercepts(end) else (
+            self.address(end))
+        packet = packets.segment(self.family, self.address(start), to, sport,
                                  packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
                                  ack=SERVER_ISN, payload=payload, time=self.time)
         hit = self.filtered(leg_index)
@@ -335,20 +340,28 @@ class _Walker:
             return None
         leg, back = self.route.legs[leg_index], self.route.returns[leg_index]
         end = leg[-1]
-        target = IMDS if end.role is Role.IMDS else self._place(end.actor)
+        place = self._place(end.actor)
+        dnat = self.router.intercepts(end)  # addressed to IMDS, delivered to the relay
+        target = IMDS if end.role is Role.IMDS or dnat else place
         source = self._place(leg[0].actor)
-        hit = self._along(leg, source, target, outbound=True)
+        hit = self._along(leg, source, target, outbound=True, delivered=place if dnat else None)
         if hit is not None:
             return hit[0], hit[1], "request", hit[2]
         # The answer: from IMDS or the relay, to the last NAT's address first.
         nats = [self._place(s.node) for s in leg if s.role is Role.ROUTE and s.nat]
-        hit = self._along(back, target, nats[-1] if nats else source, outbound=False,
-                          nats=nats, origin=source)
+        hit = self._along(back, place if dnat else target, nats[-1] if nats else source,
+                          outbound=False, nats=nats, origin=source,
+                          restored=IMDS if dnat else None)
         return (hit[0], hit[1], "answer", len(leg) - 1) if hit is not None else None
 
     def _along(self, stations: tuple[Station, ...], source: str, destination: str, *,
-               outbound: bool, nats: list[str] | None = None, origin: str = ""
+               outbound: bool, nats: list[str] | None = None, origin: str = "",
+               delivered: str | None = None, restored: str | None = None
                ) -> tuple[str, Filter, int] | None:
+        """The first rule along `stations` that matches the packet. `delivered`:
+        the DNAT at the last station (before its input hook) readdresses it
+        there; `restored`: the answer's source after the first station (the
+        DNAT undone after its output hook)."""
         nats = list(nats or ())
         last = len(stations) - 1
         local = self._place(stations[0].actor) == self._place(stations[-1].actor)
@@ -360,6 +373,10 @@ class _Walker:
                 nats.pop()  # conntrack restores the destination before the forward hook
                 destination = nats[-1] if nats else origin
             chain = "output" if i == 0 else "input" if i == last else "forward"
+            if i == last and delivered is not None:
+                destination = delivered
+            if i == 1 and restored is not None:
+                source = restored
             arrived = None if i == 0 or local else stations[i - 1].node
             rules = self.topology.nodes[here].filters
             if rules:
@@ -455,7 +472,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     """
     node = topology.nodes[principal]
     family = family or node.family
-    route = (router or Router(topology)).route(principal)
+    router = router or Router(topology)
+    route = router.route(principal)
     base = Outcome(principal, node.role, family, Access.NONE)
     if route.unreachable:
         return Exchange(route, replace(base, unreachable=route.unreachable,
@@ -468,7 +486,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     if family == 6 and not settings.ipv6:
         return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, unreachable=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
-    walker = _Walker(topology, route, family, record)
+    walker = _Walker(topology, route, family, record, router)
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))

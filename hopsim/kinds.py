@@ -81,7 +81,8 @@ class Kind:
 
 # Every node with an IP stack has a routing table (a bridge has none).
 _TABLE = frozenset({"gateway", "routes", "filters"})  # and packet filters (hopsim.filters)
-_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode"}) | _TABLE
+_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode",
+                         "intercepts"}) | _TABLE
 IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
 
 KINDS: dict[str, Kind] = {

@@ -234,6 +234,9 @@ class Router:
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
         self.written = bool(self._static)  # the file writes routes of its own
         self.blocked = frozenset(n for n, node in topology.nodes.items() if node.block_imds)
+        # host -> the relay its DNAT sends what it routes towards IMDS to
+        self.interceptors = {node.runs_on: n for n, node in sorted(topology.nodes.items())
+                             if node.intercepts and node.runs_on}
 
     # -- segments --------------------------------------------------------------
 
@@ -496,6 +499,8 @@ class Router:
         if isinstance(found, str):
             return Route(principal, unreachable=f"unreachable: {found} to an imds node")
         stops += found
+        if self.interceptors:
+            stops = self._intercepted(stops, family)
         stations: list[Station] = []
         returns: list[tuple[Station, ...]] = []
         for start, end in zip(stops, stops[1:], strict=False):
@@ -506,6 +511,29 @@ class Router:
             stations += request if not stations else request[1:]
             returns.append(response)
         return Route(principal, tuple(stations), returns=tuple(returns))
+
+    def _intercepted(self, stops: list[Station], family: int) -> list[Station]:
+        """`stops` with an interceptor inserted where a connection to IMDS is
+        routed across its host: the DNAT there ends the connection at the
+        relay, which opens the next one."""
+        out, pending = [stops[0]], list(stops[1:])
+        while pending:
+            end = pending[0]
+            if end.role is Role.IMDS:
+                leg = self._leg(out[-1], end, family)
+                if not isinstance(leg, str):
+                    caught = next((s.node for s in leg[0][1:-1] if s.role is Role.ROUTE
+                                   and s.node in self.interceptors), None)
+                    if caught is not None:
+                        out.append(Station(caught, Role.RELAY, self.interceptors[caught]))
+                        continue
+            out.append(pending.pop(0))
+        return out
+
+    def intercepts(self, station: Station) -> bool:
+        """The station is an interceptor: its leg was addressed to IMDS."""
+        return station.role is Role.RELAY and station.relay is not None and (
+            self.interceptors.get(station.node) == station.relay)
 
     def _stop(self, place: str, family: int, via: tuple[str, ...]) -> Station:
         """The relay station at `place`: the relay on it named in `via`, else a

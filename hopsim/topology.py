@@ -147,6 +147,9 @@ KIND_FIELDS = {
                      "to: NODE or imds, action: drop|reject}; docs/mitigations.md"),
     "block_imds": Field("block_imds", bool, "blackhole routes for the metadata addresses in "
                         "this namespace (what ECS_AWSVPC_BLOCK_IMDS does)"),
+    "intercepts": Field("intercepts", bool, "its host DNATs the metadata address, for "
+                        "what it routes, to this relay (kube2iam, kiam): every request "
+                        "crossing the host towards IMDS is answered or relayed here"),
     "product": Field("product", str, "the real relay it is: sets every default above "
                      "(keys written on the node still override); docs/products.md",
                      choices=tuple(PRODUCTS)),
@@ -226,6 +229,7 @@ class Node:
     routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
     filters: tuple[Filter, ...] = ()  # its packet filter rules, in order (hopsim.filters)
     block_imds: bool = False  # blackhole routes for the metadata addresses here
+    intercepts: bool = False  # its host DNATs what it routes to IMDS to this relay
 
     @property
     def spec(self) -> Kind:
@@ -611,6 +615,7 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     _check_imds_links(check, nodes, links)
     _check_masquerade_links(check, nodes, links)
     _check_filters(check, nodes, links)
+    _check_interceptors(check, nodes)
 
     if check.problems:
         return None, units.located(check.problems)
@@ -940,6 +945,31 @@ def _check_filters(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             raw["filters"] = tuple(rules)
 
 
+def _check_interceptors(check: _Checker, nodes: Mapping[str, dict[str, Any]]) -> None:
+    """An interceptor is a relay on a forwarding host, one per host, and one
+    hopsim runs itself (a product listens where its own configuration says)."""
+    taken: dict[str, str] = {}
+    for name, raw in nodes.items():
+        if not raw.get("intercepts"):
+            continue
+        path = ("nodes", name, "intercepts")
+        host = raw.get("runs_on")
+        if host is None or host not in nodes:
+            check.add(path, "an interceptor runs on the host whose DNAT sends it the "
+                      "metadata traffic: give it runs_on: HOST")
+        elif not nodes[host].get("forwarding"):
+            check.add(path, f"{show(host)} does not forward: the DNAT catches what the host "
+                      "routes towards IMDS, and it routes nothing (forwarding: true)")
+        elif host in taken:
+            check.add(path, f"{show(host)} already DNATs to {show(taken[host])}: one "
+                      "interceptor per host")
+        elif "product" in raw:
+            check.add(path, "an interceptor is hopsim's own relay: drop product (its "
+                      "defaults can be written as methods, adds_xff, forwards_headers)")
+        else:
+            taken[host] = name
+
+
 def _filter(check: _Checker, path: tuple[Any, ...], rule: Any, name: str,
             nodes: Mapping[str, dict[str, Any]], neighbours: set[str],
             index: int) -> Filter | None:
@@ -1083,6 +1113,7 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
             gateway=raw.get("gateway"), routes=tuple(raw.get("routes", {}).items()),
             filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
+            intercepts=raw.get("intercepts", False),
         )
     return built
 

@@ -47,6 +47,8 @@ MATRIX = {
     # an awsvpc task owns an ENI: no host hop, so only ECS_AWSVPC_BLOCK_IMDS stops it
     "ecs-awsvpc": (("leak", "leak", "leak"), None),
     "ecs-awsvpc-block-imds": (("ok", "ok", "ok"), 1),
+    # the DNAT sends the pod to the agent, whose proxy adds X-Forwarded-For: 403
+    "kube2iam-interceptor": (("ok", "ok", "ok"), 1),
 }
 
 

@@ -127,6 +127,7 @@ class Namespace:
     hosted: tuple[str, ...] = ()  # nodes that run_on this one
     # chain (input, forward, output) -> its nftables rules, from the node's `filters:`
     filters: dict[str, list[str]] = field(default_factory=dict)
+    intercepts: bool = False  # DNAT what it routes to the metadata address to itself
 
     @property
     def is_bridge(self) -> bool:
@@ -149,6 +150,13 @@ class Namespace:
             f"  chain {chain} {{\n    type filter hook {chain} priority filter; policy accept;\n"
             + "".join(f"    {rule}\n" for rule in rules) + "  }\n"
             for chain, rules in self.filters.items())
+        if self.intercepts:  # kube2iam's rule: what arrives for IMDS goes to the local relay
+            chains += ("  chain prerouting {\n    type nat hook prerouting priority dstnat; "
+                       "policy accept;\n"
+                       f'    iifname != "lo" ip daddr {imds.IPV4_ENDPOINT} tcp dport 80 '
+                       "redirect to :80\n"
+                       f'    iifname != "lo" ip6 daddr {imds.IPV6_ENDPOINT} tcp dport 80 '
+                       "redirect to :80\n  }\n")
         if not self.masquerade:
             return f"table inet hopsim {{\n{chains}}}\n" if chains else None
         devices = ", ".join(f'"{d}"' for d in self.masquerade)
@@ -308,7 +316,7 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
                 (imds.IPV6_ENDPOINT,) if node.imds and node.imds.ipv6 else ())
         namespaces[name] = Namespace(
             name=_netns_name(prefix, index, name), node=name, kind=node.kind,
-            forwards=node.forwards, endpoint=endpoint,
+            forwards=node.forwards, endpoint=endpoint, intercepts=name in router.interceptors,
             hosted=tuple(sorted(n for n, x in topology.nodes.items() if x.runs_on == name)),
         )
     for name, ns in namespaces.items():

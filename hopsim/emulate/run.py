@@ -259,7 +259,8 @@ class _Kernel:
         if flow.route.stations:
             stations = flow.route.legs[leg]
             sender = stations[0].actor
-            place = stations[-1].node
+            # An interceptor's clients address IMDS; its host's DNAT delivers them.
+            place = None if self.plan.router.intercepts(stations[-1]) else stations[-1].node
         else:
             # No route: the client still sends where it is steered, its first
             # waypoint or else the endpoint, and the kernel says what becomes of it.
