@@ -12,12 +12,16 @@ rejected one fails at once.
 from __future__ import annotations
 
 import pytest
+import strategies
 from builders import make, play
+from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import strategies as st
 from test_emulate import kernel
 
-from hopsim import analysis
+from hopsim import analysis, parse
 from hopsim.emulate import build
 from hopsim.emulate import verify as verify_one
+from hopsim.emulate.verify import families
 from hopsim.engine import TIMEOUT, Access, Action, Cause
 from hopsim.topology import TopologyError
 
@@ -270,3 +274,58 @@ def test_imds_linked_to_a_container_alone_still_needs_its_instance():
     with pytest.raises(TopologyError) as raised:
         make({"imds": {"kind": "imds"}, "task": {"kind": "container"}}, [["imds", "task"]])
     assert any("its instance must be one of" in p.message for p in raised.value.problems)
+
+
+# --- random topologies with random rules, on the kernel -------------------------------
+
+
+@st.composite
+def filtered_docs(draw):
+    """A random valid topology (tests/strategies.py) with random rules on some
+    nodes that have a stack of their own: every chain, both actions, `from` a
+    neighbour or a principal, `to` imds or a node. Only rules the loader
+    accepts are drawn, so every drawn topology is valid."""
+    doc = draw(strategies.topology_docs())
+    nodes, links = doc["nodes"], doc["links"]
+    neighbours = {n: sorted({b for a, b in links if a == n} | {a for a, b in links if b == n})
+                  for n in nodes}
+    stacks = sorted(n for n, node in nodes.items()
+                    if node["kind"] not in ("bridge",) and "runs_on" not in node)
+    principals = [n for n in stacks if nodes[n]["kind"] in ("host", "container", "client")]
+    targets = [n for n in stacks if nodes[n]["kind"] != "imds"]
+    for name in stacks:
+        if draw(st.integers(0, 2)):
+            continue
+        rules = []
+        for _ in range(draw(st.integers(1, 2))):
+            chain = draw(st.sampled_from(("input", "forward", "output")))
+            rule = {"chain": chain}
+            sources = ([] if chain == "output" else neighbours[name]) + [
+                p for p in principals if p not in neighbours[name]]
+            if sources and draw(st.booleans()):
+                rule["from"] = draw(st.sampled_from(sources))
+            if draw(st.integers(0, 2)):
+                rule["to"] = draw(st.sampled_from(["imds", "imds", *targets]))
+            rule["action"] = draw(st.sampled_from(("drop", "reject")))
+            rules.append(rule)
+        nodes[name]["filters"] = rules
+    return doc
+
+
+@pytest.mark.kernel
+@kernel
+@settings(max_examples=12, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(filtered_docs())
+def test_simulator_and_kernel_agree_on_random_topologies_with_random_rules(doc):
+    text = strategies.dump(doc)
+    note(text)
+    topology = parse(text, "<generated>")
+    for family in families(topology):
+        try:
+            check = verify_one(topology, [1, 3], family)
+        except build.PlanError:
+            assume(False)
+        assert not check.disagreements, [
+            (c.hop_limit, c.principal, c.simulated.reason, c.measured.reason, c.simulated.path,
+             c.measured.path) for c in check.disagreements]
