@@ -240,7 +240,7 @@ class _Profiler:
         self._suffixes: dict[int, dict[str, int]] = {}  # per tree: node -> id of its stations
         self._ids: dict[tuple, int] = {}
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
-        self.filtering = any(node.filters for node in topology.nodes.values())
+        self.filtering = self.router.filtering
 
     # The topology at the hop limits a walk is made at: copied when first
     # walked, after routing, so that they share what routing derived.

@@ -207,7 +207,7 @@ class _Walker:
         self.settings = self.imds_node.imds
         self.instance = topology.instance_of(route.imds)  # type: ignore[arg-type]
         self.time = T0
-        self.filtering = any(node.filters for node in topology.nodes.values())
+        self.filtering = router.filtering  # found once per topology, not per walk
         self.port = CLIENT_PORT
         self.hops: list[Hop] = []
 

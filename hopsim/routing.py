@@ -234,6 +234,7 @@ class Router:
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
         self.written = bool(self._static)  # the file writes routes of its own
         self.blocked = frozenset(n for n, node in topology.nodes.items() if node.block_imds)
+        self.filtering = any(node.filters for node in topology.nodes.values())
         # host -> the relay its DNAT sends what it routes towards IMDS to
         self.interceptors = {node.runs_on: n for n, node in sorted(topology.nodes.items())
                              if node.intercepts and node.runs_on}
