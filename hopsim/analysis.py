@@ -240,6 +240,7 @@ class _Profiler:
         self._suffixes: dict[int, dict[str, int]] = {}  # per tree: node -> id of its stations
         self._ids: dict[tuple, int] = {}
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
+        self.filtering = self.router.filtering
 
     # The topology at the hop limits a walk is made at: copied when first
     # walked, after routing, so that they share what routing derived.
@@ -254,9 +255,11 @@ class _Profiler:
     def classify(self, name: str) -> tuple | None:
         """The principal's class key, its class walked if new; None for one
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
+        if self.filtering:  # a rule may tell apart what shares a path: each its own walk
+            return self._key(name, ("own", name))
         node = self.topology.nodes[name]
         router = self.router
-        if not node.via and not router.written:
+        if not node.via and not router.written and not router.interceptors:
             suffix = self._fast(node.runs_on or name, node.family)
             if suffix is not None:
                 key = ("tree", node.family, node.kind, node.rewrites_source,
@@ -416,7 +419,8 @@ def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> O
                  receiver=name(outcome.receiver), dropped_at=name(outcome.dropped_at),
                  by=tuple(rename[b] for b in outcome.by),
                  path=tuple(rename[n] for n in outcome.path),
-                 forwarded=tuple(rename[n] for n in outcome.forwarded))
+                 forwarded=tuple(rename[n] for n in outcome.forwarded),
+                 filtered_at=rename.get(outcome.filtered_at, outcome.filtered_at))
 
 
 SHOWN = 10  # principals a verdict's reason names; the rest are counted

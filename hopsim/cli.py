@@ -1515,5 +1515,130 @@ def draw(file: str, principal: str | None, output: str | None, picture_format: s
         click.echo(data.decode(), nl=False)
 
 
+# --- issue 12: what-if beyond the hop limit (diff, fix) -------------------------------
+
+
+def _what_if_name(file: str, hop_limit: int | None, http_tokens: str | None,
+                  sets: Sequence[str]) -> str:
+    """A side of a diff as a person would write it: the file and its what-if."""
+    parts = [file]
+    parts += [f"--hop-limit {hop_limit}"] if hop_limit is not None else []
+    parts += [f"--http-tokens {http_tokens}"] if http_tokens is not None else []
+    parts += [f"--set {s}" for s in sets]
+    return " ".join(parts)
+
+
+@main.command(name="diff")
+@click.argument("before", type=click.Path())
+@click.argument("after", type=click.Path(), required=False)
+@what_if_options
+@click.option("--then-hop-limit", type=click.IntRange(MIN_HOP_LIMIT, MAX_HOP_LIMIT),
+              help="AFTER's hop limit (with one file: the what-if to compare with).")
+@click.option("--then-http-tokens", type=click.Choice(HTTP_TOKENS),
+              help="AFTER's http_tokens.")
+@click.option("--then-set", "then_sets", multiple=True, metavar="NODE.KEY=VALUE",
+              help="A node key changed on AFTER only.")
+@click.option("--format", "diff_format", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="table for people, json for machines, markdown for a PR comment.")
+@_quiet_option
+@_color_option
+def diff_command(before: str, after: str | None, hop_limit: int | None,
+                 http_tokens: str | None, sets: tuple[str, ...], then_hop_limit: int | None,
+                 then_http_tokens: str | None, then_sets: tuple[str, ...],
+                 diff_format: str) -> None:
+    """The principals whose outcome changes between two designs.
+
+    BEFORE and AFTER are two topology files (AFTER defaults to BEFORE), each
+    checked at its configured hop limit. --hop-limit, --http-tokens and --set
+    change both; --then-hop-limit, --then-http-tokens and --then-set change
+    AFTER only: `hopsim diff FILE --then-hop-limit 2` is what raising the hop
+    limit would change.
+
+    Exit codes: 0 no principal changes; 1 some do; 2 bad input.
+    """
+    from hopsim import diff as diffs
+
+    after = after or before
+    if after == before and not (then_hop_limit or then_http_tokens or then_sets):
+        raise click.UsageError("one file and no --then-* option: nothing to compare")
+    old = _one_topology(before, sets, hop_limit, http_tokens)
+    new = _one_topology(after, (*sets, *then_sets), then_hop_limit or hop_limit,
+                        then_http_tokens or http_tokens)
+    found = diffs.diff(analysis.check(old), analysis.check(new),
+                       _what_if_name(before, hop_limit, http_tokens, sets),
+                       _what_if_name(after, then_hop_limit or hop_limit,
+                                     then_http_tokens or http_tokens, (*sets, *then_sets)))
+    if diff_format == "json":
+        click.echo(found.to_json(), nl=False)
+    elif diff_format == "markdown":
+        click.echo(found.to_markdown(), nl=False)
+    else:
+        out = _console()
+        if out.is_terminal:
+            out.print(diffs.table(out, found))
+        else:
+            click.echo(found.to_text(), nl=False)
+    sys.exit(EXIT_FINDING if found.changes else EXIT_OK)
+
+
+@main.command(name="fix")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--max-changes", type=click.IntRange(1, 4), default=3, show_default=True,
+              help="The most changes a fix may make.")
+@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="How many fixes to print.")
+@click.option("--format", "fix_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, json for machines.")
+@_quiet_option
+def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
+    """The smallest sets of changes that make every verdict ok, each proved
+    by simulating it: hop limit, http_tokens, relay settings, filter rules
+    and blocking routes (docs/mitigations.md). Each fix is printed as
+    options for check (--hop-limit, --http-tokens, --set) and the best one
+    as a patch to FILE.
+
+    Exit codes: 0 nothing to fix, or a fix found; 1 nothing hopsim knows
+    works; 2 bad input.
+    """
+    from hopsim import fix as fixes
+
+    if file == STDIN:
+        raise click.BadParameter("fix reads FILE again for each change: give a file",
+                                 param_hint="FILE")
+    topology = _one_topology(file, (), None, None)
+    found = fixes.search(file, topology, max_changes=max_changes)
+    result = found.before.results[0]
+    shown = found.fixes[:top]
+    if fix_format == "json":
+        click.echo(json.dumps({
+            "file": file, "verdict": result.verdict.value, "reason": result.reason,
+            "tried": found.tried,
+            "fixes": [{"changes": [c.describe() for c in f.changes],
+                       "options": f.options(topology),
+                       "verdict": f.report.results[0].verdict.value} for f in shown],
+            "patch": fixes.patch(file, topology, shown[0]) if shown else None,
+        }, indent=2))
+    elif not found.needed:
+        click.echo(f"{file}: {result.verdict.value}: nothing to fix")
+    elif not shown:
+        click.echo(f"{file}: {result.verdict.value} ({result.reason})")
+        click.echo(f"no fix of up to {max_changes} changes among the {len(found.candidates)} "
+                   f"hopsim knows ({found.tried} sets simulated) makes every verdict ok")
+    else:
+        size = len(shown[0].changes)
+        click.echo(f"{file}: {result.verdict.value} ({result.reason})")
+        click.echo(f"{len(found.fixes)} fix{'es' if len(found.fixes) != 1 else ''} of {size} "
+                   f"change{'s' if size != 1 else ''} ({found.tried} sets simulated), "
+                   "each proved ok by simulation:")
+        for i, f in enumerate(shown, 1):
+            click.echo(f"{i:2}. {f.options(topology)}")
+            for change in f.changes:
+                click.echo(f"      {change.describe()}")
+        click.echo(f"\nthe first as a patch to {file}:")
+        click.echo(fixes.patch(file, topology, shown[0]), nl=False)
+    sys.exit(EXIT_FINDING if found.needed and not shown else EXIT_OK)
+
+
 if __name__ == "__main__":
     main()

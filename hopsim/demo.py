@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -141,9 +141,11 @@ def build(topology: Topology, principal: str | None = None,
     for h in hop_limits:
         steps += _act(topology.with_imds(hop_limit=h), route, exchanges[h], h)
     report = sweep(topology, hop_limits)
-    steps.append(Step(Beat.LESSON, lesson(topology, principal, route,
-                                          [exchanges[h].outcome for h in hop_limits],
-                                          report)))
+    # An unreachable principal's outcome names no hop limit (no imds was
+    # reached): the lesson still says which hop limits were played.
+    played = [exchanges[h].outcome if exchanges[h].outcome.hop_limit is not None
+              else replace(exchanges[h].outcome, hop_limit=h) for h in hop_limits]
+    steps.append(Step(Beat.LESSON, lesson(topology, principal, route, played, report)))
     return Demo(topology, principal, tuple(steps))
 
 

@@ -22,6 +22,8 @@ from http import HTTPStatus
 from scapy.packet import Packet
 
 from hopsim import imds, packets
+from hopsim.filters import IMDS, Filter, first_match
+from hopsim.filters import Packet as Seen
 from hopsim.http import Request, Response
 from hopsim.routing import Role, Route, Router, Station
 from hopsim.topology import Topology
@@ -74,6 +76,7 @@ class Cause(str, Enum):
     TTL_HEADER = "ttl-header"  # a relay dropped the ttl header: IMDS answered 400
     DISABLED = "endpoint-disabled"  # http_endpoint: disabled
     UNREACHABLE = "unreachable"  # no route to IMDS (or IMDS not on IPv6)
+    FILTERED = "filtered"  # a packet filter rule dropped or rejected the connection
     OTHER = "other"
 
 
@@ -106,6 +109,8 @@ class Outcome:
     fallback: str | None = None  # what the IMDSv1 fallback GET got
     path: tuple[str, ...] = ()  # the request's stations but bridges, principal to IMDS
     forwarded: tuple[str, ...] = ()  # the routers that forwarded the token response, from IMDS
+    filtered_at: str | None = None  # the node whose filter rule stopped the token request
+    filter: str | None = None  # that rule ("forward to imds: drop"), and what it hit
 
     @property
     def refused(self) -> str | None:
@@ -118,6 +123,8 @@ class Outcome:
                     "(the token needs a PUT)")
         if cause is Cause.METHOD:
             return f"PUT refused by {by} ({self.status or 405}): it passes only {self.allowed}"
+        if cause is Cause.FILTERED:
+            return f"token request stopped at {self.filtered_at} by its filter {self.filter}"
         if cause is Cause.DISABLED:
             return "IMDS refused the PUT (403): http_endpoint is disabled"
         if cause is Cause.XFF:
@@ -186,16 +193,21 @@ class _Notes:
     allowed: str | None = None  # the methods that relay passes
     sent_as: tuple[str, str] | None = None  # (relay, method) a relay sent a PUT as
     dropped_at: str | None = None  # router that dropped the response to the principal
+    # the first filter hit: (leg, node, rule, the packet's direction, its station on the leg)
+    filtered: tuple[int, str, Filter, str, int] | None = None
     token_issued: bool = False  # IMDS answered 200 to the PUT
 
 
 class _Walker:
-    def __init__(self, topology: Topology, route: Route, family: int, record: bool):
+    def __init__(self, topology: Topology, route: Route, family: int, record: bool,
+                 router: Router):
         self.topology, self.route, self.family, self.record = topology, route, family, record
+        self.router = router
         self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
         self.settings = self.imds_node.imds
-        self.instance = topology.adjacency[route.imds][0]  # type: ignore[index]
+        self.instance = topology.instance_of(route.imds)  # type: ignore[arg-type]
         self.time = T0
+        self.filtering = router.filtering  # found once per topology, not per walk
         self.port = CLIENT_PORT
         self.hops: list[Hop] = []
 
@@ -283,9 +295,16 @@ class _Walker:
         sport = self.port
         payload = request.to_bytes(self.host_header())
         label = f"{request.method} {request.path}"
-        packet = packets.segment(self.family, self.address(start), self.address(end), sport,
+        # An interceptor's clients address IMDS: its host's DNAT delivers to it.
+        to = self.address(Station(end.node, Role.IMDS)) if self.router.intercepts(end) else (
+            self.address(end))
+        packet = packets.segment(self.family, self.address(start), to, sport,
                                  packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
                                  ack=SERVER_ISN, payload=payload, time=self.time)
+        hit = self.filtered(leg_index)
+        if hit is not None:
+            self.stopped(leg_index, hit, label, packet, notes)
+            return None
         nat: list[tuple[str, str]] = []
         try:
             arrived = self.carry(packet, leg, label, nat, outbound=True)
@@ -307,6 +326,85 @@ class _Walker:
                       f"no answer after {TIMEOUT:g} s")
             return None
         return response
+
+    # -- packet filters (hopsim.filters) ---------------------------------------
+
+    def _place(self, name: str) -> str:
+        return self.topology.nodes[name].runs_on or name
+
+    def filtered(self, leg_index: int) -> tuple[str, Filter, str, int] | None:
+        """The first filter rule that stops leg `leg_index`'s connection from
+        opening: (node, rule, "request" or "answer"), checked on the SYN's way
+        there, then on the SYN-ACK's way back, as the kernel meets them."""
+        if not self.filtering:
+            return None
+        leg, back = self.route.legs[leg_index], self.route.returns[leg_index]
+        end = leg[-1]
+        place = self._place(end.actor)
+        dnat = self.router.intercepts(end)  # addressed to IMDS, delivered to the relay
+        target = IMDS if end.role is Role.IMDS or dnat else place
+        source = self._place(leg[0].actor)
+        hit = self._along(leg, source, target, outbound=True, delivered=place if dnat else None)
+        if hit is not None:
+            return hit[0], hit[1], "request", hit[2]
+        # The answer: from IMDS or the relay, to the last NAT's address first.
+        nats = [self._place(s.node) for s in leg if s.role is Role.ROUTE and s.nat]
+        hit = self._along(back, place if dnat else target, nats[-1] if nats else source,
+                          outbound=False, nats=nats, origin=source,
+                          restored=IMDS if dnat else None)
+        return (hit[0], hit[1], "answer", len(leg) - 1) if hit is not None else None
+
+    def _along(self, stations: tuple[Station, ...], source: str, destination: str, *,
+               outbound: bool, nats: list[str] | None = None, origin: str = "",
+               delivered: str | None = None, restored: str | None = None
+               ) -> tuple[str, Filter, int] | None:
+        """The first rule along `stations` that matches the packet. `delivered`:
+        the DNAT at the last station (before its input hook) readdresses it
+        there; `restored`: the answer's source after the first station (the
+        DNAT undone after its output hook)."""
+        nats = list(nats or ())
+        last = len(stations) - 1
+        local = self._place(stations[0].actor) == self._place(stations[-1].actor)
+        for i, station in enumerate(stations):
+            if station.role is Role.BRIDGE:
+                continue
+            here = self._place(station.actor if i in (0, last) else station.node)
+            if not outbound and station.nat and nats and nats[-1] == here:
+                nats.pop()  # conntrack restores the destination before the forward hook
+                destination = nats[-1] if nats else origin
+            chain = "output" if i == 0 else "input" if i == last else "forward"
+            if i == last and delivered is not None:
+                destination = delivered
+            if i == 1 and restored is not None:
+                source = restored
+            arrived = None if i == 0 or local else stations[i - 1].node
+            rules = self.topology.nodes[here].filters
+            if rules:
+                rule = first_match(rules, Seen(chain, arrived, source, destination),
+                                   frozenset(self.topology.adjacency[here]))
+                if rule is not None:
+                    return here, rule, i
+            if outbound and station.nat and 0 < i < last:
+                source = here  # SNAT, after the forward hook
+        return None
+
+    def stopped(self, leg_index: int, hit: tuple[str, Filter, str, int], label: str,
+                packet: Packet, notes: _Notes) -> None:
+        """A connection a filter kept from opening: a drop (or anything done to
+        the answer) leaves the sender waiting; a reject on the way there
+        resets it at once."""
+        node, rule, direction, index = hit
+        notes.filtered = notes.filtered or (leg_index, node, rule, direction, index)
+        sender = self.route.legs[leg_index][0].actor
+        what = "its SYN" if direction == "request" else "the SYN-ACK"
+        self.note(label, node, Action.DROP, packets.ttl(packet), None,
+                  f"{what} matched filter {rule.describe()}", packet)
+        if rule.action == "reject" and direction == "request":
+            self.note(label, sender, Action.REFUSE, None, None,
+                      f"connection reset by {node}'s filter, at once")
+            return
+        self.time += TIMEOUT
+        self.note(label, sender, Action.TIMEOUT, None, None, f"no answer after {TIMEOUT:g} s")
 
     @staticmethod
     def is_token(request: Request, response: Response) -> bool:
@@ -338,6 +436,9 @@ class _Walker:
             return refusal, imds.DEFAULT_TTL
         upstream = self.relayed(request, end, notes, client)
         response = self.serve(leg_index + 1, upstream, notes)
+        if response is None and notes.filtered and notes.filtered[0] == leg_index + 1:
+            # Its connection upstream never opened (relay.py answers so too).
+            return Response(502, (), "Bad Gateway\n"), imds.DEFAULT_TTL
         if response is None:
             return Response(504, (), "Gateway Timeout\n"), imds.DEFAULT_TTL
         return response, imds.DEFAULT_TTL
@@ -371,7 +472,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     """
     node = topology.nodes[principal]
     family = family or node.family
-    route = (router or Router(topology)).route(principal)
+    router = router or Router(topology)
+    route = router.route(principal)
     base = Outcome(principal, node.role, family, Access.NONE)
     if route.unreachable:
         return Exchange(route, replace(base, unreachable=route.unreachable,
@@ -384,7 +486,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     if family == 6 and not settings.ipv6:
         return Exchange(route, replace(base, routers=None, cause=Cause.UNREACHABLE, unreachable=(
             f"unreachable: {route.imds} does not answer on IPv6 (ipv6: false)")), ())
-    walker = _Walker(topology, route, family, record)
+    walker = _Walker(topology, route, family, record, router)
     response, notes = walker.request(imds.token_request())
     if response is not None and response.status == 200:
         walker.request(imds.credentials_request(response.body))
@@ -396,6 +498,23 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         crossed = (token_routers[:token_routers.index(notes.dropped_at)]
                    if notes.dropped_at in token_routers else ())
         outcome = replace(base, dropped_at=notes.dropped_at, cause=Cause.TTL, forwarded=crossed)
+    elif notes.filtered:
+        leg, node, rule, direction, _ = notes.filtered
+        waits = rule.action == "drop" or direction == "answer"
+        what = "its answer" if direction == "answer" else "it"
+        outcome = replace(base, cause=Cause.FILTERED, filtered_at=node,
+                          status=response.status if response is not None else None,
+                          filter=f"{rule.describe()} ({_DONE[rule.action]} {what}: "
+                          + ("the client waits until its timeout)" if waits and leg == 0 else
+                             "refused at once)" if leg == 0 else
+                             f"{route.legs[leg][0].actor} answered 502)"))
+        if direction == "request":
+            # Where the request got: the nodes that sent it on, and the one it
+            # was delivered to (an input or output rule there stopped it); a
+            # forward rule stopped it before its router sent it on.
+            stop = sum(len(before) - 1 for before in route.legs[:leg]) + notes.filtered[4]
+            outcome = replace(outcome, path=_path(
+                route.stations[:stop + (rule.chain != "forward")]))
     else:
         outcome = replace(base, **_refusal(response, notes, settings))
         if notes.refused_by:  # the request went no further than the relay that refused it
@@ -403,7 +522,9 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
                         if s.role is Role.RELAY and s.actor == notes.refused_by)
             outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
-    after = "after a timeout, " if notes.dropped_at else ""
+    waited = notes.filtered is not None and notes.filtered[0] == 0 and (
+        notes.filtered[2].action == "drop" or notes.filtered[3] == "answer")
+    after = "after a timeout, " if notes.dropped_at or waited else ""
     if fallback is not None and fallback.status == 200:
         outcome = replace(outcome, access=Access.CREDENTIALS,
                            fallback=f"{after}IMDSv1 fallback GET returned credentials "
@@ -412,6 +533,9 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         status = f"{fallback.status}" if fallback is not None else "no answer"
         outcome = replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
     return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
+
+
+_DONE = {"drop": "dropped", "reject": "rejected"}
 
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:

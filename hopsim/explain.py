@@ -126,6 +126,9 @@ def story(topology: Topology, o: Outcome) -> str:
     elif o.cause is Cause.TTL_HEADER:
         text = (f"{', '.join(o.by)} does not pass on the X-aws-ec2-metadata-token-ttl-seconds "
                 f"header, so IMDS refuses {o.node}'s PUT (400).")
+    elif o.cause is Cause.FILTERED:
+        text = (f"A packet filter stops {o.node}: {o.filtered_at}'s rule {o.filter}, "
+                "whatever the hop limit.")
     elif o.cause is Cause.DISABLED:
         text = "IMDS is turned off (http_endpoint: disabled): it refuses everything."
     else:

@@ -80,8 +80,9 @@ class Kind:
 
 
 # Every node with an IP stack has a routing table (a bridge has none).
-_TABLE = frozenset({"gateway", "routes"})
-_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode"}) | _TABLE
+_TABLE = frozenset({"gateway", "routes", "filters"})  # and packet filters (hopsim.filters)
+_RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode",
+                         "intercepts"}) | _TABLE
 IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
 
 KINDS: dict[str, Kind] = {
@@ -91,11 +92,11 @@ KINDS: dict[str, Kind] = {
              keys=frozenset(IMDS_KEYS) | {"instance"} | _TABLE),
         Kind("host", Layer.ENDPOINT, True,
              "an instance or VM; routes between its links only with forwarding: true",
-             keys=frozenset({"forwarding", "masquerade"}) | _TABLE),
+             keys=frozenset({"forwarding", "masquerade", "block_imds"}) | _TABLE),
         Kind("container", Layer.ENDPOINT, True, "a workload in its own network namespace",
-             keys=frozenset({"replicas"}) | _TABLE, can_run_on_host=True),
+             keys=frozenset({"replicas", "block_imds"}) | _TABLE, can_run_on_host=True),
         Kind("client", Layer.ENDPOINT, True, "anything outside: a user, another VPC, an attacker",
-             keys=frozenset({"replicas"}) | _TABLE),
+             keys=frozenset({"replicas", "block_imds"}) | _TABLE),
         Kind("bridge", Layer.L2, False, "docker0, cni0, a switch: never touches the TTL"),
         Kind("router", Layer.L3, False, "routes: TTL -1, drop at TTL <= 1", keys=_TABLE),
         Kind("nat", Layer.L3, False, "routes and masquerades: TTL -1, source rewritten",

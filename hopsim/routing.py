@@ -163,6 +163,9 @@ class Tree:
     def __init__(self, router: Router, family: int, targets: dict[int, str | None],
                  goal: frozenset[str]):
         self.router, self.family, self.goal = router, family, goal
+        # A node with block_imds holds a blackhole route for the metadata
+        # addresses: it neither reaches IMDS nor forwards towards it.
+        blocked = self.blocked = router.blocked if goal and goal <= router.imds else frozenset()
         self.dist: dict[str, int] = {}
         self.next: dict[str, Hop] = {}
         # How many best ways a node has (1, or 2 for "more than one"): with one,
@@ -171,7 +174,7 @@ class Tree:
         layer: dict[str, None] = {}
         for index in sorted(targets):
             for member in router.members[index]:
-                if member in goal:
+                if member in goal or member in blocked:
                     continue
                 if member in self.dist:
                     self.ways[member] = 2
@@ -197,7 +200,7 @@ class Tree:
     def _grow(self) -> None:
         router, found = self.router, {}
         depth = self.depth + 1
-        dist, ways, goal = self.dist, self.ways, self.goal
+        dist, ways, goal, blocked = self.dist, self.ways, self.goal, self.blocked
         for here in self.frontier:
             if not router.forwards(here, self.family):
                 continue
@@ -205,7 +208,7 @@ class Tree:
                 for member in router.members[index]:
                     seen = dist.get(member)
                     if seen is None:
-                        if member not in goal:
+                        if member not in goal and member not in blocked:
                             dist[member] = depth
                             ways[member] = ways[here]
                             self.next[member] = (here, index)
@@ -229,6 +232,11 @@ class Router:
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
         self.written = bool(self._static)  # the file writes routes of its own
+        self.blocked = frozenset(n for n, node in topology.nodes.items() if node.block_imds)
+        self.filtering = any(node.filters for node in topology.nodes.values())
+        # host -> the relay its DNAT sends what it routes towards IMDS to
+        self.interceptors = {node.runs_on: n for n, node in sorted(topology.nodes.items())
+                             if node.intercepts and node.runs_on}
 
     # -- segments --------------------------------------------------------------
 
@@ -399,6 +407,8 @@ class Router:
     def next_hop(self, here: str, family: int, goal: frozenset[str] | int) -> Hop | None:
         """`here`'s table entry towards `goal`: (next node or DIRECT, segment)."""
         tree = self.tree(family, goal)  # type: ignore[arg-type]
+        if here in tree.blocked:
+            return None  # its blackhole route for the metadata addresses
         computed = tree.settle(here)
         direct = computed is not None and (computed[0] == DIRECT or computed[0] in tree.goal)
         if here in self._static and not direct:
@@ -498,6 +508,8 @@ class Router:
         if isinstance(found, str):
             return Route(principal, unreachable=f"unreachable: {found} to an imds node")
         stops += found
+        if self.interceptors:
+            stops = self._intercepted(stops, family)
         stations: list[Station] = []
         returns: list[tuple[Station, ...]] = []
         for start, end in itertools.pairwise(stops):
@@ -508,6 +520,29 @@ class Router:
             stations += request if not stations else request[1:]
             returns.append(response)
         return Route(principal, tuple(stations), returns=tuple(returns))
+
+    def _intercepted(self, stops: list[Station], family: int) -> list[Station]:
+        """`stops` with an interceptor inserted where a connection to IMDS is
+        routed across its host: the DNAT there ends the connection at the
+        relay, which opens the next one."""
+        out, pending = [stops[0]], list(stops[1:])
+        while pending:
+            end = pending[0]
+            if end.role is Role.IMDS:
+                leg = self._leg(out[-1], end, family)
+                if not isinstance(leg, str):
+                    caught = next((s.node for s in leg[0][1:-1] if s.role is Role.ROUTE
+                                   and s.node in self.interceptors), None)
+                    if caught is not None:
+                        out.append(Station(caught, Role.RELAY, self.interceptors[caught]))
+                        continue
+            out.append(pending.pop(0))
+        return out
+
+    def intercepts(self, station: Station) -> bool:
+        """The station is an interceptor: its leg was addressed to IMDS."""
+        return station.role is Role.RELAY and station.relay is not None and (
+            self.interceptors.get(station.node) == station.relay)
 
     def _stop(self, place: str, family: int, via: tuple[str, ...]) -> Station:
         """The relay station at `place`: the relay on it named in `via`, else a

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hopsim.filters import ACTIONS, CHAINS
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, KINDS
 from hopsim.topology import (
@@ -49,6 +50,10 @@ CONTENTS: dict[str, dict[str, Any]] = {
     "masquerade": {"items": _NAME},
     "routes": {"propertyNames": {"minLength": 1}, "additionalProperties": _NAME},
     "methods": {"items": {"enum": list(HTTP_METHODS)}},
+    "filters": {"items": {
+        "type": "object", "required": ["chain", "action"], "additionalProperties": False,
+        "properties": {"chain": {"enum": list(CHAINS)}, "action": {"enum": list(ACTIONS)},
+                       "from": _NAME, "to": _NAME}}},
     "links": {"items": {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 2}},
     "imds": {"properties": {g.name: field(g) for g in IMDS_FIELDS},
              "additionalProperties": False},

@@ -21,6 +21,7 @@ from typing import Any
 
 import networkx as nx
 
+from hopsim.filters import ACTIONS, CHAINS, IMDS, RULE_KEYS, Filter
 from hopsim.imds import (
     HTTP_ENDPOINT,
     HTTP_TOKENS,
@@ -143,6 +144,14 @@ KIND_FIELDS = {
                      "forwards)"),
     "routes": Field("routes", dict, "destination node (or `imds`) -> the neighbour to send it "
                     "to; overrides the computed table"),
+    "filters": Field("filters", list, "packet filter rules of this node's stack, first "
+                     "match wins: {chain: input|forward|output, from: NEIGHBOUR or PRINCIPAL, "
+                     "to: NODE or imds, action: drop|reject}; docs/mitigations.md"),
+    "block_imds": Field("block_imds", bool, "blackhole routes for the metadata addresses in "
+                        "this namespace (what ECS_AWSVPC_BLOCK_IMDS does)"),
+    "intercepts": Field("intercepts", bool, "its host DNATs the metadata address, for "
+                        "what it routes, to this relay (kube2iam, kiam): every request "
+                        "crossing the host towards IMDS is answered or relayed here"),
     "product": Field("product", str, "the real relay it is: sets every default above "
                      "(keys written on the node still override); docs/products.md",
                      choices=tuple(PRODUCTS)),
@@ -220,6 +229,9 @@ class Node:
     replicas: int = 1  # the identical copies it stands for: its own times its unit's count
     gateway: str | None = None  # its default route's next hop, as written
     routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
+    filters: tuple[Filter, ...] = ()  # its packet filter rules, in order (hopsim.filters)
+    block_imds: bool = False  # blackhole routes for the metadata addresses here
+    intercepts: bool = False  # its host DNATs what it routes to IMDS to this relay
 
     @property
     def spec(self) -> Kind:
@@ -313,6 +325,12 @@ class Topology:
             if node.runs_on and node.spec.relay:
                 relays.setdefault(node.runs_on, []).append(name)
         return relays
+
+    def instance_of(self, imds: str) -> str:
+        """The instance an imds node belongs to: the one of its peers that is
+        not a container owning an ENI of it."""
+        peers = self.adjacency[imds]
+        return next((p for p in peers if self.nodes[p].kind != "container"), peers[0])
 
     @property
     def relay_hosts(self) -> list[str]:
@@ -604,6 +622,8 @@ def _build(doc: Any, file: str, lines: Mapping[str, int],
     expect = _check_expect(check, top.get("expect", {}), nodes, names)
     _check_imds_links(check, nodes, links)
     _check_masquerade_links(check, nodes, links)
+    _check_filters(check, nodes, links)
+    _check_interceptors(check, nodes)
     if not check.problems:  # a node refused for its kind would be a second, wrong line
         _check_meaning(check, nodes)
 
@@ -700,6 +720,11 @@ class _Units:
         if isinstance(node.get("via"), list):
             node["via"] = [f"{unit}/{hop}" if isinstance(hop, str) else hop
                            for hop in node["via"]]
+        if isinstance(node.get("filters"), list):
+            node["filters"] = [
+                {k: f"{unit}/{v}" if k in ("from", "to") and isinstance(v, str) and v != IMDS
+                 else v for k, v in rule.items()} if isinstance(rule, dict) else rule
+                for rule in node["filters"]]
         return node
 
     def located(self, problems: list[Problem]) -> list[Problem]:
@@ -892,13 +917,142 @@ def _check_imds_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
             peers_of[b].append(a)
     for name, peers in peers_of.items():
         path = ("nodes", name)
+        # Beside its instance, an imds node may link to containers that own one
+        # of the instance's ENIs (ECS awsvpc tasks): IMDS answers on every ENI,
+        # with no host hop between (docs/mitigations.md).
+        enis = [p for p in peers if p in nodes and nodes[p]["kind"] == "container"]
+        hosts = [p for p in peers if p not in enis]
+        if len(peers) > 1 and len(hosts) == 1:
+            continue
         if len(peers) != 1:
-            check.add(path, f"an imds node is linked to exactly one node, its instance; "
-                      f"{show(name)} has {len(peers)} links")
+            check.add(path, f"an imds node is linked to exactly one node, its instance, and "
+                      f"beside it to containers that own an ENI of the instance; {show(name)} "
+                      f"has {len(peers)} links" + (f", {len(hosts)} of them not containers"
+                                                   if len(hosts) > 1 else ""))
         elif peers[0] in nodes and nodes[peers[0]]["kind"] not in INSTANCE_KINDS:
             check.add(path, f"{show(name)} is linked to {show(peers[0])}, a "
                       f"{nodes[peers[0]]['kind']}; its instance must be one of "
                       f"{', '.join(sorted(INSTANCE_KINDS))}")
+
+
+def _check_filters(check: _Checker, nodes: Mapping[str, dict[str, Any]],
+                   links: list[tuple[str, str]]) -> None:
+    """Each `filters:` rule, as Filter values in raw["filters"] (or dropped with
+    a located problem): a rule hopsim cannot represent exactly is refused,
+    never ignored (a false ok is the worst bug)."""
+    written = {name: raw for name, raw in nodes.items() if "filters" in raw or "block_imds" in raw}
+    if not written:
+        return
+    neighbours: dict[str, set[str]] = {}
+    for a, b in links:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    for name, raw in written.items():
+        path = ("nodes", name)
+        if raw.get("runs_on"):
+            for key in ("filters", "block_imds"):
+                if key in raw:
+                    check.add(path + (key,), f"{show(name)} shares {show(raw['runs_on'])}'s "
+                              "stack and has no filters or routes of its own; write it on "
+                              f"{show(raw['runs_on'])}")
+                    raw.pop(key)
+            continue
+        if raw.get("block_imds") and any(d == IMDS for d in raw.get("routes", {})):
+            check.add(path + ("block_imds",), "block_imds blackholes the metadata addresses; "
+                      "a written route to imds contradicts it")
+        rules: list[Filter] = []
+        for i, rule in enumerate(raw.get("filters", ())):
+            found = _filter(check, path + ("filters", i), rule, name, nodes,
+                            neighbours.get(name, set()), i)
+            if found is not None:
+                rules.append(found)
+        if "filters" in raw:
+            raw["filters"] = tuple(rules)
+
+
+def _check_interceptors(check: _Checker, nodes: Mapping[str, dict[str, Any]]) -> None:
+    """An interceptor is a relay on a forwarding host, one per host, and one
+    hopsim runs itself (a product listens where its own configuration says)."""
+    taken: dict[str, str] = {}
+    for name, raw in nodes.items():
+        if not raw.get("intercepts"):
+            continue
+        path = ("nodes", name, "intercepts")
+        host = raw.get("runs_on")
+        if host is None or host not in nodes:
+            check.add(path, "an interceptor runs on the host whose DNAT sends it the "
+                      "metadata traffic: give it runs_on: HOST")
+        elif not nodes[host].get("forwarding"):
+            check.add(path, f"{show(host)} does not forward: the DNAT catches what the host "
+                      "routes towards IMDS, and it routes nothing (forwarding: true)")
+        elif host in taken:
+            check.add(path, f"{show(host)} already DNATs to {show(taken[host])}: one "
+                      "interceptor per host")
+        elif "product" in raw:
+            check.add(path, "an interceptor is hopsim's own relay: drop product (its "
+                      "defaults can be written as methods, adds_xff, forwards_headers)")
+        else:
+            taken[host] = name
+
+
+def _filter(check: _Checker, path: tuple[Any, ...], rule: Any, name: str,
+            nodes: Mapping[str, dict[str, Any]], neighbours: set[str],
+            index: int) -> Filter | None:
+    if not isinstance(rule, dict):
+        check.add(path, f"expected a rule such as {{chain: forward, to: imds, action: drop}}, "
+                  f"got {show(rule)}")
+        return None
+    ok = True
+    for key in rule:
+        if key not in RULE_KEYS:
+            check.add(path + (key,), f"unknown key {show(key)} for a filter rule"
+                      f"{_closest(key, RULE_KEYS)}; expected one of {', '.join(RULE_KEYS)}")
+            ok = False
+    for key, choices in (("chain", CHAINS), ("action", ACTIONS)):
+        if key not in rule:
+            check.add(path, f"missing required key {key!r} for a filter rule")
+            ok = False
+        elif rule[key] not in choices:
+            check.add(path + (key,), f"expected one of {', '.join(choices)}, got "
+                      f"{show(rule[key])}{_closest(rule[key], choices)}")
+            ok = False
+    source, destination = rule.get("from"), rule.get("to")
+    if "from" in rule:
+        raw = nodes.get(source) if isinstance(source, str) else None
+        if raw is None:
+            check.add(path + ("from",), f"no node {show(source)}{_closest(source, nodes)}")
+            ok = False
+        elif source in neighbours:
+            if rule.get("chain") == "output":
+                check.add(path + ("from",), f"the output chain sees packets {show(name)} "
+                          "sends, which arrive on no link: from names a neighbour only on "
+                          "input and forward")
+                ok = False
+        elif raw.get("runs_on"):
+            check.add(path + ("from",), f"{show(source)} runs on {show(raw['runs_on'])} and "
+                      "sends with its address: hopsim cannot tell its packets from the "
+                      "host's (an owner match is not modelled); match the host instead")
+            ok = False
+        elif not KINDS[raw["kind"]].principal:
+            check.add(path + ("from",), f"{show(source)} ({raw['kind']}) is not linked to "
+                      f"{show(name)}: from names a neighbour (the link a packet arrives on) "
+                      "or a principal (its source address)")
+            ok = False
+    if "to" in rule and destination != IMDS:
+        raw = nodes.get(destination) if isinstance(destination, str) else None
+        if raw is None:
+            check.add(path + ("to",), f"no node {show(destination)}"
+                      f"{_closest(destination, [*nodes, IMDS])}; to names a node or imds")
+            ok = False
+        elif raw.get("runs_on") or raw["kind"] in ("bridge", "imds"):
+            what = (f"runs on {show(raw['runs_on'])} and has its address" if raw.get("runs_on")
+                    else "has no address of its own" if raw["kind"] == "bridge"
+                    else "answers on the metadata addresses: write to: imds")
+            check.add(path + ("to",), f"{show(destination)} {what}")
+            ok = False
+    if not ok:
+        return None
+    return Filter(rule["chain"], rule["action"], source, destination, index)
 
 
 def _check_masquerade_links(check: _Checker, nodes: Mapping[str, dict[str, Any]],
@@ -987,6 +1141,8 @@ def _make_nodes(check: _Checker, nodes: Mapping[str, dict[str, Any]],
                                    if product else None),
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
             gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
+            filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
+            intercepts=raw.get("intercepts", False),
         )
     return built
 

@@ -66,4 +66,5 @@ def test_loaded_nodes_are_whole_nodes_equal_to_ones_built_field_by_field():
     for path in sorted(TOPOLOGIES.glob("*.yaml")):
         for node in load(path).nodes.values():
             assert set(vars(node)) == names, path.name
-            assert Node(**asdict(node) | {"relay": node.relay, "imds": node.imds}) == node
+            assert Node(**asdict(node) | {"relay": node.relay, "imds": node.imds,
+                                              "filters": node.filters}) == node

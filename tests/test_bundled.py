@@ -41,6 +41,14 @@ MATRIX = {
     "dual-homed-client": (("ok", "leak", "leak"), 1),
     # issue 10: 4 forwarders on the response's own branch; token from 5
     "asymmetric-return": (("ok", "ok", "ok"), 1),
+    # issue 12: DOCKER-USER drops bridged tasks on FORWARD; host-network ones are never seen
+    "ecs-bridge-docker-user": (("ok", "ok", "ok"), 1),
+    "ecs-host-network-task": (("leak", "leak", "leak"), None),
+    # an awsvpc task owns an ENI: no host hop, so only ECS_AWSVPC_BLOCK_IMDS stops it
+    "ecs-awsvpc": (("leak", "leak", "leak"), None),
+    "ecs-awsvpc-block-imds": (("ok", "ok", "ok"), 1),
+    # the DNAT sends the pod to the agent, whose proxy adds X-Forwarded-For: 403
+    "kube2iam-interceptor": (("ok", "ok", "ok"), 1),
 }
 
 

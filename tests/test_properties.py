@@ -162,6 +162,10 @@ def test_a_replicated_principal_counts_as_its_written_out_copies(doc: dict[str, 
     copies = [f"{name}-copy{j}" for j in range(k)]
     nodes = {n: v for n, v in doc["nodes"].items() if n != name}
     nodes |= dict.fromkeys(copies, doc["nodes"][name])
+    for n, node in nodes.items():  # a NAT masquerading towards it does so towards each copy
+        if isinstance(node.get("masquerade"), list) and name in node["masquerade"]:
+            nodes[n] = {**node, "masquerade": [m for m in node["masquerade"] if m != name]
+                        + copies}
     links = [link for link in doc["links"] if name not in link]
     for a, b in (link for link in doc["links"] if name in link):
         other = b if a == name else a

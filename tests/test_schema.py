@@ -73,7 +73,8 @@ def test_every_list_or_mapping_key_says_what_it_holds():
 
 SAMPLE = {"runs_on": "h", "via": ["h"], "family": 6, "address": "10.9.9.9",
           "address6": "fd00::9", "methods": ["GET"], "description": "x", "role": "workload",
-          "masquerade": True, "gateway": "h", "routes": {"imds": "h"}}
+          "masquerade": True, "gateway": "h", "routes": {"imds": "h"},
+          "filters": [{"chain": "forward", "to": "imds", "action": "drop"}]}
 
 
 def sample(name: str):

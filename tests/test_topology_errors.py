@@ -112,7 +112,7 @@ ONE_MISTAKE = [
      edit("forwarding: true", "forwardng: true"), "forwardng", "nodes.instance.forwardng",
      "unknown key 'forwardng' for a host node (did you mean 'forwarding'?); expected one of "
      "kind, role, runs_on, via, family, address, address6, description, forwarding, "
-     "masquerade, gateway, routes"),
+     "masquerade, gateway, routes, filters, block_imds"),
     ("unknown-imds-key-suggests-closest",
      edit("  hop_limit: 2", "  hop_limt: 2"), "hop_limt", "imds.hop_limt",
      "unknown key 'hop_limt' for imds defaults (did you mean 'hop_limit'?); expected one of "
@@ -151,8 +151,9 @@ ONE_MISTAKE = [
      "[docker0, agent]", "links.3", "'agent' runs on 'instance' and has no links of its own"),
     ("imds-linked-to-two-nodes",
      add_after("  - [docker0, app]", "  - [imds, docker0]"), "imds: {kind: imds}",
-     "nodes.imds", "an imds node is linked to exactly one node, its instance; 'imds' has "
-     "2 links"),
+     "nodes.imds", "an imds node is linked to exactly one node, its instance, and beside it "
+     "to containers that own an ENI of the instance; 'imds' has 2 links, 2 of them not "
+     "containers"),
     ("via-naming-a-node-that-carries-no-traffic",
      edit("role: workload}", "role: workload, via: [imds]}"), "via: [imds]",
      "nodes.app.via.0", "'imds' (imds) is not an L7 relay; via names the relays (proxy, waf, "

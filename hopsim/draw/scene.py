@@ -89,6 +89,7 @@ class Place:
                 Cause.TTL_HEADER: ", ttl header lost",
                 Cause.DISABLED: ", IMDS disabled",
                 Cause.UNREACHABLE: ", unreachable",
+                Cause.FILTERED: f", filtered at {o.filtered_at}",
             }.get(o.cause, "")  # type: ignore[arg-type]
         finding = self.finding
         return f"{finding.upper()}: {text}" if finding else text

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from hopsim import imds
+from hopsim.filters import IMDS, Filter
 from hopsim.routing import DIRECT, FAMILIES, Route, Router
 from hopsim.topology import Topology
 
@@ -87,12 +88,15 @@ class KernelRoute:
     destination: str
     device: str
     via: str | None = None
+    kind: str = ""  # "blackhole": a route that discards (block_imds)
 
     @property
     def family(self) -> int:
         return 6 if ":" in self.destination else 4
 
     def line(self) -> str:
+        if self.kind:
+            return f"route add {self.kind} {self.destination}"
         via = f" via {self.via}" if self.via else ""
         return f"route add {self.destination}{via} dev {self.device}"
 
@@ -121,6 +125,9 @@ class Namespace:
     masquerade: tuple[str, ...] = ()  # devices it masquerades out of
     routes: list[KernelRoute] = field(default_factory=list)
     hosted: tuple[str, ...] = ()  # nodes that run_on this one
+    # chain (input, forward, output) -> its nftables rules, from the node's `filters:`
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    intercepts: bool = False  # DNAT what it routes to the metadata address to itself
 
     @property
     def is_bridge(self) -> bool:
@@ -136,10 +143,22 @@ class Namespace:
                 *COMMON_SYSCTLS]
 
     def nft_ruleset(self) -> str | None:
-        """Masquerade what this node forwards out of its masquerading links:
-        the source becomes that interface's address; conntrack restores replies."""
+        """Masquerade what this node forwards out of its masquerading links
+        (the source becomes that interface's address; conntrack restores
+        replies), and its packet filters, one base chain per hook."""
+        chains = "".join(
+            f"  chain {chain} {{\n    type filter hook {chain} priority filter; policy accept;\n"
+            + "".join(f"    {rule}\n" for rule in rules) + "  }\n"
+            for chain, rules in self.filters.items())
+        if self.intercepts:  # kube2iam's rule: what arrives for IMDS goes to the local relay
+            chains += ("  chain prerouting {\n    type nat hook prerouting priority dstnat; "
+                       "policy accept;\n"
+                       f'    iifname != "lo" ip daddr {imds.IPV4_ENDPOINT} tcp dport 80 '
+                       "redirect to :80\n"
+                       f'    iifname != "lo" ip6 daddr {imds.IPV6_ENDPOINT} tcp dport 80 '
+                       "redirect to :80\n  }\n")
         if not self.masquerade:
-            return None
+            return f"table inet hopsim {{\n{chains}}}\n" if chains else None
         devices = ", ".join(f'"{d}"' for d in self.masquerade)
         rules = [f"    oifname {{ {devices} }} ip saddr != {{ {', '.join(self.own(4))} }} "
                  "masquerade",
@@ -147,7 +166,7 @@ class Namespace:
                  "masquerade"]
         return ("table inet hopsim {\n  chain postrouting {\n"
                 "    type nat hook postrouting priority srcnat; policy accept;\n"
-                + "\n".join(rules) + "\n  }\n}\n")
+                + "\n".join(rules) + "\n  }\n" + chains + "}\n")
 
     def link_lines(self, veths: list[Veth]) -> list[str]:
         return [f"link add {v.if_a} type veth peer name {v.if_b} netns {v.ns_b}"
@@ -297,7 +316,7 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
                 (imds.IPV6_ENDPOINT,) if node.imds and node.imds.ipv6 else ())
         namespaces[name] = Namespace(
             name=_netns_name(prefix, index, name), node=name, kind=node.kind,
-            forwards=node.forwards, endpoint=endpoint,
+            forwards=node.forwards, endpoint=endpoint, intercepts=name in router.interceptors,
             hosted=tuple(sorted(n for n, x in topology.nodes.items() if x.runs_on == name)),
         )
     for name, ns in namespaces.items():
@@ -313,6 +332,9 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
                 f"{24 if f == 4 else 64}" for f in FAMILIES)
             if node.masquerades_to(peer):
                 ns.masquerade += (device,)
+    for name, ns in namespaces.items():
+        for rule in topology.nodes[name].filters:
+            ns.filters.setdefault(rule.chain, []).extend(_nft_rules(namespaces, ns, rule))
     veths = [Veth(namespaces[a].name, namespaces[a].interfaces[b],
                   namespaces[b].name, namespaces[b].interfaces[a])
              for a, b in topology.links]
@@ -323,6 +345,35 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
     for principal in topology.principals:
         built.routes[principal] = router.route(principal)
     return built
+
+
+def _nft_rules(namespaces: dict[str, Namespace], ns: Namespace, rule: Filter) -> list[str]:
+    """One `filters:` rule as nftables rules (one per family where it matches
+    addresses). Only TCP is matched: the exchange is TCP, and the ICMP
+    errors that name a dropping router are the emulator's evidence, which a
+    rule for all protocols would also drop."""
+    match = ["meta l4proto tcp"]
+    if rule.source is not None and rule.source in ns.interfaces:
+        match.append(f'iifname "{ns.interfaces[rule.source]}"')
+        source = None
+    else:
+        source = rule.source
+    verdict = "drop" if rule.action == "drop" else "reject with tcp reset"
+    if source is None and rule.destination is None:
+        return [" ".join([*match, verdict])]
+    rules = []
+    for family, word in ((4, "ip"), (6, "ip6")):
+        parts = list(match)
+        if source is not None:
+            parts.append(f"{word} saddr {{ {', '.join(namespaces[source].own(family))} }}")
+        if rule.destination == IMDS:
+            endpoint = imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
+            parts.append(f"{word} daddr {endpoint}")
+        elif rule.destination is not None:
+            there = namespaces[rule.destination]
+            parts.append(f"{word} daddr {{ {', '.join(there.own(family))} }}")
+        rules.append(" ".join([*parts, verdict]))
+    return rules
 
 
 def _table(plan: Plan, ns: Namespace) -> list[KernelRoute]:
@@ -339,11 +390,12 @@ def _table(plan: Plan, ns: Namespace) -> list[KernelRoute]:
             if hop is not None:
                 routes.append(_kernel_route(plan, ns, subnet(segment.index, family), hop,
                                             family))
-        if ns.kind != "imds" and router.imds:
+        endpoint = imds.IPV4_ENDPOINT + "/32" if family == 4 else imds.IPV6_ENDPOINT + "/128"
+        if name in router.blocked:  # block_imds: what ECS_AWSVPC_BLOCK_IMDS installs
+            routes.append(KernelRoute(endpoint, "", kind="blackhole"))
+        elif ns.kind != "imds" and router.imds:
             hop = router.next_hop(name, family, router.imds)
             if hop is not None:
-                endpoint = imds.IPV4_ENDPOINT + "/32" if family == 4 else (
-                    imds.IPV6_ENDPOINT + "/128")
                 routes.append(_kernel_route(plan, ns, endpoint, hop, family))
     return routes
 

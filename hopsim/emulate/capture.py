@@ -64,6 +64,8 @@ class Evidence:
     request: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     # flow ports whose connection was opened (its SYN sent): the legs a request took
     opened: set[int] = field(default_factory=set)
+    # flow port -> the nodes a request's SYN arrived at (before any filter there)
+    arrived: dict[int, set[str]] = field(default_factory=dict)
     # the TTL of the first answer segment (from port 80, with data) each port got
     answer_ttl: dict[int, int] = field(default_factory=dict)
 
@@ -169,6 +171,9 @@ class Tap:
               and len(packet.payload) >= 14):
             tcp = packet.payload
             syn_only = tcp[13] & 0x12 == 0x02
+            if syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
+                port = int.from_bytes(tcp[0:2], "big")
+                self.evidence.arrived.setdefault(port, set()).add(self.node)
             if self.imds and syn_only and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
                 port = int.from_bytes(tcp[0:2], "big")
                 self.evidence.syn_ttl.setdefault(port, packet.ttl)

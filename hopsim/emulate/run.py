@@ -206,7 +206,7 @@ class _Kernel:
             self.taps.append(tap)
         for name in topology.imds_nodes:
             ns = plan.namespaces[name]
-            instance = next(iter(topology.graph.neighbors(name)))
+            instance = topology.instance_of(name)
             server = ImdsServer(topology.nodes[name].imds, instance)  # type: ignore[arg-type]
             sockets = [self._listener(ns.name, 6 if ":" in address else 4, address)
                        for address in ns.endpoint]
@@ -253,7 +253,8 @@ class _Kernel:
         if flow.route.stations:
             stations = flow.route.legs[leg]
             sender = stations[0].actor
-            place = stations[-1].node
+            # An interceptor's clients address IMDS; its host's DNAT delivers them.
+            place = None if self.plan.router.intercepts(stations[-1]) else stations[-1].node
         else:
             # No route: the client still sends where it is steered, its first
             # waypoint or else the endpoint, and the kernel says what becomes of it.
@@ -340,7 +341,10 @@ class _Kernel:
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
-            path += (legs[last][-1].actor,)
+            end = legs[last][-1]
+            # Where it ended, if its SYN got there (a filter on the way drops it).
+            if end.node in evidence.arrived.get(ports[last], ()):
+                path += (end.actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
         parts = []
