@@ -365,13 +365,18 @@ def _nft_rules(namespaces: dict[str, Namespace], ns: Namespace, rule: Filter) ->
     for family, word in ((4, "ip"), (6, "ip6")):
         parts = list(match)
         if source is not None:
-            parts.append(f"{word} saddr {{ {', '.join(namespaces[source].own(family))} }}")
+            sources = namespaces[source].own(family)
+            if not sources:  # a node without links sends nothing: the rule matches nothing
+                continue
+            parts.append(f"{word} saddr {{ {', '.join(sources)} }}")
         if rule.destination == IMDS:
             endpoint = imds.IPV4_ENDPOINT if family == 4 else imds.IPV6_ENDPOINT
             parts.append(f"{word} daddr {endpoint}")
         elif rule.destination is not None:
-            there = namespaces[rule.destination]
-            parts.append(f"{word} daddr {{ {', '.join(there.own(family))} }}")
+            there = namespaces[rule.destination].own(family)
+            if not there:
+                continue
+            parts.append(f"{word} daddr {{ {', '.join(there)} }}")
         rules.append(" ".join([*parts, verdict]))
     return rules
 

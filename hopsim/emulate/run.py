@@ -335,15 +335,21 @@ class _Kernel:
             # and the routers its SYN crossed; then where the last one ended.
             # (A product picks its own source port: the last leg's is IMDS's.)
             legs, ports = route.legs, [*put.flow.ports[:-1], port]
+            # A connection inside one stack (a relay on the sender's own host)
+            # crosses no interface a tap sees: it is taken as opened and arrived.
+            def local(i: int) -> bool:
+                return plan.namespace_of(legs[i][0].actor) is plan.namespace_of(legs[i][-1].actor)
+
             last = 0
-            while last + 1 < len(legs) and ports[last + 1] in evidence.opened:
+            while last + 1 < len(legs) and (ports[last + 1] in evidence.opened
+                                             or local(last + 1)):
                 last += 1
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
             end = legs[last][-1]
             # Where it ended, if its SYN got there (a filter on the way drops it).
-            if end.node in evidence.arrived.get(ports[last], ()):
+            if end.node in evidence.arrived.get(ports[last], ()) or local(last):
                 path += (end.actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
