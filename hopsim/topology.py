@@ -391,9 +391,9 @@ class Topology:
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
-        keys = [str(p) for p in path]
+        keys = list(path)
         while keys:
-            line = self.lines.get(".".join(keys))
+            line = self.lines.get(dotted(keys))
             if line:
                 return line
             keys.pop()
@@ -402,9 +402,9 @@ class Topology:
     def position(self, *path: str | int) -> tuple[int, int] | None:
         """(line, column), both from 1, of a key path or of its nearest parent:
         where an editor or GitHub code scanning should point."""
-        keys = [str(p) for p in path]
+        keys = list(path)
         while keys:
-            key = ".".join(keys)
+            key = dotted(keys)
             if self.lines.get(key):
                 return self.lines[key], self.columns.get(key, 1)
             keys.pop()

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from hopsim.cli import main
 from hopsim.source import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_VALUES
-from hopsim.topology import Problem, TopologyError, load
+from hopsim.topology import Problem, TopologyError, load, parse
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 TIMEOUT = 60  # seconds: a bound on a hang, far above what any case below needs
@@ -535,3 +535,17 @@ def test_a_file_larger_than_the_limit_is_refused_without_parsing(tmp_path):
     path = write(tmp_path, "# " + "x" * MAX_FILE_BYTES + "\n" + BASE)
     assert only_problem(path) == Problem(str(path), None, "",
                                          f"larger than {MAX_FILE_BYTES:,} bytes")
+
+
+def test_a_node_name_with_a_dot_keeps_its_own_line():
+    """Key paths quote a part with a dot, so `nodes.'web.example'` is not the
+    path of a key `example` under a node `web`; lookups by path agree."""
+    text = ("name: t\ndescription: t\nnodes:\n  imds: {kind: imds}\n"
+            "  web.example: {kind: host, role: workload}\nlinks: [[imds, web.example]]\n")
+    topology = parse(text, "dot.yaml")
+    assert topology.line_of("nodes", "web.example") == 5
+    assert topology.position("nodes", "web.example", "role") == (5, 29)
+    with pytest.raises(TopologyError) as caught:
+        parse(text.replace("role: workload}", "role: workload, colour: red}"), "dot.yaml")
+    [problem] = caught.value.problems
+    assert (problem.line, problem.key) == (5, "nodes.'web.example'.colour")

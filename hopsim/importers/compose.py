@@ -34,7 +34,7 @@ from hopsim.importers.design import (
     relay_override,
 )
 from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
-from hopsim.source import Abort, read_yaml, show
+from hopsim.source import Abort, dotted, read_yaml, show
 
 SOURCE = "compose"
 
@@ -73,9 +73,9 @@ class _Reader:
         self.resolving: set[str] = set()
 
     def at(self, *path: Any) -> Position | None:
-        keys = [str(p) for p in path]
+        keys = list(path)
         while keys:
-            key = ".".join(keys)
+            key = dotted(keys)
             if key in self.lines:
                 return self.lines[key], self.columns.get(key, 1)
             keys.pop()
