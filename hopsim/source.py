@@ -28,7 +28,7 @@ import re
 import reprlib
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -99,6 +99,18 @@ def dotted(path: tuple[Any, ...] | list[Any]) -> str:
     no two paths read the same (`nodes.'a.b'` is not `nodes.a.b`)."""
     parts = (show(p) if isinstance(p, int) else str(p) for p in path)
     return ".".join(p if _plain_part(p) else repr(p) for p in parts)
+
+
+def nearest(lines: Mapping[str, int], columns: Mapping[str, int],
+            path: Sequence[Any]) -> tuple[int, int] | None:
+    """(line, column) of a key path, or of its nearest parent that has one."""
+    keys = list(path)
+    while keys:
+        key = dotted(keys)
+        if lines.get(key):
+            return lines[key], columns.get(key, 1)
+        keys.pop()
+    return None
 
 
 def _plain_part(part: str) -> bool:

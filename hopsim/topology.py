@@ -50,6 +50,7 @@ from hopsim.source import (
     dotted,
     gc_paused,
     json_positions,
+    nearest,
     read_bytes,
     read_json,
     read_yaml,
@@ -402,13 +403,7 @@ class Topology:
     def position(self, *path: str | int) -> tuple[int, int] | None:
         """(line, column), both from 1, of a key path or of its nearest parent:
         where an editor or GitHub code scanning should point."""
-        keys = list(path)
-        while keys:
-            key = dotted(keys)
-            if self.lines.get(key):
-                return self.lines[key], self.columns.get(key, 1)
-            keys.pop()
-        return None
+        return nearest(self.lines, self.columns, path)
 
     def hop_limits(self) -> dict[str, int]:
         return {n: self.nodes[n].imds.hop_limit for n in self.imds_nodes}

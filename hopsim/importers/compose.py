@@ -34,7 +34,7 @@ from hopsim.importers.design import (
     relay_override,
 )
 from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
-from hopsim.source import Abort, dotted, read_yaml, show
+from hopsim.source import Abort, nearest, read_yaml, show
 
 SOURCE = "compose"
 
@@ -73,13 +73,7 @@ class _Reader:
         self.resolving: set[str] = set()
 
     def at(self, *path: Any) -> Position | None:
-        keys = list(path)
-        while keys:
-            key = dotted(keys)
-            if key in self.lines:
-                return self.lines[key], self.columns.get(key, 1)
-            keys.pop()
-        return None
+        return nearest(self.lines, self.columns, path)
 
 
 def read(text: str, file: str) -> Design:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hopsim.importers.design import CannotModel, Position
-from hopsim.source import Abort, dotted, json_positions, read_json, read_yaml
+from hopsim.source import Abort, json_positions, nearest, read_json, read_yaml
 
 _DOCUMENT_START = re.compile(r"^---(?=\s|$)")
 _DOCUMENT_END = re.compile(r"^\.\.\.\s*$")
@@ -30,13 +30,10 @@ class Document:
 
     def at(self, *path: Any) -> Position | None:
         """(line, column) of a key path, or of its nearest parent that has one."""
-        keys = list(path)
-        while keys:
-            key = dotted(keys)
-            if key in self.lines:
-                return self.lines[key], self.columns.get(key, 1)
-            keys.pop()
-        return (self.lines[""], self.columns.get("", 1)) if "" in self.lines else None
+        found = nearest(self.lines, self.columns, path)
+        if found is None and "" in self.lines:
+            return self.lines[""], self.columns.get("", 1)
+        return found
 
 
 def yaml_documents(text: str) -> list[Document]:
