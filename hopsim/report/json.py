@@ -80,35 +80,28 @@ def result(r: Result, topology: Topology | None = None) -> dict[str, Any]:
     }
 
 
-def report(r: Report) -> dict[str, Any]:
+def _topology(r: Report) -> dict[str, Any]:
+    """What both schemas say of a topology beside its results."""
     t = r.topology
-    return {
-        "name": t.name,
-        "file": t.file,
-        "hop_limits": t.hop_limits(),
-        "recommended_hop_limit": r.recommended_hop_limit,
-        "recommendation": r.recommendation,
-        "results": [result(x, t) for x in r.results],
-        "expectations": [expectation(e) for e in r.expectations],
-    }
+    return {"name": t.name, "file": t.file, "hop_limits": t.hop_limits(),
+            "recommended_hop_limit": r.recommended_hop_limit,
+            "recommendation": r.recommendation,
+            "expectations": [expectation(e) for e in r.expectations]}
+
+
+def report(r: Report) -> dict[str, Any]:
+    return {**_topology(r), "results": [result(x, r.topology) for x in r.results]}
 
 
 def grouped_report(r: Report) -> dict[str, Any]:
     """A topology's report, schema 2: its results without principals, and
     the groups of alike principals with their outcome at each result."""
-    t = r.topology
-    return {
-        "name": t.name,
-        "file": t.file,
-        "hop_limits": t.hop_limits(),
-        "recommended_hop_limit": r.recommended_hop_limit,
-        "recommendation": r.recommendation,
-        "results": [{"hop_limit": x.hop_limit, "verdict": x.verdict.value,
-                     "reason": x.reason, "expectations": [expectation(e) for e in x.expectations]}
-                    for x in r.results],
-        "groups": Lazy(_groups(r)),
-        "expectations": [expectation(e) for e in r.expectations],
-    }
+    return {**_topology(r),
+            "results": [{"hop_limit": x.hop_limit, "verdict": x.verdict.value,
+                         "reason": x.reason,
+                         "expectations": [expectation(e) for e in x.expectations]}
+                        for x in r.results],
+            "groups": Lazy(_groups(r))}
 
 
 def _groups(r: Report) -> Iterator[dict[str, Any]]:
