@@ -51,8 +51,8 @@ from hopsim import engine, packets
 from hopsim.cli import main as cli
 from hopsim.generate import EXTRA_NODES, compact_fleet, copies, dumps, fleet
 from hopsim.kinds import KINDS
-from hopsim.source import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
-from hopsim.topology import TopologyError, _node_fields, load
+from hopsim.topology import TopologyError, load, node_fields
+from hopsim.topology.reader import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
 
 ALL_HOP_LIMITS = range(1, 65)
 CONTAINERS = 8  # per instance, about: a fleet of N nodes has N / (8 + 3) instances
@@ -97,7 +97,7 @@ def floor(path: Path) -> int:
     room issue 4's sweep/baseline target leaves for that job."""
     doc = _parsed(path)
     nodes = doc["nodes"]
-    allowed = {kind: frozenset(_node_fields(kind)) for kind in KINDS}
+    allowed = {kind: frozenset(node_fields(kind)) for kind in KINDS}
     principals = []
     for name, node in nodes.items():
         if not node.keys() <= allowed[node["kind"]]:

@@ -40,7 +40,6 @@ from hopsim import (
 from hopsim import demo as teaching
 from hopsim import draw as drawing
 from hopsim import generate as fleets
-from hopsim import schema as topology_schema
 from hopsim.explain import explain as explain_principal
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.importers import instances as settings_files
@@ -49,7 +48,6 @@ from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
 from hopsim.report import kernel as kernel_report
 from hopsim.routing import Router
-from hopsim.source import MAX_DIGITS
 from hopsim.suppressions import Suppression
 from hopsim.topology import (
     MAX_REPLICAS,
@@ -60,13 +58,15 @@ from hopsim.topology import (
     Problem,
     Topology,
     TopologyError,
-    _closest,
+    closest,
     find,
     load,
     parse,
     read_stdin,
     what_if,
 )
+from hopsim.topology import schema as topology_schema
+from hopsim.topology.reader import MAX_DIGITS
 from hopsim.untrusted import shown
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2
@@ -1209,7 +1209,7 @@ def _principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]
         copy = topology.copy_of(name)
         if copy is not None and copy[1] in copy[0].principals:
             return copy
-        hint = _closest(name, topology.principals)
+        hint = closest(name, topology.principals)
         first = topology.principals[:10]
         more = len(topology.principals) - len(first)
         listed = ", ".join(first) + (f" and {more:,} more" if more else "")
@@ -1458,7 +1458,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
         return
     name = scenario or teaching.DEFAULT_SCENARIO
     if name not in bundled and not os.path.isfile(name):
-        click.echo(f"error: demo: no scenario {name!r}{_closest(name, bundled)}; "
+        click.echo(f"error: demo: no scenario {name!r}{closest(name, bundled)}; "
                    "hopsim demo --list shows them", err=True)
         sys.exit(EXIT_BAD_INPUT)
     file = str(bundled.get(name, name))

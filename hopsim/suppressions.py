@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.source import Abort, read_yaml, show
-from hopsim.topology import Problem, TopologyError, _closest, load_text
+from hopsim.topology import Problem, TopologyError, closest, load_text
+from hopsim.topology.reader import Abort, read_yaml, show
 
 DEFAULT_FILE = ".hopsimignore.yaml"  # read from the current folder when there
 KEYS = ("rule", "topology", "principal", "hop_limit", "reason", "expires")
@@ -102,7 +102,7 @@ def read(path: str | Path, rules: Collection[str]) -> list[Suppression]:
             continue
         for name in entry:
             if name not in KEYS:
-                bad(str(name), f"unknown key {show(name)}{_closest(name, KEYS)}; expected "
+                bad(str(name), f"unknown key {show(name)}{closest(name, KEYS)}; expected "
                     f"one of {', '.join(KEYS)}")
         for name in REQUIRED:
             if name not in entry:
@@ -110,7 +110,7 @@ def read(path: str | Path, rules: Collection[str]) -> list[Suppression]:
             elif not isinstance(entry[name], str) or not entry[name].strip():
                 bad(name, f"expected text, got {show(entry[name])}")
         if isinstance(entry.get("rule"), str) and entry["rule"] not in rules:
-            bad("rule", f"unknown rule {show(entry['rule'])}{_closest(entry['rule'], rules)};"
+            bad("rule", f"unknown rule {show(entry['rule'])}{closest(entry['rule'], rules)};"
                 f" expected one of {', '.join(rules)}")
         principal = entry.get("principal")
         if principal is not None and not isinstance(principal, str):

@@ -10,7 +10,7 @@ from builders import make
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hopsim.topology import _POOL4, _POOL6, _hosts
+from hopsim.topology.build import _POOL4, _POOL6, _hosts
 
 
 @given(st.integers(min_value=22, max_value=30), st.integers(min_value=0))

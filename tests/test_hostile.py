@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 import hopsim.cli
 from hopsim.cli import main
-from hopsim.source import MAX_DIGITS, MAX_YAML_VALUES
+from hopsim.topology.reader import MAX_DIGITS, MAX_YAML_VALUES
 from hopsim.untrusted import shown
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}

@@ -99,10 +99,10 @@ def test_json_schema_mistakes_name_the_file_line_and_key(tmp_path):
 
 
 def test_a_valid_json_file_is_read_without_a_second_pass(tmp_path, monkeypatch):
-    import hopsim.topology
+    import hopsim.topology.loader
 
     def refused(text):
         raise AssertionError("json_positions ran on a valid file")
 
-    monkeypatch.setattr(hopsim.topology, "json_positions", refused)
+    monkeypatch.setattr(hopsim.topology.loader, "json_positions", refused)
     assert load(json_twin(TOPOLOGIES / "docker-bridge.yaml", tmp_path)).name == "docker-bridge"

@@ -11,7 +11,6 @@ import yaml
 from builders import TOPOLOGIES
 from ci_helpers import run
 
-from hopsim import schema
 from hopsim.kinds import KINDS
 from hopsim.topology import (
     IMDS_FIELDS,
@@ -20,6 +19,7 @@ from hopsim.topology import (
     TOP_FIELDS,
     TopologyError,
     parse,
+    schema,
 )
 
 SCHEMA = schema.json_schema()

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_topology_errors import BASE, HOSTILE, _hostile_line, line_of
 
-from hopsim import source
 from hopsim.generate import dumps, fleet
-from hopsim.source import MAX_DEPTH, Abort
 from hopsim.topology import load, parse
+from hopsim.topology import reader as source
+from hopsim.topology.reader import MAX_DEPTH, Abort
 
 needs_libyaml = pytest.mark.skipif(not source._with_libyaml(),
                                    reason="PyYAML is built without libyaml here")

@@ -25,8 +25,8 @@ import yaml
 from hopsim.importers import compose, ecs, kubernetes
 from hopsim.importers.design import CannotModel, Design
 from hopsim.settings import Instance
-from hopsim.source import MAX_FILE_BYTES, dotted, read_bytes
 from hopsim.topology import Override, Problem, Topology, TopologyError, from_values, parse
+from hopsim.topology.reader import MAX_FILE_BYTES, dotted, read_bytes
 
 READERS: dict[str, ModuleType] = {"compose": compose, "kubernetes": kubernetes, "ecs": ecs}
 _SNIFF_BYTES = 256 * 1024  # enough to see what a file is; fleets are read once, by load

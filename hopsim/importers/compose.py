@@ -34,7 +34,7 @@ from hopsim.importers.design import (
     relay_override,
 )
 from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
-from hopsim.source import Abort, nearest, read_yaml, show
+from hopsim.topology.reader import Abort, nearest, read_yaml, show
 
 SOURCE = "compose"
 

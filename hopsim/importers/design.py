@@ -15,8 +15,8 @@ from typing import Any
 
 from hopsim.importers.images import Relay
 from hopsim.kinds import KINDS
-from hopsim.source import dotted, show
 from hopsim.topology import Problem
+from hopsim.topology.reader import dotted, show
 
 Position = tuple[int, int]  # line, column; both from 1
 

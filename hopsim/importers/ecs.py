@@ -48,7 +48,7 @@ from hopsim.importers.text import (
     json_document,
     yaml_documents,
 )
-from hopsim.source import show
+from hopsim.topology.reader import show
 
 SOURCE = "ecs"
 LABEL = "hopsim."

@@ -39,7 +39,7 @@ from hopsim.importers.text import (
     yaml_documents,
 )
 from hopsim.settings import AWS_DEFAULTS, KEYS, Instance, SettingsError
-from hopsim.source import read_bytes
+from hopsim.topology.reader import read_bytes
 
 KARPENTER_DEFAULTS = {"hop_limit": 1, "http_tokens": "required", "http_endpoint": "enabled",
                       "ipv6": False}

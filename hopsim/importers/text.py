@@ -1,7 +1,7 @@
 """Reading the files importers meet, with the line of every key: multi-document
 YAML (what `helm template` prints), JSON, CloudFormation's YAML tags.
 
-Everything goes through hopsim's own bounded readers (hopsim/source.py), so a
+Everything goes through hopsim's own bounded readers (hopsim/topology/reader.py), so a
 hostile manifest is as harmless as a hostile topology file.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hopsim.importers.design import CannotModel, Position
-from hopsim.source import Abort, json_positions, nearest, read_json, read_yaml
+from hopsim.topology.reader import Abort, json_positions, nearest, read_json, read_yaml
 
 _DOCUMENT_START = re.compile(r"^---(?=\s|$)")
 _DOCUMENT_END = re.compile(r"^\.\.\.\s*$")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 from hopsim.analysis import Expectation, Report, Result, Verdict, rows
 from hopsim.engine import Access, Outcome
-from hopsim.source import dotted
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
+from hopsim.topology.reader import dotted
 
 KeyPath = tuple[str | int, ...]  # ("nodes", "app") or ("expect", 2, "app")
 

@@ -2,7 +2,7 @@
 
 Editors (yaml-language-server, IntelliJ) use it to complete and check topology
 files as they are typed. It is generated, never written by hand: a key, kind,
-choice or bound added to topology.py or kinds.py appears here by itself. What
+choice or bound added to formats.py or kinds.py appears here by itself. What
 a schema cannot say (a link to a missing node, an expect entry on a
 non-principal) stays the loader's job. Draft-07: what editors support best.
 """
@@ -14,14 +14,14 @@ from typing import Any
 from hopsim.filters import ACTIONS, CHAINS
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, KINDS
-from hopsim.topology import (
+from hopsim.topology.formats import (
     IMDS_FIELDS,
     OUTCOMES,
     PRINCIPAL_KEYS,
     TOP_FIELDS,
     UNIT_FIELDS,
     Field,
-    _node_fields,
+    node_fields,
 )
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -81,7 +81,7 @@ CONTENTS["units"] = {
 def node_keys(kind: str) -> dict[str, Field]:
     """The keys a node of this kind takes: what the loader accepts, no more."""
     spec = KINDS[kind]
-    keys = dict(_node_fields(kind))
+    keys = dict(node_fields(kind))
     if not spec.principal:
         for key in PRINCIPAL_KEYS:
             keys.pop(key, None)
@@ -99,7 +99,7 @@ def node_schema(kind: str) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft-07) of a topology file."""
-    kind_field = next(f for f in _node_fields("host").values() if f.name == "kind")
+    kind_field = next(f for f in node_fields("host").values() if f.name == "kind")
     return {
         "$schema": DRAFT,
         "title": "hopsim topology",

@@ -1,5 +1,9 @@
 """Reading topology text: YAML or JSON into plain values, with positions.
 
+One module of ~900 lines on purpose: its three YAML readers must give one
+result, and share the bounds, the error wording and the key paths (`dotted`),
+so a change to one is made beside the others.
+
 Nothing in a file can make this read another file, recurse without bound or
 hang: sizes, nesting and alias expansion are bounded, and every way a text can
 fail ends in one `Abort` with the line and key where it did.

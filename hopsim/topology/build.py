@@ -1,0 +1,224 @@
+"""Plain values -> a Topology, or every problem: runs the checks (checker,
+units, links), numbers the addresses and builds the Nodes; the loader calls it
+for files, the importers for what they read."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hopsim.imds import IPV4_ENDPOINT, IPV6_ENDPOINT, ImdsSettings
+from hopsim.kinds import IMDS_KEYS, KINDS, RelayPolicy
+from hopsim.products import PRODUCTS
+from hopsim.topology.checker import (
+    Checker,
+    check_expect,
+    check_interceptors,
+    check_meaning,
+    check_node,
+    closest,
+)
+from hopsim.topology.formats import (
+    IMDS_FIELDS,
+    RESERVED,
+    RESERVED_CHARS,
+    TOP_FIELDS,
+    FieldTable,
+    node_fields,
+)
+from hopsim.topology.links import (
+    check_filters,
+    check_imds_links,
+    check_links,
+    check_masquerade_links,
+)
+from hopsim.topology.model import Node, Problem, Topology, checked_node
+from hopsim.topology.reader import show
+from hopsim.topology.units import Units
+from hopsim.untrusted import name_problem
+
+
+def build(doc: Any, file: str, lines: Mapping[str, int],
+          columns: Mapping[str, int]) -> tuple[Topology | None, list[Problem]]:
+    check = Checker(file, lines)
+    if not isinstance(doc, dict):
+        check.add((), "expected a mapping with keys name, description, nodes, links")
+        return None, check.problems
+    top = check.fields(doc, (), FieldTable(TOP_FIELDS), "a topology")
+
+    defaults = check.fields(top.get("imds", {}), ("imds",),
+                            FieldTable(IMDS_FIELDS), "imds defaults")
+    if "units" not in top:
+        for key in ("nodes", "links"):
+            if key not in doc:
+                check.add((), f"missing required key {key!r} for a topology")
+    raw_nodes: dict[str, Any] = dict(top.get("nodes", {}))
+    top_links = list(top.get("links", []))
+    for name in raw_nodes:
+        if isinstance(name, str) and not RESERVED_CHARS.isdisjoint(name):
+            check.add(("nodes", name), f"a node name cannot contain {' or '.join(RESERVED)}: "
+                      "UNIT/NODE names a unit's node, NODE#3 one of its replicas")
+    units = Units(check, top.get("units", {}), lines, columns, len(top_links))
+    raw_nodes |= units.nodes
+    if isinstance(top.get("name"), str) and name_problem(top["name"]):
+        check.add(("name",), str(name_problem(top["name"])))
+    nodes: dict[str, dict[str, Any]] = {}
+    for name, raw in raw_nodes.items():
+        path = ("nodes", name)
+        if not isinstance(name, str):
+            check.add(path, f"a node name must be a string, got {show(name)}")
+            continue
+        refused = name_problem(name)  # the one check of names (hopsim/untrusted.py)
+        if refused:
+            check.add(path, refused)
+            continue
+        if not isinstance(raw, dict):
+            check.add(path, f"expected a mapping such as {{kind: host}}, got {show(raw)}")
+            continue
+        kind = raw.get("kind")
+        if not isinstance(kind, str) or kind not in KINDS:
+            if "kind" not in raw:
+                check.add(path, "missing required key 'kind'")
+            else:
+                check.add(path + ("kind",), f"unknown kind {show(kind)}{closest(kind, KINDS)}; "
+                          f"expected one of {', '.join(KINDS)}")
+            continue
+        nodes[name] = check.fields(raw, path, node_fields(kind), f"a {kind} node")
+        nodes[name]["kind"] = kind
+
+    names = set(nodes) | {n for n in raw_nodes if isinstance(n, str)}
+    for name, raw in nodes.items():
+        check_node(check, name, raw, nodes, names)
+
+    links = check_links(check, top_links + units.links, nodes, names)
+    expect = check_expect(check, top.get("expect", {}), nodes, names)
+    check_imds_links(check, nodes, links)
+    check_masquerade_links(check, nodes, links)
+    check_filters(check, nodes, links)
+    check_interceptors(check, nodes)
+    if not check.problems:  # a node refused for its kind would be a second, wrong line
+        check_meaning(check, nodes)
+
+    if check.problems:
+        return None, units.located(check.problems)
+    built = _make_nodes(check, nodes, defaults, units.counts)
+    if check.problems:
+        return None, units.located(check.problems)
+    topology = Topology(top["name"], top["description"], file, built, tuple(links), expect,
+                        dict(lines), dict(columns), units.units)
+    if any(node.gateway or node.routes for node in built.values()):
+        # Written routes are checked by walking the tables they join: the one
+        # check of the loader that needs routing (imported here, not at the top,
+        # because routing is built on this package).
+        from hopsim.routing import written_route_problems
+
+        for path, message in written_route_problems(topology):
+            check.add(path, message)
+        if check.problems:
+            return None, units.located(check.problems)
+    return topology, []
+
+
+def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
+                defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
+    """Turn checked mappings into Nodes, with deterministic addresses."""
+    order = sorted(nodes)
+    v4 = _addresses(check, nodes, order, "address", _POOL4)
+    v6 = _addresses(check, nodes, order, "address6", _POOL6)
+    built: dict[str, Node] = {}
+    for name in order:
+        raw = nodes[name]
+        spec = KINDS[raw["kind"]]
+        relay = None
+        product = raw.get("product")
+        if spec.relay is not None:
+            base = (PRODUCTS[product].setup(raw.get("mode")).policy if product
+                    else spec.relay)
+            relay = RelayPolicy(
+                methods=raw.get("methods", base.methods),
+                adds_xff=raw.get("adds_xff", base.adds_xff),
+                forwards_headers=raw.get("forwards_headers", base.forwards_headers),
+                refusal_status=base.refusal_status, sends_method=base.sends_method,
+            )
+        imds = None
+        if spec.name == "imds":
+            own = {k: raw[k] for k in IMDS_KEYS if k in raw}
+            imds = ImdsSettings(**{**defaults, **own})
+        via = raw.get("via")
+        host = raw.get("runs_on")
+        masquerade = raw.get("masquerade", False)
+        if masquerade.__class__ is list:
+            masquerade = tuple(masquerade)
+        routes = raw.get("routes")
+        built[name] = checked_node(
+            name=name, kind=spec.name,
+            address=v4.get(host, "") if host else v4[name],
+            address6=v6.get(host, "") if host else v6[name],
+            role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
+            family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
+            masquerade=masquerade, relay=relay, imds=imds,
+            description=raw.get("description", ""), instance=raw.get("instance"),
+            product=product, mode=(PRODUCTS[product].setup(raw.get("mode")).mode
+                                   if product else None),
+            replicas=counts.get(name, 1) * raw.get("replicas", 1),
+            gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
+            filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
+            intercepts=raw.get("intercepts", False),
+        )
+    return built
+
+
+def _addresses(check: Checker, nodes: Mapping[str, dict[str, Any]], order: list[str],
+               key: str, pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> dict[str, str]:
+    """Deterministic addresses: pinned ones first, then the pool in name order.
+
+    A node that runs on a host shares the host's address (it is in its stack);
+    imds answers on the link-local endpoints.
+    """
+    endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
+    assigned: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    numbered: list[str] = []  # the nodes that take the pool's next address
+    for name in order:
+        raw = nodes[name]
+        if raw["kind"] == "imds":
+            assigned[name] = endpoint
+        elif key in raw:
+            address = str(ipaddress.ip_address(raw[key]))
+            if address in owner:
+                check.add(("nodes", name, key), f"address {address} is also "
+                          f"{show(owner[address])}'s")
+            owner[address] = name
+            assigned[name] = address
+        elif not raw.get("runs_on"):
+            numbered.append(name)
+    taken = set(owner)
+    assigned.update(zip(numbered, (a for a in _hosts(pool) if a not in taken),
+                        strict=False))  # the pool outlasts the nodes
+    return assigned
+
+
+def _hosts(pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
+    """The pool's host addresses as text, in order, without IPv4's x.x.x.0 and
+    x.x.x.255: what str(ipaddress.ip_address(n)) gives, written 256 or 65,536 at
+    a time without a call per address (a fleet numbers 100,000s of nodes, and
+    ipaddress took most of the load)."""
+    first, last = int(pool.network_address) + 1, int(pool.broadcast_address) - 1
+    if pool.version == 4:
+        for block in range(first >> 8, (last >> 8) + 1):
+            head = f"{block >> 16}.{block >> 8 & 255}.{block & 255}."
+            lows = range(max(first - (block << 8), 1), min(last - (block << 8), 254) + 1)
+            yield from map(head.__add__, map(str, lows))
+        return
+    if pool is _POOL6:  # fd00:1::HI:LO, zeros compressed (RFC 5952), up to 2**32 hosts
+        for high in range(1 << 16):
+            head = f"fd00:1::{high:x}:" if high else "fd00:1::"
+            yield from map(head.__add__, map("%x".__mod__, range(0 if high else 1, 1 << 16)))
+        first = _POOL6_START + (1 << 32)
+    yield from map(str, map(ipaddress.ip_address, range(first, last + 1)))
+
+
+_POOL4 = ipaddress.ip_network("10.0.0.0/8")
+_POOL6 = ipaddress.ip_network("fd00:1::/64")
+_POOL6_START = int(_POOL6.network_address)

@@ -1,0 +1,306 @@
+"""The values a topology file becomes: Node, Topology, and the located Problem
+(with the errors that carry problems). Data only: nothing here reads a file or
+runs a topology; the loader makes these, the simulator and emulator read them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import networkx as nx
+
+from hopsim.filters import Filter
+from hopsim.imds import ImdsSettings
+from hopsim.kinds import KINDS, Kind, Layer, RelayPolicy
+from hopsim.topology.reader import dotted, nearest
+
+# How sure a fact cited in a description is (docs/facts.md, "The markers").
+FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
+                "U": "uncertain, an assumption", "M": "measured on a real kernel"}
+FACT_MARKER = re.compile(r"\s*\[([COUM])\]")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, where it is and what was expected."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+    option: str = ""  # the command-line option at fault ("--set nginx.adds_xff"), if any
+
+    @property
+    def what(self) -> str:
+        """What is wrong, without where in the file: "--set x.y: ..." or "key: ..."."""
+        if self.option or self.key:
+            return f"{self.option or self.key}: {self.message}"
+        return self.message
+
+    def __str__(self) -> str:
+        if self.option:  # the file is fine; the command line is not
+            return f"{self.option} ({self.file}): {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class TopologyError(Exception):
+    """A file that cannot be loaded; carries every problem found in it."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+class NotATopology(Exception):
+    """A file found in a folder that is some other YAML or JSON: skipped, not
+    an error (see is_topology)."""
+
+    def __init__(self, file: str, why: str):
+        super().__init__(f"{file}: not a topology ({why}), skipped")
+        self.file, self.why = file, why
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    address: str
+    address6: str
+    role: str | None = None
+    runs_on: str | None = None
+    via: tuple[str, ...] = ()
+    family: int = 4
+    forwarding: bool | str = False  # True, False, "ipv4" or "ipv6", as written
+    masquerade: bool | tuple[str, ...] = False  # or the neighbours it masquerades towards
+    relay: RelayPolicy | None = None
+    imds: ImdsSettings | None = None
+    description: str = ""
+    instance: str | None = None  # an imds node's real instance, for --settings
+    product: str | None = None  # the real relay it is (hopsim.products)
+    mode: str | None = None  # reverse or forward, for a product that is both
+    replicas: int = 1  # the identical copies it stands for: its own times its unit's count
+    gateway: str | None = None  # its default route's next hop, as written
+    routes: tuple[tuple[str, str], ...] = ()  # (destination, next hop), as written
+    filters: tuple[Filter, ...] = ()  # its packet filter rules, in order (hopsim.filters)
+    block_imds: bool = False  # blackhole routes for the metadata addresses here
+    intercepts: bool = False  # its host DNATs what it routes to IMDS to this relay
+
+    @property
+    def spec(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
+    def is_principal(self) -> bool:
+        return self.spec.principal
+
+    @property
+    def forwards(self) -> frozenset[int]:
+        """The IP families it forwards at L3 (decrementing the TTL)."""
+        if self.spec.layer is Layer.L3:
+            return _BOTH
+        return _FORWARDS[self.forwarding] if self.kind == "host" else _NEITHER
+
+    @property
+    def rewrites_source(self) -> bool:
+        """Masquerades what it forwards out of at least one of its links."""
+        return bool(self.forwards) and bool(self.spec.masquerades or self.masquerade)
+
+    def masquerades_to(self, neighbour: str) -> bool:
+        """Rewrites the source of what it forwards out of its link to `neighbour`."""
+        if not self.rewrites_source:
+            return False
+        if isinstance(self.masquerade, tuple):
+            return neighbour in self.masquerade
+        return True
+
+
+_BOTH, _NEITHER = frozenset({4, 6}), frozenset()
+_FORWARDS = {True: _BOTH, False: _NEITHER, "ipv4": frozenset({4}), "ipv6": frozenset({6})}
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    description: str
+    file: str
+    nodes: Mapping[str, Node]
+    links: tuple[tuple[str, str], ...]
+    expect: Mapping[int, Mapping[str, str]]
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    columns: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    units: Mapping[str, int] = field(default_factory=dict)  # unit name -> its count
+    # Keys whose values came from another file (--settings read from source):
+    # key path -> (file, line), for findings to point at the hop limit's line.
+    sources: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False,
+                                                   repr=False)
+
+    # Derived once per value (a changed copy derives its own): the routing
+    # and the sweep ask for these once per principal.
+    @property
+    def markers(self) -> dict[str, str]:
+        """The fact markers its description uses ([C], [U] ...), with their meaning."""
+        used = set(FACT_MARKER.findall(self.description))
+        return {m: meaning for m, meaning in FACT_MARKERS.items() if m in used}
+
+    @cached_property
+    def adjacency(self) -> dict[str, list[str]]:
+        """Each node's neighbours, in link order: what routing walks. (A dict
+        of lists: building the networkx graph costs more than routing a fleet.)"""
+        adjacency: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for a, b in self.links:
+            adjacency[a].append(b)
+            adjacency[b].append(a)
+        return adjacency
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The nodes and links as a networkx graph, for those that draw or
+        build it (the emulator); made when first asked for."""
+        graph = nx.Graph()
+        graph.add_nodes_from(sorted(self.nodes))
+        graph.add_edges_from(self.links)
+        return graph
+
+    @cached_property
+    def principals(self) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.is_principal)
+
+    @cached_property
+    def imds_nodes(self) -> list[str]:
+        return sorted(n for n, node in self.nodes.items() if node.kind == "imds")
+
+    @cached_property
+    def _relays(self) -> dict[str, list[str]]:
+        relays: dict[str, list[str]] = {}
+        for name in sorted(self.nodes):
+            node = self.nodes[name]
+            if node.runs_on and node.spec.relay:
+                relays.setdefault(node.runs_on, []).append(name)
+        return relays
+
+    def instance_of(self, imds: str) -> str:
+        """The instance an imds node belongs to: the one of its peers that is
+        not a container owning an ENI of it."""
+        peers = self.adjacency[imds]
+        return next((p for p in peers if self.nodes[p].kind != "container"), peers[0])
+
+    @property
+    def relay_hosts(self) -> list[str]:
+        """The hosts that carry at least one relay, by name."""
+        return sorted(self._relays)
+
+    def relays_on(self, host: str) -> list[str]:
+        """L7 relays that run inside `host`'s network stack, by name."""
+        return self._relays.get(host, [])
+
+    def label(self, name: str) -> str:
+        """A node's name as reports show it: with its count when it stands for
+        many identical copies (replicas, units)."""
+        count = self.nodes[name].replicas
+        return f"{name} (×{count:,})" if count > 1 else name
+
+    def copy_of(self, name: str) -> tuple[Topology, str] | None:
+        """One copy, named: `web#17/app#3` is the 3rd replica of app in the
+        17th copy of unit web. Returns this topology with that unit copy and
+        that replica named so (each standing for itself alone) and the copy's
+        name, or None if `name` names no copy. All copies are identical, so a
+        trace of one is a trace of each, under its own names."""
+        unit, index, rest = None, None, name
+        if "/" in name:
+            head, rest = name.split("/", 1)
+            unit, _, index = head.partition("#")
+        node, _, replica = rest.partition("#")
+        template = f"{unit}/{node}" if unit else node
+        if template not in self.nodes or (unit is not None and unit not in self.units):
+            return None
+        count = self.units.get(unit, 1) if unit else 1
+        own = self.nodes[template].replicas // count
+        if not _index_within(index, count) or not _index_within(replica, own):
+            return None
+        rename = {template: name}
+        if unit is not None:
+            prefix = f"{unit}#{index}/" if index else f"{unit}/"
+            rename |= {n: prefix + n.split("/", 1)[1] for n in self.nodes
+                       if n.startswith(f"{unit}/") and n != template}
+        if rename == {template: template}:
+            return self, name
+
+        def renamed(n: str | None) -> str | None:
+            return rename.get(n, n) if n is not None else None
+
+        nodes = {}
+        for n, node in self.nodes.items():
+            if n in rename:
+                node = replace(node, name=rename[n], replicas=1 if n == template else
+                               node.replicas // count, runs_on=renamed(node.runs_on),
+                               via=tuple(rename.get(v, v) for v in node.via))
+            nodes[rename.get(n, n)] = node
+        links = tuple((rename.get(a, a), rename.get(b, b)) for a, b in self.links)
+        expect = {h: {rename.get(n, n): o for n, o in entries.items()}
+                  for h, entries in self.expect.items()}
+        return replace(self, nodes=nodes, links=links, expect=expect,
+                       units={u: 1 if u == unit else c for u, c in self.units.items()}), name
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
+        keys = list(path)
+        while keys:
+            line = self.lines.get(dotted(keys))
+            if line:
+                return line
+            keys.pop()
+        return None
+
+    def position(self, *path: str | int) -> tuple[int, int] | None:
+        """(line, column), both from 1, of a key path or of its nearest parent:
+        where an editor or GitHub code scanning should point."""
+        return nearest(self.lines, self.columns, path)
+
+    def hop_limits(self) -> dict[str, int]:
+        return {n: self.nodes[n].imds.hop_limit for n in self.imds_nodes}
+
+    def with_imds(self, **changes: Any) -> Topology:
+        """This topology with the same settings changed on every imds node.
+        (Once per sweep for thousands of imds nodes: built as the loader
+        builds nodes, and what derives from names and links, which settings
+        do not change, carried over.)"""
+        nodes = dict(self.nodes)
+        settings: dict[ImdsSettings, ImdsSettings] = {}
+        for name in self.imds_nodes:
+            node = nodes[name]
+            old = node.imds
+            new = settings.get(old)  # type: ignore[arg-type]
+            if new is None:
+                new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
+            nodes[name] = checked_node(**{**vars(node), "imds": new})
+        copy = replace(self, nodes=nodes, lines=self.lines)
+        for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
+            if derived in self.__dict__:
+                copy.__dict__[derived] = self.__dict__[derived]
+        return copy
+
+    def with_node(self, name: str, **changes: Any) -> Topology:
+        """This topology with one node's fields changed (links unchanged)."""
+        nodes = {**self.nodes, name: replace(self.nodes[name], **changes)}
+        return replace(self, nodes=nodes, lines=self.lines)
+
+
+def _index_within(index: str | None, count: int) -> bool:
+    """`index` (from NAME#INDEX) names one of `count` copies; no index: one copy."""
+    if not index:
+        return count == 1 or index is None
+    return (index.isdecimal() and len(index) <= len(str(count)) and 1 <= int(index) <= count
+            and str(int(index)) == index)
+
+
+def checked_node(**values: Any) -> Node:
+    """Node(**values) for values the loader has checked, every field given,
+    without the frozen dataclass's __init__ (0.2 s per 100,000 nodes).
+    tests/test_addresses.py checks that loaded nodes are whole Nodes."""
+    node = object.__new__(Node)
+    object.__setattr__(node, "__dict__", values)
+    return node
