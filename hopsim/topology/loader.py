@@ -126,11 +126,7 @@ def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool)
         # them in a second pass, and its problems are found again with them.
         lines, columns, _ = json_positions(text)
         topology, found = build(doc, file, lines, columns)
-    problems += _blame_overrides(found, overrides)
-    if problems:
-        raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
-    assert topology is not None
-    return topology
+    return _loaded(topology, problems + _blame_overrides(found, overrides))
 
 
 def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
@@ -145,7 +141,11 @@ def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
     with gc_paused():
         problems = _apply_overrides(doc, file, overrides)
         topology, found = build(doc, file, lines, columns)
-    problems += _blame_overrides(found, overrides)
+    return _loaded(topology, problems + _blame_overrides(found, overrides))
+
+
+def _loaded(topology: Topology | None, problems: list[Problem]) -> Topology:
+    """The topology, or TopologyError with every problem, in line order."""
     if problems:
         raise TopologyError(sorted(problems, key=lambda p: (p.line or 0)))
     assert topology is not None

@@ -15,7 +15,7 @@ import networkx as nx
 from hopsim.filters import Filter
 from hopsim.imds import ImdsSettings
 from hopsim.kinds import KINDS, Kind, Layer, RelayPolicy
-from hopsim.topology.reader import dotted, nearest
+from hopsim.topology.reader import nearest
 
 # How sure a fact cited in a description is (docs/facts.md, "The markers").
 FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
@@ -247,13 +247,8 @@ class Topology:
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of a key path such as ("nodes", "app", "kind"), or of its parent."""
-        keys = list(path)
-        while keys:
-            line = self.lines.get(dotted(keys))
-            if line:
-                return line
-            keys.pop()
-        return None
+        position = nearest(self.lines, self.columns, path)
+        return position[0] if position else None
 
     def position(self, *path: str | int) -> tuple[int, int] | None:
         """(line, column), both from 1, of a key path or of its nearest parent:

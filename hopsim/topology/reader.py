@@ -156,7 +156,7 @@ def _too_deep(line: int | None, path: tuple[Any, ...] | list[Any]) -> Abort:
     return Abort(line, dotted(path[:1]), f"nested deeper than {MAX_DEPTH} levels")
 
 
-def _too_many(line: int, top: list[Any]) -> Abort:
+def _too_many(line: int | None, top: list[Any]) -> Abort:
     """More values than MAX_YAML_VALUES as written, before any alias: refused
     while composing, before they fill the memory."""
     return Abort(line, dotted(top), f"the document holds more than {MAX_YAML_VALUES:,} values")
@@ -543,7 +543,7 @@ def _read_nodes(text: str, libyaml: bool) -> Read:
             raise _LibyamlTooDeep(exc.problem_mark.index, abort) from None
         raise abort from None
     except RecursionError:
-        raise Abort(None, "", f"nested deeper than {MAX_DEPTH} levels") from None
+        raise _too_deep(None, ()) from None
     finally:
         parser.dispose()
         walk = size = None  # they call themselves: cycles the paused GC would keep
@@ -771,8 +771,7 @@ def read_json(text: str) -> Read:
         raise Abort(exc.lineno, "", f"not valid JSON: {exc.msg} (column {exc.colno})") \
             from None
     except RecursionError:
-        raise Abort(_too_deep_json(text), "", f"nested deeper than {MAX_DEPTH} levels") \
-            from None
+        raise _too_deep(_too_deep_json(text), ()) from None
     except ValueError:  # an integer past MAX_DIGITS digits
         raise _too_long_number(text) from None
     lines: dict[str, int] = {}
@@ -823,7 +822,7 @@ def _count_json_values(text: str) -> None:
     if bound(text) <= MAX_YAML_VALUES:
         return
     if bound(_JSON_STRING.sub('""', text)) > MAX_YAML_VALUES:
-        raise Abort(None, "", f"the document holds more than {MAX_YAML_VALUES:,} values")
+        raise _too_many(None, [])
 
 
 # A token of a valid JSON text: a string (which holds no raw newline), a
