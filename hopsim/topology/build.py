@@ -1,6 +1,5 @@
-"""Plain values -> a Topology, or every problem: runs the checks (checker,
-units, links), numbers the addresses and builds the Nodes; the loader calls it
-for files, the importers for what they read."""
+"""Plain values -> a Topology or every problem: runs the checks, numbers the
+addresses, builds the Nodes; for topology files and for the importers alike."""
 
 from __future__ import annotations
 

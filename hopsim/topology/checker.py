@@ -1,6 +1,5 @@
-"""The checker: plain values against the format's tables, each problem at its
-file, line and key. Here the Checker itself and the checks of single nodes and
-of expectations; links.py and units.py check what spans nodes."""
+"""Plain values against the format's tables, each problem at its file, line and
+key: the Checker, and the checks of single nodes and of expectations."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The topology file format as tables: each key, its type, choices, bounds and
-meaning. The checker validates with them and schema.py makes the JSON Schema
-from them, so a key is described once."""
+"""The topology file format as tables (each key's type, choices, bounds, meaning):
+the checker validates with them and schema.py is made from them."""
 
 from __future__ import annotations
 

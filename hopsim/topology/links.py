@@ -1,6 +1,5 @@
-"""Checks of what spans nodes: links (ends, duplicates, replicas), the imds
-node's peers, masquerade neighbours, and packet filter rules (which name
-neighbours), each problem at its line."""
+"""Checks of what spans nodes, each problem at its line: links, the imds node's
+peers, masquerade neighbours and packet filter rules (which name neighbours)."""
 
 from __future__ import annotations
 

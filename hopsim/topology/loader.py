@@ -1,6 +1,5 @@
-"""Files -> Topology: a file, standard input or plain values read (reader.py),
-checked and built (build.py), every problem located; and topology files found
-in folders. Nothing in a file can make it read another file."""
+"""Files, standard input and folders -> Topology: read (reader.py), then built
+(build.py); nothing in a file can make it read another file."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The values a topology file becomes: Node, Topology, and the located Problem
-(with the errors that carry problems). Data only: nothing here reads a file or
-runs a topology; the loader makes these, the simulator and emulator read them."""
+"""The values a topology file becomes: Node, Topology, the located Problem and
+its errors. Data only, so the simulator and the emulator can read the same."""
 
 from __future__ import annotations
 
