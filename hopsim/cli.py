@@ -465,7 +465,7 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     except BaseException as error:
         _stop(pool)
         if isinstance(error, interrupts.Stopped):
-            error.pool_stopped = True  # type: ignore[attr-defined]
+            error.workers_killed = True
         raise
     else:
         pool.shutdown()
@@ -830,8 +830,7 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except interrupts.Stopped as stop:
-            interrupts.leave(stop, f"stopped by {stop}",
-                             hard=getattr(stop, "pool_stopped", False))
+            interrupts.leave(stop, f"stopped by {stop}")
 
 
 @click.group(cls=_Main,
