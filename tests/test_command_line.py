@@ -7,7 +7,8 @@ import pytest
 from builders import TOPOLOGIES
 from click.testing import CliRunner
 
-from hopsim.cli import main, parse_hop_limits
+from hopsim.cli import main
+from hopsim.cli.options import parse_hop_limits
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 NGINX = str(TOPOLOGIES / "nginx-reverse-proxy.yaml")

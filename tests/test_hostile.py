@@ -26,7 +26,8 @@ import yaml
 from builders import BASE, TOPOLOGIES
 from click.testing import CliRunner
 
-import hopsim.cli
+import hopsim.output
+import hopsim.report.formats
 from hopsim.cli import main
 from hopsim.topology.reader import MAX_DIGITS, MAX_YAML_VALUES
 from hopsim.untrusted import shown
@@ -223,7 +224,7 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monk
         yield "{\n  partial"
         raise KeyboardInterrupt  # Ctrl-C halfway through the report
 
-    monkeypatch.setattr(hopsim.cli.formats, "chunks", broken)
+    monkeypatch.setattr(hopsim.report.formats, "chunks", broken)
     run("check", DOCKER, "--output", f"json:{report}")
     assert report.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
@@ -520,7 +521,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_previous_file(tmp_path, monkeypa
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(hopsim.cli.os, "fsync", full)
+    monkeypatch.setattr(hopsim.output.os, "fsync", full)
     refused(run("check", DOCKER, "--output", f"json:{report}"), "No space left on device")
     assert report.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

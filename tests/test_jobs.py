@@ -21,7 +21,8 @@ import pytest
 from builders import BASE, ROOT, TOPOLOGIES
 from click.testing import CliRunner
 
-import hopsim.cli
+import hopsim.report.progress
+import hopsim.workers
 from hopsim import analysis
 from hopsim.cli import main
 from hopsim.report import formats
@@ -46,14 +47,14 @@ def run(*args: str):
 def pools(monkeypatch):
     """The worker counts of the process pools a run starts."""
     started: list[int] = []
-    real = hopsim.cli.ProcessPoolExecutor
-    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 16)  # --jobs is capped to the CPUs
+    real = hopsim.workers.ProcessPoolExecutor
+    monkeypatch.setattr(hopsim.workers, "cpus", lambda: 16)  # --jobs is capped to the CPUs
 
     def spy(max_workers, **kwargs):
         started.append(max_workers)
         return real(max_workers, **kwargs)
 
-    monkeypatch.setattr(hopsim.cli, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(hopsim.workers, "ProcessPoolExecutor", spy)
     return started
 
 
@@ -208,7 +209,7 @@ def test_the_progress_bar_counts_each_file_as_it_completes(monkeypatch, pools):
     # The bar (drawn on a terminal only) is given every file of the run, and
     # advances once per file, in this process or from the pool.
     seen: list[tuple[int, list[int]]] = []
-    real = hopsim.cli.progress.track
+    real = hopsim.report.progress.track
 
     def spy(items, description, *args, **kwargs):
         indexes: list[int] = []
@@ -217,7 +218,7 @@ def test_the_progress_bar_counts_each_file_as_it_completes(monkeypatch, pools):
             indexes.append(item[0])
             yield item
 
-    monkeypatch.setattr(hopsim.cli.progress, "track", spy)
+    monkeypatch.setattr(hopsim.report.progress, "track", spy)
     files = topology_files([TOPOLOGIES])
     for jobs in ("1", "3"):
         assert run("check", str(TOPOLOGIES), "--jobs", jobs).exit_code == 1
@@ -247,7 +248,7 @@ def test_a_bad_jobs_value_is_a_usage_error(command, value, message, pools):
 
 @pytest.mark.parametrize("value", ["0", "auto", "AUTO"])
 def test_zero_and_auto_mean_one_process_per_cpu(value, monkeypatch, pools):
-    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 5)
+    monkeypatch.setattr(hopsim.workers, "cpus", lambda: 5)
     serial = run("check", str(TOPOLOGIES), "--format", "json")
     result = run("check", str(TOPOLOGIES), "--format", "json", "-j", value)
     assert pools == [5]
@@ -257,13 +258,13 @@ def test_zero_and_auto_mean_one_process_per_cpu(value, monkeypatch, pools):
 @pytest.mark.parametrize("value", ["200", "99999999999999999999999999"])
 def test_jobs_is_capped_to_the_cpus(value, monkeypatch, pools):
     # Issue 15: --jobs 200 on a 2-CPU machine started 202 processes.
-    monkeypatch.setattr(hopsim.cli, "_cpus", lambda: 2)
+    monkeypatch.setattr(hopsim.workers, "cpus", lambda: 2)
     assert run("check", str(TOPOLOGIES), "-j", value).exit_code in (0, 1)
     assert pools == [2]
 
 
 def test_cpus_counts_at_least_one():
-    assert hopsim.cli._cpus() >= 1
+    assert hopsim.workers.cpus() >= 1
 
 
 def test_help_documents_jobs():
@@ -312,7 +313,7 @@ def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
     """Python 3.14 starts workers from a forkserver on Linux, macOS spawns them:
     their parent is not the main process (a worker that took that for its
     parent's death ended at once)."""
-    real = hopsim.cli.ProcessPoolExecutor
+    real = hopsim.workers.ProcessPoolExecutor
     started: list[int] = []
 
     def started_by(max_workers, **kwargs):
@@ -321,7 +322,7 @@ def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
 
     serial = run("check", str(TOPOLOGIES), "--format", "json")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(hopsim.cli, "ProcessPoolExecutor", started_by)
+        patch.setattr(hopsim.workers, "ProcessPoolExecutor", started_by)
         pooled = run("check", str(TOPOLOGIES), "--format", "json", "--jobs", "2")
     assert started == [2]
     assert (pooled.exit_code, pooled.output) == (serial.exit_code, serial.output)
@@ -333,10 +334,10 @@ def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
 # the workers are surely busy when the signal comes.
 DRIVER = """\
 import signal, sys, time
-from hopsim import analysis, cli
+from hopsim import analysis, cli, workers
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
 analysis.check = lambda topology: time.sleep(600)
-cli._cpus = lambda: 2  # --jobs is capped to the CPUs; 2 workers on any machine
+workers.cpus = lambda: 2  # --jobs is capped to the CPUs; 2 workers on any machine
 cli.main(["check", *sys.argv[1:], "--jobs", "2"])
 """
 PROC = Path("/proc")

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 import socket
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 from hopsim import analysis
 from hopsim.analysis import Expectation, Report, Result, Verdict
@@ -32,7 +29,7 @@ from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
 from hopsim.engine import Access, Cause, Outcome
 from hopsim.http import Request, Response
-from hopsim.interrupts import Stopped
+from hopsim.interrupts import Stopped, held, raise_if_stopped, stopping  # noqa: F401 (re-exported)
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
@@ -41,53 +38,17 @@ _topology_numbers = itertools.count()
 
 
 
-_received: list[int] = []  # the signals stopping_on_signals has turned into Stopped
-
-
 @contextmanager
 def stopping_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into Stopped, so `finally` blocks run; on the
-    way out, whatever happened, delete every namespace this process made."""
-
-    def stop(signum: int, _frame: object) -> None:
-        _received.append(signum)
-        raise Stopped(signum)
-
-    def unraisable(found: Any) -> None:  # a Stopped dropped in a finalizer: raised again
-        if not isinstance(found.exc_value, Stopped):
-            hook(found)
-
-    _received.clear()
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    hook, sys.unraisablehook = sys.unraisablehook, unraisable
-    try:
-        yield
-    finally:
-        with _signals_held():
-            netns.delete_namespaces(netns.existing(netns.run_prefix()))
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        sys.unraisablehook = hook
-        _received.clear()  # a signal this context took must not stop a later run
-
-
-def raise_if_stopped() -> None:
-    """Raise Stopped again for a signal already received. The handler's own
-    can be lost: run inside a finalizer (subprocess.Popen.__del__ while
-    namespaces are built), it is an exception Python prints and drops."""
-    if _received:
-        raise Stopped(_received[0])
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Let a teardown finish before a second Ctrl-C is acted on."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+    """Turn SIGTERM (and SIGINT) into Stopped (hopsim.interrupts), so `finally`
+    blocks run; on the way out, whatever happened, delete every namespace this
+    process made."""
+    with stopping(even_ignored=True, lost_in_finalizers=True):
+        try:
+            yield
+        finally:
+            with held():
+                netns.delete_namespaces(netns.existing(netns.run_prefix()))
 
 
 @dataclass
@@ -144,7 +105,7 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
         timing.exchanges = time.monotonic() - started
         raise_if_stopped()
     finally:
-        with _signals_held():
+        with held():
             started = time.monotonic()
             netns.delete_namespaces(netns.existing(prefix))
             real.remove_directories(plan)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from hopsim import engine, imds
 from hopsim.emulate import build, netns
 from hopsim.emulate import products as real
-from hopsim.emulate.run import DEFAULT_TIMEOUT, _Kernel, _signals_held, raise_if_stopped
+from hopsim.emulate.run import DEFAULT_TIMEOUT, _Kernel
 from hopsim.engine import Access
+from hopsim.interrupts import held, raise_if_stopped
 from hopsim.products import Setup, setups
 from hopsim.topology import Topology, parse
 
@@ -112,7 +113,7 @@ def measure(setup: Setup, timeout: float = DEFAULT_TIMEOUT) -> Measured:
         session, received = asyncio.run(_probe(kernel))
         raise_if_stopped()
     finally:
-        with _signals_held():
+        with held():
             netns.delete_namespaces(netns.existing(plan.prefix))
             real.remove_directories(plan)
     put = session.put

@@ -1,0 +1,5 @@
+"""python -m hopsim.cli: the `hopsim` command."""
+
+from hopsim.cli import main
+
+main()
