@@ -19,7 +19,7 @@ from itertools import islice
 
 from hopsim.engine import Access, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
-from hopsim.routing import Role, Route, Router, Tree
+from hopsim.routing import Part, Route, Router, Tree
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 
@@ -395,12 +395,12 @@ class _Profiler:
         for path in (route.stations, *route.returns):
             features.append("|")
             for station in path:
-                if station.role is Role.BRIDGE:
+                if station.part is Part.BRIDGE:
                     continue
                 for name in (station.node, station.actor):
                     features.append(index.setdefault(name, len(index)))
                 actor = nodes[station.actor]
-                features.append((station.role, actor.kind, actor.relay, station.nat))
+                features.append((station.part, actor.kind, actor.relay, station.nat))
         return tuple(features), _names(route)
 
 
@@ -408,7 +408,7 @@ def _names(route: Route) -> tuple[str, ...]:
     """The names a route's walk is made of, as an outcome may name them: each
     station's node and actor but bridges', on the request and the responses."""
     return tuple(name for path in (route.stations, *route.returns) for station in path
-                 if station.role is not Role.BRIDGE for name in (station.node, station.actor))
+                 if station.part is not Part.BRIDGE for name in (station.node, station.actor))
 
 
 def _renamed(outcome: Outcome, rename: Mapping[str, str], role: str | None) -> Outcome:

@@ -19,7 +19,7 @@ from hopsim.engine import TIMEOUT, Access, Action, Cause, Exchange, Hop, Outcome
 from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
-from hopsim.routing import Role, Route, Router, Station
+from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import FACT_MARKER, Topology, load, topology_files
 from hopsim.untrusted import shown
 
@@ -229,7 +229,7 @@ def _answer_steps(topology: Topology, route: Route, hops: list[Hop], hop_limit: 
             at = _advance(stations, at, hop.node)
         if hop.ttl_in is not None and at > 0 and hop.action is not Action.SEND:
             ttls[at - 1] = hop.ttl_in
-        caption = step_caption(topology, hop, stations[at].role)
+        caption = step_caption(topology, hop, stations[at].part)
         if hop.action is Action.DROP and i + 1 < len(hops) and hops[i + 1].action is Action.ICMP:
             i += 1
             icmp = hops[i]
@@ -258,13 +258,13 @@ def _advance(stations: Sequence[Station], at: int, actor: str) -> int:
     return at
 
 
-def step_caption(topology: Topology, hop: Hop, role: Role) -> str:
-    """What one node did to the answer, in words; `role`: what the node is
+def step_caption(topology: Topology, hop: Hop, part: Part) -> str:
+    """What one node did to the answer, in words; `part`: what the node is
     on this path (IMDS sending, a relay receiving ...)."""
     node, ttl_in, ttl_out = hop.node, hop.ttl_in, hop.ttl_out
     token = hop.message.endswith("(token)")
     what = "the token" if token else f"the {hop.message.split(' ')[0]} answer"
-    if hop.action is Action.SEND and role is Role.IMDS:
+    if hop.action is Action.SEND and part is Part.IMDS:
         if token:
             return (f"IMDS answers {hop.message}: the packet leaves with TTL {ttl_out}, the "
                     "hop limit.")
@@ -285,7 +285,7 @@ def step_caption(topology: Topology, hop: Hop, role: Role) -> str:
         return (f"{node} must route {what}, but its TTL is {ttl_in}: a router never forwards "
                 f"a packet with TTL 1. Dropped.")
     if hop.action is Action.DELIVER:
-        if role is Role.RELAY:
+        if part is Part.RELAY:
             return f"{node} receives {what} with TTL {ttl_in}: it ends this connection."
         tail = ": local delivery accepts any TTL, even 1" if ttl_in == 1 else ""
         return f"{node} receives {what} with TTL {ttl_in}{tail}."
@@ -360,7 +360,7 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
     hop_limited = first.cause is Cause.TTL or last.cause is Cause.TTL or (
         last.access is Access.TOKEN)
     if route.stations and hop_limited and receiver:
-        bridges = [s.node for s in route.token_path if s.role is Role.BRIDGE]
+        bridges = [s.node for s in route.token_path if s.part is Part.BRIDGE]
         if routers:
             parts.append(f"The token response must cross {_routers(len(routers))} "
                          f"({_names(routers)}) on its way to {receiver}, and each takes 1 "

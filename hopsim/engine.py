@@ -25,7 +25,7 @@ from hopsim import imds, packets
 from hopsim.filters import IMDS, Filter, first_match
 from hopsim.filters import Packet as Seen
 from hopsim.http import Request, Response
-from hopsim.routing import Role, Route, Router, Station
+from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import Topology
 
 T0 = 1672963200.0  # 2023-01-06 00:00:00 UTC: the day the article was published
@@ -214,7 +214,7 @@ class _Walker:
     # -- addressing ------------------------------------------------------------
 
     def address(self, station: Station) -> str:
-        if station.role is Role.IMDS:
+        if station.part is Part.IMDS:
             return imds.IPV4_ENDPOINT if self.family == 4 else imds.IPV6_ENDPOINT
         return self.node_address(station.actor)
 
@@ -250,7 +250,7 @@ class _Walker:
         for station in stations[1:-1]:
             self.time += LINK_TIME
             ttl = packets.ttl(packet)
-            if station.role is Role.BRIDGE:
+            if station.part is Part.BRIDGE:
                 self.note(message, station.node, Action.BRIDGE, ttl, ttl, "L2, TTL untouched",
                           packet)
                 continue
@@ -296,7 +296,7 @@ class _Walker:
         payload = request.to_bytes(self.host_header())
         label = f"{request.method} {request.path}"
         # An interceptor's clients address IMDS: its host's DNAT delivers to it.
-        to = self.address(Station(end.node, Role.IMDS)) if self.router.intercepts(end) else (
+        to = self.address(Station(end.node, Part.IMDS)) if self.router.intercepts(end) else (
             self.address(end))
         packet = packets.segment(self.family, self.address(start), to, sport,
                                  packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
@@ -342,13 +342,13 @@ class _Walker:
         end = leg[-1]
         place = self._place(end.actor)
         dnat = self.router.intercepts(end)  # addressed to IMDS, delivered to the relay
-        target = IMDS if end.role is Role.IMDS or dnat else place
+        target = IMDS if end.part is Part.IMDS or dnat else place
         source = self._place(leg[0].actor)
         hit = self._along(leg, source, target, outbound=True, delivered=place if dnat else None)
         if hit is not None:
             return hit[0], hit[1], "request", hit[2]
         # The answer: from IMDS or the relay, to the last NAT's address first.
-        nats = [self._place(s.node) for s in leg if s.role is Role.ROUTE and s.nat]
+        nats = [self._place(s.node) for s in leg if s.part is Part.ROUTE and s.nat]
         hit = self._along(back, place if dnat else target, nats[-1] if nats else source,
                           outbound=False, nats=nats, origin=source,
                           restored=IMDS if dnat else None)
@@ -366,7 +366,7 @@ class _Walker:
         last = len(stations) - 1
         local = self._place(stations[0].actor) == self._place(stations[-1].actor)
         for i, station in enumerate(stations):
-            if station.role is Role.BRIDGE:
+            if station.part is Part.BRIDGE:
                 continue
             here = self._place(station.actor if i in (0, last) else station.node)
             if not outbound and station.nat and nats and nats[-1] == here:
@@ -417,7 +417,7 @@ class _Walker:
 
         `client` is the source address the request arrived with (after NAT).
         """
-        if end.role is Role.IMDS:
+        if end.part is Part.IMDS:
             response = imds.respond(request, self.settings, instance=self.instance,
                                     now=self.time)
             notes.token_issued = notes.token_issued or self.is_token(request, response)
@@ -519,7 +519,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         outcome = replace(base, **_refusal(response, notes, settings))
         if notes.refused_by:  # the request went no further than the relay that refused it
             stop = next(i for i, s in enumerate(route.stations)
-                        if s.role is Role.RELAY and s.actor == notes.refused_by)
+                        if s.part is Part.RELAY and s.actor == notes.refused_by)
             outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
     waited = notes.filtered is not None and notes.filtered[0] == 0 and (
@@ -540,7 +540,7 @@ _DONE = {"drop": "dropped", "reject": "rejected"}
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:
     """Where a request went: each station's actor, bridges aside."""
-    return tuple(s.actor for s in stations if s.role is not Role.BRIDGE)
+    return tuple(s.actor for s in stations if s.part is not Part.BRIDGE)
 
 
 def _refusal(response: Response | None, notes: _Notes,

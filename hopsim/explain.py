@@ -15,7 +15,7 @@ from hopsim.analysis import check, profile
 from hopsim.engine import Access, Cause, Outcome, play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
-from hopsim.routing import Role, Route, Router
+from hopsim.routing import Part, Route, Router
 from hopsim.topology import Topology
 
 
@@ -224,7 +224,7 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         yield Change(f"{verb} (http_tokens: {other})", f"--http-tokens {other}",
                      play(changed, principal).outcome.access, loosens=other == "optional",
                      edit=("imds", {"http_tokens": other}))
-    for relay in dict.fromkeys(s.relay for s in route.stations if s.role is Role.RELAY):
+    for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
         xff = not policy.adds_xff

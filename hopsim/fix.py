@@ -27,7 +27,7 @@ from hopsim import analysis
 from hopsim.analysis import Verdict
 from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
-from hopsim.routing import Role, Router
+from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError, load, load_text
 
 MAX_CHANGES = 3
@@ -140,7 +140,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
         route = router.route(outcome.node)
         previous = None
         for station in route.stations:
-            if station.role is Role.RELAY and station.actor:
+            if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
                 if relay.relay is not None and not relay.relay.adds_xff:
                     _add(found, seen, Change("adds_xff", True, station.actor, cost=1))
@@ -150,7 +150,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                     _add(found, seen, Change("filters", {"chain": "output", "to": "imds",
                                                          "action": "drop"},
                                              relay.runs_on, cost=2))
-            elif station.role is Role.ROUTE:
+            elif station.part is Part.ROUTE:
                 _add(found, seen, Change("filters", DROP_TO_IMDS, station.node, cost=2))
                 if previous is not None:
                     _add(found, seen, Change("filters", {"chain": "forward", "from": previous,

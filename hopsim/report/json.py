@@ -266,7 +266,7 @@ def node(n: Node) -> dict[str, Any]:
 def route(r: Route) -> dict[str, Any]:
     """The request's stations, and each leg's response's own (from the leg's end)."""
     def stations(path: Iterable[Station]) -> list[dict[str, Any]]:
-        return [{"node": s.node, "role": s.role.value, "relay": s.relay, "nat": s.nat}
+        return [{"node": s.node, "role": s.part.value, "relay": s.relay, "nat": s.nat}
                 for s in path]
 
     return {"principal": r.principal, "unreachable": r.unreachable,
