@@ -13,23 +13,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from functools import cached_property
 from itertools import islice
 
-from hopsim.engine import Access, Outcome, play
+from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
+from hopsim.outcome import FAILS, Access, Outcome, Role, Verdict, bad, verdict
 from hopsim.routing import Part, Route, Router, Tree
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 
 ALL_HOP_LIMITS = tuple(range(MIN_HOP_LIMIT, MAX_HOP_LIMIT + 1))
-
-
-class Verdict(str, Enum):
-    OK = "ok"
-    LEAK = "leak"  # an attacker holds a token or credentials
-    BROKEN = "broken"  # a workload lacks a token
 
 
 @dataclass(frozen=True)
@@ -204,11 +198,7 @@ class Tally:
         return self.delivered
 
     def bad(self, hop_limit: int) -> bool:
-        """An attacker holding anything, a workload lacking a token."""
-        access = self.access(hop_limit)
-        if self.role == "attacker":
-            return access is not Access.NONE
-        return self.role == "workload" and access is not Access.TOKEN
+        return bad(self.role, self.access(hop_limit))
 
 
 def profiles(topology: Topology) -> Profiles:
@@ -429,14 +419,10 @@ SHOWN = 10  # principals a verdict's reason names; the rest are counted
 def judge(outcomes: Iterable[Outcome]) -> tuple[Verdict, str]:
     """leak if an attacker holds anything; else broken if a workload lacks a
     token; else ok. The reason names who, in a few words."""
-    outcomes = list(outcomes)
-    leaks = [o for o in outcomes if o.role == "attacker" and o.access is not Access.NONE]
-    if leaks:
-        return Verdict.LEAK, _reason(Verdict.LEAK, leaks[:SHOWN], len(leaks))
-    starved = [o for o in outcomes if o.role == "workload" and o.access is not Access.TOKEN]
-    if starved:
-        return Verdict.BROKEN, _reason(Verdict.BROKEN, starved[:SHOWN], len(starved))
-    return Verdict.OK, _reason(Verdict.OK, [], 0)
+    failing = [o for o in outcomes if o.bad]
+    found = verdict({Role(o.role) for o in failing})
+    shown = [o for o in failing if FAILS[Role(o.role)] is found]
+    return found, _reason(found, shown[:SHOWN], len(shown))
 
 
 def _reason(verdict: Verdict, shown: Sequence[Outcome], total: int,
@@ -550,7 +536,7 @@ class Outcomes(Sequence[Outcome]):
         tallies = self._found.tallies
         limits = self._limits
         nodes = self._found.topology.nodes
-        for verdict, role in ((Verdict.LEAK, "attacker"), (Verdict.BROKEN, "workload")):
+        for role in Role:
             if isinstance(limits, int):
                 bad = [t for t in tallies if t.role == role and t.bad(limits)]
                 # members are in name order: merging gives the first names
@@ -561,16 +547,14 @@ class Outcomes(Sequence[Outcome]):
                                for n in t.members if self._bad(n, role))
                 first, total = names[:SHOWN], sum(nodes[n].replicas for n in names)
             if first:
-                return verdict, _reason(verdict, [self._outcome(n) for n in first], total,
+                return FAILS[role], _reason(FAILS[role], [self._outcome(n) for n in first], total,
                                         self._found.topology.label, lambda n: nodes[n].replicas)
         return Verdict.OK, _reason(Verdict.OK, [], 0)
 
     def _bad(self, name: str, role: str | None) -> bool:
         limit = self._limits.get(name) if not isinstance(self._limits, int) else self._limits
         access = self._found.access(name, limit) if limit else self._found._shape(name)[0]
-        if role == "attacker":
-            return access is not Access.NONE
-        return role == "workload" and access is not Access.TOKEN
+        return bad(role, access)
 
 
 def _result(topology: Topology, hop_limit: int | None, outcomes: Outcomes) -> Result:
@@ -641,22 +625,22 @@ def verdicts(found: Profiles) -> dict[int, Verdict]:
     path classes and one over the hop limits.
     """
     size = MAX_HOP_LIMIT + 2
-    leaks, starved = [0] * size, [0] * size  # difference arrays over hop limits
+    counts_of = {role: [0] * size for role in Role}  # difference arrays over hop limits
     for t in found.tallies:
-        counts = leaks if t.role == "attacker" else starved
+        counts = counts_of[Role(t.role)]
         split = min(t.routers if t.dropped is not None else 0, MAX_HOP_LIMIT)
         # hop limits 1..split: the token dies; split+1..64: it is delivered
-        for first, last, bad in ((MIN_HOP_LIMIT, split, t.bad(MIN_HOP_LIMIT)),
-                                 (split + 1, MAX_HOP_LIMIT, t.bad(MAX_HOP_LIMIT))):
-            if bad and first <= last:
+        for first, last, failing in ((MIN_HOP_LIMIT, split, t.bad(MIN_HOP_LIMIT)),
+                                     (split + 1, MAX_HOP_LIMIT, t.bad(MAX_HOP_LIMIT))):
+            if failing and first <= last:
                 counts[first] += t.count
                 counts[last + 1] -= t.count
     out: dict[int, Verdict] = {}
-    leaking = starving = 0
+    failing = dict.fromkeys(Role, 0)
     for h in ALL_HOP_LIMITS:
-        leaking += leaks[h]
-        starving += starved[h]
-        out[h] = Verdict.LEAK if leaking else Verdict.BROKEN if starving else Verdict.OK
+        for role in Role:
+            failing[role] += counts_of[role][h]
+        out[h] = verdict({role for role, n in failing.items() if n})
     return out
 
 

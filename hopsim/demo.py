@@ -15,10 +15,12 @@ from enum import Enum
 from pathlib import Path
 
 from hopsim.analysis import Report, profile, profiles, sweep
-from hopsim.engine import TIMEOUT, Access, Action, Cause, Exchange, Hop, Outcome, play
+from hopsim.engine import TIMEOUT, Action, Exchange, Hop, play
 from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
+from hopsim.outcome import Access, Cause, Outcome, Role
+from hopsim.report.wording import HOLDS, finding, plural
 from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import FACT_MARKER, Topology, load, topology_files
 from hopsim.untrusted import shown
@@ -117,9 +119,9 @@ def choose_principal(topology: Topology) -> str:
     ranked = sorted(
         topology.principals,
         key=lambda n: (
-            0 if topology.nodes[n].role == "workload" and changes(n) else
-            1 if topology.nodes[n].role == "attacker" and changes(n) else
-            2 if topology.nodes[n].role == "attacker" else 3,
+            0 if topology.nodes[n].role == Role.WORKLOAD and changes(n) else
+            1 if topology.nodes[n].role == Role.ATTACKER and changes(n) else
+            2 if topology.nodes[n].role == Role.ATTACKER else 3,
             topology.principals.index(n),
         ),
     )
@@ -316,18 +318,9 @@ def _follow_up(o: Outcome, route: Route, request: list[Hop], answer: list[Hop],
 # -- the lesson ------------------------------------------------------------------------
 
 
-def _routers(n: int) -> str:
-    return f"{n} router" + ("" if n == 1 else "s")
-
-
 def _holds(o: Outcome) -> str:
-    held = {Access.TOKEN: "gets a token", Access.CREDENTIALS: "gets IMDSv1 credentials",
-            Access.NONE: "gets nothing"}[o.access]
-    if o.role == "attacker" and o.access is not Access.NONE:
-        return f"{held} (a leak)"
-    if o.role == "workload" and o.access is not Access.TOKEN:
-        return f"{held} (a starved workload)"
-    return held
+    said = {"leak": " (a leak)", "starved": " (a starved workload)", None: ""}
+    return HOLDS[o.access] + said[finding(o.role, o.access)]
 
 
 def _names(names: Sequence[str]) -> str:
@@ -362,7 +355,7 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
     if route.stations and hop_limited and receiver:
         bridges = [s.node for s in route.token_path if s.part is Part.BRIDGE]
         if routers:
-            parts.append(f"The token response must cross {_routers(len(routers))} "
+            parts.append(f"The token response must cross {plural(len(routers), 'router')} "
                          f"({_names(routers)}) on its way to {receiver}, and each takes 1 "
                          "from its TTL; a router never forwards a packet whose TTL is 1, so "
                          f"the token needs hop limit {len(routers) + 1} or more to reach "
@@ -422,18 +415,17 @@ def _fix(topology: Topology, principal: str, outcomes: Sequence[Outcome],
     role = topology.nodes[principal].role
     hop_limit_matters = any(o.cause is Cause.TTL for o in outcomes) or (
         routers and receiver is not None)
-    if role == "workload" and hop_limit_matters and routers:
+    if role == Role.WORKLOAD and hop_limit_matters and routers:
         return []  # the hop limit it needs is said above
-    if role == "attacker" and routers and matters and outcomes[0].access is Access.NONE:
+    if role == Role.ATTACKER and routers and matters and outcomes[0].access is Access.NONE:
         keeps = "hop limit 1" if len(routers) == 1 else f"a hop limit of {len(routers)} or less"
         return [f"So only {keeps} keeps {principal} out."]
-    bad = [o for o in outcomes if (role == "attacker" and o.access is not Access.NONE)
-           or (role == "workload" and o.access is not Access.TOKEN)]
+    bad = [o for o in outcomes if o.bad]
     if not bad:
         return []
     worst = bad[-1]
     changed = topology.with_imds(hop_limit=worst.hop_limit)
-    good = Access.NONE if role == "attacker" else Access.TOKEN
+    good = Access.NONE if role == Role.ATTACKER else Access.TOKEN
     account = explain(changed, principal)
     for change in account.fixes:
         if change.access is good and not change.option.startswith("--hop-limit"):

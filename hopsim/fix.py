@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from hopsim import analysis
-from hopsim.analysis import Verdict
 from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
+from hopsim.outcome import Role, Verdict
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError, load, load_text
 
@@ -125,7 +125,7 @@ def _rule(f: Any) -> dict[str, str]:
 def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
     """Every single change worth trying for the principals with a finding."""
     result = report.results[0]
-    bad = [o for o in result.outcomes if _bad(o)]
+    bad = [o for o in result.outcomes if o.bad]
     nodes = topology.nodes
     found: list[Change] = []
     current = set(topology.hop_limits().values())
@@ -135,7 +135,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
     router = Router(topology)
     seen: set[Change] = set(found)
     for outcome in bad:
-        if outcome.role != "attacker":
+        if outcome.role != Role.ATTACKER:
             continue
         route = router.route(outcome.node)
         previous = None
@@ -169,12 +169,6 @@ def _add(found: list[Change], seen: set[Change], change: Change) -> None:
     if key not in seen:
         seen.add(key)
         found.append(change)
-
-
-def _bad(outcome: Any) -> bool:
-    if outcome.role == "attacker":
-        return outcome.access.value != "none"
-    return outcome.role == "workload" and outcome.access.value != "token"
 
 
 def _compatible(changes: Sequence[Change]) -> bool:

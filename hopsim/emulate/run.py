@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hopsim import analysis
-from hopsim.analysis import Expectation, Report, Result, Verdict
+from hopsim.analysis import Expectation, Report, Result
 from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
@@ -30,9 +30,9 @@ from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
-from hopsim.engine import Access, Cause, Outcome
-from hopsim.http import Request, Response
+from hopsim.http import Request
 from hopsim.interrupts import Stopped
+from hopsim.outcome import Access, Cause, Outcome, Verdict, refusal_cause
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
@@ -102,17 +102,6 @@ class Timing:
     @property
     def total(self) -> float:
         return self.build + self.exchanges + self.teardown
-
-
-@dataclass(frozen=True)
-class KernelOutcome(Outcome):
-    """An outcome measured on the kernel; its reason is what was observed."""
-
-    evidence: str = ""
-
-    @property
-    def reason(self) -> str:
-        return self.evidence
 
 
 def with_family(topology: Topology, family: int) -> Topology:
@@ -366,7 +355,13 @@ class _Kernel:
                     detail = f"no token in it: {detail[:40]!r}" if detail else "empty"
                 parts.append(f"PUT answered {response.status} {response.phrase}"
                              + (f" ({detail})" if detail and detail != response.phrase else ""))
-                cause = _cause(response)
+                arrived = self.received(put.flow)
+                imds_node = plan.topology.nodes[route.imds] if route.imds else None
+                cause = refusal_cause(
+                    response.status, arrived=arrived.request if arrived else None,
+                    # Nobody but a relay answers a request IMDS never received.
+                    refused=arrived is None and 400 <= response.status < 500,
+                    disabled=imds_node is not None and imds_node.imds.http_endpoint == "disabled")
         else:
             parts.append(f"PUT: {put.error}")
             cause = Cause.OTHER if put.error and put.error.startswith("no answer") else (
@@ -386,33 +381,19 @@ class _Kernel:
         if session.fallback is not None:
             parts.append(f"IMDSv1 fallback GET: {session.fallback.describe()}")
         reachable = bool(route.stations)
-        return KernelOutcome(
+        return Outcome(
             node=session.principal, role=node.role, family=session.family, access=access,
             hop_limit=hop_limit if reachable else None, routers=routers,
             receiver=route.legs[-1][0].actor if reachable else None,
             dropped_at=dropped_at, cause=None if access is Access.TOKEN else cause,
             forwarded=forwarded, path=path,
             status=put.response.status if put.response and cause is not Cause.TTL else None,
-            evidence="; ".join(parts))
+            observed="; ".join(parts))
 
 
 def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
     """The nodes that forwarded a packet, first to last (its TTL falls at each)."""
     return tuple(node for node, _ in sorted(seen, key=lambda found: -found[1]))
-
-
-def _cause(response: Response) -> Cause:
-    """Why the PUT was refused, read off the answer the client got."""
-    body = response.body
-    if response.status == 405:
-        return Cause.METHOD  # the client sent a PUT: only a relay refuses that method
-    if response.status == 403 and "X-Forwarded-For" in body:
-        return Cause.XFF
-    if response.status == 403 and "disabled" in body:
-        return Cause.DISABLED
-    if response.status == 400:
-        return Cause.TTL_HEADER
-    return Cause.OTHER
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
