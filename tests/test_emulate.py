@@ -36,8 +36,8 @@ from hopsim.emulate import run as emulation
 from hopsim.emulate import verify as verify_one
 from hopsim.emulate.verify import Case, Verification, families
 from hopsim.http import Request
-from hopsim.outcome import Cause
 from hopsim.kinds import RelayPolicy
+from hopsim.outcome import Cause
 from hopsim.report import kernel as kernel_report
 from hopsim.report import table
 from hopsim.report.wording import reason
