@@ -306,6 +306,22 @@ def test_simulator_and_kernel_agree_on_every_bundled_topology(file, family):
     assert not check.disagreements, _disagreements(check)
 
 
+@pytest.mark.kernel
+@kernel
+def test_a_leg_inside_one_stack_after_a_refusal_never_opened():
+    # Found by the random rules test: w1 refuses the PUT, so the leg from w1
+    # to w2 (both on host a: no tap sees it) never opens; the kernel's path
+    # came from our own relays' connects, not from assuming it opened.
+    topology = make({"imds": {"kind": "imds"}, "a": {"kind": "host", "forwarding": True},
+                     "w1": {"kind": "waf", "runs_on": "a"},
+                     "w2": {"kind": "proxy", "runs_on": "a"},
+                     "c": {"kind": "container", "role": "workload", "via": ["w1", "w2"]}},
+                    [["imds", "a"], ["a", "c"]], hop_limit=1)
+    check = verify_one(topology, (1,), 4)
+    assert [c.measured.path for c in check.cases if c.principal == "c"] == [("c", "w1")]
+    assert not check.disagreements, _disagreements(check)
+
+
 REFUSALS = (Cause.METHOD, Cause.XFF, Cause.TTL_HEADER, Cause.DISABLED)
 
 

@@ -178,6 +178,7 @@ class _Kernel:
         self.relays: list[RelayListener] = []
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
+        self.connected: set[int] = set()  # the ports of the legs our clients and relays opened
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -261,6 +262,7 @@ class _Kernel:
             sock.bind((source, flow.ports[leg]))
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
+            self.connected.add(flow.ports[leg])
         except BaseException:
             sock.close()
             raise
@@ -325,20 +327,24 @@ class _Kernel:
             # (A product picks its own source port: the last leg's is IMDS's.)
             legs, ports = route.legs, [*put.flow.ports[:-1], port]
             # A connection inside one stack (a relay on the sender's own host)
-            # crosses no interface a tap sees: it is taken as opened and arrived.
-            def local(i: int) -> bool:
-                return plan.namespace_of(legs[i][0].actor) is plan.namespace_of(legs[i][-1].actor)
+            # crosses no interface a tap sees: our clients and relays say
+            # whether theirs opened; a product's is taken as opened.
+            def unseen(i: int) -> bool:
+                sender = plan.topology.nodes[legs[i][0].actor]
+                return ports[i] in self.connected or (
+                    sender.product is not None and plan.namespace_of(sender.name)
+                    is plan.namespace_of(legs[i][-1].actor))
 
             last = 0
             while last + 1 < len(legs) and (ports[last + 1] in evidence.opened
-                                             or local(last + 1)):
+                                             or unseen(last + 1)):
                 last += 1
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
             end = legs[last][-1]
             # Where it ended, if its SYN got there (a filter on the way drops it).
-            if end.node in evidence.arrived.get(ports[last], ()) or local(last):
+            if end.node in evidence.arrived.get(ports[last], ()) or unseen(last):
                 path += (end.actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
