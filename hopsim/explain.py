@@ -11,11 +11,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hopsim.analysis import check, profile
+from hopsim.analysis import check
 from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
 from hopsim.outcome import Access, Cause, Outcome
+from hopsim.profiles import profile
 from hopsim.report.wording import finding, plural, reason
 from hopsim.routing import Part, Route, Router
 from hopsim.topology import Topology

@@ -9,7 +9,7 @@ or why a token request failed: `bad` and `refusal_cause` below do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 
 from hopsim.http import Request
@@ -128,3 +128,15 @@ class Outcome:
     @property
     def bad(self) -> bool:
         return bad(self.role, self.access)
+
+    def but(self, **changes: object) -> Outcome:
+        """This outcome with `changes`, made without __init__: a sweep makes
+        one outcome per principal and hop limit from outcomes already made,
+        where dataclasses.replace would set every field again, one by one."""
+        assert changes.keys() <= _FIELDS, changes.keys() - _FIELDS
+        copy = object.__new__(Outcome)
+        object.__setattr__(copy, "__dict__", {**self.__dict__, **changes})
+        return copy
+
+
+_FIELDS = frozenset(f.name for f in fields(Outcome))

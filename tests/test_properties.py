@@ -20,9 +20,10 @@ from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
 from strategies import RELAY_KINDS, dump, topology_docs
 
 from hopsim import packets, parse, play
-from hopsim.analysis import judge, profiles, sweep
+from hopsim.analysis import judge, sweep
 from hopsim.engine import Action, Exchange
 from hopsim.outcome import Access
+from hopsim.profiles import profiles
 from hopsim.report.wording import refusal
 from hopsim.topology import Topology
 

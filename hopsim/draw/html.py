@@ -25,11 +25,12 @@ from itertools import pairwise
 from typing import Any
 
 from hopsim import demo
-from hopsim.analysis import configured_hop_limit, profiles, sweep
+from hopsim.analysis import configured_hop_limit, sweep
 from hopsim.draw import layout, scene, svg
 from hopsim.draw.layout import Picture
 from hopsim.engine import Action, Exchange, Hop, play
 from hopsim.imds import DEFAULT_TTL, HTTP_TOKENS, MIN_HOP_LIMIT
+from hopsim.profiles import profiles
 from hopsim.report import json as json_report
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology
