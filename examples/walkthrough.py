@@ -26,7 +26,7 @@ for hop_limit in (1, 2):
     print(f"\nhop limit {hop_limit}: app gets {outcome.access.value}"
           f" (dropped at: {outcome.dropped_at})")
     print(f"  route: {exchange.route.describe()}")
-    print(f"  why: {outcome.reason}")
+    print(f"  why: {hopsim.reason(outcome)}")
 
 # 3. Sweep: every principal at each hop limit, a verdict, and the recommendation.
 report = hopsim.sweep(topology, range(1, 5))

@@ -6,6 +6,7 @@ The public API; notebooks and scripts import from here, never from modules:
     topology = hopsim.load("topologies/docker-bridge.yaml")
     report = hopsim.sweep(topology, range(1, 4))
     exchange = hopsim.play(topology.with_imds(hop_limit=2), "app", record=True)
+    print(exchange.outcome.access, hopsim.reason(exchange.outcome))
     hopsim.write_pcap("app.pcap", exchange.packets)
 """
 
@@ -18,10 +19,11 @@ from typing import Any as _Any
 # costs nothing until then, so the `hopsim` command can take Ctrl-C from its
 # first instruction (hopsim.interrupts), before scapy's ~0.3 s of imports.
 _HOMES = {
-    "Report": "analysis", "Result": "analysis", "Verdict": "analysis", "check": "analysis",
-    "sweep": "analysis",
-    "Access": "engine", "Exchange": "engine", "Hop": "engine", "Outcome": "engine",
-    "play": "engine",
+    "Report": "analysis", "Result": "analysis", "check": "analysis", "sweep": "analysis",
+    "Exchange": "engine", "Hop": "engine", "play": "engine",
+    "Access": "outcome", "Cause": "outcome", "Outcome": "outcome", "Role": "outcome",
+    "Verdict": "outcome",
+    "reason": "report.wording",
     "read_pcap": "packets", "write_pcap": "packets",
     "Route": "routing", "Router": "routing",
     "Problem": "topology", "Topology": "topology", "TopologyError": "topology",

@@ -14,12 +14,15 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from hopsim.analysis import Report, profile, profiles, sweep
-from hopsim.engine import TIMEOUT, Access, Action, Cause, Exchange, Hop, Outcome, play
+from hopsim.analysis import Report, sweep
+from hopsim.engine import TIMEOUT, Action, Exchange, Hop, play
 from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
-from hopsim.routing import Role, Route, Router, Station
+from hopsim.outcome import Access, Cause, Outcome, Role
+from hopsim.profiles import profile, profiles
+from hopsim.report.wording import HOLDS, finding, plural
+from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import FACT_MARKER, Topology, load, topology_files
 from hopsim.untrusted import shown
 
@@ -117,9 +120,9 @@ def choose_principal(topology: Topology) -> str:
     ranked = sorted(
         topology.principals,
         key=lambda n: (
-            0 if topology.nodes[n].role == "workload" and changes(n) else
-            1 if topology.nodes[n].role == "attacker" and changes(n) else
-            2 if topology.nodes[n].role == "attacker" else 3,
+            0 if topology.nodes[n].role == Role.WORKLOAD and changes(n) else
+            1 if topology.nodes[n].role == Role.ATTACKER and changes(n) else
+            2 if topology.nodes[n].role == Role.ATTACKER else 3,
             topology.principals.index(n),
         ),
     )
@@ -229,7 +232,7 @@ def _answer_steps(topology: Topology, route: Route, hops: list[Hop], hop_limit: 
             at = _advance(stations, at, hop.node)
         if hop.ttl_in is not None and at > 0 and hop.action is not Action.SEND:
             ttls[at - 1] = hop.ttl_in
-        caption = step_caption(topology, hop, stations[at].role)
+        caption = step_caption(topology, hop, stations[at].part)
         if hop.action is Action.DROP and i + 1 < len(hops) and hops[i + 1].action is Action.ICMP:
             i += 1
             icmp = hops[i]
@@ -258,13 +261,13 @@ def _advance(stations: Sequence[Station], at: int, actor: str) -> int:
     return at
 
 
-def step_caption(topology: Topology, hop: Hop, role: Role) -> str:
-    """What one node did to the answer, in words; `role`: what the node is
+def step_caption(topology: Topology, hop: Hop, part: Part) -> str:
+    """What one node did to the answer, in words; `part`: what the node is
     on this path (IMDS sending, a relay receiving ...)."""
     node, ttl_in, ttl_out = hop.node, hop.ttl_in, hop.ttl_out
     token = hop.message.endswith("(token)")
     what = "the token" if token else f"the {hop.message.split(' ')[0]} answer"
-    if hop.action is Action.SEND and role is Role.IMDS:
+    if hop.action is Action.SEND and part is Part.IMDS:
         if token:
             return (f"IMDS answers {hop.message}: the packet leaves with TTL {ttl_out}, the "
                     "hop limit.")
@@ -285,7 +288,7 @@ def step_caption(topology: Topology, hop: Hop, role: Role) -> str:
         return (f"{node} must route {what}, but its TTL is {ttl_in}: a router never forwards "
                 f"a packet with TTL 1. Dropped.")
     if hop.action is Action.DELIVER:
-        if role is Role.RELAY:
+        if part is Part.RELAY:
             return f"{node} receives {what} with TTL {ttl_in}: it ends this connection."
         tail = ": local delivery accepts any TTL, even 1" if ttl_in == 1 else ""
         return f"{node} receives {what} with TTL {ttl_in}{tail}."
@@ -316,18 +319,9 @@ def _follow_up(o: Outcome, route: Route, request: list[Hop], answer: list[Hop],
 # -- the lesson ------------------------------------------------------------------------
 
 
-def _routers(n: int) -> str:
-    return f"{n} router" + ("" if n == 1 else "s")
-
-
 def _holds(o: Outcome) -> str:
-    held = {Access.TOKEN: "gets a token", Access.CREDENTIALS: "gets IMDSv1 credentials",
-            Access.NONE: "gets nothing"}[o.access]
-    if o.role == "attacker" and o.access is not Access.NONE:
-        return f"{held} (a leak)"
-    if o.role == "workload" and o.access is not Access.TOKEN:
-        return f"{held} (a starved workload)"
-    return held
+    said = {"leak": " (a leak)", "starved": " (a starved workload)", None: ""}
+    return HOLDS[o.access] + said[finding(o.role, o.access)]
 
 
 def _names(names: Sequence[str]) -> str:
@@ -360,9 +354,9 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
     hop_limited = first.cause is Cause.TTL or last.cause is Cause.TTL or (
         last.access is Access.TOKEN)
     if route.stations and hop_limited and receiver:
-        bridges = [s.node for s in route.token_path if s.role is Role.BRIDGE]
+        bridges = [s.node for s in route.token_path if s.part is Part.BRIDGE]
         if routers:
-            parts.append(f"The token response must cross {_routers(len(routers))} "
+            parts.append(f"The token response must cross {plural(len(routers), 'router')} "
                          f"({_names(routers)}) on its way to {receiver}, and each takes 1 "
                          "from its TTL; a router never forwards a packet whose TTL is 1, so "
                          f"the token needs hop limit {len(routers) + 1} or more to reach "
@@ -422,18 +416,17 @@ def _fix(topology: Topology, principal: str, outcomes: Sequence[Outcome],
     role = topology.nodes[principal].role
     hop_limit_matters = any(o.cause is Cause.TTL for o in outcomes) or (
         routers and receiver is not None)
-    if role == "workload" and hop_limit_matters and routers:
+    if role == Role.WORKLOAD and hop_limit_matters and routers:
         return []  # the hop limit it needs is said above
-    if role == "attacker" and routers and matters and outcomes[0].access is Access.NONE:
+    if role == Role.ATTACKER and routers and matters and outcomes[0].access is Access.NONE:
         keeps = "hop limit 1" if len(routers) == 1 else f"a hop limit of {len(routers)} or less"
         return [f"So only {keeps} keeps {principal} out."]
-    bad = [o for o in outcomes if (role == "attacker" and o.access is not Access.NONE)
-           or (role == "workload" and o.access is not Access.TOKEN)]
+    bad = [o for o in outcomes if o.bad]
     if not bad:
         return []
     worst = bad[-1]
     changed = topology.with_imds(hop_limit=worst.hop_limit)
-    good = Access.NONE if role == "attacker" else Access.TOKEN
+    good = Access.NONE if role == Role.ATTACKER else Access.TOKEN
     account = explain(changed, principal)
     for change in account.fixes:
         if change.access is good and not change.option.startswith("--hop-limit"):

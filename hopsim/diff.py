@@ -11,17 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hopsim.analysis import Report, Verdict
-from hopsim.engine import Access, Outcome
+from hopsim.analysis import Report
+from hopsim.outcome import Outcome, Verdict
+from hopsim.report.wording import reason
 
 
 def _bad(outcome: Outcome | None) -> bool:
-    """An attacker holding anything, a workload without a token."""
-    if outcome is None:
-        return False
-    if outcome.role == "attacker":
-        return outcome.access is not Access.NONE
-    return outcome.role == "workload" and outcome.access is not Access.TOKEN
+    return outcome is not None and outcome.bad
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ class Change:
 
     @property
     def why(self) -> str:
-        return self.after.reason if self.after is not None else ""
+        return reason(self.after) if self.after is not None else ""
 
 
 @dataclass(frozen=True)
@@ -86,8 +82,8 @@ class Diff:
                       "hop_limit": self.after.results[0].hop_limit},
             "changes": [{"principal": c.principal, "role": c.role, "effect": c.effect,
                          "before": c.was, "after": c.now,
-                         "before_reason": c.before.reason if c.before else None,
-                         "after_reason": c.after.reason if c.after else None}
+                         "before_reason": reason(c.before) if c.before else None,
+                         "after_reason": reason(c.after) if c.after else None}
                         for c in self.changes],
         }
         return json.dumps(doc, indent=2) + "\n"

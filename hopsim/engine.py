@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from http import HTTPStatus
 
 from scapy.packet import Packet
 
@@ -25,7 +24,8 @@ from hopsim import imds, packets
 from hopsim.filters import IMDS, Filter, first_match
 from hopsim.filters import Packet as Seen
 from hopsim.http import Request, Response
-from hopsim.routing import Role, Route, Router, Station
+from hopsim.outcome import Access, Cause, Outcome, refusal_cause
+from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import Topology
 
 T0 = 1672963200.0  # 2023-01-06 00:00:00 UTC: the day the article was published
@@ -59,107 +59,6 @@ class Hop:
     ttl_out: int | None
     detail: str = ""
     packet: Packet | None = field(default=None, compare=False, repr=False)
-
-
-class Access(str, Enum):
-    TOKEN = "token"
-    CREDENTIALS = "credentials"
-    NONE = "none"
-
-
-class Cause(str, Enum):
-    """What kept the token from a principal."""
-
-    TTL = "ttl"  # the token response died at a router: the hop limit
-    METHOD = "method"  # a relay refused the PUT, or sent it as a GET: the PUT requirement
-    XFF = "x-forwarded-for"  # a relay added X-Forwarded-For: IMDS refused the PUT
-    TTL_HEADER = "ttl-header"  # a relay dropped the ttl header: IMDS answered 400
-    DISABLED = "endpoint-disabled"  # http_endpoint: disabled
-    UNREACHABLE = "unreachable"  # no route to IMDS (or IMDS not on IPv6)
-    FILTERED = "filtered"  # a packet filter rule dropped or rejected the connection
-    OTHER = "other"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one principal ends up holding at one hop limit, and why.
-
-    Every field is a value the walk found; `reason` is made from them, so an
-    outcome derived without a walk (the sweep shortcut) reads the same.
-    """
-
-    node: str
-    role: str | None
-    family: int
-    access: Access
-    hop_limit: int | None = None  # the hop limit of the imds it reached
-    routers: int | None = None  # routers between IMDS and the token's receiver
-    receiver: str | None = None  # who the token response is sent to: principal or relay
-    dropped_at: str | None = None  # the router that dropped the token response
-    cause: Cause | None = None  # what kept the token away (None: it holds one)
-    by: tuple[str, ...] = ()  # the relays that did it, for METHOD, XFF, TTL_HEADER
-    status: int | None = None  # the HTTP status that refused the token request
-    allowed: str | None = None  # the methods a relay that refused the PUT passes
-    sent_as: str | None = None  # the method a relay turned the PUT into (an SSRF app's GET)
-    unreachable: str | None = None  # why there is no way to IMDS
-    fallback: str | None = None  # what the IMDSv1 fallback GET got
-    path: tuple[str, ...] = ()  # the request's stations but bridges, principal to IMDS
-    forwarded: tuple[str, ...] = ()  # the routers that forwarded the token response, from IMDS
-    filtered_at: str | None = None  # the node whose filter rule stopped the token request
-    filter: str | None = None  # that rule ("forward to imds: drop"), and what it hit
-
-    @property
-    def refused(self) -> str | None:
-        """Why the token request failed, when the TTL is not why."""
-        cause, by = self.cause, ", ".join(self.by)
-        if cause is Cause.UNREACHABLE:
-            return self.unreachable
-        if cause is Cause.METHOD and self.sent_as:
-            return (f"{by} sent the PUT as a {self.sent_as}: IMDS answered {self.status} "
-                    "(the token needs a PUT)")
-        if cause is Cause.METHOD:
-            return f"PUT refused by {by} ({self.status or 405}): it passes only {self.allowed}"
-        if cause is Cause.FILTERED:
-            return f"token request stopped at {self.filtered_at} by its filter {self.filter}"
-        if cause is Cause.DISABLED:
-            return "IMDS refused the PUT (403): http_endpoint is disabled"
-        if cause is Cause.XFF:
-            return f"IMDS refused the PUT (403): X-Forwarded-For added by {by}"
-        if cause is Cause.TTL_HEADER:
-            return f"IMDS refused the PUT (400): {by} did not pass on the ttl header"
-        if cause is Cause.OTHER:
-            if self.status is None:
-                return "token request lost on the way (TTL exceeded)"
-            return f"token request answered {self.status} {HTTPStatus(self.status).phrase}"
-        return None
-
-    @property
-    def reason(self) -> str:
-        if self.refused and self.routers is None:
-            return self.refused
-        parts = []
-        routers, limit = self.routers or 0, self.hop_limit or 0
-        budget = f"hop limit {limit} allows {_plural(limit - 1, 'router')}"
-        if self.access is Access.TOKEN:
-            if self.receiver != self.node:
-                parts.append(f"token reached {self.receiver} across "
-                             f"{_plural(routers, 'router')} ({budget}); {self.receiver} "
-                             "relayed it with a fresh TTL")
-            else:
-                parts.append(f"token arrived across {_plural(routers, 'router')} ({budget})")
-        elif self.dropped_at:
-            where = f" on its way to {self.receiver}" if self.receiver != self.node else ""
-            parts.append(f"token response dropped at {self.dropped_at}{where}: TTL exceeded "
-                         f"({budget}, the path has {routers})")
-        elif self.refused:
-            parts.append(self.refused)
-        if self.fallback:
-            parts.append(self.fallback)
-        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -196,6 +95,7 @@ class _Notes:
     # the first filter hit: (leg, node, rule, the packet's direction, its station on the leg)
     filtered: tuple[int, str, Filter, str, int] | None = None
     token_issued: bool = False  # IMDS answered 200 to the PUT
+    arrived: Request | None = None  # the token request as IMDS received it
 
 
 class _Walker:
@@ -214,7 +114,7 @@ class _Walker:
     # -- addressing ------------------------------------------------------------
 
     def address(self, station: Station) -> str:
-        if station.role is Role.IMDS:
+        if station.part is Part.IMDS:
             return imds.IPV4_ENDPOINT if self.family == 4 else imds.IPV6_ENDPOINT
         return self.node_address(station.actor)
 
@@ -250,7 +150,7 @@ class _Walker:
         for station in stations[1:-1]:
             self.time += LINK_TIME
             ttl = packets.ttl(packet)
-            if station.role is Role.BRIDGE:
+            if station.part is Part.BRIDGE:
                 self.note(message, station.node, Action.BRIDGE, ttl, ttl, "L2, TTL untouched",
                           packet)
                 continue
@@ -296,7 +196,7 @@ class _Walker:
         payload = request.to_bytes(self.host_header())
         label = f"{request.method} {request.path}"
         # An interceptor's clients address IMDS: its host's DNAT delivers to it.
-        to = self.address(Station(end.node, Role.IMDS)) if self.router.intercepts(end) else (
+        to = self.address(Station(end.node, Part.IMDS)) if self.router.intercepts(end) else (
             self.address(end))
         packet = packets.segment(self.family, self.address(start), to, sport,
                                  packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
@@ -342,13 +242,13 @@ class _Walker:
         end = leg[-1]
         place = self._place(end.actor)
         dnat = self.router.intercepts(end)  # addressed to IMDS, delivered to the relay
-        target = IMDS if end.role is Role.IMDS or dnat else place
+        target = IMDS if end.part is Part.IMDS or dnat else place
         source = self._place(leg[0].actor)
         hit = self._along(leg, source, target, outbound=True, delivered=place if dnat else None)
         if hit is not None:
             return hit[0], hit[1], "request", hit[2]
         # The answer: from IMDS or the relay, to the last NAT's address first.
-        nats = [self._place(s.node) for s in leg if s.role is Role.ROUTE and s.nat]
+        nats = [self._place(s.node) for s in leg if s.part is Part.ROUTE and s.nat]
         hit = self._along(back, place if dnat else target, nats[-1] if nats else source,
                           outbound=False, nats=nats, origin=source,
                           restored=IMDS if dnat else None)
@@ -366,7 +266,7 @@ class _Walker:
         last = len(stations) - 1
         local = self._place(stations[0].actor) == self._place(stations[-1].actor)
         for i, station in enumerate(stations):
-            if station.role is Role.BRIDGE:
+            if station.part is Part.BRIDGE:
                 continue
             here = self._place(station.actor if i in (0, last) else station.node)
             if not outbound and station.nat and nats and nats[-1] == here:
@@ -417,9 +317,11 @@ class _Walker:
 
         `client` is the source address the request arrived with (after NAT).
         """
-        if end.role is Role.IMDS:
+        if end.part is Part.IMDS:
             response = imds.respond(request, self.settings, instance=self.instance,
                                     now=self.time)
+            if request.path == imds.TOKEN_PATH:
+                notes.arrived = request
             notes.token_issued = notes.token_issued or self.is_token(request, response)
             # [C] only the token response carries the hop limit as its TTL.
             ttl = self.settings.hop_limit if self.is_token(request, response) else imds.DEFAULT_TTL
@@ -508,30 +410,27 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
                           + ("the client waits until its timeout)" if waits and leg == 0 else
                              "refused at once)" if leg == 0 else
                              f"{route.legs[leg][0].actor} answered 502)"))
-        if direction == "request":
-            # Where the request got: the nodes that sent it on, and the one it
-            # was delivered to (an input or output rule there stopped it); a
-            # forward rule stopped it before its router sent it on.
-            stop = sum(len(before) - 1 for before in route.legs[:leg]) + notes.filtered[4]
-            outcome = replace(outcome, path=_path(
-                route.stations[:stop + (rule.chain != "forward")]))
+        # Where the request got: the nodes that sent it on, and the one it
+        # was delivered to (an input or output rule there stopped it); a
+        # forward rule stopped it before its router sent it on. A rule that
+        # stops the SYN-ACK leaves the SYN delivered at its leg's end and the
+        # connection unopened: nothing went further (the kernel's taps agree).
+        stop = sum(len(before) - 1 for before in route.legs[:leg]) + notes.filtered[4]
+        stop += 1 if direction == "answer" else rule.chain != "forward"
+        outcome = replace(outcome, path=_path(route.stations[:stop]))
     else:
         outcome = replace(base, **_refusal(response, notes, settings))
         if notes.refused_by:  # the request went no further than the relay that refused it
             stop = next(i for i, s in enumerate(route.stations)
-                        if s.role is Role.RELAY and s.actor == notes.refused_by)
+                        if s.part is Part.RELAY and s.actor == notes.refused_by)
             outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
     waited = notes.filtered is not None and notes.filtered[0] == 0 and (
         notes.filtered[2].action == "drop" or notes.filtered[3] == "answer")
-    after = "after a timeout, " if notes.dropped_at or waited else ""
+    outcome = replace(outcome, fallback=fallback.status if fallback is not None else 0,
+                      waited=bool(notes.dropped_at) or waited)
     if fallback is not None and fallback.status == 200:
-        outcome = replace(outcome, access=Access.CREDENTIALS,
-                           fallback=f"{after}IMDSv1 fallback GET returned credentials "
-                           "(http_tokens: optional)")
-    else:
-        status = f"{fallback.status}" if fallback is not None else "no answer"
-        outcome = replace(outcome, fallback=f"IMDSv1 fallback GET refused ({status})")
+        outcome = replace(outcome, access=Access.CREDENTIALS)
     return Exchange(route, outcome, tuple(walker.hops), notes.token_issued)
 
 
@@ -540,25 +439,21 @@ _DONE = {"drop": "dropped", "reject": "rejected"}
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:
     """Where a request went: each station's actor, bridges aside."""
-    return tuple(s.actor for s in stations if s.role is not Role.BRIDGE)
+    return tuple(s.actor for s in stations if s.part is not Part.BRIDGE)
 
 
 def _refusal(response: Response | None, notes: _Notes,
              settings: imds.ImdsSettings) -> dict[str, object]:
     """The Outcome fields that say why the token request failed, if not the TTL."""
-    if response is None:
-        return {"cause": Cause.OTHER}
-    status = response.status
-    if notes.refused_by:
-        return {"cause": Cause.METHOD, "by": (notes.refused_by,), "status": status,
+    status = response.status if response is not None else None
+    why = refusal_cause(status, refused=notes.refused_by is not None, arrived=notes.arrived,
+                disabled=settings.http_endpoint == "disabled")
+    if why is Cause.METHOD and notes.refused_by:
+        return {"cause": why, "by": (notes.refused_by,), "status": status,
                 "allowed": notes.allowed or "other methods"}
-    if notes.sent_as:
-        return {"cause": Cause.METHOD, "by": (notes.sent_as[0],), "status": status,
-                "sent_as": notes.sent_as[1]}
-    if status == 403 and settings.http_endpoint == "disabled":
-        return {"cause": Cause.DISABLED, "status": status}
-    if status == 403 and notes.xff_by:
-        return {"cause": Cause.XFF, "by": tuple(notes.xff_by), "status": status}
-    if status == 400 and notes.stripped_by:
-        return {"cause": Cause.TTL_HEADER, "by": tuple(notes.stripped_by), "status": status}
-    return {"cause": Cause.OTHER, "status": status}
+    if why is Cause.METHOD:
+        return {"cause": why, "by": (notes.sent_as[0],), "status": status,  # type: ignore[index]
+                "sent_as": notes.sent_as[1]}  # type: ignore[index]
+    by = {Cause.XFF: notes.xff_by, Cause.TTL_HEADER: notes.stripped_by}.get(why, ())
+    return {"cause": why, **({"by": tuple(by)} if by else {}),
+            **({"status": status} if status is not None else {})}

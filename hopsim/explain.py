@@ -11,11 +11,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hopsim.analysis import check, profile
-from hopsim.engine import Access, Cause, Outcome, play
+from hopsim.analysis import check
+from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
-from hopsim.routing import Role, Route, Router
+from hopsim.outcome import Access, Cause, Outcome
+from hopsim.profiles import profile
+from hopsim.report.wording import finding, plural, reason
+from hopsim.routing import Part, Route, Router
 from hopsim.topology import Topology
 
 
@@ -68,15 +71,7 @@ class Explanation:
     def finding(self) -> str | None:
         """'leak' for an attacker holding anything, 'starved' for a workload
         without a token, else None."""
-        return _finding(self.outcome.role, self.outcome.access)
-
-
-def _finding(role: str | None, access: Access) -> str | None:
-    if role == "attacker" and access is not Access.NONE:
-        return "leak"
-    if role == "workload" and access is not Access.TOKEN:
-        return "starved"
-    return None
+        return finding(self.outcome.role, self.outcome.access)
 
 
 def _names(names: Sequence[str]) -> str:
@@ -87,20 +82,16 @@ def _names(names: Sequence[str]) -> str:
     return text + (f" and {more} more" if more else "")
 
 
-def _routers(n: int) -> str:
-    return f"{n} router" + ("" if n == 1 else "s")
-
-
 def story(topology: Topology, o: Outcome) -> str:
     """The defence that stopped the principal, or the gap that let it through."""
     if o.cause is Cause.UNREACHABLE:
-        return f"{o.node} cannot reach IMDS ({o.reason})."
+        return f"{o.node} cannot reach IMDS ({reason(o)})."
     h, k = o.hop_limit or 0, o.routers or 0
-    budget = f"hop limit {h} lets it cross {_routers(h - 1)}"
+    budget = f"hop limit {h} lets it cross {plural(h - 1, 'router')}"
     if o.access is Access.TOKEN and o.receiver != o.node:
         relay = topology.nodes[o.receiver]  # type: ignore[index]
         text = (f"{o.node} gets a token through {o.receiver} ({relay.kind}): the token "
-                f"response crosses {_routers(k)} to reach {o.receiver} ({budget}), then "
+                f"response crosses {plural(k, 'router')} to reach {o.receiver} ({budget}), then "
                 f"{o.receiver} re-sends it with a fresh TTL of 64, so the hop limit guards "
                 f"only the way from IMDS to {o.receiver}.")
         if relay.relay and not relay.relay.adds_xff:
@@ -108,12 +99,13 @@ def story(topology: Topology, o: Outcome) -> str:
                      "was relayed.")
         return text
     if o.access is Access.TOKEN:
-        return f"{o.node} gets a token: its token response crosses {_routers(k)} and {budget}."
+        return (f"{o.node} gets a token: its token response crosses {plural(k, 'router')} "
+                f"and {budget}.")
     if o.cause is Cause.TTL:
         to = f" on its way to {o.receiver}" if o.receiver != o.node else ""
         text = (f"The hop limit stops {o.node}: the token response leaves IMDS with TTL {h} "
                 f"and dies at {o.dropped_at}{to} (ICMP Time Exceeded), as it has "
-                f"{_routers(k)} to cross and {budget}.")
+                f"{plural(k, 'router')} to cross and {budget}.")
     elif o.cause is Cause.METHOD and o.sent_as:
         text = (f"The PUT requirement stops {o.node}: {o.by[0]} sends every request as a "
                 f"{o.sent_as}, and IMDS gives tokens only to a PUT.")
@@ -132,7 +124,7 @@ def story(topology: Topology, o: Outcome) -> str:
     elif o.cause is Cause.DISABLED:
         text = "IMDS is turned off (http_endpoint: disabled): it refuses everything."
     else:
-        text = f"{o.node} gets no token: {o.reason}."
+        text = f"{o.node} gets no token: {reason(o)}."
     if o.access is Access.CREDENTIALS:
         text += (" But IMDSv1 is on (http_tokens: optional): the tokenless GET is not "
                  "TTL-limited and returns the role's credentials.")
@@ -146,12 +138,12 @@ def explain(topology: Topology, principal: str, router: Router | None = None) ->
     account = story(topology, outcome)
     tried = [c for c in _candidates(topology, principal, outcome, route)
              if c.access is not outcome.access]
-    if not _finding(outcome.role, outcome.access):
-        undone = tuple(c for c in tried if _finding(outcome.role, c.access))
+    if not finding(outcome.role, outcome.access):
+        undone = tuple(c for c in tried if finding(outcome.role, c.access))
         return Explanation(outcome, route, account, undone_by=undone)
     before = _findings(topology)
     fixing = [_with_harm(c, topology, before, principal) for c in tried
-              if not _finding(outcome.role, c.access)]
+              if not finding(outcome.role, c.access)]
     # A fix never loosens a control, except the hop limit raised for a starved
     # workload (AWS's own advice for containers), and never lets anyone in;
     # those that starve another workload come last, with that said.
@@ -186,7 +178,7 @@ def _findings(topology: Topology) -> dict[str, str]:
     found = {}
     for result in check(topology).results:
         for o in result.outcomes:
-            what = _finding(o.role, o.access)
+            what = finding(o.role, o.access)
             if what:
                 found[o.node] = what
     return found
@@ -224,7 +216,7 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         yield Change(f"{verb} (http_tokens: {other})", f"--http-tokens {other}",
                      play(changed, principal).outcome.access, loosens=other == "optional",
                      edit=("imds", {"http_tokens": other}))
-    for relay in dict.fromkeys(s.relay for s in route.stations if s.role is Role.RELAY):
+    for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
         xff = not policy.adds_xff

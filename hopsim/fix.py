@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from hopsim import analysis
-from hopsim.analysis import Verdict
 from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
-from hopsim.routing import Role, Router
+from hopsim.outcome import Role, Verdict
+from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError, load, load_text
 
 MAX_CHANGES = 3
@@ -125,7 +125,7 @@ def _rule(f: Any) -> dict[str, str]:
 def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
     """Every single change worth trying for the principals with a finding."""
     result = report.results[0]
-    bad = [o for o in result.outcomes if _bad(o)]
+    bad = [o for o in result.outcomes if o.bad]
     nodes = topology.nodes
     found: list[Change] = []
     current = set(topology.hop_limits().values())
@@ -135,12 +135,12 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
     router = Router(topology)
     seen: set[Change] = set(found)
     for outcome in bad:
-        if outcome.role != "attacker":
+        if outcome.role != Role.ATTACKER:
             continue
         route = router.route(outcome.node)
         previous = None
         for station in route.stations:
-            if station.role is Role.RELAY and station.actor:
+            if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
                 if relay.relay is not None and not relay.relay.adds_xff:
                     _add(found, seen, Change("adds_xff", True, station.actor, cost=1))
@@ -150,7 +150,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                     _add(found, seen, Change("filters", {"chain": "output", "to": "imds",
                                                          "action": "drop"},
                                              relay.runs_on, cost=2))
-            elif station.role is Role.ROUTE:
+            elif station.part is Part.ROUTE:
                 _add(found, seen, Change("filters", DROP_TO_IMDS, station.node, cost=2))
                 if previous is not None:
                     _add(found, seen, Change("filters", {"chain": "forward", "from": previous,
@@ -169,12 +169,6 @@ def _add(found: list[Change], seen: set[Change], change: Change) -> None:
     if key not in seen:
         seen.add(key)
         found.append(change)
-
-
-def _bad(outcome: Any) -> bool:
-    if outcome.role == "attacker":
-        return outcome.access.value != "none"
-    return outcome.role == "workload" and outcome.access.value != "token"
 
 
 def _compatible(changes: Sequence[Change]) -> bool:

@@ -35,8 +35,9 @@ from hopsim.kinds import Layer
 from hopsim.topology import FAMILIES, Topology
 
 
-class Role(Enum):
-    """What a node does to the packets of one principal's exchange."""
+class Part(Enum):
+    """The part a node plays in one principal's exchange: what it does to the
+    packets (not `Node.role`, which says whether a principal may hold a token)."""
 
     ORIGIN = "origin"  # the principal (in its own namespace, or in its host's stack)
     BRIDGE = "bridge"  # L2: passes frames unchanged
@@ -53,7 +54,7 @@ class Station:
     restores its destination (on a response)."""
 
     node: str
-    role: Role
+    part: Part
     relay: str | None = None
     nat: bool = False
 
@@ -86,7 +87,7 @@ class Route:
         """The TCP connections' request paths: split at every L7 relay."""
         legs, start = [], 0
         for i, station in enumerate(self.stations):
-            if i > 0 and station.role in (Role.RELAY, Role.IMDS):
+            if i > 0 and station.part in (Part.RELAY, Part.IMDS):
                 legs.append(self.stations[start : i + 1])
                 start = i
         return legs
@@ -108,7 +109,7 @@ class Route:
     def token_routers(self) -> tuple[str, ...]:
         """The L3 nodes the token response crosses before it reaches the first
         relay or the principal, in the order it meets them (from IMDS)."""
-        return tuple(s.node for s in self.token_path[1:-1] if s.role is Role.ROUTE)
+        return tuple(s.node for s in self.token_path[1:-1] if s.part is Part.ROUTE)
 
     @property
     def symmetric(self) -> bool:
@@ -125,7 +126,7 @@ class Route:
 
 
 def _l3(stations: Iterable[Station]) -> tuple[str, ...]:
-    return tuple(s.node for s in stations if s.role is not Role.BRIDGE)
+    return tuple(s.node for s in stations if s.part is not Part.BRIDGE)
 
 
 def _describe(stations: Iterable[Station]) -> str:
@@ -227,7 +228,7 @@ class Router:
         self.topology = topology
         self.imds = frozenset(topology.imds_nodes)
         self._trees: dict[tuple[int, object], Tree] = {}
-        self._roles: dict[tuple[str, int], tuple[Role, str | None] | None] = {}
+        self._parts: dict[tuple[str, int], tuple[Part, str | None] | None] = {}
         self._segments()
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
@@ -352,27 +353,27 @@ class Router:
         """Rewrites the source of what it forwards out of its link to `neighbour`."""
         return self.topology.nodes[name].masquerades_to(neighbour)
 
-    def transit_role(self, name: str, family: int = 4) -> tuple[Role, str | None] | None:
+    def transit_part(self, name: str, family: int = 4) -> tuple[Part, str | None] | None:
         """How `name` carries traffic between stops, or None if it never does."""
         key = (name, family)
         try:
-            return self._roles[key]
+            return self._parts[key]
         except KeyError:
-            role = self._roles[key] = self._transit_role(name, family)
-            return role
+            part = self._parts[key] = self._transit_part(name, family)
+            return part
 
-    def _transit_role(self, name: str, family: int) -> tuple[Role, str | None] | None:
+    def _transit_part(self, name: str, family: int) -> tuple[Part, str | None] | None:
         node = self.topology.nodes[name]
         layer = node.spec.layer
         if layer is Layer.L2:
-            return Role.BRIDGE, None
+            return Part.BRIDGE, None
         if self.forwards(name, family):
-            return Role.ROUTE, None
+            return Part.ROUTE, None
         if layer is Layer.L7 and not node.runs_on:
-            return Role.RELAY, name
+            return Part.RELAY, name
         relays = self.topology.relays_on(name)
         if node.kind == "host" and relays:
-            return Role.RELAY, relays[0]
+            return Part.RELAY, relays[0]
         return None
 
     def location(self, name: str) -> str:
@@ -380,8 +381,8 @@ class Router:
         return self.topology.nodes[name].runs_on or name
 
     def is_relay_stop(self, name: str, family: int) -> bool:
-        role = self.transit_role(name, family)
-        return role is not None and role[0] is Role.RELAY
+        part = self.transit_part(name, family)
+        return part is not None and part[0] is Part.RELAY
 
     # -- tables ------------------------------------------------------------------
 
@@ -490,7 +491,7 @@ class Router:
         family = node.family
         if not self.imds:
             return Route(principal, unreachable="unreachable: the topology has no imds node")
-        origin = Station(principal, Role.ORIGIN)
+        origin = Station(principal, Part.ORIGIN)
         stops: list[Station] = [origin]
         here = self.location(principal)
         for waypoint in node.via:
@@ -528,20 +529,20 @@ class Router:
         out, pending = [stops[0]], list(stops[1:])
         while pending:
             end = pending[0]
-            if end.role is Role.IMDS:
+            if end.part is Part.IMDS:
                 leg = self._leg(out[-1], end, family)
                 if not isinstance(leg, str):
-                    caught = next((s.node for s in leg[0][1:-1] if s.role is Role.ROUTE
+                    caught = next((s.node for s in leg[0][1:-1] if s.part is Part.ROUTE
                                    and s.node in self.interceptors), None)
                     if caught is not None:
-                        out.append(Station(caught, Role.RELAY, self.interceptors[caught]))
+                        out.append(Station(caught, Part.RELAY, self.interceptors[caught]))
                         continue
             out.append(pending.pop(0))
         return out
 
     def intercepts(self, station: Station) -> bool:
         """The station is an interceptor: its leg was addressed to IMDS."""
-        return station.role is Role.RELAY and station.relay is not None and (
+        return station.part is Part.RELAY and station.relay is not None and (
             self.interceptors.get(station.node) == station.relay)
 
     def _stop(self, place: str, family: int, via: tuple[str, ...]) -> Station:
@@ -549,12 +550,12 @@ class Router:
         linked relay itself, else the first relay on the host by name."""
         named = [r for r in via if r != place and self.location(r) == place]
         if named:
-            return Station(place, Role.RELAY, named[0])
+            return Station(place, Part.RELAY, named[0])
         node = self.topology.nodes[place]
         if node.spec.layer is Layer.L7:
-            return Station(place, Role.RELAY, place)
+            return Station(place, Part.RELAY, place)
         relays = self.topology.relays_on(place)
-        return Station(place, Role.RELAY, relays[0] if relays else None)
+        return Station(place, Part.RELAY, relays[0] if relays else None)
 
     def _relay_places(self, family: int) -> list[str]:
         """Nodes that end a connection and open the next: linked relays, and
@@ -618,9 +619,9 @@ class Router:
             end = self._end(at, target, family)
             if end is None:
                 return "no route"
-            chain.append(Station(end, Role.IMDS) if end in self.imds else
+            chain.append(Station(end, Part.IMDS) if end in self.imds else
                          self._stop(end, family, via) if end not in goal else
-                         Station(end, Role.RELAY, None))
+                         Station(end, Part.RELAY, None))
             at = end
         return chain
 
@@ -636,12 +637,12 @@ class Router:
         """One TCP connection: the request's stations from `start` to `end`,
         and the response's from `end` back to `start`, each routed by its
         destination."""
-        source = start.node if start.role is not Role.ORIGIN else self.location(start.node)
+        source = start.node if start.part is not Part.ORIGIN else self.location(start.node)
         place = end.node
         if source == place:  # a relay in the sender's own stack: a local connection
             return (start, end), (end, start)
         # IMDS is one address wherever it answers: the table's entry for it.
-        goal = self.imds if end.role is Role.IMDS else frozenset({place})
+        goal = self.imds if end.part is Part.IMDS else frozenset({place})
         hops = self.path(source, family, goal, deliver=place)
         if isinstance(hops, str):
             return f"{hops} to {place}"
@@ -650,12 +651,12 @@ class Router:
         prev = source
         for i, (there, segment) in enumerate(hops):
             between = self.l2_path(prev, there, segment)
-            if request[-1].role is Role.ROUTE and self.masquerades(prev, (between or [there])[0]):
-                request[-1] = Station(prev, Role.ROUTE, nat=True)
+            if request[-1].part is Part.ROUTE and self.masquerades(prev, (between or [there])[0]):
+                request[-1] = Station(prev, Part.ROUTE, nat=True)
                 nats.append((prev, segment))
-            request += [Station(b, Role.BRIDGE) for b in between]
+            request += [Station(b, Part.BRIDGE) for b in between]
             if i < len(hops) - 1:
-                request.append(Station(there, Role.ROUTE))
+                request.append(Station(there, Part.ROUTE))
             prev = there
         request.append(end)
         # The response: to the last NAT's address, which restores the
@@ -670,12 +671,12 @@ class Router:
                 return f"{back} back to {target}"
             prev = at
             for i, (there, seg) in enumerate(back):
-                response += [Station(b, Role.BRIDGE) for b in self.l2_path(prev, there, seg)]
+                response += [Station(b, Part.BRIDGE) for b in self.l2_path(prev, there, seg)]
                 if i < len(back) - 1:
-                    response.append(Station(there, Role.ROUTE))
+                    response.append(Station(there, Part.ROUTE))
                 prev = there
             if n < len(targets) - 1:
-                response.append(Station(target, Role.ROUTE, nat=True))
+                response.append(Station(target, Part.ROUTE, nat=True))
             at = target
         response.append(start)
         return tuple(request), tuple(response)

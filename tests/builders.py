@@ -37,17 +37,18 @@ expect:
 
 
 def count_walks(monkeypatch) -> list[str]:
-    """The principals analysis walks from now on (its calls to play), in order."""
-    from hopsim import analysis
+    """The principals analysis walks from now on (the profiles' calls to
+    play), in order."""
+    from hopsim import profiles
 
     calls: list[str] = []
-    real = analysis.play
+    real = profiles.play
 
     def counting(*args, **kwargs):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(analysis, "play", counting)
+    monkeypatch.setattr(profiles, "play", counting)
     return calls
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from builders import count_walks, make
 
 from hopsim import analysis, engine
+from hopsim.profiles import profiles
 
 
 def fleet(instances: int, containers: int, **kwargs):
@@ -22,7 +23,7 @@ def fleet(instances: int, containers: int, **kwargs):
 
 def test_members_of_one_path_class_get_their_own_names():
     t = fleet(3, 2)
-    found = analysis.profiles(t)
+    found = profiles(t)
     for i in range(3):
         for j in range(2):
             o = found[f"c{i}x{j}"].at(1)
@@ -32,7 +33,7 @@ def test_members_of_one_path_class_get_their_own_names():
 
 def test_one_walk_pair_serves_a_whole_path_class(monkeypatch):
     calls = count_walks(monkeypatch)
-    analysis.profiles(fleet(4, 5))
+    profiles(fleet(4, 5))
     # Two classes (hosts, containers); the containers' class is walked at hop
     # limits 64 and 1, the hosts' only at 64 (no router: the hop limit is moot).
     assert len(calls) == 3
@@ -50,7 +51,7 @@ def test_counted_verdicts_equal_judging_every_outcome_on_the_bundled_topologies(
     from hopsim.topology import load
 
     for path in sorted(TOPOLOGIES.glob("*.yaml")):
-        found = analysis.profiles(load(path))
+        found = profiles(load(path))
         counted = analysis.verdicts(found)
         judged = {h: analysis.judge(p.at(h) for p in found.values())[0]
                   for h in analysis.ALL_HOP_LIMITS}

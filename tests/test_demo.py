@@ -11,7 +11,8 @@ from rich.console import Console
 
 from hopsim import demo as teaching
 from hopsim.cli import main
-from hopsim.engine import Access, Action
+from hopsim.engine import Action
+from hopsim.outcome import Access
 from hopsim.report import demo as show
 from hopsim.topology import load
 

@@ -37,8 +37,10 @@ from hopsim.emulate import verify as verify_one
 from hopsim.emulate.verify import Case, Verification, families
 from hopsim.http import Request
 from hopsim.kinds import RelayPolicy
+from hopsim.outcome import Cause
 from hopsim.report import kernel as kernel_report
 from hopsim.report import table
+from hopsim.report.wording import reason
 from hopsim.topology import topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
@@ -285,7 +287,7 @@ RUNS = [(f, family) for f in BUNDLED for family in families(load(f))]
 def _disagreements(check: Verification) -> str:
     return "\n".join(
         f"hop limit {c.hop_limit} {c.principal}: simulator {case_key(c.simulated)} "
-        f"({c.simulated.reason}); kernel {case_key(c.measured)} ({c.measured.reason})"
+        f"({reason(c.simulated)}); kernel {case_key(c.measured)} ({reason(c.measured)})"
         for c in check.disagreements)
 
 
@@ -302,6 +304,39 @@ def test_simulator_and_kernel_agree_on_every_bundled_topology(file, family):
     check = verified(file, family)
     assert len(check.cases) == len(HOP_LIMITS) * len(check.topology.principals)
     assert not check.disagreements, _disagreements(check)
+
+
+@pytest.mark.kernel
+@kernel
+def test_a_leg_inside_one_stack_after_a_refusal_never_opened():
+    # Found by the random rules test: w1 refuses the PUT, so the leg from w1
+    # to w2 (both on host a: no tap sees it) never opens; the kernel's path
+    # came from our own relays' connects, not from assuming it opened.
+    topology = make({"imds": {"kind": "imds"}, "a": {"kind": "host", "forwarding": True},
+                     "w1": {"kind": "waf", "runs_on": "a"},
+                     "w2": {"kind": "proxy", "runs_on": "a"},
+                     "c": {"kind": "container", "role": "workload", "via": ["w1", "w2"]}},
+                    [["imds", "a"], ["a", "c"]], hop_limit=1)
+    check = verify_one(topology, (1,), 4)
+    assert [c.measured.path for c in check.cases if c.principal == "c"] == [("c", "w1")]
+    assert not check.disagreements, _disagreements(check)
+
+
+REFUSALS = (Cause.METHOD, Cause.XFF, Cause.TTL_HEADER, Cause.DISABLED)
+
+
+@pytest.mark.kernel
+@kernel
+def test_the_kernel_finds_each_refusal_cause_the_simulator_finds():
+    # The kernel's cause comes from the request IMDS received and the answer's
+    # status (hopsim.outcome.refusal_cause), never from a message's wording.
+    compared = []
+    for file, family in RUNS:
+        for c in verified(file, family).cases:
+            if c.simulated.cause in REFUSALS:
+                compared.append((file.stem, c.principal, c.simulated.cause, c.measured.cause))
+    assert {cause for *_, cause, _ in compared} >= {Cause.METHOD, Cause.XFF}
+    assert [row for row in compared if row[2] is not row[3]] == []
 
 
 @pytest.mark.kernel

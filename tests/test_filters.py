@@ -22,7 +22,9 @@ from hopsim import analysis, parse
 from hopsim.emulate import build
 from hopsim.emulate import verify as verify_one
 from hopsim.emulate.verify import families
-from hopsim.engine import TIMEOUT, Access, Action, Cause
+from hopsim.engine import TIMEOUT, Action
+from hopsim.outcome import Access, Cause
+from hopsim.report.wording import reason
 from hopsim.topology import TopologyError
 
 DOCKER_USER = {"chain": "forward", "to": "imds", "action": "drop"}
@@ -50,7 +52,7 @@ def test_docker_user_drop_stops_the_bridged_container_and_not_the_host_network_o
     assert app.outcome.access is Access.NONE
     assert app.outcome.cause is Cause.FILTERED and app.outcome.filtered_at == "instance"
     # The IMDSv1 fallback meets the same rule: http_tokens optional does not help.
-    assert "fallback GET refused" in app.outcome.reason
+    assert "fallback GET refused" in reason(app.outcome)
     assert play(topology, "agent").outcome.access is Access.TOKEN
     assert play(topology, "instance").outcome.access is Access.TOKEN
 
@@ -61,8 +63,8 @@ def test_a_drop_makes_the_client_wait_and_a_reject_fails_at_once():
     assert [h.action for h in dropped.hops].count(Action.TIMEOUT) == 2  # PUT, then GET
     assert Action.TIMEOUT not in [h.action for h in rejected.hops]
     assert dropped.hops[-1].time - rejected.hops[-1].time >= 2 * TIMEOUT * 0.99
-    assert "waits until its timeout" in dropped.outcome.reason
-    assert "refused at once" in rejected.outcome.reason
+    assert "waits until its timeout" in reason(dropped.outcome)
+    assert "refused at once" in reason(rejected.outcome)
 
 
 def test_an_output_rule_stops_the_host_and_its_host_network_containers_never_a_bridged_one():
@@ -99,7 +101,31 @@ def test_a_rule_that_drops_the_answer_keeps_the_connection_from_opening():
     exchange = play(topology, "app")
     assert exchange.outcome.access is Access.NONE and exchange.outcome.cause is Cause.FILTERED
     assert not exchange.token_issued  # IMDS never saw the PUT: no handshake
-    assert "waits until its timeout" in exchange.outcome.reason  # a reset goes to IMDS
+    assert "waits until its timeout" in reason(exchange.outcome)  # a reset goes to IMDS
+
+
+RELAY_ANSWER_DROPPED = ({
+    "imds": {"kind": "imds"}, "r": {"kind": "router"},
+    # The proxy's own output hook drops its SYN-ACK to the client.
+    "k1": {"kind": "proxy", "filters": [{"chain": "output", "action": "drop"}]},
+    "m1": {"kind": "container", "role": "workload", "via": ["k1"]},
+}, [["imds", "r"], ["r", "k1"], ["k1", "m1"]])
+
+
+def test_a_relay_that_drops_its_own_syn_ack_is_as_far_as_the_request_gets():
+    # Found by the random rules test below: the first connection never opens,
+    # so the request never leaves k1 (the kernel's taps say m1>k1).
+    outcome = play(make(*RELAY_ANSWER_DROPPED, hop_limit=1), "m1").outcome
+    assert outcome.cause is Cause.FILTERED and outcome.filtered_at == "k1"
+    assert outcome.path == ("m1", "k1")
+
+
+@pytest.mark.kernel
+@kernel
+def test_the_kernel_agrees_where_a_relay_drops_its_own_syn_ack():
+    check = verify_one(make(*RELAY_ANSWER_DROPPED, hop_limit=1), [1], 4)
+    assert not check.disagreements, [(c.principal, c.simulated.path, c.measured.path)
+                                     for c in check.disagreements]
 
 
 def test_a_relay_whose_upstream_is_filtered_answers_502():
@@ -110,7 +136,7 @@ def test_a_relay_whose_upstream_is_filtered_answers_502():
         links=[["instance", "client"]])
     outcome = play(topology, "client").outcome
     assert outcome.access is Access.NONE and outcome.status == 502
-    assert outcome.filtered_at == "instance" and "web answered 502" in outcome.reason
+    assert outcome.filtered_at == "instance" and "web answered 502" in reason(outcome)
 
 
 def test_block_imds_blackholes_the_namespace_and_what_it_forwards_but_not_a_relay():
@@ -327,5 +353,5 @@ def test_simulator_and_kernel_agree_on_random_topologies_with_random_rules(doc):
         except build.PlanError:
             assume(False)
         assert not check.disagreements, [
-            (c.hop_limit, c.principal, c.simulated.reason, c.measured.reason, c.simulated.path,
+            (c.hop_limit, c.principal, reason(c.simulated), reason(c.measured), c.simulated.path,
              c.measured.path) for c in check.disagreements]

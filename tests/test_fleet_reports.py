@@ -16,8 +16,8 @@ import pytest
 from builders import TOPOLOGIES
 
 from hopsim import analysis
-from hopsim.engine import Access
 from hopsim.generate import dumps, fleet
+from hopsim.outcome import Access
 from hopsim.report import findings, junit, markdown, sarif
 from hopsim.topology import load, parse
 

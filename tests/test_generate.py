@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from hopsim import analysis
 from hopsim.cli import main
 from hopsim.generate import EXTRA_NODES, UNIT_WEIGHTS, dumps, fleet
+from hopsim.profiles import profiles
 from hopsim.topology import load, parse
 
 
@@ -116,8 +117,8 @@ def test_a_compact_fleet_and_its_written_out_copy_agree_on_every_verdict():
     compact = parse(dumps(doc), "c.yaml")
     full = parse(json.dumps(written), "w.json")
     assert len(full.nodes) == sum(n.replicas for n in compact.nodes.values())
-    assert analysis.verdicts(analysis.profiles(compact)) == \
-        analysis.verdicts(analysis.profiles(full))
+    assert analysis.verdicts(profiles(compact)) == \
+        analysis.verdicts(profiles(full))
 
 
 def test_generate_fleet_compact_writes_units(tmp_path):

@@ -15,7 +15,7 @@ from test_emulate import kernel
 
 from hopsim.emulate import build
 from hopsim.emulate import verify as verify_one
-from hopsim.engine import Access, Cause
+from hopsim.outcome import Access, Cause
 from hopsim.topology import TopologyError
 
 

@@ -29,10 +29,12 @@ from hopsim.emulate import products as real
 from hopsim.emulate import verify as verify_one
 from hopsim.emulate.build import PlanError
 from hopsim.emulate.flows import Flows
-from hopsim.engine import Access, Cause, play
+from hopsim.engine import play
 from hopsim.imds import token_request
+from hopsim.outcome import Access, Cause
 from hopsim.products import PRODUCTS, setups
 from hopsim.report import products as products_report
+from hopsim.report.wording import reason
 from hopsim.topology import TopologyError, topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
@@ -75,7 +77,7 @@ def test_a_proxy_product_decides_whether_the_attacker_gets_the_token(product, mo
 def test_modsecurity_refuses_the_put_with_403_not_405():
     outcome = play(topo(kind="waf", product="modsecurity-crs"), "attacker").outcome
     assert (outcome.access, outcome.cause, outcome.status) == (Access.NONE, Cause.METHOD, 403)
-    assert outcome.reason.startswith("PUT refused by relay (403): it passes only GET, HEAD, "
+    assert reason(outcome).startswith("PUT refused by relay (403): it passes only GET, HEAD, "
                                      "POST, OPTIONS")
 
 
@@ -83,7 +85,7 @@ def test_the_php_ssrf_app_sends_the_put_as_a_get():
     exchange = play(topo(kind="ssrf", product="php-ssrf"), "attacker", record=True)
     outcome = exchange.outcome
     assert (outcome.access, outcome.cause, outcome.sent_as) == (Access.NONE, Cause.METHOD, "GET")
-    assert "relay sent the PUT as a GET: IMDS answered 405" in outcome.reason
+    assert "relay sent the PUT as a GET: IMDS answered 405" in reason(outcome)
     at_imds = [h for h in exchange.hops if h.node == "imds" and h.action.value == "delivered"]
     assert at_imds[0].message.startswith("GET /latest/api/token")
 
@@ -296,13 +298,14 @@ def _binaries_missing() -> str | None:
 WHY_NOT = _binaries_missing()
 binaries = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
 HOP_LIMITS = (1, 2, 3)
+REFUSALS = (Cause.METHOD, Cause.XFF, Cause.TTL_HEADER, Cause.DISABLED)
 
 
 def _disagreements(check) -> str:
     return "\n".join(
         f"hop limit {c.hop_limit} {c.principal}: simulator {c.simulated.access.value} "
-        f"@{c.simulated.dropped_at} ({c.simulated.reason}); kernel {c.measured.access.value} "
-        f"@{c.measured.dropped_at} ({c.measured.reason})" for c in check.disagreements)
+        f"@{c.simulated.dropped_at} ({reason(c.simulated)}); kernel {c.measured.access.value} "
+        f"@{c.measured.dropped_at} ({reason(c.measured)})" for c in check.disagreements)
 
 
 @pytest.mark.kernel
@@ -314,6 +317,10 @@ def test_the_real_binaries_confirm_every_product_topology(path):
     for family, variant in ((4, topology), (6, topology.with_imds(ipv6=True))):
         check = verify_one(variant, HOP_LIMITS, family)
         assert not check.disagreements, _disagreements(check)
+        # Why the product kept the token: read off what IMDS received from it.
+        assert [(c.principal, c.simulated.cause, c.measured.cause) for c in check.cases
+                if c.simulated.cause in REFUSALS and c.measured.cause is not c.simulated.cause
+                ] == []
         assert check.measured.failed == [], f"IPv{family}: {check.measured.failed}"
         assert len(check.measured.expectations) == 3 * len(topology.principals)
     # What-if IMDSv1 is on (or off): the fallback GET through the product.

@@ -20,8 +20,10 @@ from strategies import RELAY_KINDS, dump, topology_docs
 
 from hopsim import parse, play
 from hopsim.analysis import sweep
-from hopsim.engine import Access, Action
-from hopsim.routing import Role, Router
+from hopsim.engine import Action
+from hopsim.outcome import Access
+from hopsim.report.wording import reason
+from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,7 +86,7 @@ def location(topology: Topology, name: str) -> str:
 
 
 def l3(stations) -> list[str]:
-    return [s.node for s in stations if s.role is not Role.BRIDGE]
+    return [s.node for s in stations if s.part is not Part.BRIDGE]
 
 
 def check_leg(topology: Topology, family: int, path: list[str], target: str | None,
@@ -154,11 +156,11 @@ def test_each_hop_is_the_senders_table_entry_both_ways(doc: dict[str, Any]) -> N
             assert back[0] == leg[-1] and back[-1] == leg[0]
             for path in (leg, back):
                 for station in path[1:-1]:
-                    if station.role is Role.ROUTE:
+                    if station.part is Part.ROUTE:
                         assert family in topology.nodes[station.node].forwards, station
                     else:
-                        assert station.role is Role.BRIDGE, station
-            start = location(topology, leg[0].node) if leg[0].role is Role.ORIGIN else leg[0].node
+                        assert station.part is Part.BRIDGE, station
+            start = location(topology, leg[0].node) if leg[0].part is Part.ORIGIN else leg[0].node
             request = [start, *l3(leg[1:])]
             if request[0] == request[-1]:
                 continue  # a relay in the sender's own stack
@@ -324,7 +326,7 @@ links: [[imds, instance], [instance, docker0], [docker0, app4], [docker0, app6]]
     topology = parse(text, "<v4-only>").with_imds(hop_limit=2)
     assert play(topology, "app4").outcome.access is Access.TOKEN
     six = play(topology, "app6").outcome
-    assert six.access is Access.NONE and "unreachable" in six.reason
+    assert six.access is Access.NONE and "unreachable" in reason(six)
 
 
 def test_a_nat_masquerades_out_of_its_uplink_only() -> None:
@@ -411,7 +413,7 @@ links: [[imds, instance], [instance, alb], [alb, attacker]]
 """
     topology = parse(text, "<relays>")
     route = Router(topology).route("attacker")
-    assert [s.actor for s in route.stations if s.role is not Role.BRIDGE] == [
+    assert [s.actor for s in route.stations if s.part is not Part.BRIDGE] == [
         "attacker", "alb", "app", "imds"]
     assert [len(leg) for leg in route.legs] == [2, 2, 2]
     assert all(kind in RELAY_KINDS for kind in ("proxy", "ssrf"))

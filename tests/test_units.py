@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from hopsim import analysis
 from hopsim.cli import main
+from hopsim.profiles import profiles
 from hopsim.topology import TopologyError, parse
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
@@ -100,8 +101,8 @@ def test_compact_and_written_out_fleets_agree_principal_by_principal(hop_limit):
 
 def test_the_verdicts_at_every_hop_limit_count_copies_as_a_written_fleet_does():
     small, full = load(compact()), load(written_out(compact()))
-    assert analysis.verdicts(analysis.profiles(small)) == \
-        analysis.verdicts(analysis.profiles(full))
+    assert analysis.verdicts(profiles(small)) == \
+        analysis.verdicts(profiles(full))
     report = analysis.sweep(small, [1])
     # At 1 the NAT (a router) drops the tenants' token: no leak; the 12 apps
     # behind the masquerading instance starve.

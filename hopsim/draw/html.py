@@ -25,13 +25,14 @@ from itertools import pairwise
 from typing import Any
 
 from hopsim import demo
-from hopsim.analysis import configured_hop_limit, profiles, sweep
+from hopsim.analysis import configured_hop_limit, sweep
 from hopsim.draw import layout, scene, svg
 from hopsim.draw.layout import Picture
 from hopsim.engine import Action, Exchange, Hop, play
 from hopsim.imds import DEFAULT_TTL, HTTP_TOKENS, MIN_HOP_LIMIT
+from hopsim.profiles import profiles
 from hopsim.report import json as json_report
-from hopsim.routing import Role, Router
+from hopsim.routing import Part, Router
 from hopsim.topology import Topology
 from hopsim.untrusted import shown
 
@@ -250,9 +251,9 @@ def _steps(topology: Topology, principal: str, exchange: Exchange, picture: Pict
                                 "ttl_out": hop.ttl_out}
         relay = hop.action is Action.DELIVER and any(
             h.node == hop.node and h.action is Action.SEND for h in answer[i + 1:])
-        role = Role.IMDS if topology.nodes[hop.node].kind == "imds" else (
-            Role.RELAY if relay else Role.ROUTE)
-        step["caption"] = demo.step_caption(topology, hop, role)
+        part = Part.IMDS if topology.nodes[hop.node].kind == "imds" else (
+            Part.RELAY if relay else Part.ROUTE)
+        step["caption"] = demo.step_caption(topology, hop, part)
         if hop.action is Action.SEND:
             step["at"] = list(map(_n, paths.centre(hop.node)))  # moved to the next path's start
             at = hop.node

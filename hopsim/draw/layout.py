@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from hopsim.analysis import Verdict
 from hopsim.draw.scene import SHAPE_MEANING, Place, Scene, Shape, Wire, shapes_in
+from hopsim.outcome import Verdict
 
 FONT_FAMILY = "DejaVu Sans, Verdana, Geneva, sans-serif"
 # Advance widths of ASCII 32..126 in DejaVu Sans and DejaVu Sans Bold, per 1000 em.

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from hopsim.analysis import Verdict, configured_hop_limit, judge
-from hopsim.engine import Access, Action, Cause, Exchange, Hop, Outcome, play
+from hopsim.analysis import configured_hop_limit, judge
+from hopsim.engine import Action, Exchange, Hop, play
 from hopsim.kinds import Layer
+from hopsim.outcome import Access, Cause, Outcome, Verdict
+from hopsim.report.wording import finding
 from hopsim.routing import Router
 from hopsim.topology import Topology
 
@@ -66,11 +68,7 @@ class Place:
         o = self.outcome
         if o is None:
             return None
-        if o.role == "attacker" and o.access is not Access.NONE:
-            return "leak"
-        if o.role == "workload" and o.access is not Access.TOKEN:
-            return "starved"
-        return None
+        return finding(o.role, o.access)
 
     @property
     def outcome_text(self) -> str | None:

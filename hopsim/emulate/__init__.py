@@ -16,7 +16,6 @@ from hopsim.emulate.build import MAX_NAMESPACES, PlanError, plan
 from hopsim.emulate.netns import KernelError, delete_namespaces, leftovers, missing, run_prefix
 from hopsim.emulate.run import (
     DEFAULT_TIMEOUT,
-    KernelOutcome,
     Stopped,
     Timing,
     emulate,
@@ -28,7 +27,7 @@ from hopsim.emulate.verify import Case, Verification, families, verify
 from hopsim.topology import Topology
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "MAX_NAMESPACES", "Case", "KernelError", "KernelOutcome", "PlanError",
+    "DEFAULT_TIMEOUT", "MAX_NAMESPACES", "Case", "KernelError", "PlanError",
     "Stopped", "Timing", "Verification", "cleanup", "commands", "emulate", "families",
     "leftovers", "missing", "plan", "raise_if_stopped", "stopping_on_signals", "verify",
     "with_family",

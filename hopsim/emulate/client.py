@@ -18,8 +18,8 @@ from hopsim import imds
 from hopsim.emulate.flows import Flow
 from hopsim.emulate.relay import Connector, exchange
 from hopsim.emulate.wire import endpoint_host
-from hopsim.engine import Access
 from hopsim.http import Request, Response, parse_response
+from hopsim.outcome import Access
 
 
 @dataclass(frozen=True)

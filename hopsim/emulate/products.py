@@ -47,7 +47,7 @@ from hopsim.emulate.flows import Flow
 from hopsim.http import Request
 from hopsim.kinds import RelayPolicy
 from hopsim.products import PRODUCTS, Form, Setup
-from hopsim.routing import Role
+from hopsim.routing import Part
 
 HTTP_PORT = 80
 
@@ -170,7 +170,7 @@ def _next_station(plan: Plan, relay: ProductRelay, leg: tuple, principal: str,
         for family in FAMILIES:
             if not relay.listen.get(family):
                 continue
-            address = plan.destination(None if end.role is Role.IMDS else end.node, relay.node,
+            address = plan.destination(None if end.part is Part.IMDS else end.node, relay.node,
                                        family)
             known = relay.upstream.setdefault(family, address)
             if known != address:
@@ -185,7 +185,7 @@ def _next_station(plan: Plan, relay: ProductRelay, leg: tuple, principal: str,
 
 def through_products(plan: Plan, flow: Flow) -> bool:
     return any(plan.topology.nodes[leg[-1].actor].product
-               for leg in flow.route.legs[:-1] if leg[-1].role is not Role.IMDS)
+               for leg in flow.route.legs[:-1] if leg[-1].part is not Part.IMDS)
 
 
 def addressed(plan: Plan, flow: Flow, request: Request) -> Request:
@@ -204,7 +204,7 @@ def addressed(plan: Plan, flow: Flow, request: Request) -> Request:
         if form is Form.ORIGIN:
             continue
         end = legs[j][-1]
-        address = plan.destination(None if end.role is Role.IMDS else end.node,
+        address = plan.destination(None if end.part is Part.IMDS else end.node,
                                    legs[j][0].actor, flow.family)
         url = f"http://{_host(address)}{target}"
         target = url if form is Form.ABSOLUTE else "/?site=" + quote(url, safe="")

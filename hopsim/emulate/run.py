@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from hopsim import analysis
-from hopsim.analysis import Expectation, Report, Result, Verdict
+from hopsim.analysis import Expectation, Report, Result
 from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
@@ -27,9 +27,9 @@ from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
-from hopsim.engine import Access, Cause, Outcome
-from hopsim.http import Request, Response
+from hopsim.http import Request
 from hopsim.interrupts import Stopped, held, raise_if_stopped, stopping  # noqa: F401 (re-exported)
+from hopsim.outcome import Access, Cause, Outcome, Verdict, refusal_cause
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
@@ -63,17 +63,6 @@ class Timing:
     @property
     def total(self) -> float:
         return self.build + self.exchanges + self.teardown
-
-
-@dataclass(frozen=True)
-class KernelOutcome(Outcome):
-    """An outcome measured on the kernel; its reason is what was observed."""
-
-    evidence: str = ""
-
-    @property
-    def reason(self) -> str:
-        return self.evidence
 
 
 def with_family(topology: Topology, family: int) -> Topology:
@@ -150,6 +139,7 @@ class _Kernel:
         self.relays: list[RelayListener] = []
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
+        self.connected: set[int] = set()  # the ports of the legs our clients and relays opened
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -233,6 +223,7 @@ class _Kernel:
             sock.bind((source, flow.ports[leg]))
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
+            self.connected.add(flow.ports[leg])
         except BaseException:
             sock.close()
             raise
@@ -297,20 +288,24 @@ class _Kernel:
             # (A product picks its own source port: the last leg's is IMDS's.)
             legs, ports = route.legs, [*put.flow.ports[:-1], port]
             # A connection inside one stack (a relay on the sender's own host)
-            # crosses no interface a tap sees: it is taken as opened and arrived.
-            def local(i: int) -> bool:
-                return plan.namespace_of(legs[i][0].actor) is plan.namespace_of(legs[i][-1].actor)
+            # crosses no interface a tap sees: our clients and relays say
+            # whether theirs opened; a product's is taken as opened.
+            def unseen(i: int) -> bool:
+                sender = plan.topology.nodes[legs[i][0].actor]
+                return ports[i] in self.connected or (
+                    sender.product is not None and plan.namespace_of(sender.name)
+                    is plan.namespace_of(legs[i][-1].actor))
 
             last = 0
             while last + 1 < len(legs) and (ports[last + 1] in evidence.opened
-                                             or local(last + 1)):
+                                             or unseen(last + 1)):
                 last += 1
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
             end = legs[last][-1]
             # Where it ended, if its SYN got there (a filter on the way drops it).
-            if end.node in evidence.arrived.get(ports[last], ()) or local(last):
+            if end.node in evidence.arrived.get(ports[last], ()) or unseen(last):
                 path += (end.actor,)
         routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
@@ -327,7 +322,13 @@ class _Kernel:
                     detail = f"no token in it: {detail[:40]!r}" if detail else "empty"
                 parts.append(f"PUT answered {response.status} {response.phrase}"
                              + (f" ({detail})" if detail and detail != response.phrase else ""))
-                cause = _cause(response)
+                arrived = self.received(put.flow)
+                imds_node = plan.topology.nodes[route.imds] if route.imds else None
+                cause = refusal_cause(
+                    response.status, arrived=arrived.request if arrived else None,
+                    # Nobody but a relay answers a request IMDS never received.
+                    refused=arrived is None and 400 <= response.status < 500,
+                    disabled=imds_node is not None and imds_node.imds.http_endpoint == "disabled")
         else:
             parts.append(f"PUT: {put.error}")
             cause = Cause.OTHER if put.error and put.error.startswith("no answer") else (
@@ -347,33 +348,19 @@ class _Kernel:
         if session.fallback is not None:
             parts.append(f"IMDSv1 fallback GET: {session.fallback.describe()}")
         reachable = bool(route.stations)
-        return KernelOutcome(
+        return Outcome(
             node=session.principal, role=node.role, family=session.family, access=access,
             hop_limit=hop_limit if reachable else None, routers=routers,
             receiver=route.legs[-1][0].actor if reachable else None,
             dropped_at=dropped_at, cause=None if access is Access.TOKEN else cause,
             forwarded=forwarded, path=path,
             status=put.response.status if put.response and cause is not Cause.TTL else None,
-            evidence="; ".join(parts))
+            observed="; ".join(parts))
 
 
 def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
     """The nodes that forwarded a packet, first to last (its TTL falls at each)."""
     return tuple(node for node, _ in sorted(seen, key=lambda found: -found[1]))
-
-
-def _cause(response: Response) -> Cause:
-    """Why the PUT was refused, read off the answer the client got."""
-    body = response.body
-    if response.status == 405:
-        return Cause.METHOD  # the client sent a PUT: only a relay refuses that method
-    if response.status == 403 and "X-Forwarded-For" in body:
-        return Cause.XFF
-    if response.status == 403 and "disabled" in body:
-        return Cause.DISABLED
-    if response.status == 400:
-        return Cause.TTL_HEADER
-    return Cause.OTHER
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,

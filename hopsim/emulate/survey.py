@@ -21,8 +21,8 @@ from hopsim import engine, imds
 from hopsim.emulate import build, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.run import DEFAULT_TIMEOUT, _Kernel
-from hopsim.engine import Access
 from hopsim.interrupts import held, raise_if_stopped
+from hopsim.outcome import Access
 from hopsim.products import Setup, setups
 from hopsim.topology import Topology, parse
 

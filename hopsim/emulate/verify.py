@@ -14,7 +14,7 @@ from hopsim import analysis
 from hopsim.analysis import Report
 from hopsim.emulate import run
 from hopsim.emulate.run import with_family
-from hopsim.engine import Cause, Outcome
+from hopsim.outcome import Cause, Outcome
 from hopsim.topology import Topology
 
 

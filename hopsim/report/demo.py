@@ -16,7 +16,8 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from hopsim.demo import Beat, Demo, Scenario, Step, Strip
-from hopsim.engine import Access, Action
+from hopsim.engine import Action
+from hopsim.outcome import Access
 
 ACTION_STYLE = {Action.DROP: "bold red", Action.DELIVER: "bold green",
                 Action.TIMEOUT: "yellow", Action.REFUSE: "yellow"}

@@ -12,8 +12,9 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from hopsim.analysis import Expectation, Report, Result, Verdict, rows
-from hopsim.engine import Access, Outcome
+from hopsim.analysis import Expectation, Report, Result, rows
+from hopsim.outcome import Access, Outcome, Role, Verdict
+from hopsim.report.wording import reason
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
 from hopsim.topology.reader import dotted
@@ -123,13 +124,13 @@ def for_result(report: Report, result: Result, command: str) -> list[Finding]:
     for row in rows(result.outcomes):
         o, who = row.first, row.who(report.topology.label)
         gets = "gets" if row.principals == 1 else "get"
-        if o.role == "attacker" and o.access is not Access.NONE:
+        if o.bad and o.role == Role.ATTACKER:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
             what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
             found.append(_finding(report, result, o, rule,
                                   f"{who} (role attacker) {gets} {what}", row.principals,
                                   row.members))
-        elif o.role == "workload" and o.access is not Access.TOKEN:
+        elif o.bad:
             found.append(_finding(report, result, o, STARVED_WORKLOAD,
                                   f"{who} (role workload) {gets} no token", row.principals,
                                   row.members))
@@ -141,7 +142,7 @@ def for_expectations(report: Report) -> list[Finding]:
     found = []
     for e in report.failed:
         o = outcome_at(report, e.hop_limit, e.node)
-        why = f": {o.reason}" if o else ""
+        why = f": {reason(o)}" if o else ""
         found.append(Finding(
             FAILED_EXPECTATION, report.topology, e.hop_limit, e.node,
             f"expected {e.node} to get {e.expected} at hop limit {e.hop_limit}, "
@@ -221,5 +222,5 @@ def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
     related += _settings_lines(report.topology, rule)
     at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
     return Finding(rule, report.topology, hop_limit, o.node,
-                   f"{what}{at}: {o.reason}", ("nodes", o.node), o,
+                   f"{what}{at}: {reason(o)}", ("nodes", o.node), o,
                    None, tuple(related), alike, members)

@@ -25,8 +25,10 @@ from typing import Any
 
 from hopsim import __version__
 from hopsim.analysis import Expectation, Report, Result, rows
-from hopsim.engine import Exchange, Outcome
+from hopsim.engine import Exchange
 from hopsim.explain import Change, Explanation
+from hopsim.outcome import Outcome
+from hopsim.report.wording import reason
 from hopsim.routing import Route, Station
 from hopsim.topology import Node, Problem, Topology
 
@@ -41,7 +43,7 @@ def outcome(o: Outcome, replicas: int = 1) -> dict[str, Any]:
         "role": o.role,
         "family": o.family,
         "outcome": o.access.value,
-        "reason": o.reason,
+        "reason": reason(o),
         "dropped_at": o.dropped_at,
         "hop_limit": o.hop_limit,
         "routers": o.routers,
@@ -125,7 +127,7 @@ def _group_outcome(o: Outcome) -> dict[str, Any]:
     """A group's outcome at one result: its first member's (`node`), whose
     name its reason and dropped_at use."""
     return {"node": o.node, "hop_limit": o.hop_limit, "outcome": o.access.value,
-            "reason": o.reason, "dropped_at": o.dropped_at, "routers": o.routers,
+            "reason": reason(o), "dropped_at": o.dropped_at, "routers": o.routers,
             "receiver": o.receiver, "cause": o.cause.value if o.cause else None,
             "path": list(o.path), "forwarded": list(o.forwarded)}
 
@@ -266,7 +268,7 @@ def node(n: Node) -> dict[str, Any]:
 def route(r: Route) -> dict[str, Any]:
     """The request's stations, and each leg's response's own (from the leg's end)."""
     def stations(path: Iterable[Station]) -> list[dict[str, Any]]:
-        return [{"node": s.node, "role": s.role.value, "relay": s.relay, "nat": s.nat}
+        return [{"node": s.node, "role": s.part.value, "relay": s.relay, "nat": s.nat}
                 for s in path]
 
     return {"principal": r.principal, "unreachable": r.unreachable,

@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 
 from hopsim.analysis import Expectation, Report, Result, rows
-from hopsim.engine import Outcome
+from hopsim.outcome import Outcome
 from hopsim.report import findings
+from hopsim.report.wording import reason
 from hopsim.topology import Problem
 
 # XML 1.0 forbids most control characters, even escaped.
@@ -37,12 +38,12 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: obj
 
 def _principal_lines(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(f"{row.who()} ({row.first.role or 'no role'}): "
-                     f"{row.first.access.value}: {row.first.reason}" for row in rows(outcomes))
+                     f"{row.first.access.value}: {reason(row.first)}" for row in rows(outcomes))
 
 
 def _evidence(o: Outcome) -> str:
     lines = [f"principal: {o.node}", f"role: {o.role or '-'}", f"outcome: {o.access.value}",
-             f"reason: {o.reason}"]
+             f"reason: {reason(o)}"]
     if o.dropped_at:
         lines.append(f"dropped_at: {o.dropped_at}")
     return "\n".join(lines)

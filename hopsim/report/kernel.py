@@ -8,7 +8,7 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from hopsim.emulate import Timing, Verification
-from hopsim.engine import Outcome
+from hopsim.outcome import Outcome
 from hopsim.report.table import _table
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
+from hopsim.analysis import Report, Result, rows, verdict_runs
+from hopsim.outcome import Verdict
 from hopsim.report import findings
+from hopsim.report.wording import plural
 from hopsim.topology import Problem
 from hopsim.untrusted import shown
 
@@ -29,10 +31,6 @@ def md(text: object) -> str:
 def code(text: str) -> str:
     text = shown(text)
     return f"`{text}`" if "`" not in text and "\n" not in text else md(text)
-
-
-def _plural(n: int, noun: str, nouns: str | None = None) -> str:
-    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
 def _verdict(verdict: Verdict) -> str:
@@ -74,8 +72,8 @@ def _totals(reports: Sequence[Report]) -> str:
         for result in report.results:
             counts[result.verdict] += 1
     results = sum(counts.values())
-    line = (f"{_plural(len(reports), 'topology', 'topologies')}, "
-            f"{_plural(results, 'result')}: "
+    line = (f"{plural(len(reports), 'topology', 'topologies')}, "
+            f"{plural(results, 'result')}: "
             + ", ".join(f"{counts[v]} {v.value}" for v in Verdict))
     checked = sum(len(r.expectations) for r in reports)
     if checked:
@@ -90,11 +88,11 @@ def _heading(command: str, found: Sequence[findings.Finding],
     found = [f for f in found if f.fails]
     count = sum(f.alike for f in found)  # a finding may stand for many alike principals
     if problems:
-        status = f"❌ {_plural(len(problems), 'bad input')}"
+        status = f"❌ {plural(len(problems), 'bad input')}"
         if found:
-            status += f", {_plural(count, 'finding')}"
+            status += f", {plural(count, 'finding')}"
     elif found:
-        status = f"❌ {_plural(count, 'finding')}"
+        status = f"❌ {plural(count, 'finding')}"
     elif command == "sweep":
         status = "✅ every expect entry holds"
     else:

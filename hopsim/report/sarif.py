@@ -22,6 +22,7 @@ from urllib.parse import quote
 from hopsim import __version__
 from hopsim.analysis import Report
 from hopsim.report.findings import BAD_INPUT, RULES, Finding, KeyPath, Rule, of_run
+from hopsim.report.wording import reason
 from hopsim.topology import Problem, Topology
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -82,7 +83,7 @@ def result(f: Finding) -> dict[str, Any]:
                                   "principal": f.node, "alike": f.alike}
     if f.outcome:
         properties.update(role=f.outcome.role, outcome=f.outcome.access.value,
-                          reason=f.outcome.reason, dropped_at=f.outcome.dropped_at)
+                          reason=reason(f.outcome), dropped_at=f.outcome.dropped_at)
     if f.expectation:
         properties.update(expected=f.expectation.expected, actual=f.expectation.actual)
     out: dict[str, Any] = {

@@ -16,10 +16,12 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hopsim.analysis import Report, Result, Verdict, rows, verdict_runs
-from hopsim.engine import Access, Action, Exchange
+from hopsim.analysis import Report, Result, rows, verdict_runs
+from hopsim.engine import Action, Exchange
 from hopsim.explain import Explanation
+from hopsim.outcome import Access, Verdict
 from hopsim.report import findings
+from hopsim.report.wording import HOLDS, finding, reason
 from hopsim.routing import Router
 from hopsim.topology import Topology
 from hopsim.untrusted import shown
@@ -79,7 +81,7 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     for row in grouped:
         o = row.first
         table.add_row(row.who(t.label), o.role or "-",
-                      Text(o.access.value, style=ACCESS_STYLE[o.access]), o.reason)
+                      Text(o.access.value, style=ACCESS_STYLE[o.access]), reason(o))
     parts: list[RenderableType] = [title, table]
     if len(grouped) < len(outcomes):
         parts.append(Text(f"{len(outcomes):,} principals in {len(grouped):,} rows: each row "
@@ -183,7 +185,7 @@ def trace(out: Console, topology: Topology, exchange: Exchange) -> RenderableTyp
     parts: list[RenderableType] = [
         Text.assemble(("trace ", "bold"), (topology.name, "bold"),
                       f": {o.node} at hop limit {limit} ({family})"),
-        Text(f"route: {exchange.route.describe() or o.reason}", overflow="fold"),
+        Text(f"route: {exchange.route.describe() or reason(o)}", overflow="fold"),
     ]
     if exchange.route.returns:
         # Routed on its own, by destination: it need not retrace the request.
@@ -205,7 +207,7 @@ def trace(out: Console, topology: Topology, exchange: Exchange) -> RenderableTyp
         )
         parts.append(line)
     result = Text.assemble(("outcome: ", "bold"), (o.access.value, ACCESS_STYLE[o.access]),
-                           f" ({o.reason})")
+                           f" ({reason(o)})")
     if o.dropped_at:
         result += Text(f"; dropped_at: {o.dropped_at}")
     parts.append(result)
@@ -274,13 +276,8 @@ def show(out: Console, topology: Topology) -> RenderableType:
 
 
 def _consequence(role: str | None, node: str, access: Access) -> str:
-    held = {Access.TOKEN: "gets a token", Access.CREDENTIALS: "gets IMDSv1 credentials",
-            Access.NONE: "gets nothing"}[access]
-    if role == "attacker" and access is not Access.NONE:
-        return f"{node} {held}, a leak"
-    if role == "workload" and access is not Access.TOKEN:
-        return f"{node} {held}, starved"
-    return f"{node} {held}"
+    said = {"leak": ", a leak", "starved": ", starved", None: ""}[finding(role, access)]
+    return f"{node} {HOLDS[access]}{said}"
 
 
 def _indented(out: Console, text: str, indent: int, hang: int = 0) -> Text:
