@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 
+HTTP_PORT = 80  # IMDS, and every relay here, on plain HTTP
+
 Headers = tuple[tuple[str, str], ...]
 
 

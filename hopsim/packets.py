@@ -16,7 +16,8 @@ from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapReader, wrpcap
 
-HTTP_PORT = 80
+from hopsim.http import HTTP_PORT  # noqa: F401 (the port the packets carry)
+
 # The quoted packet in an ICMP error: IPv4 quotes its header and 8 bytes
 # (RFC 792); IPv6 as much as fits in the minimum MTU (RFC 4443).
 _V4_QUOTE = 28

@@ -528,7 +528,7 @@ def test_a_huge_but_flat_file_loads(tmp_path):
     assert len(topology.links) == count + 2
     done = run_hopsim("validate", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"({count + 3} nodes, {count + 2} links" in done.stdout
+    assert f"({count + 3:,} nodes, {count + 2:,} links" in done.stdout
 
 
 def test_a_file_larger_than_the_limit_is_refused_without_parsing(tmp_path):

@@ -33,7 +33,6 @@ from hopsim.cli.say import (
     EXIT_OK,
     STDOUT,
     console,
-    count,
     note,
     report_problems,
     say,
@@ -42,6 +41,7 @@ from hopsim.cli.say import (
 )
 from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
+from hopsim.report.wording import plural
 from hopsim.suppressions import Suppression
 from hopsim.topology import Problem, TopologyError, find
 
@@ -133,8 +133,8 @@ def validate(paths: tuple[str, ...], output_format: str) -> None:
     for t in topologies:
         copies = sum(n.replicas for n in t.nodes.values())
         standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
-        say(f"ok: {t.file}: {t.name} ({count(len(t.nodes), 'node')}, "
-            f"{count(len(t.links), 'link')}, {count(len(t.principals), 'principal')}"
+        say(f"ok: {t.file}: {t.name} ({plural(len(t.nodes), 'node')}, "
+            f"{plural(len(t.links), 'link')}, {plural(len(t.principals), 'principal')}"
             f"{standing})")
     report_problems(problems)
     sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)

@@ -15,7 +15,8 @@ import click
 
 from hopsim import batch
 from hopsim.cli.options import parse_set
-from hopsim.cli.say import EXIT_BAD_INPUT, count, note, report_problems
+from hopsim.cli.say import EXIT_BAD_INPUT, note, report_problems
+from hopsim.report.wording import plural
 from hopsim.topology import (
     STDIN,
     Found,
@@ -110,7 +111,7 @@ def unfound(paths: Sequence[str], found: Sequence[Found],
     problems = []
     for path in map(Path, paths):
         if os.path.isdir(path) and not topologies[path]:
-            why = (f"; {count(skipped[path], 'YAML or JSON file')} skipped, not topologies"
+            why = (f"; {plural(skipped[path], 'YAML or JSON file')} skipped, not topologies"
                    if skipped[path] else "")
             problems.append(Problem(str(path), None, "", "no topology found in this folder "
                                     f"or its subfolders{why}"))

@@ -59,10 +59,6 @@ def console() -> Console:
     return table.console(color=setting("color"))
 
 
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 # --- output files ---------------------------------------------------------------------
 
 STDOUT = "-"  # an --output file that means standard output

@@ -34,12 +34,12 @@ import networkx as nx
 
 from hopsim import imds
 from hopsim.filters import IMDS, Filter
+from hopsim.imds import DEFAULT_TTL
 from hopsim.routing import DIRECT, FAMILIES, Route, Router
 from hopsim.topology import Topology
 
 MAX_NAMESPACES = 64
 BRIDGE_DEVICE = "br0"
-KERNEL_DEFAULT_TTL = 64  # what relays and every non-token answer leave with
 
 # Per-namespace sysctls, written before any interface exists so `default`
 # reaches every veth. New namespaces inherit IPv4 settings from the root
@@ -65,9 +65,9 @@ COMMON_SYSCTLS = (
     ("net/ipv6/conf/all/disable_ipv6", "0"),
     ("net/ipv6/conf/default/disable_ipv6", "0"),
     # The TTL every packet but the token response starts with (docs/facts.md: 64).
-    ("net/ipv4/ip_default_ttl", str(KERNEL_DEFAULT_TTL)),
-    ("net/ipv6/conf/all/hop_limit", str(KERNEL_DEFAULT_TTL)),
-    ("net/ipv6/conf/default/hop_limit", str(KERNEL_DEFAULT_TTL)),
+    ("net/ipv4/ip_default_ttl", str(DEFAULT_TTL)),
+    ("net/ipv6/conf/all/hop_limit", str(DEFAULT_TTL)),
+    ("net/ipv6/conf/default/hop_limit", str(DEFAULT_TTL)),
     # Linux rate-limits ICMP errors per destination (1/s after a burst of 6):
     # every Time Exceeded goes to the same IMDS address, and each one names
     # a dropping node, so none may be skipped.

@@ -33,14 +33,14 @@ import socket
 from dataclasses import dataclass, field
 
 from hopsim import imds
-from hopsim.emulate.build import KERNEL_DEFAULT_TTL
+from hopsim.http import HTTP_PORT
+from hopsim.imds import DEFAULT_TTL
 
 ENDPOINTS = frozenset({imds.IPV4_ENDPOINT, imds.IPV6_ENDPOINT})
 TOKEN_ANSWER = b"HTTP/1.1 200"  # IMDS's answer to the PUT, the one that carries the token
 ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 PACKET_HOST, PACKET_OUTGOING = 0, 4
-HTTP_PORT = 80
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class Tap:
             if ports is None or ports[0] != HTTP_PORT:
                 return
             seen = TimeExceeded(self.node, packet.source, packet.ttl, ports[1])
-            if pkttype == PACKET_OUTGOING and packet.ttl == KERNEL_DEFAULT_TTL:
+            if pkttype == PACKET_OUTGOING and packet.ttl == DEFAULT_TTL:
                 self.evidence.born.setdefault(seen.port, []).append(seen)
             elif pkttype == PACKET_HOST and self.imds:
                 self.evidence.reached.setdefault(seen.port, []).append(seen)
@@ -163,7 +163,7 @@ class Tap:
                 # forwarded here (a NAT restores its destination port first).
                 self._forwarded(self.evidence.forwarded, ports[1], packet.ttl)
             elif (ports[1] == HTTP_PORT and tcp[13] & 0x12 == 0x02
-                  and packet.ttl < KERNEL_DEFAULT_TTL):
+                  and packet.ttl < DEFAULT_TTL):
                 # A request's SYN leaving with less than the TTL it was sent
                 # with: forwarded here.
                 self._forwarded(self.evidence.request, ports[0], packet.ttl)
@@ -186,7 +186,7 @@ class Tap:
         """A connection to port 80 opened here (a SYN sent with TTL 64)."""
         packet = _ip(frame, ethertype)
         if (packet is not None and packet.protocol == socket.IPPROTO_TCP
-                and packet.ttl == KERNEL_DEFAULT_TTL and len(packet.payload) >= 14):
+                and packet.ttl == DEFAULT_TTL and len(packet.payload) >= 14):
             tcp = packet.payload
             if tcp[13] & 0x12 == 0x02 and int.from_bytes(tcp[2:4], "big") == HTTP_PORT:
                 self.evidence.opened.add(int.from_bytes(tcp[0:2], "big"))

@@ -44,12 +44,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 from hopsim.emulate import netns
 from hopsim.emulate.build import FAMILIES, Plan, PlanError
 from hopsim.emulate.flows import Flow
-from hopsim.http import Request
+from hopsim.http import HTTP_PORT, Request
 from hopsim.kinds import RelayPolicy
 from hopsim.products import PRODUCTS, Form, Setup
 from hopsim.routing import Part
-
-HTTP_PORT = 80
 
 
 class ProductError(PlanError):

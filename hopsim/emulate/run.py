@@ -27,13 +27,14 @@ from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
-from hopsim.http import Request
+from hopsim.http import HTTP_PORT, Request
+from hopsim.imds import DEFAULT_TTL
 from hopsim.interrupts import Stopped, held, raise_if_stopped, stopping  # noqa: F401 (re-exported)
 from hopsim.outcome import Access, Cause, Outcome, Verdict, refusal_cause
+from hopsim.report.wording import plural
 from hopsim.topology import Topology
 
 DEFAULT_TIMEOUT = 0.5  # seconds a client waits per leg; answers take milliseconds here
-HTTP_PORT = 80
 _topology_numbers = itertools.count()
 
 
@@ -307,14 +308,14 @@ class _Kernel:
             # Where it ended, if its SYN got there (a filter on the way drops it).
             if end.node in evidence.arrived.get(ports[last], ()) or unseen(last):
                 path += (end.actor,)
-        routers = build.KERNEL_DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
+        routers = DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
         parts = []
         if put.response is not None:
             response = put.response
             if access is Access.TOKEN:
                 parts.append("PUT answered 200 with a token" + (
-                    f" across {routers} router{'s' if routers != 1 else ''} (its SYN "
+                    f" across {plural(routers, 'router')} (its SYN "
                     f"reached IMDS with TTL {syn_ttl})" if routers is not None else ""))
             else:
                 detail = response.body.strip().splitlines()[0] if response.body.strip() else ""
