@@ -26,6 +26,7 @@ from hopsim.cli.say import (
     write,
 )
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.report.wording import plural
 from hopsim.topology import MAX_REPLICAS, STDIN, TopologyError
 from hopsim.topology import schema as topology_schema
 
@@ -301,8 +302,8 @@ def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
     else:
         size = len(shown[0].changes)
         click.echo(f"{file}: {result.verdict.value} ({result.reason})")
-        click.echo(f"{len(found.fixes)} fix{'es' if len(found.fixes) != 1 else ''} of {size} "
-                   f"change{'s' if size != 1 else ''} ({found.tried} sets simulated), "
+        click.echo(f"{plural(len(found.fixes), 'fix', 'fixes')} of {plural(size, 'change')} "
+                   f"({found.tried} sets simulated), "
                    "each proved ok by simulation:")
         for i, f in enumerate(shown, 1):
             click.echo(f"{i:2}. {f.options(topology)}")

@@ -10,6 +10,7 @@ from rich.text import Text
 from hopsim.emulate import Timing, Verification
 from hopsim.outcome import Outcome
 from hopsim.report.table import _table
+from hopsim.report.wording import plural
 
 
 def _seconds(value: float) -> str:
@@ -59,8 +60,7 @@ def verification(out: Console, checks: Sequence[Verification]) -> RenderableType
     differ = sum(len(c.disagreements) for c in checks)
     topologies = len({c.topology.name for c in checks})
     parts.append(Text(
-        f"{topologies} topolog{'y' if topologies == 1 else 'ies'}, {len(checks)} "
-        f"run{'' if len(checks) == 1 else 's'}, "
+        f"{plural(topologies, 'topology', 'topologies')}, {plural(len(checks), 'run')}, "
         f"{cases} cases: {cases - differ} agree, {differ} differ",
         style="bold red" if differ else ""))
     parts.append(Text(f"simulator: {_seconds(sum(c.simulator_seconds for c in checks))}"))

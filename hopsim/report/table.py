@@ -21,7 +21,7 @@ from hopsim.engine import Action, Exchange
 from hopsim.explain import Explanation
 from hopsim.outcome import Access, Verdict
 from hopsim.report import findings
-from hopsim.report.wording import HOLDS, finding, reason
+from hopsim.report.wording import HOLDS, finding, plural, reason
 from hopsim.routing import Router
 from hopsim.topology import Topology
 from hopsim.untrusted import shown
@@ -169,7 +169,7 @@ def summary(reports: Sequence[Report], command: str = "check") -> Text:
         if accepted:
             where = ", ".join(sorted({f.suppression.file for f in accepted}))  # type: ignore[union-attr]
             count = sum(f.alike for f in accepted)
-            text += Text(f"\nsuppressed: {count:,} finding{'' if count == 1 else 's'}, "
+            text += Text(f"\nsuppressed: {plural(count, 'finding')}, "
                          f"accepted in {where}", style="dim")
     return text
 
