@@ -17,6 +17,7 @@ from http import HTTPStatus
 
 from hopsim.http import Request, Response
 from hopsim.imds import XFF_HEADER
+from hopsim.outcome import Role
 
 
 class Layer(Enum):
@@ -115,7 +116,7 @@ KINDS: dict[str, Kind] = {
     )
 }
 
-ROLES = ("workload", "attacker")
+ROLES = (Role.WORKLOAD.value, Role.ATTACKER.value)  # as a file writes them, in that order
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # Kinds whose node may carry the link to an imds node: an instance, whatever it does.
 INSTANCE_KINDS = frozenset({"host", "router", "nat", "tunnel"})

@@ -1,6 +1,11 @@
 """Which nodes a principal's packets cross, each way, and as what.
 
-Routing as the kernel does it (issue 10), per IP family:
+One module on purpose, at about 700 lines: segments, per-node tables,
+routes, relay levels and the responses' own ways are one algorithm over
+caches they share (the segments, one tree per destination, the relay
+levels); split, each part would reach into the others' caches.
+
+Routing as the kernel does it, per IP family (docs/routing.md):
 
 - An L2 segment (the links and bridges between L3 interfaces) is one hop: a
   node reaches every other node on a segment it is on directly.
