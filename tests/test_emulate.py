@@ -322,6 +322,22 @@ def test_a_leg_inside_one_stack_after_a_refusal_never_opened():
     assert not check.disagreements, _disagreements(check)
 
 
+@pytest.mark.kernel
+@kernel
+def test_a_first_leg_inside_one_stack_reaches_its_relay_even_when_dropped_there():
+    # The other side of the case above (also found by the random rules test):
+    # the host's input rule drops its own SYN to the proxy on it; the SYN got
+    # to the proxy's stack, as a tap would have seen on a link.
+    topology = make({"imds": {"kind": "imds"},
+                     "k": {"kind": "host", "forwarding": True, "via": ["a"],
+                           "filters": [{"chain": "input", "action": "drop"}]},
+                     "a": {"kind": "proxy", "runs_on": "k"}},
+                    [["imds", "k"]], hop_limit=1)
+    check = verify_one(topology, (1,), 4)
+    assert [c.measured.path for c in check.cases if c.principal == "k"] == [("k", "a")]
+    assert not check.disagreements, _disagreements(check)
+
+
 REFUSALS = (Cause.METHOD, Cause.XFF, Cause.TTL_HEADER, Cause.DISABLED)
 
 

@@ -97,7 +97,10 @@ def check_leg(topology: Topology, family: int, path: list[str], target: str | No
     if target is not None:
         dist = hops_to(topology, family, {target})
     else:
-        dist = hops_to(topology, family, set(segment_of_start))  # type: ignore[arg-type]
+        # Delivered on the segment by the destination's neighbours there that
+        # forward (a member that does not forward delivers nothing it did not send).
+        dist = hops_to(topology, family, {n for n in segment_of_start  # type: ignore[union-attr]
+                                          if n == path[-1] or family in topology.nodes[n].forwards})
         dist[path[-1]] = -1 if path[-1] in segment_of_start else dist.get(path[-1], 0)
     for here, there in itertools.pairwise(path):
         assert graph.has_edge(here, there), (here, there, path)

@@ -289,24 +289,25 @@ class _Kernel:
             # (A product picks its own source port: the last leg's is IMDS's.)
             legs, ports = route.legs, [*put.flow.ports[:-1], port]
             # A connection inside one stack (a relay on the sender's own host)
-            # crosses no interface a tap sees: our clients and relays say
-            # whether theirs opened; a product's is taken as opened.
-            def unseen(i: int) -> bool:
-                sender = plan.topology.nodes[legs[i][0].actor]
-                return ports[i] in self.connected or (
-                    sender.product is not None and plan.namespace_of(sender.name)
-                    is plan.namespace_of(legs[i][-1].actor))
+            # crosses no interface a tap sees: a later leg of ours opened if
+            # our relay's connect did (a product's is taken as opened); the
+            # SYN of the last leg tried got to its end's stack.
+            def local(i: int) -> bool:
+                return plan.namespace_of(legs[i][0].actor) is plan.namespace_of(legs[i][-1].actor)
+
+            def opened(i: int) -> bool:
+                return ports[i] in evidence.opened or ports[i] in self.connected or (
+                    local(i) and plan.topology.nodes[legs[i][0].actor].product is not None)
 
             last = 0
-            while last + 1 < len(legs) and (ports[last + 1] in evidence.opened
-                                             or unseen(last + 1)):
+            while last + 1 < len(legs) and opened(last + 1):
                 last += 1
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
             end = legs[last][-1]
             # Where it ended, if its SYN got there (a filter on the way drops it).
-            if end.node in evidence.arrived.get(ports[last], ()) or unseen(last):
+            if end.node in evidence.arrived.get(ports[last], ()) or local(last):
                 path += (end.actor,)
         routers = DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
