@@ -465,7 +465,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
          record: bool = False, router: Router | None = None) -> Exchange:
     """Play `principal`'s IMDSv2 exchange at the topology's configured hop limits.
 
-    With `record`, every hop keeps its scapy packet (for traces and pcaps).
+    With `record`, every hop keeps its scapy packet (for traces and pcaps);
+    without, the walk builds none.
     """
     node = topology.nodes[principal]
     family = family or node.family
