@@ -1,6 +1,7 @@
 """The fleet benchmark: hopsim's cost against the least any tool must do.
 
-    python -m hopsim.bench [--sizes 1000,10000,100000] [--repeat 3] [--json out.json]
+    python -m hopsim.bench [--sizes 1000,10000,100000] [--tiny 10000] [--repeat 3]
+                           [--json out.json]
 
 For a generated fleet of about each size (nodes), written once as JSON and as
 YAML to a temporary folder, it measures in one process the medians of:
@@ -17,10 +18,13 @@ JSON fleets, the size of the sweep's JSON report (`--format json`, alike
 principals grouped: issue 14's target is 50 MB at 100,000 nodes). Every timed
 run has the cyclic garbage collector paused (see median_time). Then compact
 fleets (units with counts and replicas) of about 1,000 and 1,000,000 nodes,
-swept 1-64 end to end; and a trace with pcap of a 10-hop path against building
-and writing the same packets with scapy alone. It prints a table, the ratios
-against issue 4's targets, and writes everything as JSON for tracking. It
-asserts nothing: tests/test_bench.py runs it small, without timing.
+swept 1-64 end to end; a trace with pcap of a 10-hop path against building
+and writing the same packets with scapy alone; and `hopsim check -q` of a
+folder of 10,000 tiny files (one fleet instance each, issue 15) against the
+same instances in one file and against parsing each file alone. It prints a
+table, the ratios against issue 4's targets, and writes everything as JSON
+for tracking. It asserts nothing: tests/test_bench.py runs it small, without
+timing.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from hopsim.topology.reader import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
 ALL_HOP_LIMITS = range(1, 65)
 CONTAINERS = 8  # per instance, about: a fleet of N nodes has N / (8 + 3) instances
 TRACE_HOPS = 10
+TINY_FILES = 10_000  # issue 15: "10,000 tiny files take 40 s without -j"
+TINY_CONTAINERS = 2  # per instance: each tiny file holds 3 to 7 nodes
 
 
 def median_time(action: Callable[[], Any], repeat: int) -> float:
@@ -273,17 +279,56 @@ def measure_trace(folder: Path, repeat: int) -> dict[str, Any]:
             "scapy_only_s": scapy_s, "ratios": {"trace/scapy-only": trace_s / scapy_s}}
 
 
+def tiny_files(instances: int, folder: Path, seed: int) -> tuple[Path, Path]:
+    """A fleet of small instances written twice: one YAML file per instance in
+    a folder, and the whole fleet in one file. `fleet` names every node
+    `i<index>-<kind>-<part>`, so an instance is the nodes of one index."""
+    document = fleet(instances, TINY_CONTAINERS, seed)
+    units: dict[str, dict[str, Any]] = {}
+    for name, node in document["nodes"].items():
+        unit = units.setdefault(name.split("-", 1)[0], {"nodes": {}, "links": []})
+        unit["nodes"][name] = node
+    for a, b in document["links"]:
+        units[a.split("-", 1)[0]]["links"].append([a, b])
+    files = folder / "tiny"
+    files.mkdir()
+    for name, unit in units.items():
+        (files / f"{name}.yaml").write_text(
+            dumps({**document, "name": name, "description": "one instance of a fleet", **unit}),
+            encoding="utf-8")
+    one = folder / f"tiny-fleet-{instances}.yaml"
+    one.write_text(dumps(document), encoding="utf-8")
+    return files, one
+
+
+def measure_tiny(instances: int, folder: Path, repeat: int, seed: int) -> dict[str, Any]:
+    """`hopsim check -q FOLDER` of one tiny file per instance, against `check
+    -q` of the same instances in one file and against parsing each file alone
+    (PyYAML's C loader): what a file costs beyond its principals' work."""
+    files, one = tiny_files(instances, folder, seed)
+    paths = sorted(files.iterdir())
+    files_s = median_time(command("check", "-q", str(files)), repeat)
+    one_s = median_time(command("check", "-q", str(one)), repeat)
+    parse_s = median_time(lambda: [_parsed(path) for path in paths], repeat)
+    return {"files": len(paths), "principals": len(load(one).principals),
+            "bytes": sum(path.stat().st_size for path in paths), "files_s": files_s,
+            "one_file_s": one_s, "parse_s": parse_s,
+            "ratios": {"tiny files/one file": files_s / one_s,
+                       "tiny files/parse": files_s / parse_s}}
+
+
 def run(sizes: list[int], repeat: int, seed: int = 0,
-        compact: tuple[int, int] = (1000, 1_000_000)) -> dict[str, Any]:
+        compact: tuple[int, int] = (1000, 1_000_000), tiny: int = TINY_FILES) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hopsim-bench-") as tmp:
         folder = Path(tmp)
         rows = [row for size in sizes for row in measure_size(size, folder, repeat, seed)]
         small = measure_compact(compact, folder, repeat)
         trace = measure_trace(folder, repeat)
+        files = measure_tiny(tiny, folder, repeat, seed)
     return {"python": sys.version.split()[0], "repeat": repeat, "seed": seed,
             "containers_per_instance": CONTAINERS, "fleets": rows, "compact": small,
-            "trace": trace, "targets": {**TARGETS, "peak_rss_mib": MAX_RSS_MIB,
-                                        "json_report_mb": MAX_JSON_MB},
+            "trace": trace, "tiny_files": files,
+            "targets": {**TARGETS, "peak_rss_mib": MAX_RSS_MIB, "json_report_mb": MAX_JSON_MB},
             "verdicts": verdicts(rows, small, trace)}
 
 
@@ -348,6 +393,13 @@ def table(result: dict[str, Any]) -> str:
     lines += [f"JSON report of sweep 1-64, {row['nodes']:,} nodes: "
               f"{row['json_report_bytes'] / 1e6:.2f} MB (alike principals grouped)"
               for row in result["fleets"] if "json_report_bytes" in row]
+    tiny = result["tiny_files"]
+    ratios = tiny["ratios"]
+    lines.append(f"check -q of {tiny['files']:,} tiny files ({tiny['principals']:,} principals):"
+                 f" {tiny['files_s']:.2f}s, {tiny['files_s'] / tiny['files'] * 1e3:.2f} ms a file")
+    lines.append(f"  = {ratios['tiny files/one file']:.1f} x the same in one file "
+                 f"({tiny['one_file_s']:.2f}s), {ratios['tiny files/parse']:.1f} x parsing "
+                 f"each file alone ({tiny['parse_s']:.2f}s)")
     lines += ["", "targets (issues 4 and 14):"]
     for v in result["verdicts"]:
         lines.append(f"  {'met    ' if v['met'] else 'NOT MET'} {v['target']:<30} "
@@ -362,13 +414,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="fleet sizes in nodes, comma-separated (default: 1000,10000,100000)")
     parser.add_argument("--compact", default="1000,1000000",
                         help="the two compact fleet sizes compared (default: 1000,1000000)")
+    parser.add_argument("--tiny", type=int, default=TINY_FILES,
+                        help=f"tiny files checked as one folder (default: {TINY_FILES})")
     parser.add_argument("--repeat", type=int, default=3, help="runs per median (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="the fleets' seed (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     small, large = (int(s) for s in args.compact.split(","))
-    result = run(sizes, max(1, args.repeat), args.seed, (small, large))
+    result = run(sizes, max(1, args.repeat), args.seed, (small, large), max(1, args.tiny))
     print(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ from scapy.packet import Packet
 from hopsim import imds, packets
 from hopsim.filters import IMDS, Filter, first_match
 from hopsim.filters import Packet as Seen
-from hopsim.http import Request, Response
+from hopsim.http import HTTP_PORT, Request, Response
 from hopsim.outcome import Access, Cause, Outcome, refusal_cause
 from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import Topology
@@ -128,28 +128,28 @@ class _Walker:
     # -- recording -------------------------------------------------------------
 
     def note(self, message: str, node: str, action: Action, ttl_in: int | None,
-             ttl_out: int | None, detail: str = "", packet: Packet | None = None) -> None:
+             ttl_out: int | None, detail: str = "",
+             packet: packets.Segment | packets.TimeExceeded | None = None) -> None:
+        """Record a hop when recording; only then is its scapy packet built, as
+        seen here and now (a pcap's time stamps follow)."""
         if self.record:
-            if packet is not None:  # as seen here and now: a pcap's time stamps follow
-                packet = packet.copy()
-                packet.time = self.time
             self.hops.append(Hop(self.time, message, node, action, ttl_in, ttl_out, detail,
-                                 packet))
+                                 packet.packet(self.time) if packet is not None else None))
 
     # -- one message across one leg ----------------------------------------------
 
-    def carry(self, packet: Packet, stations: tuple[Station, ...], message: str,
-              nat: list[tuple[str, str]], outbound: bool) -> Packet:
+    def carry(self, packet: packets.Segment, stations: tuple[Station, ...], message: str,
+              nat: list[tuple[str, str]], outbound: bool) -> packets.Segment:
         """Move `packet` from stations[0] to stations[-1]; raise _Lost if it dies.
 
         `nat` holds (router, original source) pairs pushed on the way out and
         popped on the way back.
         """
-        self.note(message, stations[0].actor, Action.SEND, None, packets.ttl(packet),
-                  f"{packets.source(packet)} -> {packets.destination(packet)}", packet)
+        self.note(message, stations[0].actor, Action.SEND, None, packet.ttl,
+                  f"{packet.src} -> {packet.dst}", packet)
         for station in stations[1:-1]:
             self.time += LINK_TIME
-            ttl = packets.ttl(packet)
+            ttl = packet.ttl
             if station.part is Part.BRIDGE:
                 self.note(message, station.node, Action.BRIDGE, ttl, ttl, "L2, TTL untouched",
                           packet)
@@ -158,28 +158,26 @@ class _Walker:
                 self.note(message, station.node, Action.DROP, ttl, None,
                           "TTL exceeded in transit", packet)
                 self.time += LINK_TIME / 10
-                icmp = packets.time_exceeded(self.node_address(station.node), packet, self.time)
+                icmp = packets.TimeExceeded(self.node_address(station.node), packet)
                 kind = "11/0" if self.family == 4 else "3/0"  # type/code
-                self.note(message, station.node, Action.ICMP, None, 64,
-                          f"Time Exceeded {kind} -> {packets.source(packet)}", icmp)
+                self.note(message, station.node, Action.ICMP, None, icmp.ttl,
+                          f"Time Exceeded {kind} -> {packet.src}", icmp)
                 raise _Lost(station.node)
-            packet = packets.with_ttl(packet, ttl - 1)
-            packet.time = self.time
             if station.nat and outbound:
-                nat.append((station.node, packets.source(packet)))
-                packet = packets.with_addresses(packet, src=self.node_address(station.node))
-                detail = f"source -> {packets.source(packet)}"
+                nat.append((station.node, packet.src))
+                packet = replace(packet, ttl=ttl - 1, src=self.node_address(station.node))
+                detail = f"source -> {packet.src}"
             elif station.nat and nat and nat[-1][0] == station.node:
                 _, original = nat.pop()
-                packet = packets.with_addresses(packet, dst=original)
+                packet = replace(packet, ttl=ttl - 1, dst=original)
                 detail = f"destination -> {original}"
             else:
+                packet = replace(packet, ttl=ttl - 1)
                 detail = ""
-            packet.time = self.time
             action = Action.NAT if station.nat else Action.FORWARD
             self.note(message, station.node, action, ttl, ttl - 1, detail, packet)
         self.time += LINK_TIME
-        ttl = packets.ttl(packet)
+        ttl = packet.ttl
         self.note(message, stations[-1].actor, Action.DELIVER, ttl, None,
                   "local delivery accepts any TTL" if ttl == 1 else "", packet)
         return packet
@@ -198,9 +196,9 @@ class _Walker:
         # An interceptor's clients address IMDS: its host's DNAT delivers to it.
         to = self.address(Station(end.node, Part.IMDS)) if self.router.intercepts(end) else (
             self.address(end))
-        packet = packets.segment(self.family, self.address(start), to, sport,
-                                 packets.HTTP_PORT, ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN,
-                                 ack=SERVER_ISN, payload=payload, time=self.time)
+        packet = packets.Segment(self.family, self.address(start), to, sport, HTTP_PORT,
+                                 ttl=imds.DEFAULT_TTL, seq=CLIENT_ISN, ack=SERVER_ISN,
+                                 payload=payload)
         hit = self.filtered(leg_index)
         if hit is not None:
             self.stopped(leg_index, hit, label, packet, notes)
@@ -210,13 +208,12 @@ class _Walker:
             arrived = self.carry(packet, leg, label, nat, outbound=True)
         except _Lost:
             return None
-        response, ttl = self.answer(leg_index, end, request, notes, packets.source(arrived))
+        response, ttl = self.answer(leg_index, end, request, notes, arrived.src)
         label = f"{response.status} {response.phrase}" + (
             " (token)" if self.is_token(request, response) else "")
-        reply = packets.segment(self.family, packets.destination(arrived),
-                                packets.source(arrived), packets.HTTP_PORT, sport, ttl=ttl,
-                                seq=SERVER_ISN, ack=CLIENT_ISN + len(payload),
-                                payload=response.to_bytes(), time=self.time)
+        reply = packets.Segment(self.family, arrived.dst, arrived.src, HTTP_PORT, sport,
+                                ttl=ttl, seq=SERVER_ISN, ack=CLIENT_ISN + len(payload),
+                                payload=response.to_bytes())
         try:
             self.carry(reply, self.route.returns[leg_index], label, nat, outbound=False)
         except _Lost as lost:
@@ -289,7 +286,7 @@ class _Walker:
         return None
 
     def stopped(self, leg_index: int, hit: tuple[str, Filter, str, int], label: str,
-                packet: Packet, notes: _Notes) -> None:
+                packet: packets.Segment, notes: _Notes) -> None:
         """A connection a filter kept from opening: a drop (or anything done to
         the answer) leaves the sender waiting; a reject on the way there
         resets it at once."""
@@ -297,7 +294,7 @@ class _Walker:
         notes.filtered = notes.filtered or (leg_index, node, rule, direction, index)
         sender = self.route.legs[leg_index][0].actor
         what = "its SYN" if direction == "request" else "the SYN-ACK"
-        self.note(label, node, Action.DROP, packets.ttl(packet), None,
+        self.note(label, node, Action.DROP, packet.ttl, None,
                   f"{what} matched filter {rule.describe()}", packet)
         if rule.action == "reject" and direction == "request":
             self.note(label, sender, Action.REFUSE, None, None,
@@ -370,7 +367,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
          record: bool = False, router: Router | None = None) -> Exchange:
     """Play `principal`'s IMDSv2 exchange at the topology's configured hop limits.
 
-    With `record`, every hop keeps its scapy packet (for traces and pcaps).
+    With `record`, every hop keeps its scapy packet (for traces and pcaps);
+    without, the walk builds none.
     """
     node = topology.nodes[principal]
     family = family or node.family

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from scapy.layers.inet import ICMP, IP, TCP
@@ -16,51 +17,66 @@ from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet, Raw
 from scapy.utils import PcapReader, wrpcap
 
-from hopsim.http import HTTP_PORT  # noqa: F401 (the port the packets carry)
-
 # The quoted packet in an ICMP error: IPv4 quotes its header and 8 bytes
 # (RFC 792); IPv6 as much as fits in the minimum MTU (RFC 4443).
 _V4_QUOTE = 28
 _V6_QUOTE = 1280 - 48
 
 
-def segment(family: int, src: str, dst: str, sport: int, dport: int, *, ttl: int,
-            seq: int, ack: int, payload: bytes, time: float) -> Packet:
-    """One TCP segment carrying (part of) an HTTP message."""
-    ip = IP(src=src, dst=dst, ttl=ttl) if family == 4 else IPv6(src=src, dst=dst, hlim=ttl)
-    packet = ip / TCP(sport=sport, dport=dport, flags="PA", seq=seq, ack=ack,
-                      window=64240) / Raw(payload)
-    packet.time = time
-    return packet
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A TCP segment carrying (part of) an HTTP message, as the walk moves it:
+    what routers read and rewrite (TTL, addresses) and what the ends read
+    (ports, payload). A plain value, so a walk that records nothing builds no
+    scapy packet; `packet` builds one when a hop is recorded."""
+
+    family: int
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    ttl: int
+    seq: int
+    ack: int
+    payload: bytes
+
+    def packet(self, time: float) -> Packet:
+        """The real packet, as seen at `time`."""
+        ip = (IP(src=self.src, dst=self.dst, ttl=self.ttl) if self.family == 4 else
+              IPv6(src=self.src, dst=self.dst, hlim=self.ttl))
+        packet = ip / TCP(sport=self.sport, dport=self.dport, flags="PA", seq=self.seq,
+                          ack=self.ack, window=64240) / Raw(self.payload)
+        packet.time = time
+        return packet
+
+
+@dataclass(frozen=True, slots=True)
+class TimeExceeded:
+    """The ICMP Time Exceeded a router sends to the source of a packet it drops.
+
+    IPv4: type 11 code 0; IPv6: type 3 code 0 (net/ipv4/ip_forward.c,
+    net/ipv6/ip6_output.c: ip6_forward). It leaves with Linux's default TTL.
+    """
+
+    router: str
+    dropped: Segment
+    ttl: int = 64
+
+    def packet(self, time: float) -> Packet:
+        """The real packet, as seen at `time`, quoting the dropped one."""
+        quoted = bytes(self.dropped.packet(time))
+        if self.dropped.family == 4:
+            packet = IP(src=self.router, dst=self.dropped.src, ttl=self.ttl) / ICMP(
+                type=11, code=0) / Raw(quoted[:_V4_QUOTE])
+        else:
+            packet = IPv6(src=self.router, dst=self.dropped.src, hlim=self.ttl) / (
+                ICMPv6TimeExceeded(code=0)) / Raw(quoted[:_V6_QUOTE])
+        packet.time = time
+        return packet
 
 
 def ttl(packet: Packet) -> int:
     return packet[IP].ttl if IP in packet else packet[IPv6].hlim
-
-
-def with_ttl(packet: Packet, value: int) -> Packet:
-    """A copy of `packet` with its TTL (IPv6 hop limit) set; checksums follow."""
-    copy = packet.copy()
-    if IP in copy:
-        copy[IP].ttl = value
-        del copy[IP].chksum
-    else:
-        copy[IPv6].hlim = value
-    return copy
-
-
-def with_addresses(packet: Packet, *, src: str | None = None, dst: str | None = None) -> Packet:
-    """A copy with its source or destination rewritten (NAT); checksums follow."""
-    copy = packet.copy()
-    layer = copy[IP] if IP in copy else copy[IPv6]
-    if src is not None:
-        layer.src = src
-    if dst is not None:
-        layer.dst = dst
-    if IP in copy:
-        del copy[IP].chksum
-    del copy[TCP].chksum
-    return copy
 
 
 def source(packet: Packet) -> str:
@@ -69,23 +85,6 @@ def source(packet: Packet) -> str:
 
 def destination(packet: Packet) -> str:
     return packet[IP].dst if IP in packet else packet[IPv6].dst
-
-
-def time_exceeded(router: str, dropped: Packet, time: float) -> Packet:
-    """The ICMP Time Exceeded a router sends to the source of a packet it drops.
-
-    IPv4: type 11 code 0; IPv6: type 3 code 0 (net/ipv4/ip_forward.c,
-    net/ipv6/ip6_output.c: ip6_forward).
-    """
-    quoted = bytes(dropped)
-    if IP in dropped:
-        packet = IP(src=router, dst=dropped[IP].src, ttl=64) / ICMP(type=11, code=0) / Raw(
-            quoted[:_V4_QUOTE])
-    else:
-        packet = IPv6(src=router, dst=dropped[IPv6].src, hlim=64) / ICMPv6TimeExceeded(
-            code=0) / Raw(quoted[:_V6_QUOTE])
-    packet.time = time
-    return packet
 
 
 def write_pcap(path: str | Path, packets: Iterable[Packet]) -> None:

@@ -11,7 +11,7 @@ from hopsim.topology import load, parse
 def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp_path,
                                                                               capsys):
     out = tmp_path / "bench.json"
-    bench.main(["--sizes", "200", "--compact", "1000,20000", "--repeat", "1",
+    bench.main(["--sizes", "200", "--compact", "1000,20000", "--repeat", "1", "--tiny", "30",
                 "--json", str(out)])
     result = json.loads(out.read_text())
     assert [row["format"] for row in result["fleets"]] == ["json", "yaml"]
@@ -27,6 +27,10 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp
     assert result["trace"]["ratios"]["trace/scapy-only"] > 0
     json_row, yaml_row = result["fleets"]
     assert 1_000 < json_row["json_report_bytes"] < 2_000_000 and "json_report_bytes" not in yaml_row
+    tiny = result["tiny_files"]
+    assert tiny["files"] == 30 and tiny["principals"] >= 30
+    assert set(tiny["ratios"]) == {"tiny files/one file", "tiny files/parse"}
+    assert all(value > 0 for value in tiny["ratios"].values())
     targets = [v["target"] for v in result["verdicts"]]
     per_format = ["sweep/baseline <= 1.5", "sweep/check <= 1.2", "peak RSS <= 2048 MiB"]
     assert targets == per_format + ["JSON report MB <= 50"] + per_format \
@@ -37,6 +41,7 @@ def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp
     printed = capsys.readouterr().out
     assert "sw/base" in printed and "targets (issues 4 and 14):" in printed
     assert "JSON report of sweep 1-64" in printed
+    assert "check -q of 30 tiny files" in printed and "x the same in one file" in printed
 
 
 def test_the_floor_skeleton_classifies_every_principal(tmp_path):
@@ -50,3 +55,17 @@ def test_the_trace_chain_is_a_10_hop_path_whose_client_gets_the_token():
     exchange = engine.play(topology, "client")
     assert len(topology.links) == 10
     assert exchange.outcome.access.value == "token"
+
+
+def test_the_tiny_files_hold_the_one_files_instances_one_each(tmp_path):
+    """The tiny-files case compares like with like: the folder's files are
+    the one file's instances, each whole (its imds, nodes and links)."""
+    files, one = bench.tiny_files(40, tmp_path, 0)
+    whole = load(one)
+    parts = [load(path) for path in sorted(files.iterdir())]
+    assert len(parts) == 40
+    assert all(len(part.imds_nodes) == 1 for part in parts)
+    assert sorted(n for part in parts for n in part.nodes) == sorted(whole.nodes)
+    assert sorted(tuple(link) for part in parts for link in part.links) == sorted(
+        tuple(link) for link in whole.links)
+    assert sorted(p for part in parts for p in part.principals) == sorted(whole.principals)

@@ -37,7 +37,7 @@ from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
 from scapy.packet import Raw
 from scapy.utils import RawPcapReader, checksum
 
-from hopsim import engine
+from hopsim import engine, packets
 from hopsim.cli import main
 from hopsim.http import parse_request, parse_response
 from hopsim.packets import read_pcap
@@ -396,3 +396,28 @@ def test_icmp_error_quotes_the_dropped_packets_header(tmp_path, topology, princi
     sport, dport = struct.unpack("!HH", quote[ip_header_length(dropped):][:4])
     assert sport == 80
     assert dport == dissected[at - 1][TCP].dport
+
+
+# --- (g) packets are built only for what is recorded ----------------------------------
+
+
+def test_a_walk_that_records_nothing_builds_no_scapy_packet(monkeypatch):
+    """check and sweep walk without recording (`play(record=False)`): building
+    scapy packets there cost three quarters of a check of a tiny file. Every
+    bundled topology, at hop limits 1 to 3 (drops, ICMP, NAT, relays, IPv6)."""
+    def built(*_):
+        raise AssertionError("a scapy packet was built for a walk that records nothing")
+
+    monkeypatch.setattr(packets.Segment, "packet", built)
+    monkeypatch.setattr(packets.TimeExceeded, "packet", built)
+    walked = 0
+    for path in sorted(TOPOLOGIES.rglob("*.yaml")):
+        topology = load(path)
+        for hop_limit in (1, 2, 3):
+            played = topology.with_imds(hop_limit=hop_limit)
+            for principal in played.principals:
+                assert engine.play(played, principal).hops == ()
+                walked += 1
+    assert walked > 100
+    with pytest.raises(AssertionError, match="records nothing"):  # the same walk, recorded
+        engine.play(load(DOCKER_BRIDGE), "app", record=True)

@@ -240,6 +240,25 @@ def test_deterministic_packets_and_times(doc: dict[str, Any], hop_limit: int) ->
         assert [p.time for p in a.packets] == [p.time for p in b.packets]
 
 
+@FAST
+@given(topology_docs(), st.sampled_from(SWEPT))
+def test_recording_changes_nothing_the_walk_finds(doc: dict[str, Any], hop_limit: int) -> None:
+    """One walk, recorded or not: a walk that keeps its hops and packets (trace,
+    pcap, demo, draw) finds the same outcome, route and issued token as the
+    bare walk every check and sweep makes, which keeps nothing."""
+    topology = load(doc)
+    for played in (topology.with_imds(hop_limit=hop_limit), topology):
+        for principal in played.principals:
+            recorded = play(played, principal, record=True)
+            bare = play(played, principal, record=False)
+            assert bare.outcome == recorded.outcome
+            assert bare.route == recorded.route
+            assert bare.token_issued == recorded.token_issued
+            assert bare.hops == ()
+            if recorded.hops:  # the walk moved packets: each kept one is a real packet
+                assert any(hop.packet is not None for hop in recorded.hops)
+
+
 # --- 5. TTL physics on recorded hops -------------------------------------------
 
 
