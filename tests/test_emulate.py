@@ -310,8 +310,8 @@ def test_simulator_and_kernel_agree_on_every_bundled_topology(file, family):
 @kernel
 def test_a_leg_inside_one_stack_after_a_refusal_never_opened():
     # Found by the random rules test: w1 refuses the PUT, so the leg from w1
-    # to w2 (both on host a: no tap sees it) never opens; the kernel's path
-    # came from our own relays' connects, not from assuming it opened.
+    # to w2 (both on host a) never starts; the kernel's path reads the tap
+    # on loopback instead of assuming such a leg opened.
     topology = make({"imds": {"kind": "imds"}, "a": {"kind": "host", "forwarding": True},
                      "w1": {"kind": "waf", "runs_on": "a"},
                      "w2": {"kind": "proxy", "runs_on": "a"},
@@ -324,17 +324,19 @@ def test_a_leg_inside_one_stack_after_a_refusal_never_opened():
 
 @pytest.mark.kernel
 @kernel
-def test_a_first_leg_inside_one_stack_reaches_its_relay_even_when_dropped_there():
-    # The other side of the case above (also found by the random rules test):
-    # the host's input rule drops its own SYN to the proxy on it; the SYN got
-    # to the proxy's stack, as a tap would have seen on a link.
+@pytest.mark.parametrize("chain,path", [("input", ("k", "a")), ("output", ("k",))])
+def test_a_first_leg_inside_one_stack_gets_as_far_as_its_hook(chain, path):
+    # Found by the random rules test: the host's own rule drops its SYN to the
+    # proxy on it. An input rule drops it in the proxy's stack (as a tap on a
+    # link would see it arrive); an output rule before it leaves the host's.
+    # The kernel's side reads it off the tap on loopback.
     topology = make({"imds": {"kind": "imds"},
                      "k": {"kind": "host", "forwarding": True, "via": ["a"],
-                           "filters": [{"chain": "input", "action": "drop"}]},
+                           "filters": [{"chain": chain, "action": "drop"}]},
                      "a": {"kind": "proxy", "runs_on": "k"}},
                     [["imds", "k"]], hop_limit=1)
     check = verify_one(topology, (1,), 4)
-    assert [c.measured.path for c in check.cases if c.principal == "k"] == [("k", "a")]
+    assert [c.measured.path for c in check.cases if c.principal == "k"] == [path]
     assert not check.disagreements, _disagreements(check)
 
 

@@ -140,7 +140,6 @@ class _Kernel:
         self.relays: list[RelayListener] = []
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
-        self.connected: set[int] = set()  # the ports of the legs our clients and relays opened
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -224,7 +223,6 @@ class _Kernel:
             sock.bind((source, flow.ports[leg]))
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
-            self.connected.add(flow.ports[leg])
         except BaseException:
             sock.close()
             raise
@@ -288,26 +286,26 @@ class _Kernel:
             # and the routers its SYN crossed; then where the last one ended.
             # (A product picks its own source port: the last leg's is IMDS's.)
             legs, ports = route.legs, [*put.flow.ports[:-1], port]
-            # A connection inside one stack (a relay on the sender's own host)
-            # crosses no interface a tap sees: a later leg of ours opened if
-            # our relay's connect did (a product's is taken as opened); the
-            # SYN of the last leg tried got to its end's stack.
+            # A leg's SYN left its sender if a tap saw it go, out of a link
+            # or on loopback for a leg inside one stack (after the output
+            # hook, before the input one: as on a link). A product picks its
+            # own source port: its leg inside one stack is taken as sent.
             def local(i: int) -> bool:
                 return plan.namespace_of(legs[i][0].actor) is plan.namespace_of(legs[i][-1].actor)
 
-            def opened(i: int) -> bool:
-                return ports[i] in evidence.opened or ports[i] in self.connected or (
+            def sent(i: int) -> bool:
+                return ports[i] in evidence.opened or (
                     local(i) and plan.topology.nodes[legs[i][0].actor].product is not None)
 
             last = 0
-            while last + 1 < len(legs) and opened(last + 1):
+            while last + 1 < len(legs) and sent(last + 1):
                 last += 1
             path = tuple(name for i in range(last + 1)
                          for name in (legs[i][0].actor,
                                       *_in_ttl_order(evidence.request.get(ports[i], []))))
             end = legs[last][-1]
             # Where it ended, if its SYN got there (a filter on the way drops it).
-            if end.node in evidence.arrived.get(ports[last], ()) or local(last):
+            if end.node in evidence.arrived.get(ports[last], ()) or (local(last) and sent(last)):
                 path += (end.actor,)
         routers = DEFAULT_TTL - syn_ttl if syn_ttl is not None else None
         dropped_at = cause = None
