@@ -40,6 +40,7 @@ class Job:
     settings_file: str = ""
     recognise: frozenset[str] = frozenset()  # files found in folders: skip non-topologies
     stdin: str | None = None  # standard input's text, read once, for the file "-"
+    undeclared: str = "untrusted"  # an imported principal with no role (importers.design)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _read_topology(file: Path, job: Job, found_in_folder: bool
     if found_in_folder:
         what = _DESIGNS.get(reader.__name__.rsplit(".", 1)[-1], "a design file")
         raise NotATopology(str(file), f"{what}; name it to check it")
-    imported = importers.load(file, job.overrides, job.instances)
+    imported = importers.load(file, job.overrides, job.instances,
+                              undeclared=job.undeclared)
     return imported.topology, imported.notes
 
 

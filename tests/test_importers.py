@@ -18,9 +18,11 @@ import sys
 
 import pytest
 from builders import ROOT, TOPOLOGIES
-from ci_helpers import position, run
+from ci_helpers import PLAIN, position, run
+from click.testing import CliRunner
 
 from hopsim import analysis, importers
+from hopsim.cli import main
 from hopsim.importers import instances
 from hopsim.settings import SettingsError
 from hopsim.topology import TopologyError, load
@@ -78,6 +80,53 @@ def test_every_corpus_file_is_recognised_and_read_without_a_traceback(path):
     for name_ in topology.nodes:  # every node points into the user's own file
         assert topology.line_of("nodes", name_), name_
     analysis.sweep(topology, range(1, 4))
+
+
+@pytest.mark.parametrize("path", [p for p in WORKLOADS if p.relative_to(CORPUS).as_posix()
+                                  not in CANNOT], ids=lambda p: p.relative_to(CORPUS).as_posix())
+def test_every_imported_principal_of_the_corpus_has_a_verdict(path):
+    imported_ = importers.load(path)
+    t = imported_.topology
+    for name in t.principals:  # a role, so a verdict: no principal goes unjudged
+        assert t.nodes[name].role in ("attacker", "workload"), name
+    assert t.nodes["instance"].role == "workload"  # the role is for the instance's own
+    assert t.undeclared <= set(t.principals) and "instance" not in t.undeclared
+    for name in t.undeclared:
+        assert t.nodes[name].role == "attacker"
+    declares = [n for n in imported_.notes if n.startswith("untrusted by default")]
+    assert len(declares) == (1 if t.undeclared else 0)  # said once, with how to declare
+    if t.undeclared:
+        assert {"compose": "x-hopsim: {role: workload}", "kubernetes": "hopsim.io/role: "
+                "workload", "ecs": "hopsim.role: workload"}[imported_.design.source] in \
+            declares[0]
+
+
+def test_a_one_service_php_app_at_aws_defaults_is_a_leak_until_declared(tmp_path):
+    compose = f"{COMPOSE}/apache-php/compose.yaml"
+    result = run("check", compose, "--format", "markdown")
+    assert result.exit_code == 1, result.output
+    assert (f"(imdsv1-credential-leak, `{compose}:2`): web holds the instance's "
+            "credentials at hop limit 1 (an IMDSv1 GET); not declared a workload: ") \
+        in result.stdout
+    assert "untrusted by default, as no role is declared for them: web;" in result.stderr
+    # today's reading, on request: no role, no verdict
+    assert run("check", compose, "--undeclared", "ignore").exit_code == 0
+    assert CliRunner().invoke(main, ["check", str(ROOT / compose)], env={
+        **PLAIN, "HOPSIM_UNDECLARED": "ignore"}).exit_code == 0
+    declared = tmp_path / "compose.yaml"
+    declared.write_text((ROOT / compose).read_text().replace(
+        "  web:\n", "  web:\n    x-hopsim: {role: workload}\n"))
+    assert run("check", str(declared)).exit_code == 1  # a workload starved at hop limit 1
+    assert "web (role workload) gets no token" in run(
+        "check", str(declared), "--format", "markdown").stdout
+
+
+def test_hand_written_topologies_keep_their_explicit_roles():
+    # pod-identity-proxy.yaml leaves node and other-pod without a role on purpose
+    t = load(TOPOLOGIES / "pod-identity-proxy.yaml")
+    assert not t.undeclared
+    assert t.nodes["other-pod"].role is None and t.nodes["node"].role is None
+    assert "untrusted" not in run("check", str(TOPOLOGIES / "pod-identity-proxy.yaml")).output
 
 
 def test_check_reads_every_compose_file_of_the_corpus_in_one_run_with_no_traceback():
@@ -221,8 +270,16 @@ def test_check_a_compose_file_with_a_launch_template_names_the_compose_lines(mon
     result = run("check", compose, "--settings", LAUNCH_TEMPLATE, "--format", "sarif",
                  monkeypatch=monkeypatch)
     assert result.exit_code == 1, result.output
-    (leak,) = json.loads(result.stdout)["runs"][0]["results"]
-    assert leak["ruleId"] == "token-leak"
+    found = {r["properties"]["principal"]: r for r in json.loads(result.stdout)["runs"][0][
+        "results"]}
+    # hop limit 2 lets the bridged services (no role declared: untrusted) get the token
+    assert sorted(found) == ["backend", "db", "outsider-proxy"]
+    assert found["db"]["message"]["text"].startswith(
+        "nginx-golang-mysql: db holds the instance's credentials at hop limit 2 (the IMDSv2 "
+        "token); not declared a workload: ")
+    assert found["db"]["properties"]["untrusted_by_default"] is True
+    leak = found["outsider-proxy"]
+    assert leak["ruleId"] == "token-leak" and "untrusted_by_default" not in leak["properties"]
     where = leak["locations"][0]["physicalLocation"]
     assert where["artifactLocation"]["uri"] == compose
     assert where["region"]["startLine"] == position(compose, "ports:")[0]
@@ -363,9 +420,14 @@ def test_validate_and_sweep_take_imported_files_as_they_are():
     assert run("validate", f"{COMPOSE}/plex/compose.yaml").exit_code == 0
     sweep = run("sweep", f"{FIXTURES}/dind-compose.yaml", "--hop-limits", "1-3")
     assert sweep.exit_code == 0
-    t = imported(f"{FIXTURES}/dind-compose.yaml").topology
+    t = importers.load(f"{FIXTURES}/dind-compose.yaml", undeclared="ignore").topology
     report = analysis.sweep(t.with_imds(http_tokens="required"), range(1, 4))
     assert report.recommended_hop_limit == 2  # jobs have no role; the runner needs 2
+    # by default the Docker daemon, declared nothing, must hold nothing: at hop limit 2
+    # it gets the token the runner needs, so no hop limit works
+    t = imported(f"{FIXTURES}/dind-compose.yaml").topology
+    report = analysis.sweep(t.with_imds(http_tokens="required"), range(1, 4))
+    assert report.recommended_hop_limit is None and "docker gets token" in report.recommendation
 
 
 
@@ -380,8 +442,10 @@ def test_a_docker_user_rule_in_the_user_data_cannot_be_modelled_yet():
     assert error.startswith(f"error: {task}:{line}: nginx: aws_launch_template.ecs's user "
                             "data drops forwarded traffic")
     host_only = run("check", f"{COMPOSE}/plex/compose.yaml", "--settings",
-                    f"{FIXTURES}/docker-user.tf")  # nothing behind a routed hop
-    assert host_only.exit_code == 0, host_only.output
+                    f"{FIXTURES}/docker-user.tf")  # nothing behind a routed hop: judged
+    # plex (host network, no role declared) is untrusted, and the rule does not cover it
+    assert host_only.exit_code == 1, host_only.output
+    assert "| plex      | untrusted | token " in host_only.stdout
 
 
 def test_a_wrong_hopsim_key_is_reported_at_its_line_in_the_users_words(tmp_path):

@@ -24,6 +24,7 @@ from hopsim.cli.options import (
     quiet_option,
     report_options,
     settings_option,
+    undeclared_option,
     view_format,
     what_if_options,
 )
@@ -119,6 +120,7 @@ def sweep(paths: tuple[str, ...], hop_limits_text: str, hop_limit: int | None,
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @view_format
+@undeclared_option
 @quiet_option
 def validate(paths: tuple[str, ...], output_format: str) -> None:
     """Check topology files for mistakes, without simulating.

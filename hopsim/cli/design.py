@@ -14,7 +14,13 @@ import click
 from hopsim import analysis, importers, settings
 from hopsim import generate as fleets
 from hopsim.cli import files
-from hopsim.cli.options import color_option, idle, quiet_option, what_if_options
+from hopsim.cli.options import (
+    color_option,
+    idle,
+    quiet_option,
+    undeclared_option,
+    what_if_options,
+)
 from hopsim.cli.say import (
     EXIT_BAD_INPUT,
     EXIT_FINDING,
@@ -23,6 +29,7 @@ from hopsim.cli.say import (
     note,
     report_problems,
     say,
+    setting,
     write,
 )
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
@@ -72,7 +79,8 @@ def import_ec2(describe: str, topology: str) -> None:
 def _import_design(source: str, file: str, output: str | None) -> None:
     """A compose file, manifest or task definition as a topology file."""
     try:
-        design = importers.load(file, reader=importers.READERS[source]).design
+        design = importers.load(file, reader=importers.READERS[source],
+                                undeclared=setting("undeclared") or "untrusted").design
         text = importers.dump(design, file)
         importers.check_dump(text, file)
     except TopologyError as error:
@@ -94,6 +102,7 @@ def _import_command(source: str, what: str) -> None:
     @click.argument("file", type=click.Path(dir_okay=False))
     @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
                   help="Write to FILE instead of stdout.")
+    @undeclared_option
     def command(file: str, output: str | None) -> None:
         _import_design(source, file, output)
 
@@ -264,6 +273,7 @@ def diff_command(before: str, after: str | None, hop_limit: int | None,
               help="How many fixes to print.")
 @click.option("--format", "fix_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people, json for machines.")
+@undeclared_option
 @quiet_option
 def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
     """The smallest sets of changes that make every verdict ok, each proved

@@ -15,7 +15,7 @@ import click
 
 from hopsim import batch
 from hopsim.cli.options import parse_set
-from hopsim.cli.say import EXIT_BAD_INPUT, note, report_problems
+from hopsim.cli.say import EXIT_BAD_INPUT, note, report_problems, setting
 from hopsim.report.wording import plural
 from hopsim.topology import (
     STDIN,
@@ -54,7 +54,7 @@ def job(sets: Sequence[str], hop_limit: int | None, http_tokens: str | None,
     if not keep_expect:
         note("--set/--http-tokens change the topology: its expect entries are not checked")
     return batch.Job(tuple(overrides), what_if(hop_limit, http_tokens), keep_expect, command,
-                     tuple(hop_limits))
+                     tuple(hop_limits), undeclared=setting("undeclared") or "untrusted")
 
 
 def reading(job: batch.Job, found: Sequence[Found]) -> batch.Job:

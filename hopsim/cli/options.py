@@ -17,6 +17,7 @@ import yaml
 from hopsim import suppressions, workers
 from hopsim.cli.say import STDOUT, fail, refuse_inputs, remember
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.importers.design import UNDECLARED
 from hopsim.report import formats
 from hopsim.topology.reader import MAX_DIGITS
 
@@ -87,10 +88,20 @@ def what_if_options(command: Callable | None = None, *, hop_limit: bool = True) 
                      help="Set every imds node's http_tokens."),
         click.option("--set", "sets", multiple=True, metavar="NODE.KEY=VALUE",
                      help="Change one node key, e.g. --set nginx.adds_xff=true."),
+        undeclared_option,
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def undeclared_option(command: Callable) -> Callable:
+    return click.option(
+        "--undeclared", type=click.Choice(UNDECLARED), default=UNDECLARED[0],
+        show_default=True, envvar="HOPSIM_UNDECLARED", expose_value=False, callback=remember,
+        help="What a principal of a compose file, manifest or task definition with no "
+             "declared role is: untrusted (it must hold nothing) or ignore (no verdict). "
+             "Also HOPSIM_UNDECLARED.")(command)
 
 
 def idle(ctx: click.Context, names: Iterable[str], why: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -70,9 +70,12 @@ class Imported:
     design: Design
 
 
-def read_design(path: str | Path, reader: ModuleType | None = None) -> Design:
-    """The design of a compose file, manifest or task definition; raise
-    TopologyError with one located line when it cannot be read or modelled."""
+def read_design(path: str | Path, reader: ModuleType | None = None,
+                undeclared: str = "untrusted") -> Design:
+    """The design of a compose file, manifest or task definition, its
+    principals with no declared role untrusted unless `undeclared` is
+    "ignore"; raise TopologyError with one located line when it cannot be read
+    or modelled."""
     file = str(path)
     try:
         raw = read_bytes(path, MAX_FILE_BYTES)
@@ -91,19 +94,22 @@ def read_design(path: str | Path, reader: ModuleType | None = None) -> Design:
         raise TopologyError([Problem(file, None, "", "not a compose file, Kubernetes manifest "
                                      "or ECS task definition")])
     try:
-        return reader.read(text, file)
+        design = reader.read(text, file)
     except CannotModel as cannot:
         raise TopologyError([Problem(file, cannot.line, cannot.key, cannot.message)]) from None
+    if undeclared == "untrusted":
+        design.untrusted_by_default()
+    return design
 
 
 def load(path: str | Path, overrides: Iterable[Override] = (),
-         instances: Sequence[Instance] | None = None, reader: ModuleType | None = None
-         ) -> Imported:
+         instances: Sequence[Instance] | None = None, reader: ModuleType | None = None,
+         undeclared: str = "untrusted") -> Imported:
     """The topology of a compose file, manifest or task definition. With the
     instances of --settings, the imds node names the one this file runs on:
     the file's own choice (x-hopsim instance, the hopsim.io/instance
     annotation), or the only settings there are."""
-    design = read_design(path, reader)
+    design = read_design(path, reader, undeclared)
     file = str(path)
     if instances is not None:
         choose_instance(design, instances, file)
@@ -117,6 +123,8 @@ def load(path: str | Path, overrides: Iterable[Override] = (),
         topology = from_values(design.document(), file, lines, columns, overrides)
     except TopologyError as error:
         raise TopologyError(design.problems_in_own_words(error.problems)) from None
+    if design.undeclared:
+        topology = replace(topology, undeclared=frozenset(design.undeclared))
     return Imported(topology, tuple(design.notes), design)
 
 

@@ -34,6 +34,20 @@ NAMING = {
 }
 
 
+# How a file of each kind declares that a principal may hold the instance's
+# credentials (the keys hopsim_fields reads).
+DECLARING = {
+    "compose": "`x-hopsim: {role: workload}` on the service",
+    "kubernetes": "the annotation `hopsim.io/role: workload` on the workload or its pod "
+                  "template",
+    "ecs": "the Docker label `hopsim.role: workload` on the container definition",
+}
+# What an imported principal with no declared role is: "untrusted" (must hold
+# nothing: AWS's advice for ECS and EKS is that containers do not use the
+# instance's role unless that is intended) or "ignore" (no verdict, as before).
+UNDECLARED = ("untrusted", "ignore")
+
+
 class CannotModel(Exception):
     """A construct hopsim cannot model (yet): one line, at its place."""
 
@@ -59,11 +73,33 @@ class Design:
     imds_from_file: bool = False  # the file itself says hop limit or http_tokens
     awsvpc_at: Position | None = None  # an ECS awsvpc task: ECS_AWSVPC_BLOCK_IMDS matters
     user_keys: dict[str, str] = field(default_factory=dict)  # topology key -> the file's
+    undeclared: list[str] = field(default_factory=list)  # principals made untrusted by default
 
     @property
     def how_to_name(self) -> str:
         """How a file of this kind names the instance it runs on."""
         return NAMING[self.source]
+
+    def untrusted_by_default(self) -> None:
+        """Every principal whose file declares no role becomes untrusted (role
+        attacker: it must hold nothing), and the instance itself a workload
+        (its role is for its own processes: agent, kubelet); one note says so."""
+        host = next((n for n, v in self.nodes.items() if n == "instance"
+                     and v.get("kind") == "host"), None)
+        if host is not None and not self.nodes[host].get("role"):
+            self.nodes[host]["role"] = "workload"
+        for name, fields in self.nodes.items():
+            if name != host and fields.get("kind") in KINDS and KINDS[
+                    fields["kind"]].principal and not fields.get("role"):
+                fields["role"] = "attacker"
+                self.undeclared.append(name)
+        if self.undeclared:
+            shown = ", ".join(self.undeclared[:6]) + (", ..." if len(self.undeclared) > 6
+                                                       else "")
+            self.note("", f"untrusted by default, as no role is declared for them: {shown}; "
+                      "each must hold nothing (a leak if it gets the instance's credentials). "
+                      f"Declare a workload with {DECLARING[self.source]}; "
+                      "--undeclared ignore judges them not at all, as before")
 
     def unique(self, wanted: str) -> str:
         """`wanted` as a node name: without / or # (they name units and copies),

@@ -127,9 +127,16 @@ def for_result(report: Report, result: Result, command: str) -> list[Finding]:
         if o.bad and o.role == Role.ATTACKER:
             rule = TOKEN_LEAK if o.access is Access.TOKEN else CREDENTIAL_LEAK
             what = "the IMDSv2 token" if o.access is Access.TOKEN else "IMDSv1 credentials"
-            found.append(_finding(report, result, o, rule,
-                                  f"{who} (role attacker) {gets} {what}", row.principals,
-                                  row.members))
+            after = ""
+            if o.node in report.topology.undeclared:
+                holds = "holds" if row.principals == 1 else "hold"
+                how = "the IMDSv2 token" if o.access is Access.TOKEN else "an IMDSv1 GET"
+                message = f"{who} {holds} the instance's credentials"
+                after = f" ({how}); not declared a workload"
+            else:
+                message = f"{who} (role attacker) {gets} {what}"
+            found.append(_finding(report, result, o, rule, message, row.principals,
+                                  row.members, after))
         elif o.bad:
             found.append(_finding(report, result, o, STARVED_WORKLOAD,
                                   f"{who} (role workload) {gets} no token", row.principals,
@@ -210,7 +217,7 @@ def _settings_lines(topology: Topology, rule: Rule) -> list[Related]:
 
 
 def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
-             alike: int, members: tuple[str, ...]) -> Finding:
+             alike: int, members: tuple[str, ...], after: str = "") -> Finding:
     hop_limit = result.hop_limit if result.hop_limit is not None else o.hop_limit
     related = []
     if o.receiver not in (None, o.node):
@@ -222,5 +229,5 @@ def _finding(report: Report, result: Result, o: Outcome, rule: Rule, what: str,
     related += _settings_lines(report.topology, rule)
     at = f" at hop limit {hop_limit}" if hop_limit is not None else ""
     return Finding(rule, report.topology, hop_limit, o.node,
-                   f"{what}{at}: {reason(o)}", ("nodes", o.node), o,
+                   f"{what}{at}{after}: {reason(o)}", ("nodes", o.node), o,
                    None, tuple(related), alike, members)

@@ -85,10 +85,13 @@ def result(r: Result, topology: Topology | None = None) -> dict[str, Any]:
 def _topology(r: Report) -> dict[str, Any]:
     """What both schemas say of a topology beside its results."""
     t = r.topology
-    return {"name": t.name, "file": t.file, "hop_limits": t.hop_limits(),
-            "recommended_hop_limit": r.recommended_hop_limit,
-            "recommendation": r.recommendation,
-            "expectations": [expectation(e) for e in r.expectations]}
+    shown = {"name": t.name, "file": t.file, "hop_limits": t.hop_limits(),
+             "recommended_hop_limit": r.recommended_hop_limit,
+             "recommendation": r.recommendation,
+             "expectations": [expectation(e) for e in r.expectations]}
+    if t.undeclared:  # an imported design's principals with no declared role
+        shown["untrusted_by_default"] = sorted(t.undeclared)
+    return shown
 
 
 def report(r: Report) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from hopsim.analysis import Expectation, Report, Result, rows
 from hopsim.outcome import Outcome
 from hopsim.report import findings
-from hopsim.report.wording import reason
+from hopsim.report.wording import reason, role_of
 from hopsim.topology import Problem
 
 # XML 1.0 forbids most control characters, even escaped.
@@ -36,13 +36,19 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: obj
     return element
 
 
-def _principal_lines(outcomes: Sequence[Outcome]) -> str:
-    return "\n".join(f"{row.who()} ({row.first.role or 'no role'}): "
+def _principal_lines(outcomes: Sequence[Outcome], undeclared: frozenset[str]) -> str:
+    return "\n".join(f"{row.who()} ({_role(row.first, undeclared)}): "
                      f"{row.first.access.value}: {reason(row.first)}" for row in rows(outcomes))
 
 
-def _evidence(o: Outcome) -> str:
-    lines = [f"principal: {o.node}", f"role: {o.role or '-'}", f"outcome: {o.access.value}",
+def _role(o: Outcome, undeclared: frozenset[str]) -> str:
+    shown = role_of(o, undeclared)
+    return {"-": "no role", "untrusted": "untrusted: no role declared"}.get(shown, shown)
+
+
+def _evidence(o: Outcome, undeclared: frozenset[str] = frozenset()) -> str:
+    lines = [f"principal: {o.node}", f"role: {role_of(o, undeclared)}",
+             f"outcome: {o.access.value}",
              f"reason: {reason(o)}"]
     if o.dropped_at:
         lines.append(f"dropped_at: {o.dropped_at}")
@@ -74,7 +80,8 @@ def _result_case(suite: ET.Element, classname: str, report: Report, result: Resu
     every = findings.for_result(report, result, command)
     found = [f for f in every if f.fails]
     if found:
-        body = "\n\n".join(f"{f.rule.title} ({f.rule.id})\n" + _evidence(f.outcome)
+        undeclared = report.topology.undeclared
+        body = "\n\n".join(f"{f.rule.title} ({f.rule.id})\n" + _evidence(f.outcome, undeclared)
                            + _set_at(f) for f in found if f.outcome)
         _element(case, "failure", body, type=result.verdict.value,
                  message=f"{result.verdict.value}: {result.reason}")
@@ -83,7 +90,7 @@ def _result_case(suite: ET.Element, classname: str, report: Report, result: Resu
             f"{f.rule.id} {f.node}: {f.suppression.reason}"  # type: ignore[union-attr]
             for f in every))
     _element(case, "system-out", f"verdict: {result.verdict.value} ({result.reason})\n"
-             + _principal_lines(result.outcomes) + "\n")
+             + _principal_lines(result.outcomes, report.topology.undeclared) + "\n")
     return "failed" if found else "skipped" if every else ""
 
 

@@ -84,6 +84,8 @@ def result(f: Finding) -> dict[str, Any]:
     if f.outcome:
         properties.update(role=f.outcome.role, outcome=f.outcome.access.value,
                           reason=reason(f.outcome), dropped_at=f.outcome.dropped_at)
+        if f.node in t.undeclared:  # an imported principal whose file declares no role
+            properties["untrusted_by_default"] = True
     if f.expectation:
         properties.update(expected=f.expectation.expected, actual=f.expectation.actual)
     out: dict[str, Any] = {

@@ -21,7 +21,7 @@ from hopsim.engine import Action, Exchange
 from hopsim.explain import Explanation
 from hopsim.outcome import Access, Verdict
 from hopsim.report import findings
-from hopsim.report.wording import HOLDS, finding, plural, reason
+from hopsim.report.wording import HOLDS, finding, plural, reason, role_of
 from hopsim.routing import Router
 from hopsim.topology import Topology
 from hopsim.untrusted import shown
@@ -80,7 +80,7 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     grouped = rows(outcomes)
     for row in grouped:
         o = row.first
-        table.add_row(row.who(t.label), o.role or "-",
+        table.add_row(row.who(t.label), role_of(o, t.undeclared),
                       Text(o.access.value, style=ACCESS_STYLE[o.access]), reason(o))
     parts: list[RenderableType] = [title, table]
     if len(grouped) < len(outcomes):

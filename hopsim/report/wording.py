@@ -29,6 +29,14 @@ def finding(role: Role | str | None, access: Access) -> str | None:
     return "leak" if role == Role.ATTACKER else "starved"
 
 
+def role_of(o: Outcome, undeclared: frozenset[str] | set[str] = frozenset()) -> str:
+    """The principal's role as reports show it: "untrusted" for an imported
+    principal whose file declares none (judged as an attacker), "-" for none."""
+    if o.role == Role.ATTACKER and o.node in undeclared:
+        return "untrusted"
+    return str(o.role) if o.role else "-"
+
+
 def refusal(o: Outcome) -> str | None:
     """Why the token request failed, when the TTL is not why."""
     cause, by = o.cause, ", ".join(o.by)

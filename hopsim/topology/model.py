@@ -136,6 +136,9 @@ class Topology:
     # key path -> (file, line), for findings to point at the hop limit's line.
     sources: Mapping[str, tuple[str, int]] = field(default_factory=dict, compare=False,
                                                    repr=False)
+    # Principals of an imported design whose file declares no role: untrusted
+    # by default (role attacker), worded as such (hopsim.importers.design).
+    undeclared: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
