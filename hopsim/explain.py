@@ -16,6 +16,7 @@ from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
 from hopsim.outcome import Access, Cause, Outcome
+from hopsim.own_words import Words, for_node, for_setting
 from hopsim.profiles import profile
 from hopsim.report.wording import finding, plural, reason
 from hopsim.routing import Part, Route, Router
@@ -38,6 +39,9 @@ class Change:
     starves: tuple[str, ...] = ()  # workloads that would then be starved
     # The edit itself: ("imds", {"hop_limit": 2}) or ("relay", NAME, RelayPolicy).
     edit: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    # The same change in the user's words: the product's directive, the
+    # settings file's line (hopsim.own_words); None where hopsim's key is all.
+    words: Words | None = field(default=None, compare=False, repr=False)
 
     @property
     def harm(self) -> str:
@@ -203,11 +207,13 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         if h > routers:
             access = budget.at(routers).access
             yield Change(f"lower the hop limit to {routers}", f"--hop-limit {routers}", access,
-                         edit=("imds", {"hop_limit": routers}))
+                         edit=("imds", {"hop_limit": routers}),
+                         words=for_setting(topology, "hop_limit", routers))
         elif routers < MAX_HOP_LIMIT:
             access = budget.at(routers + 1).access
             yield Change(f"raise the hop limit to {routers + 1}", f"--hop-limit {routers + 1}",
-                         access, loosens=True, edit=("imds", {"hop_limit": routers + 1}))
+                         access, loosens=True, edit=("imds", {"hop_limit": routers + 1}),
+                         words=for_setting(topology, "hop_limit", routers + 1))
     if h is not None:
         imds_node = topology.nodes[route.imds]  # type: ignore[index]
         other = "required" if imds_node.imds.http_tokens == "optional" else "optional"
@@ -215,14 +221,16 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         changed = topology.with_imds(http_tokens=other)
         yield Change(f"{verb} (http_tokens: {other})", f"--http-tokens {other}",
                      play(changed, principal).outcome.access, loosens=other == "optional",
-                     edit=("imds", {"http_tokens": other}))
+                     edit=("imds", {"http_tokens": other}),
+                     words=for_setting(topology, "http_tokens", other))
     for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
         xff = not policy.adds_xff
         yield _relay_change(topology, principal, relay, replace(policy, adds_xff=xff),
                             f"make {relay} {'add' if xff else 'drop'} X-Forwarded-For",
-                            f"--set {relay}.adds_xff={str(xff).lower()}", loosens=not xff)
+                            f"--set {relay}.adds_xff={str(xff).lower()}", loosens=not xff,
+                            words=for_node(topology, relay, "adds_xff", xff))
         methods = list(policy.methods or HTTP_METHODS)
         if "PUT" in methods:
             methods.remove("PUT")
@@ -232,15 +240,17 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
             what = f"let {relay} pass PUT"
         yield _relay_change(topology, principal, relay, replace(policy, methods=tuple(methods)),
                             what, f"--set {relay}.methods=[{','.join(methods)}]",
-                            loosens="PUT" in methods)
+                            loosens="PUT" in methods,
+                            words=for_node(topology, relay, "methods", methods))
 
 
 def _relay_change(topology: Topology, principal: str, relay: str, policy: RelayPolicy,
-                  description: str, option: str, loosens: bool) -> Change:
+                  description: str, option: str, loosens: bool, words: Words | None
+                  ) -> Change:
     edit = ("relay", relay, policy)
     changed = _apply(topology, edit)
     return Change(description, option, play(changed, principal).outcome.access, loosens,
-                  edit=edit)
+                  edit=edit, words=words)
 
 
 def _apply(topology: Topology, edit: tuple[Any, ...]) -> Topology:

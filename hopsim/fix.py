@@ -18,15 +18,17 @@ import itertools
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
-from hopsim import analysis
+from hopsim import analysis, importers, own_words
 from hopsim.imds import MIN_HOP_LIMIT
+from hopsim.importers.design import DECLARING
 from hopsim.kinds import Layer
 from hopsim.outcome import Role, Verdict
+from hopsim.own_words import Words
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError, load, load_text
 
@@ -215,11 +217,94 @@ def apply(file: str, topology: Topology, changes: Sequence[Change]) -> Topology 
     """The topology with `changes` made, through the loader (None: it refuses)."""
     overrides = [(node, key, value) for (node, key), value in _merged(topology, changes).items()]
     try:
-        changed = load(file, overrides) if overrides else topology
+        changed = _reloaded(file, topology, overrides) if overrides else topology
     except TopologyError:
         return None
     imds = {c.key: c.value for c in changes if c.node is None}
     return changed.with_imds(**imds) if imds else changed
+
+
+def _reloaded(file: str, topology: Topology, overrides: list[tuple[str, str, Any]]
+              ) -> Topology:
+    """`file` loaded again with `overrides`: a topology file by the loader, an
+    imported design by its reader; what the first load settled beyond the
+    file (each role, --settings' imds values and their lines) kept."""
+    if importers.recognise(file) is None:
+        return load(file, overrides)
+    changed = importers.load(file, overrides).topology
+    nodes = {name: replace(node, role=topology.nodes[name].role, imds=topology.nodes[name].imds)
+             if name in topology.nodes else node for name, node in changed.nodes.items()}
+    return replace(changed, nodes=nodes, sources=topology.sources,
+                   undeclared=topology.undeclared)
+
+
+def in_words(topology: Topology, change: Change) -> Words | None:
+    """The change in the user's own words: the product's directive for a
+    relay that names its product, the settings file's line or AWS's option
+    for an instance setting; None where hopsim's key is all there is."""
+    if change.node is None:
+        return own_words.for_setting(topology, change.key, change.value)
+    return own_words.for_node(topology, change.node, change.key, change.value)
+
+
+def declarations(topology: Topology) -> list[str]:
+    """For an imported design's untrusted-by-default principals: how its file
+    declares one a workload, at the principal's line (not a fix of a leak: a
+    statement that it is meant to hold the role)."""
+    if not topology.undeclared:
+        return []
+    reader = importers.recognise(topology.file)
+    if reader is None:
+        return []
+    how = DECLARING[reader.__name__.rsplit(".", 1)[-1]]
+    out = []
+    for name in sorted(topology.undeclared):
+        line = topology.line_of("nodes", name)
+        at = f"{topology.file}:{line}" if line else topology.file
+        out.append(f"{name}: add {how} ({at})")
+    return out
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What the real binaries said of a fix (hopsim emulate), in a sentence."""
+
+    said: str
+    refuted: bool = False  # the binary's verdict is not ok: the fix does not hold
+
+
+def prove(file: str, topology: Topology, fix: Fix) -> Proof:
+    """Run the fixed design on the real kernel with its real products: each
+    product's directive is in the configuration emulate generates from the
+    changed node. Says why not where it cannot run."""
+    from hopsim import emulate
+    from hopsim.report.wording import reason
+
+    changed = apply(file, topology, fix.changes)
+    if changed is None:
+        return Proof("not proven on the binary: the loader refused the change")
+    products = sorted({own_words.setup_of(changed, n).title  # type: ignore[union-attr]
+                       for n in changed.nodes if own_words.setup_of(changed, n)})
+    if not products:
+        return Proof("not run on a binary: no product (nginx, Apache ...) in the design; "
+                     "the simulation is the proof")
+    why = emulate.missing()
+    if why:
+        return Proof(f"not proven on the binary: {why}")
+    hop_limit = min(changed.hop_limits().values())
+    try:
+        report, _ = emulate.emulate(changed, [hop_limit])
+    except emulate.PlanError as error:
+        return Proof(f"not proven on the binary: {error}")
+    result = report.results[0]
+    before = {o.node for r in analysis.check(topology).results for o in r.outcomes if o.bad}
+    shown = "; ".join(f"{o.node} {o.access.value}: {reason(o)}" for o in result.outcomes
+                      if o.node in before)
+    on = ", ".join(products)
+    if result.verdict is Verdict.OK:
+        return Proof(f"proven on {on} (the real binary, hop limit {hop_limit}): {shown}")
+    return Proof(f"refuted by {on} (the real binary, hop limit {hop_limit}): "
+                 f"{result.verdict.value} ({result.reason})", refuted=True)
 
 
 # --- the patch -----------------------------------------------------------------------
@@ -227,7 +312,10 @@ def apply(file: str, topology: Topology, changes: Sequence[Change]) -> Topology 
 
 def patch(file: str, topology: Topology, fix: Fix) -> str:
     """The fix as a unified diff of the file: the imds defaults' keys edited in
-    place, each changed node written again as a block."""
+    place, each changed node written again as a block. An imported design is
+    not hopsim's to rewrite: "" (its changes are said in_words)."""
+    if importers.recognise(file) is not None:
+        return ""
     text = load_text(file)
     lines = text.splitlines(keepends=True)
     new = list(lines)

@@ -34,6 +34,37 @@ class Form(Enum):
 
 
 @dataclass(frozen=True)
+class Directive:
+    """What closes a path, in the product's own configuration language."""
+
+    change: str  # the hopsim change it stands for, as `hopsim fix` writes it:
+    #              "adds_xff=true", "methods=GET,HEAD" (any list without PUT)
+    text: str  # the product's own line(s); {methods} etc. filled by `written`
+    where: str  # where it goes: "the location block that proxies (nginx.conf)"
+    source: str  # the product's documentation that says so
+
+    @property
+    def key(self) -> str:
+        return self.change.partition("=")[0]
+
+    def matches(self, key: str, value: object) -> bool:
+        """Whether this directive makes the change `key` = `value` (for
+        methods: any list that leaves PUT out)."""
+        if key != self.key:
+            return False
+        if key == "methods":
+            return isinstance(value, (list, tuple)) and "PUT" not in value
+        return self.change.partition("=")[2] == str(value).lower()
+
+    def written(self, value: object = None) -> str:
+        """The text with the change's value in the product's syntax."""
+        methods = list(value) if isinstance(value, (list, tuple)) else \
+            self.change.partition("=")[2].split(",")
+        return self.text.format(methods=" ".join(methods), methods_pipe="|".join(methods),
+                                methods_quoted=", ".join(f"'{m}'" for m in methods))
+
+
+@dataclass(frozen=True)
 class Setup:
     """One product in one mode: what it does by default, and why we say so."""
 
@@ -45,6 +76,11 @@ class Setup:
     form: Form
     open_relay: str  # the one misconfiguration that makes it relay to IMDS
     sources: tuple[str, ...]  # where each default is documented
+    directives: tuple[Directive, ...] = ()  # the fixes in its own words, each proven
+
+    def directive(self, key: str, value: object) -> Directive | None:
+        """The product's own way of making the change `key` = `value`, if it has one."""
+        return next((d for d in self.directives if d.matches(key, value)), None)
 
     @property
     def label(self) -> str:
@@ -88,6 +124,76 @@ _APACHE_XFF = ("Apache httpd 2.4 docs, mod_proxy, 'Reverse Proxy Request Headers
 _SQUID_XFF = ("Squid docs, forwarded_for: default 'on' adds the client's address; 'off' "
               "sends 'unknown'; only 'delete' or 'transparent' omit the header")
 
+# The fixes in each product's own words. Each is what hopsim emulate writes
+# into the product's real configuration for the hopsim change (emulate/configs.py),
+# so `hopsim fix --prove` and tests/test_products.py run the binary with it.
+_NGINX = (
+    Directive("adds_xff=true", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+              "in the location block that proxy_passes to 169.254.169.254 (nginx.conf)",
+              "nginx docs, ngx_http_proxy_module, proxy_set_header and the variable "
+              "$proxy_add_x_forwarded_for"),
+    Directive("methods=GET,HEAD", "if ($request_method !~ ^({methods_pipe})$) {{ return 405; }}",
+              "in the location block that proxy_passes to 169.254.169.254 (nginx.conf)",
+              "nginx docs, ngx_http_rewrite_module, if and return; ngx_http_core_module, "
+              "$request_method"),
+)
+_ALLOW_METHODS = ("Apache httpd 2.4 docs, mod_allowmethods, AllowMethods: other methods "
+                  "get 405")
+_PROXY_ADD_HEADERS = Directive(
+    "adds_xff=true", "ProxyAddHeaders On",
+    "in the VirtualHost that ProxyPasses (httpd.conf); On is the default: delete a "
+    "ProxyAddHeaders Off", _APACHE_XFF)
+_APACHE_REVERSE = (
+    _PROXY_ADD_HEADERS,
+    Directive("methods=GET,HEAD", "AllowMethods {methods}",
+              'in a <Location "/"> of the VirtualHost that ProxyPasses, with LoadModule '
+              "allowmethods_module (httpd.conf)", _ALLOW_METHODS),
+)
+_APACHE_FORWARD = (
+    Directive("adds_xff=true", 'RequestHeader set X-Forwarded-For "expr=%{{REMOTE_ADDR}}"',
+              "at server level, with LoadModule headers_module (httpd.conf): ProxyAddHeaders "
+              "applies to reverse proxying only",
+              "Apache httpd 2.4 docs, mod_headers, RequestHeader set with an expr= value"),
+    Directive("methods=GET,HEAD", "AllowMethods {methods}",
+              'in the <Proxy "*"> block, with LoadModule allowmethods_module (httpd.conf)',
+              _ALLOW_METHODS),
+)
+_SQUID = (
+    Directive("adds_xff=true", "forwarded_for on",
+              "squid.conf; on is the default: delete a forwarded_for delete or transparent",
+              _SQUID_XFF),
+    Directive("methods=GET,HEAD", "acl relayed_methods method {methods}\n"
+              "http_access deny !relayed_methods",
+              "squid.conf, above http_access allow all (the first http_access line that "
+              "matches decides)",
+              "Squid docs, acl (type method) and http_access: the first matching line wins"),
+)
+_HAPROXY = (
+    Directive("adds_xff=true", "option forwardfor",
+              "in the frontend (or defaults) section that serves the clients (haproxy.cfg)",
+              "HAProxy 2.6 configuration manual, option forwardfor"),
+    Directive("methods=GET,HEAD", "http-request deny deny_status 405 unless {{ method {methods} }}",
+              "in the frontend section that serves the clients (haproxy.cfg)",
+              "HAProxy 2.6 configuration manual, http-request deny (deny_status) and the "
+              "method fetch"),
+)
+_TINYPROXY = (
+    Directive("adds_xff=true", 'AddHeader "X-Forwarded-For" "unknown"',
+              "tinyproxy.conf (tinyproxy cannot write the client's address there; IMDS "
+              "refuses a token PUT that carries the header at all)",
+              "tinyproxy.conf(5), AddHeader: a header added to every request sent upstream"),
+)  # no directive refuses a method: tinyproxy passes every one
+_CRS = (
+    _PROXY_ADD_HEADERS,
+    Directive("methods=GET,HEAD,POST,OPTIONS",
+              "SecAction \"id:900200,phase:1,nolog,pass,t:none,"
+              "setvar:'tx.allowed_methods={methods}'\"",
+              "crs-setup.conf, before the CRS rules are included (Debian: "
+              "/etc/modsecurity/crs/crs-setup.conf)",
+              "OWASP CRS 3.3, crs-setup.conf.example: rule 900200 sets tx.allowed_methods; "
+              "rule 911100 blocks every other method (403)"),
+)
+
 PRODUCTS: dict[str, Product] = {
     p.name: p
     for p in (
@@ -95,40 +201,41 @@ PRODUCTS: dict[str, Product] = {
             Setup("nginx", "reverse", "proxy", "nginx 1.22 proxy_pass", _PASS_ALL, Form.ORIGIN,
                   "proxy_pass http://169.254.169.254;",
                   (_NGINX_XFF, "nginx docs, proxy_pass_request_headers: on by default "
-                   "(the client's headers are passed); any method is proxied")),
+                   "(the client's headers are passed); any method is proxied"), _NGINX),
         ), default_mode="reverse"),
         Product("apache", "proxy", ("apache2",), "apache2", (
             Setup("apache", "reverse", "proxy", "Apache httpd 2.4 mod_proxy, ProxyPass",
                   _PASS_ALL_XFF, Form.ORIGIN, "ProxyPass / http://169.254.169.254/",
-                  (_APACHE_XFF,)),
+                  (_APACHE_XFF,), _APACHE_REVERSE),
             Setup("apache", "forward", "proxy", "Apache httpd 2.4 mod_proxy, ProxyRequests On",
                   _PASS_ALL, Form.ABSOLUTE, "ProxyRequests On",
                   (_APACHE_XFF, "Apache httpd 2.4 docs, mod_proxy, ProxyRequests: a "
-                   "forward proxy; access is granted unless restricted (<Proxy \"*\">)")),
+                   "forward proxy; access is granted unless restricted (<Proxy \"*\">)"),
+                  _APACHE_FORWARD),
         )),  # the modes differ on X-Forwarded-For: a node must say which
         Product("squid", "proxy", ("squid",), "squid", (
             Setup("squid", "forward", "proxy", "Squid 5.7, http_access allow all",
                   _PASS_ALL_XFF, Form.ABSOLUTE, "http_access allow all",
                   (_SQUID_XFF, "Squid docs, http_access: the shipped squid.conf allows "
-                   "localhost only; 'allow all' opens it")),
+                   "localhost only; 'allow all' opens it"), _SQUID),
             Setup("squid", "reverse", "proxy", "Squid 5.7 accelerator (http_port accel)",
                   _PASS_ALL_XFF, Form.ORIGIN,
                   "http_port accel; cache_peer 169.254.169.254 parent 80 0 originserver; "
                   "http_access allow all",
-                  (_SQUID_XFF, "Squid wiki, ConfigExamples/Reverse/BasicAccelerator")),
+                  (_SQUID_XFF, "Squid wiki, ConfigExamples/Reverse/BasicAccelerator"), _SQUID),
         ), default_mode="forward"),  # both modes add X-Forwarded-For
         Product("haproxy", "proxy", ("haproxy",), "haproxy", (
             Setup("haproxy", "reverse", "proxy", "HAProxy 2.6, mode http",
                   _PASS_ALL, Form.ORIGIN, "server imds 169.254.169.254:80",
                   ("HAProxy 2.6 configuration manual, option forwardfor: X-Forwarded-For "
-                   "is added only with this option, which is off by default",)),
+                   "is added only with this option, which is off by default",), _HAPROXY),
         ), default_mode="reverse"),
         Product("tinyproxy", "proxy", ("tinyproxy",), "tinyproxy", (
             Setup("tinyproxy", "forward", "proxy", "tinyproxy 1.11, no Allow line",
                   _PASS_ALL, Form.ABSOLUTE, "no Allow line (any client may connect)",
                   ("tinyproxy.conf(5): Via is added (ViaProxyName); X-Tinyproxy only with "
                    "XTinyproxy Yes; no X-Forwarded-For; with no Allow line every client "
-                   "is allowed",)),
+                   "is allowed",), _TINYPROXY),
         ), default_mode="forward"),
         Product("modsecurity-crs", "waf", ("apache2", "libapache2-mod-security2",
                                            "modsecurity-crs"), "apache2", (
@@ -142,7 +249,7 @@ PRODUCTS: dict[str, Product] = {
                    "(SecDefaultAction deny,status:403 at anomaly score 5)",
                    "ModSecurity's modsecurity.conf-recommended ships SecRuleEngine "
                    "DetectionOnly: set On, as a WAF that blocks is deployed",
-                   _APACHE_XFF)),
+                   _APACHE_XFF), _CRS),
         ), default_mode="reverse"),
         Product("php-ssrf", "ssrf", ("php-cli",), "php", (
             Setup("php-ssrf", None, "ssrf",

@@ -197,8 +197,6 @@ def test_dry_run_shows_the_generated_configuration_with_the_nodes_own_line():
 @pytest.mark.parametrize("relay,message", [
     ({"kind": "proxy", "product": "tinyproxy", "methods": ["GET"]},
      "methods on tinyproxy (forward) is not emulated with the real binary"),
-    ({"kind": "waf", "product": "modsecurity-crs", "methods": ["GET"]},
-     "methods on modsecurity-crs (reverse) is not emulated"),
 ])
 def test_an_override_a_binary_cannot_show_is_refused_before_building(relay, message):
     with pytest.raises(PlanError, match=re.escape(message)):

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +19,7 @@ from hopsim.cli.options import (
     color_option,
     idle,
     quiet_option,
+    settings_option,
     undeclared_option,
     what_if_options,
 )
@@ -273,35 +275,48 @@ def diff_command(before: str, after: str | None, hop_limit: int | None,
               help="How many fixes to print.")
 @click.option("--format", "fix_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people, json for machines.")
+@click.option("--prove", is_flag=True,
+              help="Also run each fix that changes a product (nginx, Apache, Squid ...) "
+                   "on the real binary, its directive in the product's real configuration "
+                   "(hopsim emulate: root, Linux, the product's package).")
+@settings_option
 @undeclared_option
 @quiet_option
-def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
+def fix_command(file: str, max_changes: int, top: int, fix_format: str, prove: bool,
+                settings_file: str | None) -> None:
     """The smallest sets of changes that make every verdict ok, each proved
     by simulating it: hop limit, http_tokens, relay settings, filter rules
     and blocking routes (docs/mitigations.md). Each fix is printed as
-    options for check (--hop-limit, --http-tokens, --set) and the best one
-    as a patch to FILE.
+    options for check (--hop-limit, --http-tokens, --set), each change in
+    the user's own words (the product's directive, the settings file's line),
+    and the best one as a patch to FILE.
 
     Exit codes: 0 nothing to fix, or a fix found; 1 nothing hopsim knows
-    works; 2 bad input.
+    works (or, with --prove, a fix the real binary refutes); 2 bad input.
     """
     from hopsim import fix as fixes
 
     if file == STDIN:
         raise click.BadParameter("fix reads FILE again for each change: give a file",
                                  param_hint="FILE")
-    topology = files.one_topology(file, (), None, None)
+    topology = files.one_with_settings(file, settings_file)
     found = fixes.search(file, topology, max_changes=max_changes)
     result = found.before.results[0]
     shown = found.fixes[:top]
+    proofs = {i: fixes.prove(file, topology, f) for i, f in enumerate(shown)} if prove else {}
+    refuted = any(p.refuted for p in proofs.values())
     if fix_format == "json":
         click.echo(json.dumps({
             "file": file, "verdict": result.verdict.value, "reason": result.reason,
             "tried": found.tried,
             "fixes": [{"changes": [c.describe() for c in f.changes],
                        "options": f.options(topology),
-                       "verdict": f.report.results[0].verdict.value} for f in shown],
-            "patch": fixes.patch(file, topology, shown[0]) if shown else None,
+                       "in_words": [_words_json(fixes.in_words(topology, c))
+                                    for c in f.changes],
+                       "verdict": f.report.results[0].verdict.value,
+                       **({"proof": proofs[i].said} if i in proofs else {})}
+                      for i, f in enumerate(shown)],
+            "patch": fixes.patch(file, topology, shown[0]) or None if shown else None,
         }, indent=2))
     elif not found.needed:
         click.echo(f"{file}: {result.verdict.value}: nothing to fix")
@@ -315,10 +330,44 @@ def fix_command(file: str, max_changes: int, top: int, fix_format: str) -> None:
         click.echo(f"{plural(len(found.fixes), 'fix', 'fixes')} of {plural(size, 'change')} "
                    f"({found.tried} sets simulated), "
                    "each proved ok by simulation:")
-        for i, f in enumerate(shown, 1):
-            click.echo(f"{i:2}. {f.options(topology)}")
+        for i, f in enumerate(shown):
+            click.echo(f"{i + 1:2}. {f.options(topology)}")
             for change in f.changes:
                 click.echo(f"      {change.describe()}")
-        click.echo(f"\nthe first as a patch to {file}:")
-        click.echo(fixes.patch(file, topology, shown[0]), nl=False)
-    sys.exit(EXIT_FINDING if found.needed and not shown else EXIT_OK)
+                words = fixes.in_words(topology, change)
+                if words is not None:
+                    click.echo(_words_text(words))
+            if i in proofs:
+                click.echo(f"      {proofs[i].said}")
+        diff = fixes.patch(file, topology, shown[0])
+        if diff:
+            click.echo(f"\nthe first as a patch to {file}:")
+            click.echo(diff, nl=False)
+        for words in (fixes.in_words(topology, c) for c in shown[0].changes):
+            if words is not None and words.patch:
+                click.echo(f"\nthe first's change to {words.where}:")
+                click.echo(words.patch, nl=False)
+        declare = fixes.declarations(topology)
+        if declare:
+            click.echo("\nor, for a principal that is meant to use the instance's role:")
+            for line in declare:
+                click.echo(f"  {line}")
+    sys.exit(EXIT_FINDING if (found.needed and not shown) or refuted else EXIT_OK)
+
+
+def _words_text(words: Any) -> str:
+    """A change in the user's words, indented under hopsim's."""
+    head = f"        {words.setup.label if words.setup else 'that is'}: "
+    if not words.text:
+        return head + words.where
+    lines = words.text.splitlines()
+    text = head + lines[0] + "".join(f"\n{' ' * len(head)}{line}" for line in lines[1:])
+    return text + f"\n          where: {words.where}" + (
+        f"\n          source: {words.source}" if words.source else "")
+
+
+def _words_json(words: Any) -> dict[str, Any] | None:
+    if words is None:
+        return None
+    return {"product": words.setup.label if words.setup else None, "text": words.text,
+            "where": words.where, "source": words.source, "patch": words.patch or None}

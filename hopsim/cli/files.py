@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from hopsim import batch
+from hopsim import batch, settings
 from hopsim.cli.options import parse_set
 from hopsim.cli.say import EXIT_BAD_INPUT, note, report_problems, setting
 from hopsim.report.wording import plural
@@ -159,3 +159,24 @@ def principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]:
                    f"{hint}; principals: {listed}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return topology, name
+
+
+def one_with_settings(file: str, settings_file: str | None) -> Topology:
+    """The one topology FILE holds with --settings applied as check applies
+    them (an imported design told the instances), or exit 2 with the problems."""
+    if not settings_file:
+        return one_topology(file, (), None, None)
+    instances, problems = batch.read_settings(settings_file)
+    if not problems:
+        found = find([file])
+        each = replace(reading(job((), None, None), found), instances=instances)
+        done = [batch.work(f.path, each) for f in found]
+        loaded, problems = kept(done)
+        if not problems:
+            topologies, problems = settings.apply_all(
+                [d.topology for d in loaded if d.topology], list(instances or ()),
+                settings_file)
+    if problems:
+        report_problems(problems)
+        sys.exit(EXIT_BAD_INPUT)
+    return topologies[0]

@@ -92,8 +92,6 @@ def _apache(relay: ProductRelay) -> Config:
     lines, inner = [], []
     if setup.product == "modsecurity-crs":
         modules += ["unique_id", "security2"]
-        if "methods" in own:
-            raise _unsupported(relay, "methods", "the CRS's tx.allowed_methods decide")
         lines += [
             "# ModSecurity as Debian ships it, with the CRS as its package loads it:",
             "Include /etc/modsecurity/modsecurity.conf-recommended",
@@ -101,9 +99,13 @@ def _apache(relay: ProductRelay) -> Config:
             f"SecDataDir {d}",
             f"SecTmpDir {d}",
             f"SecAuditLog {d}/modsec_audit.log",
-            "Include /usr/share/modsecurity-crs/owasp-crs.load",
         ]
-    if "methods" in own:
+        if "methods" in own:  # crs-setup.conf's rule 900200, ahead of the CRS's own
+            lines.append(f"SecAction \"id:900200,phase:1,nolog,pass,t:none,setvar:'"
+                         f"tx.allowed_methods={' '.join(_methods(relay))}'\"  "
+                         + _header(relay, "methods"))
+        lines.append("Include /usr/share/modsecurity-crs/owasp-crs.load")
+    if "methods" in own and setup.product != "modsecurity-crs":
         modules.append("allowmethods")
         inner.append(f"AllowMethods {' '.join(_methods(relay))}  {_header(relay, 'methods')}")
     forward = setup.mode == "forward"

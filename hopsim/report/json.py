@@ -299,9 +299,14 @@ def trace(t: Topology, exchange: Exchange) -> str:
         outcome=outcome(exchange.outcome, t.nodes[exchange.outcome.node].replicas))
 
 
-def change(c: Change) -> dict[str, Any]:
-    return {"description": c.description, "option": c.option, "outcome": c.access.value,
-            "loosens": c.loosens, "leaks": list(c.leaks), "starves": list(c.starves)}
+def change(c: Change, words: bool = False) -> dict[str, Any]:
+    shown = {"description": c.description, "option": c.option, "outcome": c.access.value,
+             "loosens": c.loosens, "leaks": list(c.leaks), "starves": list(c.starves)}
+    if words and c.words is not None:  # a fix, in the user's own words
+        w = c.words
+        shown["in_words"] = {"product": w.setup.label if w.setup else None, "text": w.text,
+                             "where": w.where, "source": w.source, "patch": w.patch or None}
+    return shown
 
 
 def explanations(t: Topology, items: Iterable[Explanation]) -> str:
@@ -310,6 +315,6 @@ def explanations(t: Topology, items: Iterable[Explanation]) -> str:
                      principals=[{
                          **outcome(e.outcome, t.nodes[e.outcome.node].replicas),
                          "finding": e.finding, "story": e.story,
-                         "fixes": [change(c) for c in e.fixes], "no_fix": e.no_fix,
+                         "fixes": [change(c, words=True) for c in e.fixes], "no_fix": e.no_fix,
                          "undone_by": [change(c) for c in e.undone_by],
                      } for e in items])

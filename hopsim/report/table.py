@@ -312,6 +312,9 @@ def explanations(out: Console, topology: Topology,
                 if change.harm:
                     line += f"; but {change.harm}"
                 parts.append(_indented(out, line, 4, hang=2))
+                if changes is e.fixes and change.words is not None:
+                    who = change.words.setup.label if change.words.setup else "that is"
+                    parts.append(_indented(out, f"{who}: {change.words.line()}", 6, hang=2))
         if e.no_fix:
             parts.append(_indented(out, e.no_fix, 2))
     return Group(*parts)

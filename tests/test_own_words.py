@@ -1,0 +1,131 @@
+"""Fixes in the user's own words (hopsim.own_words, Setup.directives): the
+product's directive beside hopsim's --set, the settings file's line as a
+patch, the compose file's line for a principal meant to hold the role.
+
+The directives' proof on the real binaries is in tests/test_products.py
+(marker products); here, that each is the very line emulate writes into the
+product's configuration for the change, so that proof is of this text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from builders import ROOT, TOPOLOGIES
+from ci_helpers import position, run
+
+from hopsim import load
+from hopsim.emulate.configs import GENERATORS
+from hopsim.emulate.products import ProductRelay
+from hopsim.explain import explain
+from hopsim.own_words import _patch_setting, for_node
+from hopsim.products import PRODUCTS, setups
+
+PRODUCTS_DIR = TOPOLOGIES / "products"
+LAUNCH_TEMPLATE = "tests/fixtures/importers/launch-template.tf"
+
+
+def _configuration(setup, key, value, tmp_path: Path) -> str:
+    policy = replace(setup.policy, **{key: tuple(value) if key == "methods" else value})
+    relay = ProductRelay("relay", setup, policy, "ns", {4: "10.0.0.2"},
+                         {4: "169.254.169.254"}, tmp_path)
+    return "\n".join(GENERATORS[setup.product](relay).files.values())
+
+
+@pytest.mark.parametrize("setup", setups(), ids=lambda s: s.label)
+def test_every_directive_is_the_line_emulate_writes_into_the_real_configuration(
+        setup, tmp_path):
+    for directive in setup.directives:
+        key, _, written = directive.change.partition("=")
+        # methods: a list unlike every product's default, so the directive is written
+        value = ["GET", "HEAD"] if key == "methods" else written == "true"
+        config = _configuration(setup, key, value, tmp_path)
+        if getattr(setup.policy, key) == value:
+            # the product's default (Apache's ProxyAddHeaders On, Squid's forwarded_for
+            # on): the directive restates it, and the configuration says nothing against it
+            assert directive.text.split()[0] not in config, (setup.label, config)
+            continue
+        for line in directive.written(value).splitlines():
+            assert line in config, (setup.label, line, config)
+        assert directive.source and directive.where
+
+
+def test_php_ssrf_and_tinyproxy_methods_have_no_directive_and_say_so():
+    assert PRODUCTS["php-ssrf"].setup(None).directives == ()
+    t = load(TOPOLOGIES / "open-waf.yaml")
+    t = t.with_node("waf", product="tinyproxy", mode="forward")
+    words = for_node(t, "waf", "methods", ["GET", "HEAD"])
+    assert words.text == "" and "tinyproxy (forward) has no directive for methods" in \
+        words.where
+
+
+def test_fix_prints_the_nginx_directive_beside_the_set_option():
+    result = run("fix", str(PRODUCTS_DIR / "nginx-proxy-pass.yaml"))
+    assert result.exit_code == 0, result.output
+    assert (" 1. --set nginx.adds_xff=true\n"
+            "      nginx: adds_xff = true\n"
+            "        nginx (reverse): proxy_set_header X-Forwarded-For "
+            "$proxy_add_x_forwarded_for;\n"
+            "          where: in the location block that proxy_passes to 169.254.169.254 "
+            "(nginx.conf)\n") in result.stdout
+    assert "if ($request_method !~ ^(GET|HEAD)$) { return 405; }" in result.stdout
+    data = json.loads(run("fix", str(PRODUCTS_DIR / "nginx-proxy-pass.yaml"), "--format",
+                          "json").stdout)
+    (words,) = data["fixes"][0]["in_words"]
+    assert words["product"] == "nginx (reverse)" and words["text"].startswith(
+        "proxy_set_header X-Forwarded-For")
+
+
+def test_a_hop_limit_from_a_launch_template_is_a_patch_to_its_line(monkeypatch):
+    compose = "tests/corpus/compose/nginx-golang-mysql/compose.yaml"
+    result = run("fix", compose, "--settings", LAUNCH_TEMPLATE, monkeypatch=monkeypatch)
+    assert result.exit_code == 0, result.output
+    line = position(LAUNCH_TEMPLATE, "http_put_response_hop_limit")[0]
+    assert f" 1. --hop-limit 1\n      every imds: hop_limit = 1\n" \
+           f"        that is: http_put_response_hop_limit = 1\n" \
+           f"          where: {LAUNCH_TEMPLATE}:{line}\n" in result.stdout
+    assert (f"the first's change to {LAUNCH_TEMPLATE}:{line}:\n"
+            f"--- a/{LAUNCH_TEMPLATE}\n+++ b/{LAUNCH_TEMPLATE}\n") in result.stdout
+    assert "-    http_put_response_hop_limit = 2\n+    http_put_response_hop_limit = 1\n" \
+        in result.stdout
+    # the compose file itself is not rewritten; its undeclared services are named at
+    # their lines, with how to declare one meant to hold the role
+    assert "the first as a patch to" not in result.stdout
+    assert (f"  db: add `x-hopsim: {{role: workload}}` on the service "
+            f"({compose}:{position(compose, 'db:', after='service_healthy')[0]})") in result.stdout
+
+
+def test_a_settings_line_is_rewritten_in_each_format_or_not_at_all(tmp_path):
+    karpenter = "tests/corpus/settings/karpenter-windows-2022.yaml"
+    line = position(karpenter, "httpTokens")[0]
+    diff, new = _patch_setting(str(ROOT / karpenter), line, "http_tokens", "optional")
+    assert new == "httpTokens: optional" and "-    httpTokens: required\n" in diff
+    eksctl = "tests/corpus/settings/eksctl-advanced-nodegroups.yaml"
+    line = position(eksctl, "disableIMDSv1")[0]
+    _, new = _patch_setting(str(ROOT / eksctl), line, "http_tokens", "required")
+    assert new == "disableIMDSv1: true"
+    assert _patch_setting(str(ROOT / eksctl), line, "hop_limit", 3) is None  # no such switch
+    cloudformation = tmp_path / "lt.json"
+    cloudformation.write_text('{"MetadataOptions": {\n  "HttpTokens": "optional",\n'
+                              '  "HttpPutResponseHopLimit": 2}}\n')
+    _, new = _patch_setting(str(cloudformation), 2, "http_tokens", "required")
+    assert new == '"HttpTokens": "required",'
+    _, new = _patch_setting(str(cloudformation), 3, "hop_limit", 1)
+    assert new == '"HttpPutResponseHopLimit": 1}}'
+
+
+def test_explain_gives_the_crs_rule_for_a_waf_that_passes_put():
+    # A CRS whose tx.allowed_methods lets PUT through, behind ProxyAddHeaders Off: the
+    # attacker's PUT reaches IMDS without X-Forwarded-For. Taking PUT out closes it.
+    t = load(PRODUCTS_DIR / "modsecurity-waf.yaml")
+    policy = replace(t.nodes["waf"].relay, adds_xff=False,
+                     methods=("GET", "HEAD", "POST", "OPTIONS", "PUT"))
+    t = t.with_node("waf", relay=policy)
+    fixes = {c.option: c for c in explain(t, "attacker").fixes}
+    change = fixes["--set waf.methods=[GET,HEAD,POST,OPTIONS]"]
+    assert change.words.text == ("SecAction \"id:900200,phase:1,nolog,pass,t:none,"
+                                 "setvar:'tx.allowed_methods=GET HEAD POST OPTIONS'\"")
+    assert fixes["--set waf.adds_xff=true"].words.text == "ProxyAddHeaders On"
