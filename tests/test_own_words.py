@@ -129,3 +129,10 @@ def test_explain_gives_the_crs_rule_for_a_waf_that_passes_put():
     assert change.words.text == ("SecAction \"id:900200,phase:1,nolog,pass,t:none,"
                                  "setvar:'tx.allowed_methods=GET HEAD POST OPTIONS'\"")
     assert fixes["--set waf.adds_xff=true"].words.text == "ProxyAddHeaders On"
+
+
+def test_prove_says_why_a_fix_without_a_product_is_not_run_on_a_binary():
+    result = run("fix", str(TOPOLOGIES / "eks-untrusted-pod.yaml"), "--prove", "--top", "1")
+    assert result.exit_code == 0, result.output
+    assert ("      not run on a binary: no product (nginx, Apache ...) in the design; the "
+            "simulation is the proof\n") in result.stdout

@@ -474,3 +474,44 @@ def test_a_signal_one_run_took_does_not_stop_the_next():
     with pytest.raises(Stopped), stopping_on_signals():
         signal.raise_signal(signal.SIGTERM)
     raise_if_stopped()  # nothing: that signal was this context's
+
+
+def _leaky(setup) -> dict:
+    """The setup as an open relay the attacker gets something through: its
+    defaults, less the one that keeps the token (X-Forwarded-For for Apache
+    reverse, Squid, the CRS; the CRS's methods let PUT through too), or with
+    IMDSv1 on for the PHP app, which never sends a PUT."""
+    relay = {"kind": setup.kind, "product": setup.product,
+             **({"mode": setup.mode} if setup.mode else {})}
+    if setup.policy.adds_xff:
+        relay["adds_xff"] = False
+    if setup.policy.methods is not None:
+        relay["methods"] = [*setup.policy.methods, "PUT"]
+    doc = relay_doc(**relay)
+    if setup.policy.sends_method == "GET":
+        doc["imds"]["http_tokens"] = "optional"
+    return doc
+
+
+@pytest.mark.kernel
+@pytest.mark.products
+@binaries
+@pytest.mark.parametrize("setup", setups(), ids=lambda s: s.label)
+def test_the_fix_hopsim_proposes_turns_the_real_binary_ok(setup, tmp_path):
+    # For every product: the first fix `hopsim fix` prints, its directive written into
+    # the product's real configuration, run on the real binary (one emulate each).
+    from hopsim import fix
+
+    path = tmp_path / "leaky.yaml"
+    path.write_text(yaml.safe_dump(_leaky(setup)))
+    topology = load(path)
+    found = fix.search(str(path), topology, max_changes=1)
+    assert found.needed and found.fixes, setup.label  # the simulator sees the leak
+    first = found.fixes[0]
+    if setup.directives:  # a product with directives is fixed in its own configuration
+        (change,) = first.changes
+        assert change.node == "relay"
+        assert setup.directive(change.key, change.value) is not None
+    proof = fix.prove(str(path), topology, first)
+    assert proof.said.startswith(f"proven on {setup.title} (the real binary"), proof.said
+    assert not proof.refuted
