@@ -25,7 +25,6 @@ import yaml
 
 from hopsim import analysis, importers, own_words
 from hopsim.imds import MIN_HOP_LIMIT
-from hopsim.importers.design import DECLARING
 from hopsim.kinds import Layer
 from hopsim.outcome import Role, Verdict
 from hopsim.own_words import Words
@@ -249,20 +248,10 @@ def in_words(topology: Topology, change: Change) -> Words | None:
 
 def declarations(topology: Topology) -> list[str]:
     """For an imported design's untrusted-by-default principals: how its file
-    declares one a workload, at the principal's line (not a fix of a leak: a
-    statement that it is meant to hold the role)."""
-    if not topology.undeclared:
-        return []
-    reader = importers.recognise(topology.file)
-    if reader is None:
-        return []
-    how = DECLARING[reader.__name__.rsplit(".", 1)[-1]]
-    out = []
-    for name in sorted(topology.undeclared):
-        line = topology.line_of("nodes", name)
-        at = f"{topology.file}:{line}" if line else topology.file
-        out.append(f"{name}: add {how} ({at})")
-    return out
+    declares each a workload, at its line."""
+    found = ((name, own_words.declaration(topology, name)) for name in sorted(
+        topology.undeclared))
+    return [f"{name}: {said}" for name, said in found if said]
 
 
 @dataclass(frozen=True)

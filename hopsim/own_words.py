@@ -146,3 +146,20 @@ def _patch_setting(file: str, line: int, key: str, value: Any) -> tuple[str, str
     before, after = ([*rows[:-1], rows[-1].rstrip("\n") + "\n"] for rows in (lines, changed))
     diff = "".join(difflib.unified_diff(before, after, f"a/{file}", f"b/{file}"))
     return diff, new.strip()
+
+
+def declaration(topology: Topology, name: str) -> str | None:
+    """For an imported design's untrusted-by-default principal: how its file
+    declares it a workload, at its line (a statement that it is meant to hold
+    the role, not a fix of the leak); None for any other principal."""
+    if name not in topology.undeclared:
+        return None
+    from hopsim import importers
+    from hopsim.importers.design import DECLARING
+
+    reader = importers.recognise(topology.file)
+    if reader is None:
+        return None
+    line = topology.line_of("nodes", name)
+    at = f"{topology.file}:{line}" if line else topology.file
+    return f"add {DECLARING[reader.__name__.rsplit('.', 1)[-1]]} ({at})"

@@ -136,3 +136,38 @@ def test_prove_says_why_a_fix_without_a_product_is_not_run_on_a_binary():
     assert result.exit_code == 0, result.output
     assert ("      not run on a binary: no product (nginx, Apache ...) in the design; the "
             "simulation is the proof\n") in result.stdout
+
+
+def test_ci_formats_carry_the_fix_in_the_products_words():
+    nginx = str(PRODUCTS_DIR / "nginx-proxy-pass.yaml")
+    directive = "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+    (result,) = json.loads(run("check", nginx, "--format", "sarif").stdout)["runs"][0][
+        "results"]
+    first = result["properties"]["fixes"][0]
+    assert first.startswith(f"nginx (reverse): {directive}  [in the location block")
+    assert first.endswith("(hopsim: --set nginx.adds_xff=true)")
+    assert f"\nFix: nginx (reverse): {directive}" in result["message"]["text"]
+    junit = run("check", nginx, "--format", "junit").stdout
+    assert f"\nfix: nginx (reverse): {directive}  [in the location block" in junit
+    markdown = run("check", nginx, "--format", "markdown").stdout
+    assert "\n  - fix: nginx (reverse): proxy\\_set\\_header X-Forwarded-For" in markdown
+
+
+def test_a_fix_that_starves_a_workload_says_so_in_the_finding():
+    # gateway-drift: hop limit 1 keeps neighbour out and app from its token
+    markdown = run("check", "tests/fixtures/ci/gateway-drift.yaml", "--format",
+                   "markdown").stdout
+    assert "(hopsim: --hop-limit 1); but app would get no token" in markdown
+
+
+def test_fleets_findings_leave_their_fixes_to_hopsim_fix(tmp_path):
+    from hopsim.report import findings
+
+    fleet = tmp_path / "fleet.yaml"
+    assert run("generate", "fleet", "--instances", "20", "--containers", "3", "-o",
+               str(fleet)).exit_code == 0
+    t = load(fleet)
+    assert len(t.principals) > findings.FIXES_UP_TO
+    from hopsim import analysis
+    found = findings.of_report(analysis.check(t), "check")
+    assert found and all(findings.fixes_in_words(f) == () for f in found)

@@ -12,8 +12,9 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from hopsim.analysis import Expectation, Report, Result, rows
+from hopsim.analysis import GROUP_ABOVE, Expectation, Report, Result, rows
 from hopsim.outcome import Access, Outcome, Role, Verdict
+from hopsim.own_words import declaration
 from hopsim.report.wording import reason
 from hopsim.suppressions import Suppression
 from hopsim.topology import Topology
@@ -189,6 +190,40 @@ def _accepted(found: list[Finding], suppressions: Sequence[Suppression],
     live = [s for s in suppressions if not s.expired(today)]
     return [next((replace(f, suppression=s) for s in live if s.covers(
         f.rule.id, f.topology.name, f.hop_limit, f.members or (f.node,))), f) for f in found]
+
+
+MAX_FIXES = 2  # shown per finding, best first
+FIXES_UP_TO = GROUP_ABOVE  # principals: above, a finding's fixes are `hopsim fix`'s to find
+
+
+def fixes_in_words(f: Finding) -> tuple[str, ...]:
+    """What would fix a leak or a starved workload, each checked by playing
+    it (hopsim.explain): in the product's or the settings file's words where
+    hopsim knows them, with hopsim's own option; for an imported principal
+    with no declared role, how its file declares it a workload. Only for
+    designs up to FIXES_UP_TO principals (explain weighs each change against
+    every other principal)."""
+    t, o = f.topology, f.outcome
+    if o is None or f.rule not in (TOKEN_LEAK, CREDENTIAL_LEAK, STARVED_WORKLOAD) or len(
+            t.principals) > FIXES_UP_TO or o.node not in t.nodes:
+        return ()
+    from hopsim.explain import explain
+
+    at = t.with_imds(hop_limit=f.hop_limit) if f.hop_limit is not None and set(
+        t.hop_limits().values()) != {f.hop_limit} else t
+    out = []
+    for change in explain(at, o.node).fixes[:MAX_FIXES]:
+        words = change.words
+        if words is not None and words.text:
+            who = f"{words.setup.label}: " if words.setup else ""
+            text = f"{who}{words.line()} (hopsim: {change.option})"
+        else:
+            text = f"{change.description} ({change.option})"
+        out.append(text + (f"; but {change.harm}" if change.harm else ""))
+    declared = declaration(t, o.node)
+    if declared:
+        out.append(f"if {o.node} is meant to use the instance's role: {declared}")
+    return tuple(out)
 
 
 def outcome_at(report: Report, hop_limit: int, node: str) -> Outcome | None:

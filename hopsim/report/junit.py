@@ -82,7 +82,9 @@ def _result_case(suite: ET.Element, classname: str, report: Report, result: Resu
     if found:
         undeclared = report.topology.undeclared
         body = "\n\n".join(f"{f.rule.title} ({f.rule.id})\n" + _evidence(f.outcome, undeclared)
-                           + _set_at(f) for f in found if f.outcome)
+                           + _set_at(f) + "".join(f"\nfix: {text}" for text in
+                                                  findings.fixes_in_words(f))
+                           for f in found if f.outcome)
         _element(case, "failure", body, type=result.verdict.value,
                  message=f"{result.verdict.value}: {result.reason}")
     elif every:  # each one accepted on purpose

@@ -53,8 +53,9 @@ def _finding(f: findings.Finding) -> str:
     settings = "".join(f"; {md(r.message.split(' is set')[0])}: "
                        f"{code(f'{r.elsewhere[0]}:{r.elsewhere[1]}')}"
                        for r in f.related if r.elsewhere)
+    fixes = "".join(f"\n  - fix: {md(text)}" for text in findings.fixes_in_words(f))
     return (f"- ❌ **{md(f.topology.name)}** ({f.rule.id}, {_where(f)}): {md(f.message)}"
-            f"{settings}")
+            f"{settings}{fixes}")
 
 
 def _hop_limit(result: Result) -> str:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from hopsim import __version__
 from hopsim.analysis import Report
-from hopsim.report.findings import BAD_INPUT, RULES, Finding, KeyPath, Rule, of_run
+from hopsim.report.findings import BAD_INPUT, RULES, Finding, KeyPath, Rule, fixes_in_words, of_run
 from hopsim.report.wording import reason
 from hopsim.topology import Problem, Topology
 
@@ -86,13 +86,17 @@ def result(f: Finding) -> dict[str, Any]:
                           reason=reason(f.outcome), dropped_at=f.outcome.dropped_at)
         if f.node in t.undeclared:  # an imported principal whose file declares no role
             properties["untrusted_by_default"] = True
+    fixes = fixes_in_words(f)
+    if fixes:  # in the product's or the settings file's own words, each checked
+        properties["fixes"] = list(fixes)
     if f.expectation:
         properties.update(expected=f.expectation.expected, actual=f.expectation.actual)
     out: dict[str, Any] = {
         "ruleId": f.rule.id,
         "ruleIndex": RULES.index(f.rule),
         "level": "error",
-        "message": {"text": f"{t.name}: {f.message}"},
+        "message": {"text": f"{t.name}: {f.message}" + "".join(
+            f"\nFix: {text}" for text in fixes)},
         "locations": [{
             "physicalLocation": _at(t, f.path),
             "logicalLocations": [{"name": f.node, "fullyQualifiedName": f"{t.name}.{f.node}",
