@@ -17,7 +17,9 @@ UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
     # Checked by hand: gateway-drift at hop limit 2 leaks to neighbour (1 router,
     # hop limit 2 allows 1) and its expect entry 2.neighbour (line 26) fails;
     # odd-names starves its pod (dropped at the forwarding host, hop limit 1);
-    # typo.yaml is bad input at line 5. The sweep adds docker-bridge: broken
+    # typo.yaml is bad input at line 5. Their fixes: neighbour's is hop limit 1 (its
+    # response then dies at gateway), which starves app (1 router too): said; the
+    # pod's is hop limit 2 (1 router). The sweep adds docker-bridge: broken
     # at 1, ok from 2; gateway-drift has no good hop limit.
     ("check-ci-fixtures.md", ("check", FIXTURES)),
     ("sweep-ci-fixtures.md", ("sweep", FIXTURES, "topologies/docker-bridge.yaml",
