@@ -128,7 +128,7 @@ def report(topology: Topology, hop_limits: list[int],
 # --- the measurement ----------------------------------------------------------------
 
 
-class _Kernel:
+class Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
     def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
@@ -365,7 +365,7 @@ def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
                    products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
-    kernel = _Kernel(plan, timeout, products)
+    kernel = Kernel(plan, timeout, products)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}
