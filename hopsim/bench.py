@@ -55,8 +55,9 @@ from hopsim import engine, packets
 from hopsim.cli import main as cli
 from hopsim.generate import EXTRA_NODES, compact_fleet, copies, dumps, fleet
 from hopsim.kinds import KINDS
+from hopsim.loader import load
 from hopsim.outcome import Role
-from hopsim.topology import TopologyError, load, node_fields
+from hopsim.topology import TopologyError, node_fields
 from hopsim.topology.reader import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
 
 ALL_HOP_LIMITS = range(1, 65)

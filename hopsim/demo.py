@@ -19,11 +19,12 @@ from hopsim.engine import TIMEOUT, Action, Exchange, Hop, play
 from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
+from hopsim.loader import load, topology_files
 from hopsim.outcome import Access, Cause, Outcome, Role
 from hopsim.profiles import profile, profiles
 from hopsim.report.wording import HOLDS, finding, plural
 from hopsim.routing import Part, Route, Router, Station
-from hopsim.topology import FACT_MARKER, Topology, load, topology_files
+from hopsim.topology import FACT_MARKER, Topology
 from hopsim.untrusted import shown
 
 DEFAULT_SCENARIO = "docker-bridge"

@@ -8,7 +8,7 @@ pkg.name when there is one, else of pkg itself.
 
 What does not count: the implicit run of a package's __init__ when one of its
 submodules is imported. A package's __init__ re-exporting its submodules
-(hopsim.topology re-exporting hopsim.topology.loader) is no circle as long as
+(hopsim.topology re-exporting hopsim.topology.model) is no circle as long as
 no submodule imports the __init__ back.
 
 A private name (`_x`) imported from another module of hopsim is reaching into

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from hopsim import demo as teaching
 from hopsim.cli import main
 from hopsim.explain import explain, explain_all
+from hopsim.loader import load
 from hopsim.outcome import Access
-from hopsim.topology import load
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))

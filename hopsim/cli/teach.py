@@ -13,8 +13,9 @@ from hopsim.cli import files
 from hopsim.cli.files import BUNDLED
 from hopsim.cli.options import Seconds, color_option, idle
 from hopsim.cli.say import EXIT_BAD_INPUT, console
+from hopsim.loader import load
 from hopsim.report import demo as demo_report
-from hopsim.topology import closest, load
+from hopsim.topology import closest
 
 
 @click.command()

@@ -22,9 +22,10 @@ from hopsim.emulate import build, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.run import DEFAULT_TIMEOUT, Kernel
 from hopsim.interrupts import held, raise_if_stopped
+from hopsim.loader import parse
 from hopsim.outcome import Access, Role
 from hopsim.products import Setup, setups
-from hopsim.topology import Topology, parse
+from hopsim.topology import Topology
 
 ATTACKER = Role.ATTACKER.value  # the outside client: a node named after its role
 _numbers = itertools.count()

@@ -2,7 +2,7 @@
 the user's own file.
 
 Every importer (compose, Kubernetes, ECS) turns a file into the same plain
-document hopsim's own loader checks (`topology.from_values`), so one set of
+document hopsim's own loader checks (`loader.from_values`), so one set of
 rules validates them all; the positions it records make findings point at the
 service, the pod spec or the port in the user's file, not at hopsim's.
 """
