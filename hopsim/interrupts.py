@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 _received: list[int] = []  # the signals turned into Stopped in the current stopping()
 
@@ -99,6 +100,34 @@ def held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+def _libc() -> Any:
+    """The C library, where Linux's prctl(2) is; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Opened here, in hopsim's own process: term_when_parent_dies also runs in a
+# child between fork and exec (a product's daemon), where opening a library
+# could wait for ever on a lock another thread held at the fork.
+_LIBC = _libc()
+
+
+def term_when_parent_dies() -> bool:
+    """Ask Linux for SIGTERM when the process that forked this one ends, even
+    of a SIGKILL (prctl(2) PR_SET_PDEATHSIG); False where there is no such call.
+    Worker processes (hopsim.workers) and product daemons (emulate.products) call it."""
+    try:
+        return _LIBC is not None and _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+    except AttributeError:  # a C library without prctl
+        return False
 
 
 def leave(stop: Stopped, message: str) -> None:

@@ -24,7 +24,6 @@ Shared = TypeVar("Shared")
 Result = TypeVar("Result")
 
 WINDOWS_MAX_WORKERS = 61  # ProcessPoolExecutor refuses more there
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def cpus() -> int:
@@ -125,18 +124,5 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's, inherited by fork
     # The parent: the main process when forked, else a forkserver that ends with it.
     parent = os.getppid()
-    if _term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
+    if interrupts.term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
         signal.raise_signal(signal.SIGTERM)
-
-
-def _term_when_parent_dies() -> bool:
-    """Ask Linux for SIGTERM when the process that forked this one ends
-    (prctl(2) PR_SET_PDEATHSIG); False where there is no such call."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
-    except (OSError, AttributeError):
-        return False

@@ -24,6 +24,7 @@ from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
+from hopsim.emulate.configs import ProductRelay
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
@@ -131,7 +132,7 @@ def report(topology: Topology, hop_limits: list[int],
 class Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
+    def __init__(self, plan: Plan, timeout: float, products: list[ProductRelay] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
@@ -364,7 +365,7 @@ def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
-                   products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
+                   products: list[ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
     kernel = Kernel(plan, timeout, products)
     try:
         await kernel.start()
