@@ -7,8 +7,9 @@ left as it was (hopsim.output writes a temporary file and renames it). The
 command then ends with one line on stderr, no traceback, and exit code 128 +
 the signal, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
 
-The `hopsim` command starts here (command_line), before anything heavy is
-imported, so this module imports nothing of hopsim's.
+The `hopsim` command (hopsim.cli.__main__) installs the handler before
+anything heavy is imported, so this module imports nothing of hopsim's, and
+knows nothing of the CLI.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from contextlib import contextmanager
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 _received: list[int] = []  # the signals turned into Stopped in the current stopping()
 
@@ -102,34 +102,6 @@ def held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
-def _libc() -> Any:
-    """The C library, where Linux's prctl(2) is; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# Opened here, in hopsim's own process: term_when_parent_dies also runs in a
-# child between fork and exec (a product's daemon), where opening a library
-# could wait for ever on a lock another thread held at the fork.
-_LIBC = _libc()
-
-
-def term_when_parent_dies() -> bool:
-    """Ask Linux for SIGTERM when the process that forked this one ends, even
-    of a SIGKILL (prctl(2) PR_SET_PDEATHSIG); False where there is no such call.
-    Worker processes (hopsim.workers) and product daemons (emulate.products) call it."""
-    try:
-        return _LIBC is not None and _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
-    except AttributeError:  # a C library without prctl
-        return False
-
-
 def leave(stop: Stopped, message: str) -> None:
     """End the process for a signal: one line, exit code 128 + signal.
 
@@ -141,20 +113,3 @@ def leave(stop: Stopped, message: str) -> None:
         sys.stderr.flush()
         os._exit(stop.exit_code)
     sys.exit(stop.exit_code)
-
-
-def command_line() -> None:
-    """The `hopsim` command: signals are Stopped from its first instruction,
-    before the imports, to its last; once the command has ended, a late
-    signal is held, not turned into a traceback during the interpreter's exit."""
-    for s in SIGNALS:
-        if signal.getsignal(s) != signal.SIG_IGN:
-            signal.signal(s, raise_stopped)
-    try:
-        from hopsim.cli import main
-
-        main()
-    except Stopped as stop:
-        leave(stop, f"stopped by {stop}")
-    finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-from hopsim import interrupts
 from hopsim.emulate import netns
 from hopsim.emulate.build import FAMILIES, Plan, PlanError
 from hopsim.emulate.configs import GENERATORS, ProductRelay, host
@@ -48,6 +47,7 @@ from hopsim.emulate.flows import Flow
 from hopsim.http import HTTP_PORT, Request
 from hopsim.products import PRODUCTS, Form
 from hopsim.routing import Part
+from hopsim.workers import term_when_parent_dies
 
 
 class ProductError(PlanError):
@@ -234,7 +234,7 @@ class Daemon:
                     [netns.tool("ip"), "netns", "exec", relay.namespace,
                      _which(argv[0]) or argv[0], *argv[1:]],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, start_new_session=True, preexec_fn=interrupts.term_when_parent_dies))
+                    env=env, start_new_session=True, preexec_fn=term_when_parent_dies))
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until it accepts connections on every address, or say why not."""
