@@ -10,7 +10,7 @@ import pytest
 from builders import TOPOLOGIES, make
 from click.testing import CliRunner
 
-from hopsim import demo as teaching
+from hopsim import lesson as teaching
 from hopsim.cli import main
 from hopsim.explain import explain, explain_all
 from hopsim.loader import load

@@ -2,7 +2,7 @@
 
 A demo is a list of `Step` values: what to say and show at each beat. The
 steps are made from the packets the engine walked and from the outcomes, so
-every bundled topology can be played; a renderer (report/demo.py) shows them
+every bundled topology can be played; a player (report/player.py) shows them
 one at a time. Nothing here prints or waits.
 """
 
