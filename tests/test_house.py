@@ -19,6 +19,7 @@ public in the one that owns it.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import hopsim
@@ -132,3 +133,14 @@ def test_no_module_imports_a_private_name_of_another():
              for module in MODULES for target, name, line in _imports(module)
              if name and name.startswith("_") and not name.startswith("__") and target != module]
     assert found == []
+
+
+def test_the_layout_in_docs_model_names_every_room_and_no_other():
+    text = (PACKAGE.parent / "docs" / "model.md").read_text()
+    block = text[text.index("```\nhopsim/"):]
+    block = block[:block.index("\n```", 4)]
+    named = set(re.findall(r"^  (\w+\.py|\w+/)", block, re.M))
+    rooms = ({p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+             | {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()
+                or any(p.glob("*.py"))})
+    assert named == rooms
