@@ -24,8 +24,9 @@ from click.testing import CliRunner
 from hopsim import analysis, importers
 from hopsim.cli import main
 from hopsim.importers import instances
+from hopsim.loader import load
 from hopsim.settings import SettingsError
-from hopsim.topology import TopologyError, load
+from hopsim.topology import TopologyError
 
 CORPUS = ROOT / "tests" / "corpus"
 FIXTURES = "tests/fixtures/importers"
