@@ -209,6 +209,11 @@ def _request_step(topology: Topology, principal: str, hops: list[Hop], hop_limit
     refused = next((h for h in hops if h.action is Action.REFUSE), None)
     if refused:
         end = f"{refused.node} refuses it ({refused.detail})."
+    elif hops[-1].action is Action.DELIVER and hops[-1].message != message:
+        rewrote = next(h for h in hops if h.action is Action.SEND and h.message != message)
+        end = (f"It reaches IMDS as {hops[-1].message}: {rewrote.node} sends every request "
+               f"as a {hops[-1].message.split()[0]}, whatever it gets; a request leaves with "
+               "TTL 64, which no hop limit touches.")
     elif hops[-1].action is Action.DELIVER:
         end = "It reaches IMDS: a request leaves with TTL 64, which no hop limit touches."
     else:
@@ -396,6 +401,10 @@ def _defence(topology: Topology, o: Outcome) -> str:
     """The defence that works whatever the hop limit, when one does."""
     keeps = f"What keeps the token from {o.node} is"
     never = "the hop limit never comes into play"
+    if o.cause is Cause.METHOD and o.sent_as:
+        return (f"{keeps} the PUT requirement: {o.by[0]} sends every request as a "
+                f"{o.sent_as}, whatever it gets, and IMDS gives tokens only to a PUT; "
+                f"{never}.")
     if o.cause is Cause.METHOD:
         return (f"{keeps} the PUT requirement: {o.by[0]} does not pass PUT, so no token "
                 f"request reaches IMDS; {never}.")

@@ -172,3 +172,17 @@ def test_an_unknown_scenario_or_principal_is_bad_input():
     assert "no scenario 'docker-brige' (did you mean 'docker-bridge'?)" in result.output
     result = run("demo", "docker-bridge", "--from", "ap")
     assert result.exit_code == 2 and "did you mean 'app'" in result.output
+
+
+def test_a_method_rewriting_relay_is_said_to_send_get_not_to_refuse_put():
+    # The PHP SSRF app fetches with file_get_contents: a GET, whatever the client sent.
+    # With IMDSv1 off, that is what keeps the token from the attacker.
+    t = load(TOPOLOGIES / "products" / "php-ssrf-alb.yaml").with_imds(http_tokens="required")
+    steps = teaching.build(t, "attacker").steps
+    request = next(s.caption for s in steps if s.beat is teaching.Beat.REQUEST)
+    assert ("It reaches IMDS as GET /latest/api/token: webapp sends every request as a "
+            "GET, whatever it gets") in request
+    lesson = steps[-1].caption
+    assert "webapp sends every request as a GET, whatever it gets, and IMDS gives tokens " \
+        "only to a PUT" in lesson
+    assert "does not pass PUT" not in lesson

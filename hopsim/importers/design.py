@@ -88,11 +88,11 @@ class Design:
         host = next((n for n, v in self.nodes.items() if n == "instance"
                      and v.get("kind") == "host"), None)
         if host is not None and not self.nodes[host].get("role"):
-            self.nodes[host]["role"] = "workload"
+            self.nodes[host]["role"] = Role.WORKLOAD.value
         for name, fields in self.nodes.items():
             if name != host and fields.get("kind") in KINDS and KINDS[
                     fields["kind"]].principal and not fields.get("role"):
-                fields["role"] = "attacker"
+                fields["role"] = Role.ATTACKER.value
                 self.undeclared.append(name)
         if self.undeclared:
             shown = ", ".join(self.undeclared[:6]) + (", ..." if len(self.undeclared) > 6
