@@ -84,10 +84,13 @@ def _filter_rule(topology: Topology, node: str, rule: dict[str, Any]) -> Words:
         parts.append(f"-i <{node}'s interface towards {source}>")
     parts += [f"-d {IMDS_ADDRESSES[4]}/32", "-j", str(rule.get("action", "drop")).upper()]
     where = f"on {node}, in the user data that boots it"
-    if topology.nodes[node].kind == "host" and chain == "FORWARD":
+    documented = "iptables(8)"
+    spec = topology.nodes[node]
+    if spec.kind == "host" and chain == "FORWARD" and spec.masquerade:
+        # a masquerading host is how Docker's engine is modelled
         where += " (on a Docker host: the DOCKER-USER chain, which Docker leaves to you)"
-    return Words(" ".join(parts), where, "iptables(8); Docker docs, Packet filtering and "
-                 "firewalls: DOCKER-USER")
+        documented += "; Docker docs, Packet filtering and firewalls: DOCKER-USER"
+    return Words(" ".join(parts), where, documented)
 
 
 def _no_directive(key: str) -> str:

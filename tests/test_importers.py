@@ -501,8 +501,13 @@ def test_the_kernel_agrees_with_the_model_of_an_imported_file(path):
     why_not = netns.missing()
     if why_not is not None:
         pytest.skip(f"needs the kernel: {why_not}")
+    from hopsim.emulate.products import ProductError
+
     topology = imported(path).topology.with_imds(http_tokens="required")
     with stopping_on_signals():  # as the CLI runs it: namespaces deleted on the way out
-        check = verify_one(topology, (1, 2, 3), 4)
+        try:  # an image hopsim knows the product of runs as that product (nginx ...)
+            check = verify_one(topology, (1, 2, 3), 4)
+        except ProductError as missing:
+            pytest.skip(f"needs the product's binary: {missing}")
     assert len(check.cases) == 3 * len(topology.principals)
     assert not check.disagreements, [(c.hop_limit, c.principal) for c in check.disagreements]

@@ -171,3 +171,13 @@ def test_fleets_findings_leave_their_fixes_to_hopsim_fix(tmp_path):
     from hopsim import analysis
     found = findings.of_report(analysis.check(t), "check")
     assert found and all(findings.fixes_in_words(f) == () for f in found)
+
+
+def test_an_imported_nginx_is_fixed_in_nginx_conf(monkeypatch):
+    # The compose file's nginx image is nginx (the images table): its fix is nginx's own
+    compose = "tests/corpus/compose/nginx-golang-mysql/compose.yaml"
+    markdown = run("check", compose, "--settings", LAUNCH_TEMPLATE, "--format", "markdown",
+                   monkeypatch=monkeypatch).stdout
+    outsider = markdown[markdown.index("outsider-proxy (role attacker)"):]
+    assert ("  - fix: nginx (reverse): proxy\\_set\\_header X-Forwarded-For "
+            "$proxy\\_add\\_x\\_forwarded\\_for; \\[in the location block") in outsider

@@ -154,6 +154,7 @@ class Design:
     def relay(self, wanted: str, relay: Relay, at: Position | None, origin: str,
               runs_on: str | None = None) -> str:
         return self.node(wanted, at, origin, kind=relay.kind, runs_on=runs_on,
+                         product=relay.product, mode=relay.mode,
                          adds_xff=relay.adds_xff, methods=list(relay.methods)
                          if relay.methods is not None else None,
                          forwards_headers=relay.forwards_headers, description=relay.description)
@@ -241,7 +242,7 @@ def relay_override(own: Mapping[str, Any], found: Relay | None) -> Relay | None:
     return Relay(found.kind, changes.get("adds_xff", found.adds_xff),
                  tuple(changes["methods"]) if isinstance(changes.get("methods"), list)
                  else found.methods, changes.get("forwards_headers", found.forwards_headers),
-                 found.description)
+                 found.description, found.product, found.mode)
 
 
 def imds_fields(raw: Any, where: str, design: Design) -> None:

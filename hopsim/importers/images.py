@@ -34,12 +34,15 @@ class Relay:
     methods: tuple[str, ...] | None  # None: the kind's default (any method for a proxy)
     forwards_headers: bool
     description: str
+    product: str | None = None  # the product it is (hopsim.products), when measured
+    mode: str | None = None
 
 
-def _proxy(what: str, adds_xff: bool, why: str) -> Relay:
+def _proxy(what: str, adds_xff: bool, why: str, product: str | None = None,
+           mode: str | None = None) -> Relay:
     return Relay("proxy", adds_xff, None, True,
                  f"{what}: assumed an open relay (hopsim cannot read its configuration); "
-                 f"{why}")
+                 f"{why}", product, mode)
 
 
 _NO_XFF = "adds no X-Forwarded-For by default"
@@ -50,7 +53,7 @@ def _product(what: str, product: str, mode: str | None = None, why: str = "") ->
     """A relay image whose product hopsim measured: its default, from the one table."""
     adds_xff = PRODUCTS[product].setup(mode).policy.adds_xff
     said = "adds X-Forwarded-For by default" if adds_xff else _NO_XFF
-    return _proxy(what, adds_xff, f"{said}{why} (docs/products.md)")
+    return _proxy(what, adds_xff, f"{said}{why} (docs/products.md)", product, mode)
 
 
 # Image name (the last part of the repository, without tag or digest) -> relay.
