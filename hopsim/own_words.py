@@ -115,7 +115,8 @@ def for_setting(topology: Topology, key: str, value: Any) -> Words:
         return Words("", "the instance's metadata options")
     return Words(f"{option}: {value}",
                  "the instance's metadata options: the launch template's MetadataOptions, "
-                 f"or aws ec2 modify-instance-metadata-options {CLI_OPTIONS[key]} {value}")
+                 f"or aws ec2 modify-instance-metadata-options {CLI_OPTIONS[key]} {value}; "
+                 "give the template, node class or plan with --settings for its line")
 
 
 # A settings line: `key = value` (HCL), `key: value` (YAML), `"key": "value",` (JSON).
