@@ -181,3 +181,24 @@ def test_an_imported_nginx_is_fixed_in_nginx_conf(monkeypatch):
     outsider = markdown[markdown.index("outsider-proxy (role attacker)"):]
     assert ("  - fix: nginx (reverse): proxy\\_set\\_header X-Forwarded-For "
             "$proxy\\_add\\_x\\_forwarded\\_for; \\[in the location block") in outsider
+
+
+def test_every_leak_of_the_compose_corpus_has_a_fix_at_a_line_or_in_a_directive():
+    # The bar: with the launch template given, every finding's fix names the
+    # user's own file and line (the template's hop limit, the service to declare) or
+    # the product's directive.
+    from hopsim import analysis, importers, settings
+    from hopsim.importers import instances
+    from hopsim.report import findings
+
+    template = instances.read(ROOT / LAUNCH_TEMPLATE)
+    count = 0
+    for path in sorted((ROOT / "tests" / "corpus" / "compose").glob("*/compose.y*ml")):
+        t = importers.load(path, instances=template).topology
+        (t,), _ = settings.apply_all([t], template, LAUNCH_TEMPLATE)
+        for f in findings.of_report(analysis.check(t), "check"):
+            count += 1
+            fixes = findings.fixes_in_words(f)
+            assert any(f"{LAUNCH_TEMPLATE}:" in x or f"{path}:" in x
+                       or x.startswith(("nginx (", "haproxy (")) for x in fixes), (path, fixes)
+    assert count >= 40  # the corpus's bridged services at hop limit 2, and its outsiders
