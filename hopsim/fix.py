@@ -29,6 +29,7 @@ from hopsim.kinds import Layer
 from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
 from hopsim.own_words import Words
+from hopsim.products import Setup
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError
 
@@ -144,9 +145,14 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
         for station in route.stations:
             if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
-                if relay.relay is not None and not relay.relay.adds_xff:
+                # a product is changed only as its own configuration can be (tinyproxy
+                # refuses no method; the PHP app has no X-Forwarded-For worth adding)
+                setup = own_words.setup_of(topology, station.actor)
+                if relay.relay is not None and not relay.relay.adds_xff and _makes(
+                        setup, "adds_xff", True):
                     _add(found, seen, Change("adds_xff", True, station.actor, cost=1))
-                if relay.relay is not None and relay.relay.allows("PUT"):
+                if relay.relay is not None and relay.relay.allows("PUT") and _makes(
+                        setup, "methods", ["GET", "HEAD"]):
                     _add(found, seen, Change("methods", ["GET", "HEAD"], station.actor, cost=1))
                 if relay.runs_on:
                     _add(found, seen, Change("filters", {"chain": "output", "to": "imds",
@@ -164,6 +170,12 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                 not node.block_imds):
             _add(found, seen, Change("block_imds", True, outcome.node, cost=3))
     return found
+
+
+def _makes(setup: Setup | None, key: str, value: Any) -> bool:
+    """Whether a relay can be changed so: any key for hopsim's own relay, a
+    product's only through a directive of its own."""
+    return setup is None or setup.directive(key, value) is not None
 
 
 def _add(found: list[Change], seen: set[Change], change: Change) -> None:

@@ -202,3 +202,15 @@ def test_every_leak_of_the_compose_corpus_has_a_fix_at_a_line_or_in_a_directive(
             assert any(f"{LAUNCH_TEMPLATE}:" in x or f"{path}:" in x
                        or x.startswith(("nginx (", "haproxy (")) for x in fixes), (path, fixes)
     assert count >= 40  # the corpus's bridged services at hop limit 2, and its outsiders
+
+
+def test_fix_offers_a_product_no_change_its_configuration_cannot_make(tmp_path):
+    # tinyproxy passes every method: refusing PUT is no fix a tinyproxy user can make
+    doc = (TOPOLOGIES / "products" / "nginx-proxy-pass.yaml").read_text()
+    path = tmp_path / "tinyproxy.yaml"
+    path.write_text(doc.replace("product: nginx", "product: tinyproxy"))
+    assert "product: tinyproxy" in path.read_text()
+    data = json.loads(run("fix", str(path), "--format", "json").stdout)
+    changes = [c for f in data["fixes"] for c in f["changes"]]
+    assert "nginx: adds_xff = true" in changes  # AddHeader, tinyproxy's own
+    assert not any("methods" in c for c in changes)
