@@ -214,3 +214,12 @@ def test_fix_offers_a_product_no_change_its_configuration_cannot_make(tmp_path):
     changes = [c for f in data["fixes"] for c in f["changes"]]
     assert "nginx: adds_xff = true" in changes  # AddHeader, tinyproxy's own
     assert not any("methods" in c for c in changes)
+
+
+def test_explain_and_show_call_an_undeclared_service_untrusted_and_say_how_to_declare():
+    compose = "tests/corpus/compose/apache-php/compose.yaml"
+    explained = run("explain", str(ROOT / compose), "--from", "web").stdout
+    assert "\nweb (untrusted): credentials - leak\n" in explained
+    assert "If web is meant to use the instance's role: add `x-hopsim: {role: workload}`" \
+        in explained
+    assert "untrusted (no role declared)" in run("show", str(ROOT / compose)).stdout

@@ -19,7 +19,8 @@ from rich.text import Text
 from hopsim.analysis import Report, Result, rows, verdict_runs
 from hopsim.engine import Action, Exchange
 from hopsim.explain import Explanation
-from hopsim.outcome import Access, Verdict
+from hopsim.outcome import Access, Role, Verdict
+from hopsim.own_words import declaration
 from hopsim.report import findings
 from hopsim.report.wording import HOLDS, finding, plural, reason, role_of
 from hopsim.routing import Router
@@ -230,7 +231,9 @@ def show(out: Console, topology: Topology) -> RenderableType:
     for name in sorted(topology.nodes):
         node = topology.nodes[name]
         details = []
-        if node.role:
+        if name in topology.undeclared and node.role == Role.ATTACKER:
+            details.append("untrusted (no role declared)")
+        elif node.role:
             details.append(f"role {node.role}")
         if node.runs_on:
             details.append(f"runs on {node.runs_on}")
@@ -298,7 +301,8 @@ def explanations(out: Console, topology: Topology,
         Text.assemble(("explain ", "bold"), (topology.name, "bold"), f" at {where}")]
     for e in items:
         o = e.outcome
-        head = Text.assemble("\n", (o.node, "bold"), f" ({o.role or 'no role'}): ",
+        role = role_of(o, topology.undeclared)
+        head = Text.assemble("\n", (o.node, "bold"), f" ({'no role' if role == '-' else role}): ",
                              (o.access.value, ACCESS_STYLE[o.access]))
         if e.finding:
             head += Text(f" - {e.finding}", style="bold red" if e.finding == "leak"
@@ -319,4 +323,8 @@ def explanations(out: Console, topology: Topology,
                     parts.append(_indented(out, f"{who}: {change.words.line()}", 6, hang=2))
         if e.no_fix:
             parts.append(_indented(out, e.no_fix, 2))
+        declared = declaration(topology, o.node) if e.finding else None
+        if declared:
+            parts.append(_indented(out, f"If {o.node} is meant to use the instance's role: "
+                                   f"{declared}.", 2))
     return Group(*parts)
