@@ -53,10 +53,15 @@ IMDS_ADDRESSES = {4: "169.254.169.254", 6: "fd00:ec2::254"}
 
 
 def for_node(topology: Topology, node: str, key: str, value: Any) -> Words | None:
-    """A node key's change in the words of the system that makes it: a
-    relay's product directive (a product without one says so), a filter rule
-    as iptables writes it, blocking as a route; None when hopsim's key is all
-    there is (a relay that names no product)."""
+    """A node key's change in the words of the system that makes it: the
+    product's directive where the node names a product that has one, a filter
+    rule as iptables writes it, blocking as a blackhole route; a product
+    without a directive says so; None when hopsim's key is all there is (a
+    relay that names no product)."""
+    setup = setup_of(topology, node)
+    directive = setup.directive(key, value) if setup is not None else None
+    if directive is not None:
+        return Words(directive.written(value), directive.where, directive.source, setup=setup)
     if key == "filters" and isinstance(value, dict):
         return _filter_rule(topology, node, value)
     if key == "block_imds" and value is True:
@@ -65,14 +70,10 @@ def for_node(topology: Topology, node: str, key: str, value: Any) -> Words | Non
                      "(or a policy that denies its egress to 169.254.169.254/32: a "
                      "Kubernetes NetworkPolicy, ECS_AWSVPC_BLOCK_IMDS for awsvpc tasks)",
                      "ip-route(8): blackhole routes discard packets")
-    setup = setup_of(topology, node)
     if setup is None:
         return None
-    directive = setup.directive(key, value)
-    if directive is None:
-        return Words("", f"{setup.label} has no directive for {key}: {_no_directive(key)}",
-                     setup=setup)
-    return Words(directive.written(value), directive.where, directive.source, setup=setup)
+    return Words("", f"{setup.label} has no directive for {key}: {_no_directive(key)}",
+                 setup=setup)
 
 
 def _filter_rule(topology: Topology, node: str, rule: dict[str, Any]) -> Words:

@@ -39,7 +39,7 @@ class Directive:
 
     change: str  # the hopsim change it stands for, as `hopsim fix` writes it:
     #              "adds_xff=true", "methods=GET,HEAD" (any list without PUT)
-    text: str  # the product's own line(s); {methods} etc. filled by `written`
+    text: str  # the product's own line(s); {methods} and the like filled by `written`
     where: str  # where it goes: "the location block that proxies (nginx.conf)"
     source: str  # the product's documentation that says so
 
@@ -57,11 +57,14 @@ class Directive:
         return self.change.partition("=")[2] == str(value).lower()
 
     def written(self, value: object = None) -> str:
-        """The text with the change's value in the product's syntax."""
+        """The text with the change's value in the product's syntax: {methods}
+        (space-separated), {methods_pipe}, {methods_quoted}; any other brace is
+        the product's own (nginx blocks, dante rules)."""
         methods = list(value) if isinstance(value, (list, tuple)) else \
             self.change.partition("=")[2].split(",")
-        return self.text.format(methods=" ".join(methods), methods_pipe="|".join(methods),
-                                methods_quoted=", ".join(f"'{m}'" for m in methods))
+        return (self.text.replace("{methods}", " ".join(methods))
+                .replace("{methods_pipe}", "|".join(methods))
+                .replace("{methods_quoted}", ", ".join(f"'{m}'" for m in methods)))
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ _NGINX = (
               "in the location block that proxy_passes to 169.254.169.254 (nginx.conf)",
               "nginx docs, ngx_http_proxy_module, proxy_set_header and the variable "
               "$proxy_add_x_forwarded_for"),
-    Directive("methods=GET,HEAD", "if ($request_method !~ ^({methods_pipe})$) {{ return 405; }}",
+    Directive("methods=GET,HEAD", "if ($request_method !~ ^({methods_pipe})$) { return 405; }",
               "in the location block that proxy_passes to 169.254.169.254 (nginx.conf)",
               "nginx docs, ngx_http_rewrite_module, if and return; ngx_http_core_module, "
               "$request_method"),
@@ -150,7 +153,7 @@ _APACHE_REVERSE = (
               "allowmethods_module (httpd.conf)", _ALLOW_METHODS),
 )
 _APACHE_FORWARD = (
-    Directive("adds_xff=true", 'RequestHeader set X-Forwarded-For "expr=%{{REMOTE_ADDR}}"',
+    Directive("adds_xff=true", 'RequestHeader set X-Forwarded-For "expr=%{REMOTE_ADDR}"',
               "at server level, with LoadModule headers_module (httpd.conf): ProxyAddHeaders "
               "applies to reverse proxying only",
               "Apache httpd 2.4 docs, mod_headers, RequestHeader set with an expr= value"),
@@ -172,7 +175,7 @@ _HAPROXY = (
     Directive("adds_xff=true", "option forwardfor",
               "in the frontend (or defaults) section that serves the clients (haproxy.cfg)",
               "HAProxy 2.6 configuration manual, option forwardfor"),
-    Directive("methods=GET,HEAD", "http-request deny deny_status 405 unless {{ method {methods} }}",
+    Directive("methods=GET,HEAD", "http-request deny deny_status 405 unless { method {methods} }",
               "in the frontend section that serves the clients (haproxy.cfg)",
               "HAProxy 2.6 configuration manual, http-request deny (deny_status) and the "
               "method fetch"),
