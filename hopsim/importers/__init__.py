@@ -211,7 +211,9 @@ def dump(design: Design, file: str) -> str:
     for name, fields in doc["nodes"].items():
         line = lines.get(dotted(("nodes", name)))
         where = f", {file}:{line}" if line else ""
-        out.append(f"  # {design.origin.get(name, name)}{where}")
+        untrusted = "; no role declared: untrusted by default" if name in design.undeclared \
+            else ""
+        out.append(f"  # {design.origin.get(name, name)}{where}{untrusted}")
         body = _dump({name: fields})
         out += ["  " + piece for piece in body.splitlines()]
     out.append("links:")
