@@ -293,9 +293,14 @@ def prove(file: str, topology: Topology, fix: Fix) -> Proof:
     why = emulate.missing()
     if why:
         return Proof(f"not proven on the binary: {why}")
-    hop_limit = min(changed.hop_limits().values())
+    limits = set(changed.hop_limits().values())
+    if len(limits) > 1:  # emulate measures every imds node at one hop limit
+        return Proof("not proven on the binary: its imds nodes have different hop limits "
+                     f"({', '.join(map(str, sorted(limits)))})")
+    (hop_limit,) = limits
     try:
-        report, _ = emulate.emulate(changed, [hop_limit])
+        with emulate.stopping_on_signals():  # namespaces deleted whatever ends the run
+            report, _ = emulate.emulate(changed, [hop_limit])
     except emulate.PlanError as error:
         return Proof(f"not proven on the binary: {error}")
     result = report.results[0]
