@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hopsim.imds import IPV4_ENDPOINT
 from hopsim.products import PRODUCTS, Setup
 from hopsim.topology import Topology
 from hopsim.topology.reader import dotted
@@ -49,9 +50,6 @@ def setup_of(topology: Topology, node: str) -> Setup | None:
     return PRODUCTS[spec.product].setup(spec.mode)
 
 
-IMDS_ADDRESSES = {4: "169.254.169.254", 6: "fd00:ec2::254"}
-
-
 def for_node(topology: Topology, node: str, key: str, value: Any) -> Words | None:
     """A node key's change in the words of the system that makes it: the
     product's directive where the node names a product that has one, a filter
@@ -65,7 +63,7 @@ def for_node(topology: Topology, node: str, key: str, value: Any) -> Words | Non
     if key == "filters" and isinstance(value, dict):
         return _filter_rule(topology, node, value)
     if key == "block_imds" and value is True:
-        return Words(f"ip route add blackhole {IMDS_ADDRESSES[4]}/32",
+        return Words(f"ip route add blackhole {IPV4_ENDPOINT}/32",
                      f"in {node}'s own network namespace, before its workload starts "
                      "(or a policy that denies its egress to 169.254.169.254/32: a "
                      "Kubernetes NetworkPolicy, ECS_AWSVPC_BLOCK_IMDS for awsvpc tasks)",
@@ -83,7 +81,9 @@ def _filter_rule(topology: Topology, node: str, rule: dict[str, Any]) -> Words:
     source = rule.get("from")
     if source and chain == "FORWARD":
         parts.append(f"-i <{node}'s interface towards {source}>")
-    parts += [f"-d {IMDS_ADDRESSES[4]}/32", "-j", str(rule.get("action", "drop")).upper()]
+    if rule.get("owner"):  # the sockets a relay or a rootless user's stack opens
+        parts.append(f"-m owner --uid-owner <the user {rule['owner']} runs as>")
+    parts += [f"-d {IPV4_ENDPOINT}/32", "-j", str(rule.get("action", "drop")).upper()]
     where = f"on {node}, in the user data that boots it"
     documented = "iptables(8)"
     spec = topology.nodes[node]
