@@ -110,6 +110,9 @@ def test_a_one_service_php_app_at_aws_defaults_is_a_leak_until_declared(tmp_path
             "credentials at hop limit 1 (an IMDSv1 GET); not declared a workload: ") \
         in result.stdout
     assert "untrusted by default, as no role is declared for them: web;" in result.stderr
+    report = json.loads(run("check", compose, "--format", "json").stdout)
+    (topology,) = report["topologies"]
+    assert topology["untrusted_by_default"] == ["web"]
     # today's reading, on request: no role, no verdict
     assert run("check", compose, "--undeclared", "ignore").exit_code == 0
     assert CliRunner().invoke(main, ["check", str(ROOT / compose)], env={
