@@ -20,9 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from hopsim.kinds import ANY_METHOD, RelayPolicy
-
-MODES = ("reverse", "forward")
+from hopsim.kinds import ANY_METHOD, PASS_BYTES, RelayPolicy
 
 
 class Form(Enum):
@@ -31,6 +29,7 @@ class Form(Enum):
     ORIGIN = "origin"  # PUT /latest/api/token: the upstream is in its configuration
     ABSOLUTE = "absolute"  # PUT http://169.254.169.254/latest/api/token: a forward proxy
     SITE = "site"  # GET /?site=http://169.254.169.254/...: the SSRF app's parameter
+    SOCKS = "socks"  # SOCKS5 CONNECT 169.254.169.254:80, then PUT /latest/api/token
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,9 @@ class Setup:
     form: Form
     open_relay: str  # the one misconfiguration that makes it relay to IMDS
     sources: tuple[str, ...]  # where each default is documented
+    # What closes the path to IMDS, in the product's own words, each with its
+    # source: the directive a finding or a fix names (empty: none written yet).
+    closes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -64,11 +66,23 @@ class Product:
     def modes(self) -> tuple[str, ...]:
         return tuple(s.mode for s in self.setups if s.mode)
 
-    def setup(self, mode: str | None) -> Setup:
-        """The setup for `mode` (None: the default mode, or the only one)."""
-        mode = mode or self.default_mode
-        for s in self.setups:
-            if s.mode == mode or len(self.setups) == 1:
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The node kinds it can be, in table order (nginx: a proxy or an L4 relay)."""
+        return tuple(dict.fromkeys(s.kind for s in self.setups))
+
+    def of_kind(self, kind: str) -> tuple[Setup, ...]:
+        return tuple(s for s in self.setups if s.kind == kind)
+
+    def setup(self, mode: str | None, kind: str | None = None) -> Setup:
+        """The setup for `mode` (None: the default mode of that kind, or its only one)."""
+        candidates = self.of_kind(kind) if kind else self.setups
+        if mode is None:
+            if len(candidates) == 1:
+                return candidates[0]
+            mode = self.default_mode
+        for s in candidates:
+            if s.mode == mode or len(candidates) == 1:
                 return s
         raise KeyError(f"{self.name} has no mode {mode!r}")
 
@@ -88,6 +102,53 @@ _APACHE_XFF = ("Apache httpd 2.4 docs, mod_proxy, 'Reverse Proxy Request Headers
 _SQUID_XFF = ("Squid docs, forwarded_for: default 'on' adds the client's address; 'off' "
               "sends 'unknown'; only 'delete' or 'transparent' omit the header")
 
+# The L4 relays: each passes the bytes it is given (any method, every header,
+# no X-Forwarded-For) and opens its own connection upstream [M].
+_SOCAT = ("socat(1): TCP-LISTEN:<port> accepts a TCP connection and, with fork, handles "
+          "each in a child; TCP:<host>:<port> connects to the host; socat copies the bytes "
+          "both ways, unchanged")
+_SOCAT_CLOSES = ("socat(1): the upstream is the address it is given (TCP:HOST:PORT): "
+                 "point it anywhere but 169.254.169.254, or remove the relay")
+_SSHD_FORWARDING = ("sshd_config(5), AllowTcpForwarding: 'Specifies whether TCP forwarding "
+                    "is permitted ... yes (the default)'; PermitOpen: 'The default is to "
+                    "allow all port forwarding requests' (any); Debian 12's sshd_config sets "
+                    "neither")
+_SSHD_NOLOGIN = ("sshd_config(5), AllowTcpForwarding: 'disabling TCP forwarding does not "
+                 "improve security unless users are also denied shell access'; and the "
+                 "converse holds: ssh -N runs no shell, so a user whose shell is "
+                 "/usr/sbin/nologin still forwards (measured, Debian 12)")
+_SSH_DYNAMIC = ("ssh(1), -D [bind_address:]port: 'dynamic application-level port "
+                "forwarding ... ssh will act as a SOCKS server'; sshd opens each connection "
+                "the client asks for (a direct-tcpip channel)")
+_SSHD_CLOSES = ("sshd_config(5): AllowTcpForwarding no ('no to prevent all TCP "
+                "forwarding'), for all users or in a Match block",
+                "sshd_config(5): PermitOpen host:port ... (the destinations local "
+                "forwarding may reach) not listing 169.254.169.254:80, or PermitOpen none")
+_HAPROXY_TCP = ("HAProxy 2.6 configuration manual, mode tcp: 'The instance will work in pure "
+                "TCP mode. A full-duplex connection will be established between clients and "
+                "servers, and no layer 7 examination will be performed'; option forwardfor "
+                "applies to mode http only")
+_HAPROXY_TCP_CLOSES = ("HAProxy 2.6 configuration manual, server <name> <address>: the "
+                       "backend's server line names the upstream: no server at "
+                       "169.254.169.254, or remove the frontend")
+_NGINX_STREAM = ("nginx docs, ngx_stream_proxy_module, proxy_pass address: 'Sets the address "
+                 "of a proxied server'; the stream module proxies TCP and reads no HTTP "
+                 "(no proxy_set_header, no X-Forwarded-For)")
+_NGINX_STREAM_CLOSES = ("nginx docs, ngx_stream_proxy_module, proxy_pass: an upstream that "
+                        "is not 169.254.169.254; ngx_stream_access_module: deny for the "
+                        "clients that must not use it")
+_MICROSOCKS = ("microsocks README: 'microsocks -1 -q -i listenip -p port -u user -P "
+               "password -b bindaddr'; without -u and -P it asks no authentication, and it "
+               "has no rule on destinations: any CONNECT is opened")
+_MICROSOCKS_CLOSES = ("microsocks README: no destination rule exists; bind it to loopback "
+                      "(-i 127.0.0.1), require a user (-u user -P password), or remove it "
+                      "(or a host filter on the instance: an owner-matched output rule)")
+_DANTE = ("danted.conf(5): 'client pass' rules say who may connect, 'socks pass' rules "
+          "where to; a configuration passing from 0.0.0.0/0 to 0.0.0.0/0 opens every "
+          "destination (the usual open-proxy setup)")
+_DANTE_CLOSES = ("danted.conf(5): socks block { from: 0.0.0.0/0 to: 169.254.169.254/32 }, "
+                 "before the socks pass rules (the first matching rule wins)")
+
 PRODUCTS: dict[str, Product] = {
     p.name: p
     for p in (
@@ -96,6 +157,10 @@ PRODUCTS: dict[str, Product] = {
                   "proxy_pass http://169.254.169.254;",
                   (_NGINX_XFF, "nginx docs, proxy_pass_request_headers: on by default "
                    "(the client's headers are passed); any method is proxied")),
+            Setup("nginx", "stream", "relay", "nginx 1.22 stream proxy_pass "
+                  "(libnginx-mod-stream)", PASS_BYTES, Form.ORIGIN,
+                  "stream { server { listen 8081; proxy_pass 169.254.169.254:80; } }",
+                  (_NGINX_STREAM,), closes=(_NGINX_STREAM_CLOSES,)),
         ), default_mode="reverse"),
         Product("apache", "proxy", ("apache2",), "apache2", (
             Setup("apache", "reverse", "proxy", "Apache httpd 2.4 mod_proxy, ProxyPass",
@@ -122,6 +187,9 @@ PRODUCTS: dict[str, Product] = {
                   _PASS_ALL, Form.ORIGIN, "server imds 169.254.169.254:80",
                   ("HAProxy 2.6 configuration manual, option forwardfor: X-Forwarded-For "
                    "is added only with this option, which is off by default",)),
+            Setup("haproxy", "tcp", "relay", "HAProxy 2.6, mode tcp", PASS_BYTES, Form.ORIGIN,
+                  "mode tcp; server imds 169.254.169.254:80", (_HAPROXY_TCP,),
+                  closes=(_HAPROXY_TCP_CLOSES,)),
         ), default_mode="reverse"),
         Product("tinyproxy", "proxy", ("tinyproxy",), "tinyproxy", (
             Setup("tinyproxy", "forward", "proxy", "tinyproxy 1.11, no Allow line",
@@ -152,6 +220,111 @@ PRODUCTS: dict[str, Product] = {
                    "unless a stream context sets 'method', and only the headers the "
                    "context sets; file_get_contents($url) has no context",)),
         )),
+        Product("socat", "relay", ("socat",), "socat", (
+            Setup("socat", None, "relay", "socat 1.7.4.4 TCP-LISTEN,fork to TCP", PASS_BYTES,
+                  Form.ORIGIN, "TCP-LISTEN:8081,fork,reuseaddr TCP:169.254.169.254:80",
+                  (_SOCAT,), closes=(_SOCAT_CLOSES,)),
+        )),
+        Product("ssh", "relay", ("openssh-server", "openssh-client"), "sshd", (
+            Setup("ssh", "local-forward", "relay",
+                  "OpenSSH 9.2p1 sshd, Debian's sshd_config; ssh -N -L 8081:169.254.169.254:80",
+                  PASS_BYTES, Form.ORIGIN,
+                  "none: Debian's default sshd_config (AllowTcpForwarding yes, PermitOpen any)",
+                  (_SSHD_FORWARDING, _SSHD_NOLOGIN), closes=_SSHD_CLOSES),
+            Setup("ssh", "socks", "relay",
+                  "OpenSSH 9.2p1 sshd, Debian's sshd_config; ssh -N -D 1080 (SOCKS5)",
+                  PASS_BYTES, Form.SOCKS,
+                  "none: Debian's default sshd_config (AllowTcpForwarding yes, PermitOpen any)",
+                  (_SSHD_FORWARDING, _SSHD_NOLOGIN, _SSH_DYNAMIC), closes=_SSHD_CLOSES),
+        )),  # the modes differ in how a client addresses it: a node must say which
+        Product("microsocks", "relay", ("microsocks",), "microsocks", (
+            Setup("microsocks", None, "relay", "microsocks 1.0.3, defaults (no auth)",
+                  PASS_BYTES, Form.SOCKS, "the defaults: no -u/-P, any destination",
+                  (_MICROSOCKS,), closes=(_MICROSOCKS_CLOSES,)),
+        )),
+        Product("dante", "relay", ("dante-server",), "danted", (
+            Setup("dante", None, "relay", "dante 1.4.2 danted, client pass and socks pass "
+                  "from 0/0 to 0/0", PASS_BYTES, Form.SOCKS,
+                  "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }",
+                  (_DANTE,), closes=(_DANTE_CLOSES,)),
+        )),
+    )
+}
+
+
+# Every mode a product has, the L7 ones first, in table order: the choices of `mode:`.
+MODES = tuple(dict.fromkeys(
+    [s.mode for p in PRODUCTS.values() for s in p.setups if s.mode and s.kind != "relay"]
+    + [s.mode for p in PRODUCTS.values() for s in p.setups if s.mode and s.kind == "relay"]))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A user-space network stack (`network:` on a container or a VM): it ends
+    each of the workload's TCP connections and opens its own socket in the
+    stack of the node it runs on, as an L4 relay does."""
+
+    name: str
+    kinds: tuple[str, ...]  # the node kinds that may use it
+    title: str  # what it is, with the version measured
+    packages: tuple[str, ...]  # Debian packages that bring its binary (none: simulated only)
+    binary: str | None  # the program hopsim emulate runs, if any
+    sources: tuple[str, ...]
+    closes: tuple[str, ...]  # what closes the path, in its own words, with sources
+    certainty: str  # the docs' marker for its model: M measured, U uncertain
+    refusing_versions: tuple[str, ...] = ()  # versions that refuse 169.254.169.254
+
+    def policy(self, version: str | None) -> RelayPolicy:
+        """What it does to the workload's requests at `version` (None: the
+        version that exposes, as the default always is)."""
+        if version is not None and version in self.refusing_versions:
+            return RelayPolicy(ANY_METHOD, adds_xff=False, forwards_headers=True,
+                               refuses_imds=True)
+        return PASS_BYTES
+
+
+_OWNER_RULE = ("nftables wiki, Matching packet metainformation: meta skuid matches the "
+               "user that owns the socket, on the output hook: on the instance, `meta "
+               "skuid <the rootless user> ip daddr 169.254.169.254 drop` (in hopsim: "
+               "filters: [{chain: output, owner: NODE, to: imds, action: drop}])")
+_PER_SOCKET = ("(measured, Debian 12): the container's TCP connection is ended by the "
+               "stack, which connect()s its own socket in the instance's namespace: "
+               "IMDS sees the instance's address, the answer arrives with TTL 64 from the "
+               "stack, whatever the hop limit")
+
+STACKS: dict[str, Stack] = {
+    s.name: s
+    for s in (
+        Stack("slirp4netns", ("container", "host"), "slirp4netns 1.2.0, default options",
+              ("slirp4netns",), "slirp4netns",
+              ("slirp4netns(1): 'User-mode networking for unprivileged network namespaces'; "
+               "libslirp terminates the guest's TCP and opens host sockets; "
+               "--disable-host-loopback blocks 127.0.0.1 only, not 169.254.169.254 "
+               + _PER_SOCKET,), (_OWNER_RULE,), "M"),
+        Stack("pasta", ("container", "host"), "pasta (passt 2023-03-09), run by an "
+              "unprivileged user", ("passt",), "pasta",
+              ("passt(1): pasta 'translates between a network namespace's Layer-2 interface "
+               "and native Layer-4 sockets (TCP, UDP, ICMP echo) on the host'; Podman 5's "
+               "default rootless network " + _PER_SOCKET,), (_OWNER_RULE,), "M"),
+        Stack("gvisor-tap-vsock", ("container", "host"), "gvisor-tap-vsock in RootlessKit "
+              "(rootless Docker 29.5+)", (), None,
+              ("RootlessKit docs: the gvisor-tap-vsock network driver runs a gVisor TCP/IP "
+               "stack in user space and opens host sockets for the container's connections",
+               "moby/moby#52694: in Docker 29.5.0 (RootlessKit 3.0.0) connections to "
+               "169.254.169.254 were refused ('Connection refused'); rootlesskit PR 597 "
+               "(3.0.1) passes them again: the default is the version that passes"),
+              (_OWNER_RULE,), "U", refusing_versions=("3.0.0",)),
+        Stack("bypass4netns", ("container", "host"), "bypass4netns (rootless containers, "
+              "seccomp socket bypass)", (), None,
+              ("bypass4netns README: it intercepts the container's socket calls (seccomp "
+               "user notification) and replaces its sockets with sockets created in the "
+               "host's network namespace: connections leave from the host's stack",),
+              (_OWNER_RULE,), "U"),
+        Stack("qemu-user", ("host",), "QEMU user-mode networking (-netdev user, libslirp)",
+              (), None,
+              ("QEMU docs, Network emulation, 'User Networking (SLIRP)': the guest's TCP "
+               "connections are made by QEMU's own sockets on the host (libslirp, as "
+               "slirp4netns)",), (_OWNER_RULE,), "U"),
     )
 }
 
@@ -168,16 +341,37 @@ def setups() -> list[Setup]:
 def mode_problem(product: str, mode: str | None, kind: str) -> str | None:
     """What is wrong with naming `product` (in `mode`) on a node of `kind`, or None."""
     spec = PRODUCTS[product]
-    if spec.kind != kind:
-        return f"{product} is a {spec.kind}, not a {kind}: write kind: {spec.kind}"
+    if kind not in spec.kinds:
+        kinds = " or kind: ".join(spec.kinds)
+        return f"{product} is a {' or a '.join(spec.kinds)}, not a {kind}: write kind: {kinds}"
+    own = spec.of_kind(kind)
+    modes = [s.mode for s in own if s.mode]
     if mode is None:
-        if spec.modes and spec.default_mode is None:
-            return (f"{product} is both a reverse and a forward proxy, and they differ on "
-                    f"what decides the token: say which with mode: "
-                    f"{' or mode: '.join(spec.modes)}")
+        if len(own) > 1 and spec.default_mode not in modes:
+            what, differ = (("a local forward (-L) or a SOCKS server (-D)",
+                             "how a client addresses it") if kind == "relay" else
+                            ("both a reverse and a forward proxy", "what decides the token"))
+            return (f"{product} is {what}, and they differ on {differ}: say which with "
+                    f"mode: {' or mode: '.join(modes)}")
         return None
     if not spec.modes:
         return f"{product} has no mode"
-    if mode not in spec.modes:
-        return f"{product} is emulated as a {' or '.join(spec.modes)} proxy only"
+    if mode not in modes:
+        other = next((s for s in spec.setups if s.mode == mode), None)
+        if other is not None and other.kind != kind:
+            return f"{product} in mode {mode} is a {other.kind}: write kind: {other.kind}"
+        if not modes:
+            return f"{product} as a {kind} has no mode"
+        noun = " proxy" if kind == "proxy" else f" {kind}" if kind != "relay" else " relay"
+        return f"{product} is emulated as a {' or '.join(modes)}{noun} only"
+    return None
+    if not spec.modes:
+        return f"{product} has no mode"
+    if mode not in modes:
+        other = next((s for s in spec.setups if s.mode == mode), None)
+        if other is not None:
+            return f"{product} in mode {mode} is a {other.kind}: write kind: {other.kind}"
+        if not modes:
+            return f"{product} as a {kind} has no mode"
+        return f"{product} as a {kind} is emulated in mode {' or '.join(modes)} only"
     return None

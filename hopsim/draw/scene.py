@@ -88,6 +88,7 @@ class Place:
                 Cause.DISABLED: ", IMDS disabled",
                 Cause.UNREACHABLE: ", unreachable",
                 Cause.FILTERED: f", filtered at {o.filtered_at}",
+                Cause.CLOSED: f", {o.by[0] if o.by else 'a relay'} refuses IMDS",
             }.get(o.cause, "")  # type: ignore[arg-type]
         finding = self.finding
         return f"{finding.upper()}: {text}" if finding else text
@@ -165,7 +166,7 @@ def shape_of(topology: Topology, name: str) -> Shape:
         return Shape.IMDS
     if layer is Layer.L2:
         return Shape.BRIDGE
-    if layer is Layer.L7:
+    if layer.ends_tcp:
         return Shape.RELAY
     if node.forwards:
         return Shape.NAT if node.rewrites_source else Shape.ROUTER
