@@ -6,8 +6,9 @@ TTL [C]; NATs and tunnels decrement like routers [U]; relays (L7 and L4) end the
 TCP connection and re-send with their own TTL, 64 [M]; an L4 relay passes the
 bytes it is given, so IMDS sees the client's request unchanged [M]. The
 generic relays' defaults are the ones that protect least: a relay whose
-behaviour a file does not state is not assumed to add X-Forwarded-For (nginx, HAProxy, tinyproxy and Apache's
-forward proxy do not [M]); a named product sets them all (hopsim.products).
+behaviour a file does not state is not assumed to add X-Forwarded-For
+(nginx, HAProxy, tinyproxy and Apache's forward proxy do not [M]); a named
+product sets them all (hopsim.products).
 """
 
 from __future__ import annotations

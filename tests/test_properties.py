@@ -102,7 +102,7 @@ VIA_TWO_RELAYS_ON_ONE_HOST = {
 
 
 @FAST
-@given(topology_docs())
+@given(topology_docs(l4=True))
 def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
     """A principal with a token at hop limit h has one at h+1 (full replays),
     and a token outcome never names a router that dropped the token."""
@@ -123,7 +123,7 @@ def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
 
 
 @FAST
-@given(topology_docs())
+@given(topology_docs(l4=True))
 @example(REFUSED_BEHIND_A_ROUTER)
 def test_sweep_shortcut_equals_full_replay(doc: dict[str, Any]) -> None:
     """profiles(t)[p].at(h) == play(t.with_imds(hop_limit=h), p).outcome, whole
