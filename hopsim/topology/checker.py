@@ -244,6 +244,8 @@ def _check_network(check: Checker, name: str, raw: dict[str, Any],
         check.add(path + ("version",), f"expected a version such as 3.0.1, got "
                   f"{show(version)}")
         raw.pop("version")
+    if raw.get("runs_on") == name:
+        return  # said once, below: a node cannot run on itself
     chain = [name]  # a ring of runs_on would leave no node with links
     while (host := nodes.get(chain[-1], {}).get("runs_on")) and host in nodes:
         if host in chain:
