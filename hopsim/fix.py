@@ -5,8 +5,10 @@ The changes it knows (docs/mitigations.md): a hop limit, http_tokens
 required, a relay that adds X-Forwarded-For or stops passing PUT, a
 forward-chain filter dropping traffic to IMDS on a router an attacker's
 request crosses (for everything, or for what arrives from the attacker's
-side), an output filter on a relay's host, and block_imds on an attacker's
-own namespace. Sets are tried smallest first (up to MAX_CHANGES changes);
+side), an output filter on a relay's host (for everything, or for the
+sockets the relay or a rootless stack owns), block_imds on an L4 relay (the
+product's own refusal: sshd's PermitOpen, dante's socks block), and
+block_imds on an attacker's own namespace. Sets are tried smallest first (up to MAX_CHANGES changes);
 every set found at the smallest size is reported, cheapest kind first. A set
 is a fix only if the loader accepts it and the simulator's verdict is ok.
 """
@@ -118,6 +120,8 @@ def _rule(f: Any) -> dict[str, str]:
         rule["from"] = f.source
     if f.destination:
         rule["to"] = f.destination
+    if f.owner:
+        rule["owner"] = f.owner
     rule["action"] = f.action
     return rule
 
@@ -142,11 +146,20 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
         for station in route.stations:
             if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
-                if relay.relay is not None and not relay.relay.adds_xff:
+                if relay.passes_bytes:  # L4: no HTTP to change; it can refuse, or be owned
+                    if relay.spec.layer is Layer.L4 and not relay.block_imds:
+                        _add(found, seen, Change("block_imds", True, station.actor, cost=1))
+                    if relay.runs_on:
+                        _add(found, seen, Change("filters", {
+                            "chain": "output", "owner": station.actor, "to": "imds",
+                            "action": "drop"}, relay.runs_on, cost=2))
+                if relay.relay is not None and not relay.passes_bytes and (
+                        not relay.relay.adds_xff):
                     _add(found, seen, Change("adds_xff", True, station.actor, cost=1))
-                if relay.relay is not None and relay.relay.allows("PUT"):
+                if relay.relay is not None and not relay.passes_bytes and (
+                        relay.relay.allows("PUT")):
                     _add(found, seen, Change("methods", ["GET", "HEAD"], station.actor, cost=1))
-                if relay.runs_on:
+                if relay.runs_on and not relay.network:
                     _add(found, seen, Change("filters", {"chain": "output", "to": "imds",
                                                          "action": "drop"},
                                              relay.runs_on, cost=2))
@@ -158,7 +171,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                                              station.node, cost=2))
             previous = station.node
         node = nodes[outcome.node]
-        if not node.runs_on and node.spec.layer is Layer.ENDPOINT and (
+        if (not node.runs_on or node.network) and node.spec.layer is Layer.ENDPOINT and (
                 not node.block_imds):
             _add(found, seen, Change("block_imds", True, outcome.node, cost=3))
     return found

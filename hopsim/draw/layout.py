@@ -375,7 +375,8 @@ def layout(scene: Scene, alike: Sequence[Scene] = ()) -> Picture:
                          if b.place.runs_on == p.runs_on and b.rect.bottom <= node.y),
                         default=host.bottom)
             lines.append(Line(((node.cx, above), (node.cx, node.y)), MUTED, 1.5, dotted=True,
-                              title=f"{p.name} runs on {p.runs_on}: same network stack, "
+                              title=f"{p.name}: {p.attachment}, no hop" if p.network
+                              else f"{p.name} runs on {p.runs_on}: same network stack, "
                               "no hop"))
     for w in scene.wires:
         lines.append(_wire_line(w, boxes, layer, col_x, col_w, gap))

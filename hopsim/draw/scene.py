@@ -44,7 +44,7 @@ SHAPE_MEANING = {
 
 KIND_TEXT = {"bridge": "bridge, L2", "router": "router, L3", "nat": "NAT, L3",
              "tunnel": "tunnel, L3", "proxy": "proxy, L7", "waf": "WAF, L7",
-             "ssrf": "SSRF app, L7"}
+             "ssrf": "SSRF app, L7", "relay": "relay, L4 (re-sends at TTL 64)"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,14 @@ class Place:
     role: str | None = None
     outcome: Outcome | None = None  # for a principal
     drops: tuple[str, ...] = ()  # principals whose token response died here
+    network: str | None = None  # its user-space stack, which re-opens its connections
+
+    @property
+    def attachment(self) -> str:
+        """How it sits on its runs_on node, in words (renderers and titles)."""
+        if self.network:
+            return f"its {self.network} re-sends from {self.runs_on} at TTL 64"
+        return f"runs on {self.runs_on}"
 
     @property
     def finding(self) -> str | None:
@@ -274,7 +282,7 @@ def build(topology: Topology, principals: Sequence[str] | None = None,
         outcome = exchanges[name].outcome if name in exchanges else None
         places.append(Place(name, node.kind, shape_of(topology, name), layer[name],
                             _detail(topology, name), node.runs_on, node.role, outcome,
-                            tuple(drops.get(name, ()))))
+                            tuple(drops.get(name, ())), node.network))
     verdict, reason = judge(e.outcome for e in exchanges.values())
     return Scene(topology.name, configured_hop_limit(topology), drawn,
                  principals is None or set(drawn) == set(topology.principals),
