@@ -96,7 +96,9 @@ def story(topology: Topology, o: Outcome) -> str:
                 f"only the way from IMDS to {o.receiver}.")
         if relay.relay and not relay.relay.adds_xff:
             text += (f" {o.receiver} adds no X-Forwarded-For, so IMDS cannot tell the PUT "
-                     "was relayed.")
+                     "was relayed." if not relay.passes_bytes else
+                     f" {o.receiver} passes the bytes: IMDS sees the PUT as the client sent "
+                     "it, from the relay's address.")
         return text
     if o.access is Access.TOKEN:
         return (f"{o.node} gets a token: its token response crosses {plural(k, 'router')} "
@@ -219,6 +221,16 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
     for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
+        if topology.nodes[relay].passes_bytes:  # type: ignore[index]
+            # No HTTP to change: an L4 relay or stack can only refuse IMDS.
+            refuse = not policy.refuses_imds
+            what = (f"make {relay} open no connection to IMDS (block_imds)" if refuse else
+                    f"let {relay} open connections to IMDS")
+            yield _relay_change(topology, principal, relay,  # type: ignore[arg-type]
+                                replace(policy, refuses_imds=refuse), what,
+                                f"--set {relay}.block_imds={str(refuse).lower()}",
+                                loosens=not refuse)
+            continue
         xff = not policy.adds_xff
         yield _relay_change(topology, principal, relay, replace(policy, adds_xff=xff),
                             f"make {relay} {'add' if xff else 'drop'} X-Forwarded-For",

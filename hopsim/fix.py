@@ -8,9 +8,10 @@ request crosses (for everything, or for what arrives from the attacker's
 side), an output filter on a relay's host (for everything, or for the
 sockets the relay or a rootless stack owns), block_imds on an L4 relay (the
 product's own refusal: sshd's PermitOpen, dante's socks block), and
-block_imds on an attacker's own namespace. Sets are tried smallest first (up to MAX_CHANGES changes);
-every set found at the smallest size is reported, cheapest kind first. A set
-is a fix only if the loader accepts it and the simulator's verdict is ok.
+block_imds on an attacker's own namespace. Sets are tried smallest first
+(up to MAX_CHANGES changes); every set found at the smallest size is
+reported, cheapest kind first. A set is a fix only if the loader accepts it
+and the simulator's verdict is ok.
 """
 
 from __future__ import annotations
