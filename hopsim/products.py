@@ -334,8 +334,10 @@ def product_names() -> tuple[str, ...]:
 
 
 def setups() -> list[Setup]:
-    """Every product in every mode, in table order."""
-    return [s for p in PRODUCTS.values() for s in p.setups]
+    """Every product in every mode, in table order: the L7 relays, then the L4
+    ones (`kind: relay`), so a listing shows the two families side by side."""
+    every = [s for p in PRODUCTS.values() for s in p.setups]
+    return [s for s in every if s.kind != "relay"] + [s for s in every if s.kind == "relay"]
 
 
 def mode_problem(product: str, mode: str | None, kind: str) -> str | None:
