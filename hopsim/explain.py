@@ -88,6 +88,13 @@ def story(topology: Topology, o: Outcome) -> str:
         return f"{o.node} cannot reach IMDS ({reason(o)})."
     h, k = o.hop_limit or 0, o.routers or 0
     budget = f"hop limit {h} lets it cross {plural(h - 1, 'router')}"
+    stack = topology.nodes[o.node].network
+    if o.access is Access.TOKEN and stack and o.receiver == o.node:
+        runs_on = topology.nodes[o.node].runs_on
+        return (f"{o.node} gets a token through its {stack} stack: a user-space process in "
+                f"{runs_on}'s stack ends each of its TCP connections and opens its own, so "
+                f"the token response crosses only {plural(k, 'router')} to reach it "
+                f"({budget}) and is handed to {o.node} in fresh packets (TTL 64).")
     if o.access is Access.TOKEN and o.receiver != o.node:
         relay = topology.nodes[o.receiver]  # type: ignore[index]
         text = (f"{o.node} gets a token through {o.receiver} ({relay.kind}): the token "
@@ -224,8 +231,10 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
         if topology.nodes[relay].passes_bytes:  # type: ignore[index]
             # No HTTP to change: an L4 relay or stack can only refuse IMDS.
             refuse = not policy.refuses_imds
-            what = (f"make {relay} open no connection to IMDS (block_imds)" if refuse else
-                    f"let {relay} open connections to IMDS")
+            what = (f"let {relay} reach IMDS" if not refuse else
+                    f"blackhole IMDS in {relay}'s own namespace (block_imds)"
+                    if topology.nodes[relay].network else  # type: ignore[index]
+                    f"make {relay} open no connection to IMDS (block_imds)")
             yield _relay_change(topology, principal, relay,  # type: ignore[arg-type]
                                 replace(policy, refuses_imds=refuse), what,
                                 f"--set {relay}.block_imds={str(refuse).lower()}",

@@ -12,8 +12,10 @@ routed and masqueraded by the instance, is the control: one router.
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from builders import make, play
+from builders import ROOT, make, play
 from click.testing import CliRunner
 
 from hopsim import parse
@@ -381,3 +383,37 @@ def test_a_bad_network_is_one_error_line_and_exit_2(tmp_path):
                      "gvisor-tap-vsock, bypass4netns, qemu-user, got 'pasta2' (did you mean "
                      "'pasta'?)"]
     assert "Traceback" not in result.output
+
+
+# --- the reports name the stack and the relay leg ------------------------------------------
+
+RUNNER = "topologies/rootless-ci-runner.yaml"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), env={"NO_COLOR": "1", "COLUMNS": "200",
+                                                      "TERM": "dumb"})
+
+
+def test_trace_shows_the_unrouted_leg_and_the_stacks_fresh_connection():
+    result = cli("trace", str(ROOT / RUNNER), "--from", "ci-job")
+    assert result.exit_code == 0, result.output
+    assert "(to its slirp4netns stack, in its own namespace: not routed)" in result.output
+    assert "ci-job's slirp4netns opens its own connection: fresh TTL 64" in result.output
+
+
+def test_draw_and_explain_name_the_stack():
+    mermaid = cli("draw", str(ROOT / RUNNER), "--format", "mermaid").output
+    assert "its slirp4netns re-sends from instance at TTL 64" in mermaid
+    assert "its pasta re-sends from instance at TTL 64" in mermaid
+    explained = cli("explain", str(ROOT / RUNNER)).output
+    assert "ci-job gets a token through its slirp4netns stack" in explained
+    assert "blackhole IMDS in ci-job's own namespace (block_imds)" in explained
+
+
+def test_show_json_carries_the_stack_only_where_there_is_one():
+    result = cli("show", str(ROOT / RUNNER), "--format", "json")
+    assert result.exit_code == 0, result.output
+    nodes = {n["name"]: n for n in json.loads(result.output)["topology"]["nodes"]}
+    assert nodes["ci-job"]["network"] == {"stack": "slirp4netns", "version": None}
+    assert "network" not in nodes["build"] and "network" not in nodes["instance"]
