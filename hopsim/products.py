@@ -17,7 +17,7 @@ the binary is right and the table follows it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from hopsim.kinds import ANY_METHOD, PASS_BYTES, RelayPolicy
@@ -45,8 +45,9 @@ class Setup:
     open_relay: str  # the one misconfiguration that makes it relay to IMDS
     sources: tuple[str, ...]  # where each default is documented
     # What closes the path to IMDS, in the product's own words, each with its
-    # source: the directive a finding or a fix names (empty: none written yet).
-    closes: tuple[str, ...] = ()
+    # source: what a finding or a fix names for an L4 relay (its block_imds).
+    # Keyword-only, so that fields added beside it keep their positions.
+    closes: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def label(self) -> str:
