@@ -16,6 +16,7 @@ from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
 from hopsim.outcome import Access, Cause, Outcome
+from hopsim.products import refusal_directive
 from hopsim.profiles import profile
 from hopsim.report.wording import finding, plural, reason
 from hopsim.routing import Part, Route, Router
@@ -228,8 +229,12 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
     for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
-        if topology.nodes[relay].passes_bytes:  # type: ignore[index]
-            # No HTTP to change: an L4 relay or stack can only refuse IMDS.
+        node = topology.nodes[relay]  # type: ignore[index]
+        if node.passes_bytes:
+            # No HTTP to change: an L4 relay or stack can only refuse IMDS, where
+            # the product can be told to (microsocks cannot).
+            if node.product and refusal_directive(node.product, node.mode, node.kind) is None:
+                continue
             refuse = not policy.refuses_imds
             what = (f"let {relay} reach IMDS" if not refuse else
                     f"blackhole IMDS in {relay}'s own namespace (block_imds)"

@@ -31,6 +31,7 @@ from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
 from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
+from hopsim.products import refusal_directive
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError
 
@@ -149,7 +150,9 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
             if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
                 if relay.passes_bytes:  # L4: no HTTP to change; it can refuse, or be owned
-                    if relay.spec.layer is Layer.L4 and not relay.block_imds:
+                    if relay.spec.layer is Layer.L4 and not relay.block_imds and (
+                            relay.product is None
+                            or refusal_directive(relay.product, relay.mode, relay.kind)):
                         _add(found, seen, Change("block_imds", True, station.actor, cost=1))
                     if relay.runs_on:
                         _add(found, seen, Change("filters", {
