@@ -18,7 +18,7 @@ import pytest
 from builders import ROOT, make, play
 from click.testing import CliRunner
 
-from hopsim import parse
+from hopsim import importers, parse
 from hopsim.cli import main
 from hopsim.engine import Action
 from hopsim.imds import IPV4_ENDPOINT, XFF_HEADER
@@ -441,3 +441,45 @@ def test_show_json_carries_the_stack_only_where_there_is_one():
     nodes = {n["name"]: n for n in json.loads(result.output)["topology"]["nodes"]}
     assert nodes["ci-job"]["network"] == {"stack": "slirp4netns", "version": None}
     assert "network" not in nodes["build"] and "network" not in nodes["instance"]
+
+
+# --- the files people have: Podman's rootless network_mode ---------------------------------
+
+ROOTLESS_COMPOSE = """\
+services:
+  app:
+    image: python:3.12
+  ci:
+    image: alpine
+    network_mode: slirp4netns
+    x-hopsim: {role: attacker}
+  ci2:
+    image: alpine
+    network_mode: "pasta:--map-gw"
+  front:
+    image: nginx
+    network_mode: pasta
+    ports: ["8080:80"]
+"""
+
+
+def test_compose_network_mode_slirp4netns_and_pasta_are_rootless_stacks(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text(ROOTLESS_COMPOSE)
+    topology = importers.load(path).topology
+    assert (topology.nodes["ci"].network, topology.nodes["ci"].runs_on) == (
+        "slirp4netns", "instance")
+    assert topology.nodes["ci2"].network == "pasta"  # Podman's options after the colon
+    assert topology.nodes["front"].runs_on == "instance"  # a relay re-opened at the instance
+    assert access(topology, "ci") is Access.TOKEN  # at AWS's default hop limit 1
+    assert access(topology, "app") is not Access.TOKEN  # the bridged one needs 2
+
+
+def test_compose_vpn_on_a_rootless_stack_is_one_line_not_a_model(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  vpn:\n    image: wireguard\n    network_mode: pasta\n")
+    result = cli("check", str(path))
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {path}:4: services.vpn.network_mode: network_mode pasta: a VPN "
+                      "endpoint on a rootless user-space stack is not modelled"]
