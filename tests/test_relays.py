@@ -483,3 +483,30 @@ def test_compose_vpn_on_a_rootless_stack_is_one_line_not_a_model(tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {path}:4: services.vpn.network_mode: network_mode pasta: a VPN "
                       "endpoint on a rootless user-space stack is not modelled"]
+
+
+def test_compose_relay_images_become_l4_relays_only_where_they_lead_to_imds(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("""\
+services:
+  imds-forward:
+    image: alpine/socat
+    command: TCP-LISTEN:8081,fork,reuseaddr TCP:169.254.169.254:80
+    ports: ["8081:8081"]
+  db-forward:
+    image: alpine/socat
+    command: ["TCP-LISTEN:5432,fork", "TCP:db.internal:5432"]
+  socks:
+    image: vimagick/microsocks
+    ports: ["1080:1080"]
+""")
+    topology = importers.load(path).topology.with_imds(hop_limit=2)
+    forward, socks = topology.nodes["imds-forward"], topology.nodes["socks"]
+    assert (forward.kind, forward.product) == ("relay", "socat")
+    assert (socks.kind, socks.product) == ("relay", "microsocks")
+    assert topology.nodes["db-forward"].kind == "container"  # its upstream is not IMDS
+    # bridged relays pay the instance's router: their outsiders hold the token at 2
+    assert access(topology, "outsider-imds-forward") is Access.TOKEN
+    assert access(topology, "outsider-socks") is Access.TOKEN
+    assert access(topology.with_imds(hop_limit=1, http_tokens="required"),
+                  "outsider-socks") is Access.NONE

@@ -33,7 +33,13 @@ from hopsim.importers.design import (
     imds_fields,
     relay_override,
 )
-from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
+from hopsim.importers.images import (
+    forwards,
+    is_docker_daemon,
+    is_vpn,
+    l4_relay_of,
+    relay_of,
+)
 from hopsim.outcome import Role
 from hopsim.topology.reader import Abort, nearest, read_yaml, show
 
@@ -142,7 +148,7 @@ def _service(r: _Reader, design: Design, host: str, service: Any) -> None:
         return
     at = r.at("services", service)
     image = raw.get("image") or _built_from(raw.get("build"))
-    relay = relay_override(own, relay_of(image))
+    relay = relay_override(own, relay_of(image) or l4_relay_of(image, raw.get("command")))
     ports_at = r.at("services", service, "ports")
     published = own.get("outsiders", _published(raw.get("ports")))
     sysctls = _sysctls(raw.get("sysctls"))
