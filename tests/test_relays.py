@@ -510,3 +510,17 @@ services:
     assert access(topology, "outsider-socks") is Access.TOKEN
     assert access(topology.with_imds(hop_limit=1, http_tokens="required"),
                   "outsider-socks") is Access.NONE
+
+
+@pytest.mark.parametrize("action, waits", [("drop", True), ("reject", False)])
+def test_an_l4_relays_client_waits_while_its_upstream_connect_is_dropped(action, waits):
+    """Measured: an owner drop rule for a rootless stack leaves its client's
+    connect() unfinished (timed out); a refused upstream connect closes it."""
+    rule = {"chain": "output", "owner": "job", "to": "imds", "action": action}
+    topology = make({"imds": {"kind": "imds"},
+                     "instance": {"kind": "host", "filters": [rule]},
+                     "job": {"kind": "container", "network": "pasta", "runs_on": "instance",
+                             "role": "attacker"}}, [["imds", "instance"]])
+    outcome = play(topology, "job").outcome
+    assert outcome.cause is Cause.FILTERED and outcome.waited is waits
+    assert ("job's pasta and job wait until their timeout" in outcome.filter) is waits
