@@ -524,3 +524,16 @@ def test_an_l4_relays_client_waits_while_its_upstream_connect_is_dropped(action,
     outcome = play(topology, "job").outcome
     assert outcome.cause is Cause.FILTERED and outcome.waited is waits
     assert ("job's pasta and job wait until their timeout" in outcome.filter) is waits
+
+
+def test_the_picture_names_each_stack_and_the_l4_relay_in_its_legend():
+    runner = cli("draw", str(ROOT / RUNNER), "--format", "svg").output
+    assert "container on slirp4netns, attacker" in runner
+    assert "a user-space stack re-sends from there, TTL 64" in runner
+    sidecar = cli("draw", str(ROOT / "topologies/socat-sidecar.yaml"), "--format", "svg").output
+    assert "L4 relay: re-sends with TTL 64" in sidecar
+    assert "runs on the node above it" in sidecar  # the sidecar runs on a container
+    # an L7-only picture keeps its legend word for word
+    nginx = cli("draw", str(ROOT / "topologies/nginx-reverse-proxy.yaml"), "--format",
+                "svg").output
+    assert "L7 relay: re-sends with TTL 64" in nginx and "L4" not in nginx
