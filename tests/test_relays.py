@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
+import yaml
 from builders import ROOT, make, play
 from click.testing import CliRunner
 
@@ -26,7 +28,7 @@ from hopsim.kinds import KINDS, Layer
 from hopsim.outcome import Access, Cause
 from hopsim.products import PRODUCTS, STACKS
 from hopsim.profiles import profiles
-from hopsim.topology import TopologyError
+from hopsim.topology import TopologyError, schema
 
 INSTANCE = {"kind": "host", "forwarding": True, "masquerade": True}
 LIMITS = (1, 2)
@@ -537,3 +539,24 @@ def test_the_picture_names_each_stack_and_the_l4_relay_in_its_legend():
     nginx = cli("draw", str(ROOT / "topologies/nginx-reverse-proxy.yaml"), "--format",
                 "svg").output
     assert "L7 relay: re-sends with TTL 64" in nginx and "L4" not in nginx
+
+
+def test_the_schema_takes_the_new_keys_as_the_loader_does():
+    checker = jsonschema.Draft7Validator(schema.json_schema())
+    good = yaml.safe_load(BASE.replace(
+        "instance: {kind: host}",
+        "instance: {kind: host, filters: [{chain: output, owner: job, to: imds, "
+        "action: drop}]}"))
+    good["nodes"]["relay"] = {"kind": "relay", "product": "ssh", "mode": "socks",
+                              "runs_on": "instance", "block_imds": True}
+    good["nodes"]["vm"] = {"kind": "host", "network": "qemu-user", "runs_on": "instance"}
+    good["nodes"]["old"] = {"kind": "container", "network": "gvisor-tap-vsock",
+                            "version": "3.0.0", "runs_on": "instance"}
+    assert [e.message for e in checker.iter_errors(good)] == []
+    parse(yaml.safe_dump(good), "t.yaml")  # and the loader takes it
+    bad = yaml.safe_load(yaml.safe_dump(good))
+    bad["nodes"]["job"]["network"] = "slirp"
+    assert list(checker.iter_errors(bad))
+    bad = yaml.safe_load(yaml.safe_dump(good))
+    bad["nodes"]["relay"]["methods"] = ["GET"]  # an L4 relay reads no HTTP
+    assert list(checker.iter_errors(bad))
