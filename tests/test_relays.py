@@ -560,3 +560,38 @@ def test_the_schema_takes_the_new_keys_as_the_loader_does():
     bad = yaml.safe_load(yaml.safe_dump(good))
     bad["nodes"]["relay"]["methods"] = ["GET"]  # an L4 relay reads no HTTP
     assert list(checker.iter_errors(bad))
+
+
+def test_kubernetes_and_ecs_socat_images_forwarding_to_imds_are_l4_relays(tmp_path):
+    pods = tmp_path / "pods.yaml"
+    pods.write_text("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: imds-forward}
+spec:
+  containers:
+    - {name: socat, image: alpine/socat, args: ["TCP-LISTEN:8081,fork", "TCP:169.254.169.254:80"],
+       ports: [{containerPort: 8081, hostPort: 8081}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-forward}
+spec:
+  containers:
+    - {name: socat, image: alpine/socat, args: ["TCP-LISTEN:5432,fork", "TCP:db:5432"]}
+""")
+    nodes = importers.load(pods).topology.nodes
+    assert (nodes["imds-forward"].kind, nodes["imds-forward"].product) == ("relay", "socat")
+    assert nodes["db-forward"].kind == "container"
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"family": "fwd", "networkMode": "bridge",
+                                "containerDefinitions": [{
+                                    "name": "socat", "image": "alpine/socat",
+                                    "command": ["TCP-LISTEN:8081,fork",
+                                                "TCP:169.254.169.254:80"],
+                                    "portMappings": [{"containerPort": 8081,
+                                                      "hostPort": 8081}]}]}))
+    topology = importers.load(task).topology
+    assert (topology.nodes["socat"].kind, topology.nodes["socat"].product) == ("relay", "socat")
+    # a bridged task's relay pays the instance's router: its outsider holds the token at 2
+    assert access(topology.with_imds(hop_limit=2), "outsider-socat") is Access.TOKEN
