@@ -208,7 +208,7 @@ def relay_override(own: Mapping[str, Any], found: Relay | None) -> Relay | None:
     return Relay(found.kind, changes.get("adds_xff", found.adds_xff),
                  tuple(changes["methods"]) if isinstance(changes.get("methods"), list)
                  else found.methods, changes.get("forwards_headers", found.forwards_headers),
-                 found.description, found.product)
+                 found.description, found.product, found.mode)
 
 
 def imds_fields(raw: Any, where: str, design: Design) -> None:

@@ -34,7 +34,8 @@ class Relay:
     methods: tuple[str, ...] | None  # None: the kind's default (any method for a proxy)
     forwards_headers: bool
     description: str
-    product: str | None = None  # an L4 relay's product (kind relay): its policy is the bytes
+    product: str | None = None  # the product it is (hopsim.products), when measured
+    mode: str | None = None
 
 
 def _proxy(what: str, adds_xff: bool, why: str) -> Relay:
