@@ -1,7 +1,8 @@
 """The hop-by-hop walk: one principal's IMDSv2 exchange as real packets.
 
 A principal sends `PUT /latest/api/token`; the request crosses its route, leg
-by leg (a leg is one TCP connection: L7 relays end one and open the next);
+by leg (a leg is one TCP connection: relays, L4 and L7, and user-space
+network stacks end one and open the next);
 IMDS answers; the answer takes its own way back (routed by its destination,
 which need not retrace the request), losing TTL at every router. Then the
 credentials GET, with the token, or without it (the IMDSv1 fallback SDKs and
@@ -94,6 +95,7 @@ class _Notes:
     dropped_at: str | None = None  # router that dropped the response to the principal
     # the first filter hit: (leg, node, rule, the packet's direction, its station on the leg)
     filtered: tuple[int, str, Filter, str, int] | None = None
+    closed_by: str | None = None  # the relay (or stack) that opened no connection to IMDS
     token_issued: bool = False  # IMDS answered 200 to the PUT
     arrived: Request | None = None  # the token request as IMDS received it
 
@@ -139,14 +141,14 @@ class _Walker:
     # -- one message across one leg ----------------------------------------------
 
     def carry(self, packet: packets.Segment, stations: tuple[Station, ...], message: str,
-              nat: list[tuple[str, str]], outbound: bool) -> packets.Segment:
+              nat: list[tuple[str, str]], outbound: bool, sent: str = "") -> packets.Segment:
         """Move `packet` from stations[0] to stations[-1]; raise _Lost if it dies.
 
         `nat` holds (router, original source) pairs pushed on the way out and
         popped on the way back.
         """
         self.note(message, stations[0].actor, Action.SEND, None, packet.ttl,
-                  f"{packet.src} -> {packet.dst}", packet)
+                  f"{packet.src} -> {packet.dst}{sent}", packet)
         for station in stations[1:-1]:
             self.time += LINK_TIME
             ttl = packet.ttl
@@ -205,10 +207,14 @@ class _Walker:
             return None
         nat: list[tuple[str, str]] = []
         try:
-            arrived = self.carry(packet, leg, label, nat, outbound=True)
+            arrived = self.carry(packet, leg, label, nat, outbound=True,
+                                 sent=self.opening(start, end))
         except _Lost:
             return None
-        response, ttl = self.answer(leg_index, end, request, notes, arrived.src)
+        answered = self.answer(leg_index, end, request, notes, arrived.src)
+        if answered is None:  # the relay closed the connection without an answer
+            return None
+        response, ttl = answered
         label = f"{response.status} {response.phrase}" + (
             " (token)" if self.is_token(request, response) else "")
         reply = packets.Segment(self.family, arrived.dst, arrived.src, HTTP_PORT, sport,
@@ -227,7 +233,7 @@ class _Walker:
     # -- packet filters (hopsim.filters) ---------------------------------------
 
     def _place(self, name: str) -> str:
-        return self.topology.nodes[name].runs_on or name
+        return self.topology.stack_of(name)
 
     def filtered(self, leg_index: int) -> tuple[str, Filter, str, int] | None:
         """The first filter rule that stops leg `leg_index`'s connection from
@@ -237,6 +243,9 @@ class _Walker:
             return None
         leg, back = self.route.legs[leg_index], self.route.returns[leg_index]
         end = leg[-1]
+        if self.topology.nodes[end.actor].network:
+            return None  # to a user-space stack: inside the workload's own namespace
+
         place = self._place(end.actor)
         dnat = self.router.intercepts(end)  # addressed to IMDS, delivered to the relay
         target = IMDS if end.part is Part.IMDS or dnat else place
@@ -277,7 +286,10 @@ class _Walker:
             arrived = None if i == 0 or local else stations[i - 1].node
             rules = self.topology.nodes[here].filters
             if rules:
-                rule = first_match(rules, Seen(chain, arrived, source, destination),
+                # The socket's owner, as meta skuid sees it: the process that
+                # opened the connection here (a relay, a user-space stack).
+                owner = stations[0].actor if i == 0 and outbound else None
+                rule = first_match(rules, Seen(chain, arrived, source, destination, owner),
                                    frozenset(self.topology.adjacency[here]))
                 if rule is not None:
                     return here, rule, i
@@ -309,8 +321,9 @@ class _Walker:
             response.status == 200)
 
     def answer(self, leg_index: int, end: Station, request: Request, notes: _Notes,
-               client: str) -> tuple[Response, int]:
-        """The response made at the end of a leg, and the TTL it leaves with.
+               client: str) -> tuple[Response, int] | None:
+        """The response made at the end of a leg, and the TTL it leaves with
+        (None: the relay closed the connection without one).
 
         `client` is the source address the request arrived with (after NAT).
         """
@@ -333,14 +346,42 @@ class _Walker:
             self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
                       f"{refusal.status}: {end.actor} passes only {notes.allowed}")
             return refusal, imds.DEFAULT_TTL
+        if policy.refuses_imds and self.route.legs[leg_index + 1][-1].part is Part.IMDS:
+            notes.closed_by = notes.closed_by or end.actor
+            self.note(f"{request.method} {request.path}", end.actor, Action.REFUSE, None, None,
+                      f"{self.reopener(end.actor)} opens no connection to "
+                      f"{self.host_header()}: the client's connection is closed unanswered")
+            return None
         upstream = self.relayed(request, end, notes, client)
         response = self.serve(leg_index + 1, upstream, notes)
+        if response is None and relay.passes_bytes:
+            return None  # no HTTP of its own: the client's connection closes, or waits
         if response is None and notes.filtered and notes.filtered[0] == leg_index + 1:
             # Its connection upstream never opened (relay.py answers so too).
             return Response(502, (), "Bad Gateway\n"), imds.DEFAULT_TTL
         if response is None:
             return Response(504, (), "Gateway Timeout\n"), imds.DEFAULT_TTL
         return response, imds.DEFAULT_TTL
+
+    def opening(self, start: Station, end: Station) -> str:
+        """What the trace says of a leg an L4 relay or user-space stack is at:
+        the workload's own leg to its stack, or the stack's (relay's) fresh
+        connection. Empty for the rest, whose traces stay as they were."""
+        nodes = self.topology.nodes
+        if end.part is Part.RELAY and nodes[end.actor].network:
+            return (f" (to its {nodes[end.actor].network} stack, in its own namespace: "
+                    "not routed)" if start.part is Part.ORIGIN else
+                    f" (to {self.reopener(end.actor)}, in the same namespace: not routed)")
+        if start.part is Part.RELAY and nodes[start.actor].passes_bytes:
+            return (f" ({self.reopener(start.actor)} opens its own connection: fresh TTL "
+                    f"{imds.DEFAULT_TTL}, bytes passed unchanged)")
+        return ""
+
+    def reopener(self, actor: str) -> str:
+        """Who re-opens connections at a relay station, in words: the relay,
+        or a principal's user-space stack ("ci-job's slirp4netns")."""
+        node = self.topology.nodes[actor]
+        return f"{actor}'s {node.network}" if node.network else actor
 
     def relayed(self, request: Request, station: Station, notes: _Notes,
                 client: str) -> Request:
@@ -402,12 +443,21 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         leg, node, rule, direction, _ = notes.filtered
         waits = rule.action == "drop" or direction == "answer"
         what = "its answer" if direction == "answer" else "it"
+        opener = route.legs[leg][0].actor
+        stack = topology.nodes[opener].network
+        who = f"{opener}'s {stack} and {opener}" if stack else f"{opener} and its client"
         outcome = replace(base, cause=Cause.FILTERED, filtered_at=node,
                           status=response.status if response is not None else None,
                           filter=f"{rule.describe()} ({_DONE[rule.action]} {what}: "
                           + ("the client waits until its timeout)" if waits and leg == 0 else
                              "refused at once)" if leg == 0 else
-                             f"{route.legs[leg][0].actor} answered 502)"))
+                             # An L4 relay or stack holds its client's connection while
+                             # its own connect is pending [M]: the client waits with it.
+                             f"{who} wait until their timeout)" if waits
+                             and _waits_with_client(topology, route, leg) else
+                             f"{opener} closed the connection)"
+                             if topology.nodes[opener].passes_bytes else
+                             f"{opener} answered 502)"))
         # Where the request got: the nodes that sent it on, and the one it
         # was delivered to (an input or output rule there stopped it); a
         # forward rule stopped it before its router sent it on. A rule that
@@ -416,6 +466,13 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         stop = sum(len(before) - 1 for before in route.legs[:leg]) + notes.filtered[4]
         stop += 1 if direction == "answer" else rule.chain != "forward"
         outcome = replace(outcome, path=_path(route.stations[:stop]))
+    elif notes.closed_by:
+        # The relay (or stack) closed the client's connection: the request went
+        # no further (sshd's PermitOpen, dante's socks block, block_imds).
+        stop = next(i for i, s in enumerate(route.stations)
+                    if s.part is Part.RELAY and s.actor == notes.closed_by)
+        outcome = replace(base, cause=Cause.CLOSED, by=(notes.closed_by,),
+                          path=_path(route.stations[:stop + 1]))
     else:
         outcome = replace(base, **_refusal(response, notes, settings))
         if notes.refused_by:  # the request went no further than the relay that refused it
@@ -423,7 +480,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
                         if s.part is Part.RELAY and s.actor == notes.refused_by)
             outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
-    waited = notes.filtered is not None and notes.filtered[0] == 0 and (
+    waited = notes.filtered is not None and (
+        notes.filtered[0] == 0 or _waits_with_client(topology, route, notes.filtered[0])) and (
         notes.filtered[2].action == "drop" or notes.filtered[3] == "answer")
     outcome = replace(outcome, fallback=fallback.status if fallback is not None else 0,
                       waited=bool(notes.dropped_at) or waited)
@@ -433,6 +491,14 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
 
 
 _DONE = {"drop": "dropped", "reject": "rejected"}
+
+
+def _waits_with_client(topology: Topology, route: Route, leg: int) -> bool:
+    """Whether the principal waits while leg `leg`'s connection does not open:
+    every relay before it passes bytes, so none answers for itself (socat,
+    sshd and the rootless stacks finish their client's side only once their
+    own connect succeeds, or fails) [M]."""
+    return all(topology.nodes[route.legs[i][0].actor].passes_bytes for i in range(1, leg + 1))
 
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:

@@ -10,6 +10,9 @@ A rule is (chain, from, to, action):
   principal with a stack of its own (the packet's source address, as it is
   at this node: after a NAT on the way, the NAT's address is the source);
 - `to`: `imds` (169.254.169.254 and fd00:ec2::254) or a node (its addresses);
+- `owner` (output only): the node whose process opened the socket, as
+  nftables' `meta skuid` matches its user: a relay running here, or the
+  user-space stack of a rootless container or VM whose runs_on is here;
 - `action`: `drop` (the sender hears nothing and waits until its timeout) or
   `reject` (a TCP reset: the connection fails at once).
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 CHAINS = ("input", "forward", "output")
 ACTIONS = ("drop", "reject")
 IMDS = "imds"
-RULE_KEYS = ("chain", "from", "to", "action")
+RULE_KEYS = ("chain", "from", "to", "owner", "action")
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,14 @@ class Filter:
     source: str | None = None  # `from`: a neighbour, or a principal
     destination: str | None = None  # `to`: a node or imds
     index: int = 0
+    owner: str | None = None  # output only: the node whose process opened the socket
 
     def describe(self) -> str:
         parts = [self.chain]
         if self.source:
             parts.append(f"from {self.source}")
+        if self.owner:
+            parts.append(f"owner {self.owner}")
         if self.destination:
             parts.append(f"to {self.destination}")
         return " ".join(parts) + f": {self.action}"
@@ -57,6 +63,7 @@ class Packet:
     arrived_from: str | None
     source: str | None  # the node whose address the source is, if any
     destination: str | None
+    owner: str | None = None  # the node whose process opened the socket (output only)
 
 
 def first_match(rules: tuple[Filter, ...], packet: Packet, neighbours: frozenset[str]
@@ -72,6 +79,8 @@ def first_match(rules: tuple[Filter, ...], packet: Packet, neighbours: frozenset
             elif packet.source != rule.source:
                 continue
         if rule.destination is not None and packet.destination != rule.destination:
+            continue
+        if rule.owner is not None and packet.owner != rule.owner:
             continue
         return rule
     return None

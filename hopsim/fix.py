@@ -5,10 +5,13 @@ The changes it knows (docs/mitigations.md): a hop limit, http_tokens
 required, a relay that adds X-Forwarded-For or stops passing PUT, a
 forward-chain filter dropping traffic to IMDS on a router an attacker's
 request crosses (for everything, or for what arrives from the attacker's
-side), an output filter on a relay's host, and block_imds on an attacker's
-own namespace. Sets are tried smallest first (up to MAX_CHANGES changes);
-every set found at the smallest size is reported, cheapest kind first. A set
-is a fix only if the loader accepts it and the simulator's verdict is ok.
+side), an output filter on a relay's host (for everything, or for the
+sockets the relay or a rootless stack owns), block_imds on an L4 relay (the
+product's own refusal: sshd's PermitOpen, dante's socks block), and
+block_imds on an attacker's own namespace. Sets are tried smallest first
+(up to MAX_CHANGES changes); every set found at the smallest size is
+reported, cheapest kind first. A set is a fix only if the loader accepts it
+and the simulator's verdict is ok.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
 from hopsim.own_words import Words
 from hopsim.products import Setup
+from hopsim.products import refusal_directive
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError
 
@@ -121,6 +125,8 @@ def _rule(f: Any) -> dict[str, str]:
         rule["from"] = f.source
     if f.destination:
         rule["to"] = f.destination
+    if f.owner:
+        rule["owner"] = f.owner
     rule["action"] = f.action
     return rule
 
@@ -148,13 +154,22 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                 # a product is changed only as its own configuration can be (tinyproxy
                 # refuses no method; the PHP app has no X-Forwarded-For worth adding)
                 setup = own_words.setup_of(topology, station.actor)
-                if relay.relay is not None and not relay.relay.adds_xff and _makes(
-                        setup, "adds_xff", True):
+                if relay.passes_bytes:  # L4: no HTTP to change; it can refuse, or be owned
+                    if relay.spec.layer is Layer.L4 and not relay.block_imds and (
+                            relay.product is None
+                            or refusal_directive(relay.product, relay.mode, relay.kind)):
+                        _add(found, seen, Change("block_imds", True, station.actor, cost=1))
+                    if relay.runs_on:
+                        _add(found, seen, Change("filters", {
+                            "chain": "output", "owner": station.actor, "to": "imds",
+                            "action": "drop"}, relay.runs_on, cost=2))
+                if relay.relay is not None and not relay.passes_bytes and (
+                        not relay.relay.adds_xff) and _makes(setup, "adds_xff", True):
                     _add(found, seen, Change("adds_xff", True, station.actor, cost=1))
-                if relay.relay is not None and relay.relay.allows("PUT") and _makes(
-                        setup, "methods", ["GET", "HEAD"]):
+                if relay.relay is not None and not relay.passes_bytes and (
+                        relay.relay.allows("PUT")) and _makes(setup, "methods", ["GET", "HEAD"]):
                     _add(found, seen, Change("methods", ["GET", "HEAD"], station.actor, cost=1))
-                if relay.runs_on:
+                if relay.runs_on and not relay.network:
                     _add(found, seen, Change("filters", {"chain": "output", "to": "imds",
                                                          "action": "drop"},
                                              relay.runs_on, cost=2))
@@ -166,7 +181,7 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
                                              station.node, cost=2))
             previous = station.node
         node = nodes[outcome.node]
-        if not node.runs_on and node.spec.layer is Layer.ENDPOINT and (
+        if (not node.runs_on or node.network) and node.spec.layer is Layer.ENDPOINT and (
                 not node.block_imds):
             _add(found, seen, Change("block_imds", True, outcome.node, cost=3))
     return found

@@ -2,11 +2,13 @@
 
 Facts behind it (docs/facts.md): Linux forwarding decrements the TTL
 and drops at TTL <= 1 with an ICMP Time Exceeded [C]; bridges never touch the
-TTL [C]; NATs and tunnels decrement like routers [U]; L7 relays end the TCP
-connection and re-send with their own TTL [U]. The generic relays' defaults
-are the ones that protect least: a relay whose behaviour a file does not state
-is not assumed to add X-Forwarded-For (nginx, HAProxy, tinyproxy and Apache's
-forward proxy do not [M]); a named product sets them all (hopsim.products).
+TTL [C]; NATs and tunnels decrement like routers [U]; relays (L7 and L4) end the
+TCP connection and re-send with their own TTL, 64 [M]; an L4 relay passes the
+bytes it is given, so IMDS sees the client's request unchanged [M]. The
+generic relays' defaults are the ones that protect least: a relay whose
+behaviour a file does not state is not assumed to add X-Forwarded-For
+(nginx, HAProxy, tinyproxy and Apache's forward proxy do not [M]); a named
+product sets them all (hopsim.products).
 """
 
 from __future__ import annotations
@@ -24,7 +26,17 @@ class Layer(Enum):
     ENDPOINT = "endpoint"  # sends and receives; forwards only if a forwarding host
     L2 = "L2"  # passes frames, never touches the TTL
     L3 = "L3"  # routes: TTL -1, drop at TTL <= 1
-    L7 = "L7"  # ends TCP, re-sends with a fresh TTL
+    L4 = "L4"  # ends TCP, passes the bytes, re-sends with a fresh TTL (socat, SOCKS)
+    L7 = "L7"  # ends TCP, re-sends the HTTP request with a fresh TTL
+
+    @property
+    def ends_tcp(self) -> bool:
+        """Ends the client's TCP connection and opens its own (a relay): a
+        route is cut into legs here, and the TTL starts afresh."""
+        return self in _ENDS_TCP
+
+
+_ENDS_TCP = frozenset({Layer.L4, Layer.L7})
 
 
 ANY_METHOD = None
@@ -39,6 +51,9 @@ class RelayPolicy:
     forwards_headers: bool
     refusal_status: int = 405  # its answer to a method it does not pass (ModSecurity: 403)
     sends_method: str | None = None  # the method it always sends upstream (an SSRF fetch: GET)
+    # It opens no connection to the metadata addresses: the client's connection
+    # is closed without an answer (block_imds on a relay; a stack that refuses).
+    refuses_imds: bool = False
 
     def allows(self, method: str) -> bool:
         return self.methods is None or method in self.methods
@@ -70,6 +85,8 @@ class RelayPolicy:
 
 @dataclass(frozen=True)
 class Kind:
+    """One node kind: its layer and defaults."""
+
     name: str
     layer: Layer
     principal: bool  # plays the IMDSv2 exchange itself
@@ -84,6 +101,10 @@ class Kind:
 _TABLE = frozenset({"gateway", "routes", "filters"})  # and packet filters (hopsim.filters)
 _RELAY_KEYS = frozenset({"methods", "adds_xff", "forwards_headers", "product", "mode",
                          "intercepts"}) | _TABLE
+_L4_KEYS = frozenset({"product", "mode", "block_imds"}) | _TABLE
+# What an L4 relay or a user-space network stack does to an HTTP request: it
+# passes the bytes, so any method, every header, no X-Forwarded-For [M].
+PASS_BYTES = RelayPolicy(ANY_METHOD, adds_xff=False, forwards_headers=True)
 IMDS_KEYS = ("hop_limit", "http_tokens", "http_endpoint", "ipv6")
 
 KINDS: dict[str, Kind] = {
@@ -93,9 +114,11 @@ KINDS: dict[str, Kind] = {
              keys=frozenset(IMDS_KEYS) | {"instance"} | _TABLE),
         Kind("host", Layer.ENDPOINT, True,
              "an instance or VM; routes between its links only with forwarding: true",
-             keys=frozenset({"forwarding", "masquerade", "block_imds"}) | _TABLE),
+             keys=frozenset({"forwarding", "masquerade", "block_imds", "network", "version"})
+             | _TABLE, can_run_on_host=True),  # runs_on only with network: (a VM)
         Kind("container", Layer.ENDPOINT, True, "a workload in its own network namespace",
-             keys=frozenset({"replicas", "block_imds"}) | _TABLE, can_run_on_host=True),
+             keys=frozenset({"replicas", "block_imds", "network", "version"}) | _TABLE,
+             can_run_on_host=True),
         Kind("client", Layer.ENDPOINT, True, "anything outside: a user, another VPC, an attacker",
              keys=frozenset({"replicas", "block_imds"}) | _TABLE),
         Kind("bridge", Layer.L2, False, "docker0, cni0, a switch: never touches the TTL"),
@@ -104,6 +127,9 @@ KINDS: dict[str, Kind] = {
              masquerades=True, keys=frozenset({"masquerade"}) | _TABLE),
         Kind("tunnel", Layer.L3, False, "a VPN or overlay endpoint: routes the inner packet",
              keys=_TABLE),
+        Kind("relay", Layer.L4, False, "an L4 relay (socat, ssh -L or -D, HAProxy mode tcp, "
+             "nginx stream, SOCKS): passes the bytes, re-sends with TTL 64",
+             relay=PASS_BYTES, keys=_L4_KEYS, can_run_on_host=True),
         Kind("proxy", Layer.L7, False, "a reverse or forward proxy: re-sends with TTL 64",
              relay=RelayPolicy(ANY_METHOD, adds_xff=False, forwards_headers=True),
              keys=_RELAY_KEYS, can_run_on_host=True),

@@ -70,6 +70,7 @@ class Cause(_Word):
     DISABLED = "endpoint-disabled"  # http_endpoint: disabled
     UNREACHABLE = "unreachable"  # no route to IMDS (or IMDS not on IPv6)
     FILTERED = "filtered"  # a packet filter rule dropped or rejected the connection
+    CLOSED = "relay-closed"  # a relay or user-space stack opened no connection to IMDS
     OTHER = "other"
 
 

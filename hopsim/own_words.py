@@ -47,7 +47,7 @@ def setup_of(topology: Topology, node: str) -> Setup | None:
     spec = topology.nodes[node]
     if spec.product is None or spec.product not in PRODUCTS:
         return None
-    return PRODUCTS[spec.product].setup(spec.mode)
+    return PRODUCTS[spec.product].setup(spec.mode, spec.kind)
 
 
 def for_node(topology: Topology, node: str, key: str, value: Any) -> Words | None:

@@ -197,6 +197,8 @@ class _Profiler:
             return self._key(name, ("own", name))
         node = self.topology.nodes[name]
         router = self.router
+        if node.network:  # its stack's policy and namespace decide too: by its signature
+            return self._key(name)
         if not node.via and not router.written and not router.interceptors:
             suffix = self._fast(node.runs_on or name, node.family)
             if suffix is not None:

@@ -21,8 +21,12 @@ Routing as the kernel does it, per IP family (docs/routing.md):
   the response towards the segment the request left from; a masquerading
   node's address stands in for the source behind it, so the response goes
   to the NAT first, which restores the destination and routes it on.
-- L7 relays end one TCP connection and open the next: a route is cut into
-  legs at them. A principal's `via` names the relays it addresses, in order.
+- Relays (L4 and L7) end one TCP connection and open the next: a route is
+  cut into legs at them. A principal on a user-space network stack
+  (`network:`, a rootless container) has its connections ended by that
+  stack, which re-opens them in its runs_on node's stack: its first leg is
+  local, not routed, and its next leaves from there. A principal's `via`
+  names the relays it addresses, in order.
   Where no L3 route to IMDS exists, the nearest relay that leads there is
   used (fewest relays first, then fewest forwarding nodes).
 """
@@ -47,14 +51,15 @@ class Part(Enum):
     ORIGIN = "origin"  # the principal (in its own namespace, or in its host's stack)
     BRIDGE = "bridge"  # L2: passes frames unchanged
     ROUTE = "route"  # L3: TTL -1, drop at TTL <= 1 (and NAT if it masquerades)
-    RELAY = "relay"  # L7: ends TCP, re-sends with a fresh TTL
+    RELAY = "relay"  # ends TCP, re-sends with a fresh TTL: a relay, or a user-space stack
     IMDS = "imds"
 
 
 @dataclass(frozen=True)
 class Station:
-    """One place on a path: `node` is the graph node; `relay` the L7 relay that
-    handles the traffic there (the node itself, or a relay that runs on it);
+    """One place on a path: `node` is the graph node; `relay` the relay that
+    handles the traffic there (the node itself, a relay that runs on it, or a
+    principal on a user-space stack, whose stack re-opens its connections);
     `nat` that a ROUTE station rewrites this packet's source (on a request) or
     restores its destination (on a response)."""
 
@@ -89,7 +94,7 @@ class Route:
 
     @property
     def legs(self) -> list[tuple[Station, ...]]:
-        """The TCP connections' request paths: split at every L7 relay."""
+        """The TCP connections' request paths: split at every relay."""
         legs, start = [], 0
         for i, station in enumerate(self.stations):
             if i > 0 and station.part in (Part.RELAY, Part.IMDS):
@@ -238,7 +243,9 @@ class Router:
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
         self.written = bool(self._static)  # the file writes routes of its own
-        self.blocked = frozenset(n for n, node in topology.nodes.items() if node.block_imds)
+        # A relay's block_imds is its own refusal (RelayPolicy.refuses_imds), not a route.
+        self.blocked = frozenset(n for n, node in topology.nodes.items()
+                                 if node.block_imds and not node.spec.layer.ends_tcp)
         self.filtering = any(node.filters for node in topology.nodes.values())
         # host -> the relay its DNAT sends what it routes towards IMDS to
         self.interceptors = {node.runs_on: n for n, node in sorted(topology.nodes.items())
@@ -374,16 +381,16 @@ class Router:
             return Part.BRIDGE, None
         if self.forwards(name, family):
             return Part.ROUTE, None
-        if layer is Layer.L7 and not node.runs_on:
+        if layer.ends_tcp and not node.runs_on:
             return Part.RELAY, name
         relays = self.topology.relays_on(name)
-        if node.kind == "host" and relays:
+        if node.kind in ("host", "container") and relays:
             return Part.RELAY, relays[0]
         return None
 
     def location(self, name: str) -> str:
-        """The graph node whose stack `name` lives in: its host, or itself."""
-        return self.topology.nodes[name].runs_on or name
+        """The graph node whose stack `name` sends from: its host, or itself."""
+        return self.topology.stack_of(name)
 
     def is_relay_stop(self, name: str, family: int) -> bool:
         part = self.transit_part(name, family)
@@ -499,6 +506,11 @@ class Router:
         origin = Station(principal, Part.ORIGIN)
         stops: list[Station] = [origin]
         here = self.location(principal)
+        if node.network:
+            stacks = self._stacks(principal)
+            if isinstance(stacks, str):
+                return Route(principal, unreachable=f"unreachable: {stacks} to an imds node")
+            stops += stacks
         for waypoint in node.via:
             place = self.location(waypoint)
             if place == here:  # a relay in the principal's own stack
@@ -526,6 +538,22 @@ class Router:
             stations += request if not stations else request[1:]
             returns.append(response)
         return Route(principal, tuple(stations), returns=tuple(returns))
+
+    def _stacks(self, principal: str) -> list[Station] | str:
+        """The user-space stacks that re-open `principal`'s connections, its
+        own first: one relay station each, at the node it runs in (a rootless
+        container in a rootless container has two). Or why none opens: a
+        blackhole route (block_imds) in a namespace the connection leaves."""
+        stations: list[Station] = []
+        name = principal
+        while True:
+            node = self.topology.nodes[name]
+            if name in self.blocked:
+                return f"no route from {name} (block_imds)"
+            if not node.network or node.runs_on is None:
+                return stations
+            stations.append(Station(self.location(name), Part.RELAY, name))
+            name = node.runs_on
 
     def _intercepted(self, stops: list[Station], family: int) -> list[Station]:
         """`stops` with an interceptor inserted where a connection to IMDS is
@@ -557,7 +585,7 @@ class Router:
         if named:
             return Station(place, Part.RELAY, named[0])
         node = self.topology.nodes[place]
-        if node.spec.layer is Layer.L7:
+        if node.spec.layer.ends_tcp:
             return Station(place, Part.RELAY, place)
         relays = self.topology.relays_on(place)
         return Station(place, Part.RELAY, relays[0] if relays else None)
@@ -570,7 +598,7 @@ class Router:
         if places is None:
             nodes = self.topology.nodes
             linked = (n for n, node in nodes.items()
-                      if node.spec.layer is Layer.L7 and not node.runs_on)
+                      if node.spec.layer.ends_tcp and not node.runs_on)
             hosts = (h for h in self.topology.relay_hosts if not self.forwards(h, family))
             places = sorted({*linked, *hosts})
             self._trees[key] = places  # type: ignore[assignment]

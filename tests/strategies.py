@@ -15,6 +15,10 @@ What the generator covers (kept small, <= 14 nodes, so replays stay fast):
   containers, clients, and L7 relays (proxy, waf, ssrf) both linked and
   `runs_on` a host, with random methods / adds_xff / forwards_headers;
 - containers that `runs_on` a host;
+- with `l4=True`: L4 relays (`kind: relay`, linked or on a host, some with
+  block_imds) and containers on a user-space stack (`network:`, runs_on a
+  host or a linked container, some at gvisor-tap-vsock 3.0.0, which refuses,
+  some with block_imds);
 - random roles, random `via` (relays and hosts carrying one), `family: 6`;
 - forwarding per family (`forwarding: ipv4 | ipv6`), masquerading on some
   links only, and a default `gateway` on some endpoints;
@@ -93,24 +97,50 @@ def _imds_settings(draw: st.DrawFn, *, partial: bool) -> dict[str, Any]:
 def _may_carry(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
     """May `name` carry traffic: a bridge, an L3 node, a forwarding host, a relay."""
     kind = nodes[name]["kind"]
-    if kind == "bridge" or kind in L3_KINDS or kind in RELAY_KINDS:
+    if kind == "bridge" or kind in L3_KINDS or kind in RELAY_KINDS or kind == "relay":
         return True
     return kind == "host" and (bool(nodes[name].get("forwarding")) or _carries_relay(name, nodes))
 
 
 def _carries_relay(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
-    return any(n.get("runs_on") == name and n["kind"] in RELAY_KINDS for n in nodes.values())
+    return any(n.get("runs_on") == name and n["kind"] in (*RELAY_KINDS, "relay")
+               for n in nodes.values())
 
 
 def _is_waypoint(name: str, nodes: dict[str, dict[str, Any]]) -> bool:
-    """May `name` be in `via`: an L7 relay, or a host carrying one (issue 10)."""
+    """May `name` be in `via`: a relay, or a host carrying one (issue 10)."""
     kind = nodes[name]["kind"]
-    return kind in RELAY_KINDS or (kind == "host" and _carries_relay(name, nodes))
+    return kind in (*RELAY_KINDS, "relay") or (kind == "host" and _carries_relay(name, nodes))
+
+
+def _l4_keys(draw: st.DrawFn) -> dict[str, Any]:
+    keys: dict[str, Any] = {"kind": "relay"}
+    if draw(st.integers(0, 3)) == 0:
+        keys["block_imds"] = True
+    return keys
+
+
+def _stacked(draw: st.DrawFn, nodes: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """A container on a user-space stack, run by a host or a linked container."""
+    places = sorted(n for n, node in nodes.items()
+                    if node["kind"] == "host" or (node["kind"] == "container"
+                                                  and "runs_on" not in node))
+    if not places:
+        return None
+    node: dict[str, Any] = {"kind": "container", "runs_on": draw(st.sampled_from(places)),
+                            "network": draw(st.sampled_from(
+                                ("slirp4netns", "pasta", "gvisor-tap-vsock", "bypass4netns")))}
+    if node["network"] == "gvisor-tap-vsock" and draw(st.booleans()):
+        node["version"] = "3.0.0"
+    if draw(st.integers(0, 4)) == 0:
+        node["block_imds"] = True
+    return node
 
 
 @st.composite
-def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
-    """A random valid topology as the mapping a YAML file would hold."""
+def topology_docs(draw: st.DrawFn, l4: bool = False) -> dict[str, Any]:
+    """A random valid topology as the mapping a YAML file would hold (with
+    `l4`, L4 relays and user-space stacks too)."""
     n_imds = draw(st.integers(1, 2))
     n_linked = draw(st.integers(0, MAX_LINKED))
     n_on_host = draw(st.integers(0, MAX_ON_HOST))
@@ -144,12 +174,14 @@ def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
     linked = list(instances)
     for _ in range(n_linked):
         name = fresh()
-        kind = draw(st.sampled_from(WEIGHTED_KINDS))
+        kind = draw(st.sampled_from(WEIGHTED_KINDS + (("relay",) if l4 else ())))
         node = {"kind": kind}
         if kind == "host":
             node.update(_host_keys(draw))
         elif kind in RELAY_KINDS:
             node.update(_relay_keys(draw))
+        elif kind == "relay":
+            node.update(_l4_keys(draw))
         nodes[name] = node
         if draw(st.integers(0, 9)) > 0:  # sometimes left out: a forest
             # mostly hang it under a node that may carry traffic (long paths)
@@ -173,10 +205,18 @@ def topology_docs(draw: st.DrawFn) -> dict[str, Any]:
     if hosts:
         for _ in range(n_on_host):
             name = fresh()
-            kind = draw(st.sampled_from(("container",) + RELAY_KINDS))
+            kind = draw(st.sampled_from(("container",) + RELAY_KINDS
+                                        + (("relay", "stacked") if l4 else ())))
+            if kind == "stacked":
+                stacked = _stacked(draw, nodes)
+                if stacked is not None:
+                    nodes[name] = stacked
+                continue
             node = {"kind": kind, "runs_on": draw(st.sampled_from(hosts))}
             if kind in RELAY_KINDS:
                 node.update(_relay_keys(draw))
+            elif kind == "relay":
+                node.update(_l4_keys(draw))
             nodes[name] = node
 
     # at least one principal: the loader refuses a topology without one (issue 15)

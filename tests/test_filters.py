@@ -172,7 +172,7 @@ def test_the_sweep_walks_filtered_principals_alone_and_agrees_with_play():
     ({"chain": "output", "from": "docker0", "action": "drop"}, "filters.0.from",
      "arrive on no link"),
     ({"chain": "forward", "from": "agent", "action": "drop"}, "filters.0.from",
-     "owner match is not modelled"),
+     "write owner: agent on an output rule there"),
     ({"chain": "forward", "from": "imds", "action": "drop"}, "filters.0.from",
      "from names a neighbour"),
     ({"chain": "forward", "to": "docker0", "action": "drop"}, "filters.0.to",

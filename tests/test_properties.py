@@ -102,7 +102,7 @@ VIA_TWO_RELAYS_ON_ONE_HOST = {
 
 
 @FAST
-@given(topology_docs())
+@given(topology_docs(l4=True))
 def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
     """A principal with a token at hop limit h has one at h+1 (full replays),
     and a token outcome never names a router that dropped the token."""
@@ -123,7 +123,7 @@ def test_monotone_token_in_hop_limit(doc: dict[str, Any]) -> None:
 
 
 @FAST
-@given(topology_docs())
+@given(topology_docs(l4=True))
 @example(REFUSED_BEHIND_A_ROUTER)
 def test_sweep_shortcut_equals_full_replay(doc: dict[str, Any]) -> None:
     """profiles(t)[p].at(h) == play(t.with_imds(hop_limit=h), p).outcome, whole
@@ -226,7 +226,7 @@ def test_recommended_hop_limit_is_the_smallest_ok_by_full_replay(
 
 
 @FAST
-@given(topology_docs(), st.sampled_from(SWEPT))
+@given(topology_docs(l4=True), st.sampled_from(SWEPT))
 def test_deterministic_packets_and_times(doc: dict[str, Any], hop_limit: int) -> None:
     """Two plays (of two loads of the same file) give byte-identical packets,
     identical timestamps, hops and outcomes."""
@@ -241,7 +241,7 @@ def test_deterministic_packets_and_times(doc: dict[str, Any], hop_limit: int) ->
 
 
 @FAST
-@given(topology_docs(), st.sampled_from(SWEPT))
+@given(topology_docs(l4=True), st.sampled_from(SWEPT))
 def test_recording_changes_nothing_the_walk_finds(doc: dict[str, Any], hop_limit: int) -> None:
     """One walk, recorded or not: a walk that keeps its hops and packets (trace,
     pcap, demo, draw) finds the same outcome, route and issued token as the
@@ -346,7 +346,7 @@ def check_ttl_physics(topology: Topology, exchange: Exchange) -> None:
 
 
 @FAST
-@given(topology_docs(), st.one_of(st.integers(1, 8), st.sampled_from((63, 64))))
+@given(topology_docs(l4=True), st.one_of(st.integers(1, 8), st.sampled_from((63, 64))))
 def test_ttl_physics_on_recorded_hops(doc: dict[str, Any], hop_limit: int) -> None:
     """Every L3 forward decrements by exactly 1, bridges leave the TTL alone, a
     router drops (and sends ICMP Time Exceeded from itself) instead of
@@ -369,7 +369,7 @@ def test_ttl_physics_on_recorded_hops(doc: dict[str, Any], hop_limit: int) -> No
 
 
 def location(topology: Topology, name: str) -> str:
-    return topology.nodes[name].runs_on or name
+    return topology.stack_of(name)
 
 
 def _check_waypoints(topology: Topology) -> None:
@@ -387,7 +387,7 @@ def _check_waypoints(topology: Topology) -> None:
         nodes = [s.node for s in route.stations[1:-1]]
         at = 0
         for waypoint in via:
-            is_relay = topology.nodes[waypoint].kind in RELAY_KINDS
+            is_relay = topology.nodes[waypoint].kind in (*RELAY_KINDS, "relay")
             if not is_relay and waypoint == home:
                 continue  # the principal's own stack: trivially gone through
             seen = actors if is_relay else nodes
@@ -396,7 +396,7 @@ def _check_waypoints(topology: Topology) -> None:
 
 
 @FAST
-@given(topology_docs())
+@given(topology_docs(l4=True))
 @example(VIA_TWO_RELAYS_ON_ONE_HOST)
 @example(VIA_COLOCATED_RELAY)
 def test_routes_visit_via_waypoints_in_order(doc: dict[str, Any]) -> None:

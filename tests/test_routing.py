@@ -396,7 +396,7 @@ links: [[imds, r], [r, c]]
 """
     with pytest.raises(TopologyError) as caught:
         parse(text, "v.yaml")
-    assert "is not an L7 relay" in str(caught.value)
+    assert "is not a relay" in str(caught.value)
     assert caught.value.problems[0].key == "nodes.c.via.0"
 
 

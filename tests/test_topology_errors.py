@@ -104,7 +104,7 @@ ONE_MISTAKE = [
     ("unknown-kind-suggests-closest",
      edit("{kind: bridge}", "{kind: routr}"), "{kind: routr}", "nodes.docker0.kind",
      "unknown kind 'routr' (did you mean 'router'?); expected one of imds, host, container, "
-     "client, bridge, router, nat, tunnel, proxy, waf, ssrf"),
+     "client, bridge, router, nat, tunnel, relay, proxy, waf, ssrf"),
     ("unknown-top-level-key-suggests-closest",
      edit("expect:", "expct:"), "expct:", "expct",
      "unknown key 'expct' for a topology (did you mean 'expect'?); expected one of name, "
@@ -113,7 +113,7 @@ ONE_MISTAKE = [
      edit("forwarding: true", "forwardng: true"), "forwardng", "nodes.instance.forwardng",
      "unknown key 'forwardng' for a host node (did you mean 'forwarding'?); expected one of "
      "kind, role, runs_on, via, family, address, address6, description, forwarding, "
-     "masquerade, gateway, routes, filters, block_imds"),
+     "masquerade, gateway, routes, filters, block_imds, network, version"),
     ("unknown-imds-key-suggests-closest",
      edit("  hop_limit: 2", "  hop_limt: 2"), "hop_limt", "imds.hop_limt",
      "unknown key 'hop_limt' for imds defaults (did you mean 'hop_limit'?); expected one of "
@@ -124,7 +124,7 @@ ONE_MISTAKE = [
     ("kind-that-is-a-list",
      edit("{kind: bridge}", "{kind: [router]}"), "{kind: [router]}", "nodes.docker0.kind",
      "unknown kind ['router']; expected one of imds, host, container, client, bridge, router, "
-     "nat, tunnel, proxy, waf, ssrf"),
+     "nat, tunnel, relay, proxy, waf, ssrf"),
     ("duplicate-top-level-key",
      add_after("name: demo", "name: other"), "name: other", "name",
      "duplicate key 'name' (first at line 1)"),
@@ -157,8 +157,8 @@ ONE_MISTAKE = [
      "containers"),
     ("via-naming-a-node-that-carries-no-traffic",
      edit("role: workload}", "role: workload, via: [imds]}"), "via: [imds]",
-     "nodes.app.via.0", "'imds' (imds) is not an L7 relay; via names the relays (proxy, waf, "
-     "ssrf, or a host carrying one) a principal addresses; routers are chosen by the routing "
+     "nodes.app.via.0", "'imds' (imds) is not a relay; via names the relays (relay, proxy, "
+     "waf, ssrf, or a host carrying one) a principal addresses; routers are chosen by the routing "
      "tables (write gateway: or routes: to steer them)"),
     ("via-naming-a-missing-node",
      edit("role: workload}", "role: workload, via: [dokcer0]}"), "via: [dokcer0]",
@@ -279,7 +279,7 @@ def test_set_of_a_bad_value_is_bad_input_of_the_command_line(tmp_path):
     assert errors(result.stderr) == [
         f"error: --set docker0.kind ({path}): "
         "unknown kind 'routr' (did you mean 'router'?); expected one of imds, host, "
-        "container, client, bridge, router, nat, tunnel, proxy, waf, ssrf"]
+        "container, client, bridge, router, nat, tunnel, relay, proxy, waf, ssrf"]
 
 
 @pytest.mark.parametrize("command", ["check", "sweep", "trace"])

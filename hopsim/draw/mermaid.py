@@ -32,7 +32,7 @@ def _quoted(lines: list[str]) -> str:
 def _label(place: Place) -> list[str]:
     lines = [f"<b>{place.name}</b>", place.detail]
     if place.runs_on:
-        lines.append(f"runs on {place.runs_on}")
+        lines.append(place.attachment)
     lines += [t for t in (place.outcome_text, place.drop_text) if t]
     return lines
 

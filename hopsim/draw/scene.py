@@ -42,9 +42,22 @@ SHAPE_MEANING = {
     Shape.RELAY: "L7 relay: re-sends with TTL 64",
 }
 
+def shape_meaning(shape: Shape, places: Iterable[Place]) -> str:
+    """A shape's legend line: a relay's names the layers of the relays drawn
+    (an L4 relay passes bytes, an L7 one reads HTTP; both re-send at TTL 64)."""
+    if shape is not Shape.RELAY:
+        return SHAPE_MEANING[shape]
+    layers = {"L4" if p.kind == "relay" else "L7" for p in places if p.shape is Shape.RELAY}
+    if layers == {"L4"}:
+        return "L4 relay: re-sends with TTL 64"
+    if layers == {"L4", "L7"}:
+        return "relay (L4 or L7): re-sends with TTL 64"
+    return SHAPE_MEANING[shape]
+
+
 KIND_TEXT = {"bridge": "bridge, L2", "router": "router, L3", "nat": "NAT, L3",
              "tunnel": "tunnel, L3", "proxy": "proxy, L7", "waf": "WAF, L7",
-             "ssrf": "SSRF app, L7"}
+             "ssrf": "SSRF app, L7", "relay": "relay, L4 (re-sends at TTL 64)"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,14 @@ class Place:
     role: str | None = None
     outcome: Outcome | None = None  # for a principal
     drops: tuple[str, ...] = ()  # principals whose token response died here
+    network: str | None = None  # its user-space stack, which re-opens its connections
+
+    @property
+    def attachment(self) -> str:
+        """How it sits on its runs_on node, in words (renderers and titles)."""
+        if self.network:
+            return f"its {self.network} re-sends from {self.runs_on} at TTL 64"
+        return f"runs on {self.runs_on}"
 
     @property
     def finding(self) -> str | None:
@@ -88,6 +109,7 @@ class Place:
                 Cause.DISABLED: ", IMDS disabled",
                 Cause.UNREACHABLE: ", unreachable",
                 Cause.FILTERED: f", filtered at {o.filtered_at}",
+                Cause.CLOSED: f", {o.by[0] if o.by else 'a relay'} refuses IMDS",
             }.get(o.cause, "")  # type: ignore[arg-type]
         finding = self.finding
         return f"{finding.upper()}: {text}" if finding else text
@@ -165,7 +187,7 @@ def shape_of(topology: Topology, name: str) -> Shape:
         return Shape.IMDS
     if layer is Layer.L2:
         return Shape.BRIDGE
-    if layer is Layer.L7:
+    if layer.ends_tcp:
         return Shape.RELAY
     if node.forwards:
         return Shape.NAT if node.rewrites_source else Shape.ROUTER
@@ -189,7 +211,7 @@ def _what(topology: Topology, name: str) -> str:
         return text + (", IPv6" if s.ipv6 else "")
     if node.kind in KIND_TEXT:
         return KIND_TEXT[node.kind]
-    text = node.kind
+    text = node.kind + (f" on {node.network}" if node.network else "")
     if node.kind == "host" and node.forwarding:
         text += ", routes" + (" + NAT" if node.masquerade else "")
     if node.role:
@@ -273,7 +295,7 @@ def build(topology: Topology, principals: Sequence[str] | None = None,
         outcome = exchanges[name].outcome if name in exchanges else None
         places.append(Place(name, node.kind, shape_of(topology, name), layer[name],
                             _detail(topology, name), node.runs_on, node.role, outcome,
-                            tuple(drops.get(name, ()))))
+                            tuple(drops.get(name, ())), node.network))
     verdict, reason = judge(e.outcome for e in exchanges.values())
     return Scene(topology.name, configured_hop_limit(topology), drawn,
                  principals is None or set(drawn) == set(topology.principals),

@@ -83,7 +83,7 @@ def _node(box: NodeBox) -> list[str]:
     p = box.place
     words = [p.name, p.detail]
     if p.runs_on:
-        words.append(f"runs on {p.runs_on}")
+        words.append(p.attachment)
     words += [t for t in (p.outcome_text, p.drop_text) if t]
     name = "; ".join(words)
     out = [f'<g id={quoteattr(shown("node-" + p.name))} role="img" '

@@ -153,6 +153,9 @@ class Design:
 
     def relay(self, wanted: str, relay: Relay, at: Position | None, origin: str,
               runs_on: str | None = None) -> str:
+        if relay.kind == "relay":  # L4: the product sets it all; no HTTP keys to write
+            return self.node(wanted, at, origin, kind="relay", runs_on=runs_on,
+                             product=relay.product, description=relay.description)
         return self.node(wanted, at, origin, kind=relay.kind, runs_on=runs_on,
                          product=relay.product, mode=relay.mode,
                          adds_xff=relay.adds_xff, methods=list(relay.methods)

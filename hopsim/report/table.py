@@ -235,7 +235,11 @@ def show(out: Console, topology: Topology) -> RenderableType:
             details.append("untrusted (no role declared)")
         elif node.role:
             details.append(f"role {node.role}")
-        if node.runs_on:
+        if node.network:  # a user-space stack: it re-opens each connection
+            version = f" {node.version}" if node.version else ""
+            details.append(f"network {node.network}{version}: its stack re-opens each "
+                           f"connection in {node.runs_on}'s, TTL 64")
+        elif node.runs_on:
             details.append(f"runs on {node.runs_on}")
         if node.forwarding:
             details.append("forwarding" + (", masquerade" if node.masquerade else ""))
@@ -245,6 +249,8 @@ def show(out: Console, topology: Topology) -> RenderableType:
             methods = ",".join(node.relay.methods) if node.relay.methods else "any"
             details.append(f"methods {methods}; adds XFF {str(node.relay.adds_xff).lower()};"
                            f" forwards headers {str(node.relay.forwards_headers).lower()}")
+            if node.relay.refuses_imds:
+                details.append("opens no connection to IMDS")
         if node.imds:
             s = node.imds
             details.append(f"hop limit {s.hop_limit}, tokens {s.http_tokens}, "

@@ -49,6 +49,9 @@ def refusal(o: Outcome) -> str | None:
         return f"PUT refused by {by} ({o.status or 405}): it passes only {o.allowed}"
     if cause is Cause.FILTERED:
         return f"token request stopped at {o.filtered_at} by its filter {o.filter}"
+    if cause is Cause.CLOSED:
+        return (f"{by} opens no connection to IMDS: it closed the token request's "
+                "connection unanswered")
     if cause is Cause.DISABLED:
         return "IMDS refused the PUT (403): http_endpoint is disabled"
     if cause is Cause.XFF:

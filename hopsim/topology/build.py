@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from hopsim.imds import IPV4_ENDPOINT, IPV6_ENDPOINT, ImdsSettings
-from hopsim.kinds import IMDS_KEYS, KINDS, RelayPolicy
-from hopsim.products import PRODUCTS
+from hopsim.kinds import IMDS_KEYS, KINDS, Layer, RelayPolicy
+from hopsim.products import PRODUCTS, STACKS
 from hopsim.topology.checker import (
     Checker,
     check_expect,
@@ -133,41 +133,57 @@ def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
         spec = KINDS[raw["kind"]]
         relay = None
         product = raw.get("product")
+        setup = PRODUCTS[product].setup(raw.get("mode"), spec.name) if product else None
         if spec.relay is not None:
-            base = (PRODUCTS[product].setup(raw.get("mode")).policy if product
-                    else spec.relay)
+            base = setup.policy if setup else spec.relay
             relay = RelayPolicy(
                 methods=raw.get("methods", base.methods),
                 adds_xff=raw.get("adds_xff", base.adds_xff),
                 forwards_headers=raw.get("forwards_headers", base.forwards_headers),
                 refusal_status=base.refusal_status, sends_method=base.sends_method,
+                # An L4 relay's block_imds is the product's own refusal to open
+                # a connection to the metadata addresses (not a blackhole route).
+                refuses_imds=spec.layer is Layer.L4 and raw.get("block_imds", False),
             )
+        network = raw.get("network")
+        if network is not None:  # its stack re-opens each connection, as an L4 relay
+            relay = STACKS[network].policy(raw.get("version"))
         imds = None
         if spec.name == "imds":
             own = {k: raw[k] for k in IMDS_KEYS if k in raw}
             imds = ImdsSettings(**{**defaults, **own})
         via = raw.get("via")
         host = raw.get("runs_on")
+        stack = _stack_of(nodes, name)
         masquerade = raw.get("masquerade", False)
         if masquerade.__class__ is list:
             masquerade = tuple(masquerade)
         routes = raw.get("routes")
         built[name] = checked_node(
             name=name, kind=spec.name,
-            address=v4.get(host, "") if host else v4[name],
-            address6=v6.get(host, "") if host else v6[name],
+            address=v4.get(stack, ""), address6=v6.get(stack, ""),
             role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
             family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
             masquerade=masquerade, relay=relay, imds=imds,
             description=raw.get("description", ""), instance=raw.get("instance"),
-            product=product, mode=(PRODUCTS[product].setup(raw.get("mode")).mode
-                                   if product else None),
+            product=product, mode=setup.mode if setup else None,
             replicas=counts.get(name, 1) * raw.get("replicas", 1),
             gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
             filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
             intercepts=raw.get("intercepts", False),
+            network=network, version=raw.get("version"),
         )
     return built
+
+
+def _stack_of(nodes: Mapping[str, dict[str, Any]], name: str) -> str:
+    """The node with links whose stack `name` sends from: its runs_on, followed
+    (a rootless container whose runs_on is a host-network container)."""
+    seen = {name}
+    while (host := nodes[name].get("runs_on")) and host in nodes and host not in seen:
+        seen.add(host)
+        name = host
+    return name
 
 
 def _addresses(check: Checker, nodes: Mapping[str, dict[str, Any]], order: list[str],

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.kinds import HTTP_METHODS, KINDS, Layer
-from hopsim.products import mode_problem
+from hopsim.kinds import HTTP_METHODS, KINDS
+from hopsim.products import PRODUCTS, STACKS, mode_problem, refusal_directive
 from hopsim.topology.formats import OUTCOMES, PRINCIPAL_KEYS, Field, FieldTable
 from hopsim.topology.model import Problem
 from hopsim.topology.reader import dotted, show
@@ -130,25 +131,39 @@ def check_node(check: Checker, name: str, raw: dict[str, Any],
                 check.add(path + (key,), f"only principals (host, container, client) take "
                           f"{show(key)}; {show(name)} is a {spec.name}")
                 raw.pop(key)
+    _check_network(check, name, raw, nodes)
     if "runs_on" in raw:
         host = raw["runs_on"]
-        if not spec.can_run_on_host:
-            check.add(path + ("runs_on",), f"a {spec.name} cannot run on a host; runs_on is "
-                      "for containers and L7 relays (proxy, waf, ssrf)")
+        # A user-space stack or a relay may run in a container's stack too
+        # (socat in a bridged container pays that container's routers).
+        stacked = "network" in raw or spec.layer.ends_tcp
+        if not spec.can_run_on_host or (spec.name == "host" and not stacked):
+            what = ("a host runs on another node only as a VM with a user-mode network: "
+                    "add network: qemu-user (or another stack)" if spec.name == "host" else
+                    f"a {spec.name} cannot run on a host; runs_on is for containers and "
+                    "relays (relay, proxy, waf, ssrf)")
+            check.add(path + ("runs_on",), what)
         elif host not in names:
             check.add(path + ("runs_on",), f"no node {show(host)}{closest(host, names)}")
-        elif host in nodes and nodes[host]["kind"] != "host":
-            check.add(path + ("runs_on",), f"runs_on must name a host, but {show(host)} is a "
+        elif host == name:
+            check.add(path + ("runs_on",), "a node cannot run on itself")
+        elif host in nodes and stacked and nodes[host]["kind"] not in ("host", "container"):
+            check.add(path + ("runs_on",), f"runs_on must name a host or a container (the "
+                      f"node whose stack it opens connections in), but {show(host)} is a "
                       f"{nodes[host]['kind']}")
+        elif host in nodes and not stacked and nodes[host]["kind"] != "host":
+            check.add(path + ("runs_on",), f"runs_on must name a host, but {show(host)} is a "
+                      f"{nodes[host]['kind']}" + (" (a container on a user-space stack "
+                      "names it with network:)" if nodes[host]["kind"] == "container" else ""))
     for i, hop in enumerate(raw.get("via", [])):
         if not isinstance(hop, str) or hop not in names:
             check.add(path + ("via", i), f"no node {show(hop)}{closest(hop, names)}")
         elif hop == name:
             check.add(path + ("via", i), "a node cannot be its own waypoint")
         elif hop in nodes and not _can_be_waypoint(hop, nodes):
-            check.add(path + ("via", i), f"{show(hop)} ({nodes[hop]['kind']}) is not an L7 "
-                      "relay; via names the relays (proxy, waf, ssrf, or a host carrying "
-                      "one) a principal addresses; routers are chosen by the routing "
+            check.add(path + ("via", i), f"{show(hop)} ({nodes[hop]['kind']}) is not a "
+                      "relay; via names the relays (relay, proxy, waf, ssrf, or a host "
+                      "carrying one) a principal addresses; routers are chosen by the routing "
                       "tables (write gateway: or routes: to steer them)")
     if "methods" in raw:
         methods = _check_methods(check, raw["methods"], path + ("methods",))
@@ -163,6 +178,16 @@ def check_node(check: Checker, name: str, raw: dict[str, Any],
             raw.pop("product")
     elif "mode" in raw:
         check.add(path + ("mode",), "mode goes with product (e.g. product: apache)")
+    if raw.get("block_imds") and raw.get("product") and spec.layer.ends_tcp:
+        setup = PRODUCTS[raw["product"]].setup(raw.get("mode"), spec.name)
+        if refusal_directive(raw["product"], raw.get("mode"), spec.name) is None:
+            # A false ok is the worst bug: a refusal the product cannot be told to make.
+            ways = "; ".join(d.text for d in setup.directives) or "remove it"
+            check.add(path + ("block_imds",), f"{raw['product']} has no rule that refuses a "
+                      f"destination, so it cannot be told to refuse IMDS: {ways}; or an "
+                      "owner-matched output rule on its host (filters: [{chain: output, "
+                      f"owner: {name}, to: imds, action: drop}}])")
+            raw.pop("block_imds")
     if raw["kind"] == "host" and raw.get("masquerade") and not raw.get("forwarding"):
         check.add(path + ("masquerade",), "masquerade needs forwarding: true")
     if raw["kind"] == "nat" and raw.get("masquerade") is False:
@@ -201,10 +226,53 @@ def check_node(check: Checker, name: str, raw: dict[str, Any],
                 raw.pop(key)
 
 
+def _check_network(check: Checker, name: str, raw: dict[str, Any],
+                   nodes: Mapping[str, dict[str, Any]]) -> None:
+    """`network:` names a stack this kind may use and needs runs_on; `version:`
+    goes with it. (A false ok is the worst bug: a stack with no node to open
+    its connections would leave the container unrouted.)"""
+    path = ("nodes", name)
+    network = raw.get("network")
+    if network is None:
+        if "version" in raw:
+            check.add(path + ("version",), "version goes with network (e.g. network: "
+                      "gvisor-tap-vsock, version: 3.0.0)")
+            raw.pop("version")
+        return
+    stack = STACKS[network]
+    if raw["kind"] not in stack.kinds:
+        check.add(path + ("network",), f"{network} is the network of a "
+                  f"{' or a '.join(stack.kinds)}, not of a {raw['kind']}")
+        raw.pop("network")
+        return
+    if "runs_on" not in raw:
+        check.add(path + ("network",), f"a {raw['kind']} on {network} has no links: its stack "
+                  "opens its connections in another node's stack; name it with runs_on: "
+                  "NODE (the instance, or the container the rootless user runs in)")
+    version = raw.get("version")
+    if version is not None and not _VERSION.fullmatch(version):
+        check.add(path + ("version",), f"expected a version such as 3.0.1, got "
+                  f"{show(version)}")
+        raw.pop("version")
+    if raw.get("runs_on") == name:
+        return  # said once, below: a node cannot run on itself
+    chain = [name]  # a ring of runs_on would leave no node with links
+    while (host := nodes.get(chain[-1], {}).get("runs_on")) and host in nodes:
+        if host in chain:
+            check.add(path + ("runs_on",), "runs_on goes round in a circle: "
+                      + " -> ".join([*chain, host]))
+            raw.pop("runs_on", None)
+            break
+        chain.append(host)
+
+
+_VERSION = re.compile(r"\d+(\.\d+)*([-+~][0-9A-Za-z.]+)?")
+
+
 def _can_be_waypoint(name: str, nodes: Mapping[str, dict[str, Any]]) -> bool:
-    """An L7 relay, or a host that carries one."""
+    """A relay (L4 or L7), or a host that carries one."""
     raw = nodes[name]
-    if KINDS[raw["kind"]].layer is Layer.L7:
+    if KINDS[raw["kind"]].layer.ends_tcp:
         return True
     return raw["kind"] == "host" and any(
         n.get("runs_on") == name and KINDS[n["kind"]].relay for n in nodes.values())

@@ -10,7 +10,7 @@ from typing import Any
 
 from hopsim.imds import HTTP_ENDPOINT, HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import KINDS, ROLES
-from hopsim.products import MODES, PRODUCTS
+from hopsim.products import MODES, PRODUCTS, STACKS
 
 OUTCOMES = ("token", "credentials", "none")
 MAX_REPLICAS = 10**9  # copies of a node or a unit: counted, never built
@@ -67,7 +67,8 @@ NODE_FIELDS = (
     Field("kind", str, "what the node does to a packet", required=True, choices=tuple(KINDS)),
     Field("role", str, "workload: must get a token; attacker: must get nothing",
           choices=ROLES),
-    Field("runs_on", str, "the host whose network stack this node shares (no links)"),
+    Field("runs_on", str, "the host whose network stack this node shares (no links); with "
+          "network: the node whose stack opens its connections (a host or a container)"),
     Field("via", list, "waypoints this principal's requests go through, in order"),
     Field("family", int, "the IP version this principal uses to reach IMDS",
           choices=FAMILIES),
@@ -94,9 +95,19 @@ KIND_FIELDS = {
                     "to; overrides the computed table"),
     "filters": Field("filters", list, "packet filter rules of this node's stack, first "
                      "match wins: {chain: input|forward|output, from: NEIGHBOUR or PRINCIPAL, "
-                     "to: NODE or imds, action: drop|reject}; docs/mitigations.md"),
+                     "to: NODE or imds, owner: NODE (output only: the sockets its process "
+                     "opens here), action: drop|reject}; docs/mitigations.md"),
     "block_imds": Field("block_imds", bool, "blackhole routes for the metadata addresses in "
-                        "this namespace (what ECS_AWSVPC_BLOCK_IMDS does)"),
+                        "this namespace (what ECS_AWSVPC_BLOCK_IMDS does); on a relay: it "
+                        "opens no connection to them (the product's own rule, e.g. sshd's "
+                        "PermitOpen)"),
+    "network": Field("network", str, "a user-space network stack that ends each of its TCP "
+                     "connections and opens its own in runs_on's stack (rootless containers, "
+                     "a VM's user-mode network): fresh TTL 64, runs_on's address; needs "
+                     "runs_on", choices=tuple(STACKS)),
+    "version": Field("version", str, "the network stack's version, where its behaviour "
+                     "changed (gvisor-tap-vsock 3.0.0 refused 169.254.169.254); default: "
+                     "the version that exposes"),
     "intercepts": Field("intercepts", bool, "its host DNATs the metadata address, for "
                         "what it routes, to this relay (kube2iam, kiam): every request "
                         "crossing the host towards IMDS is answered or relayed here"),

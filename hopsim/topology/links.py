@@ -108,8 +108,12 @@ def check_filters(check: Checker, nodes: Mapping[str, dict[str, Any]],
     for name, raw in written.items():
         path = ("nodes", name)
         if raw.get("runs_on"):
+            # A container on a user-space stack has a namespace of its own, where
+            # block_imds blackholes the metadata addresses; a relay's block_imds
+            # is its own refusal (hopsim.kinds.RelayPolicy.refuses_imds).
+            own = ("block_imds",) if "network" in raw or KINDS[raw["kind"]].relay else ()
             for key in ("filters", "block_imds"):
-                if key in raw:
+                if key in raw and key not in own:
                     check.add(path + (key,), f"{show(name)} shares {show(raw['runs_on'])}'s "
                               "stack and has no filters or routes of its own; write it on "
                               f"{show(raw['runs_on'])}")
@@ -149,7 +153,9 @@ def _filter(check: Checker, path: tuple[Any, ...], rule: Any, name: str,
             check.add(path + (key,), f"expected one of {', '.join(choices)}, got "
                       f"{show(rule[key])}{closest(rule[key], choices)}")
             ok = False
-    source, destination = rule.get("from"), rule.get("to")
+    source, destination, owner = rule.get("from"), rule.get("to"), rule.get("owner")
+    if "owner" in rule:
+        ok = _owner(check, path + ("owner",), rule, name, nodes) and ok
     if "from" in rule:
         raw = nodes.get(source) if isinstance(source, str) else None
         if raw is None:
@@ -163,8 +169,8 @@ def _filter(check: Checker, path: tuple[Any, ...], rule: Any, name: str,
                 ok = False
         elif raw.get("runs_on"):
             check.add(path + ("from",), f"{show(source)} runs on {show(raw['runs_on'])} and "
-                      "sends with its address: hopsim cannot tell its packets from the "
-                      "host's (an owner match is not modelled); match the host instead")
+                      "sends with its address: its packets differ from the host's only in "
+                      f"the socket's owner; write owner: {source} on an output rule there")
             ok = False
         elif not KINDS[raw["kind"]].principal:
             check.add(path + ("from",), f"{show(source)} ({raw['kind']}) is not linked to "
@@ -185,7 +191,31 @@ def _filter(check: Checker, path: tuple[Any, ...], rule: Any, name: str,
             ok = False
     if not ok:
         return None
-    return Filter(rule["chain"], rule["action"], source, destination, index)
+    return Filter(rule["chain"], rule["action"], source, destination, index, owner)
+
+
+def _owner(check: Checker, path: tuple[Any, ...], rule: dict[str, Any], name: str,
+           nodes: Mapping[str, dict[str, Any]]) -> bool:
+    """`owner:` names a node whose process opens sockets in `name`'s stack (a
+    relay or a user-space stack whose runs_on is `name`), on an output rule:
+    what nftables' `meta skuid` sees, and only there."""
+    owner = rule["owner"]
+    raw = nodes.get(owner) if isinstance(owner, str) else None
+    if raw is None:
+        check.add(path, f"no node {show(owner)}{closest(owner, nodes)}")
+        return False
+    if rule.get("chain") != "output":
+        check.add(path, "owner matches the socket a process opens, which only the output "
+                  "chain knows: write chain: output")
+        return False
+    if raw.get("runs_on") != name:
+        where = (f"runs on {show(raw['runs_on'])}" if raw.get("runs_on")
+                 else "has a stack of its own")
+        check.add(path, f"{show(owner)} {where}: owner names a node whose process opens "
+                  f"its sockets in {show(name)}'s stack (a relay or a user-space network "
+                  f"stack with runs_on: {name})")
+        return False
+    return True
 
 
 def check_masquerade_links(check: Checker, nodes: Mapping[str, dict[str, Any]],

@@ -87,6 +87,10 @@ class Node:
     filters: tuple[Filter, ...] = ()  # its packet filter rules, in order (hopsim.filters)
     block_imds: bool = False  # blackhole routes for the metadata addresses here
     intercepts: bool = False  # its host DNATs what it routes to IMDS to this relay
+    # The user-space stack (hopsim.products.STACKS) that ends its connections and
+    # re-opens them in runs_on's stack, as an L4 relay would; None: the kernel's.
+    network: str | None = None
+    version: str | None = None  # that stack's version, where behaviour changed
 
     @property
     def spec(self) -> Kind:
@@ -95,6 +99,12 @@ class Node:
     @property
     def is_principal(self) -> bool:
         return self.spec.principal
+
+    @property
+    def passes_bytes(self) -> bool:
+        """An L4 relay or a user-space network stack: it passes the bytes and
+        never answers in HTTP itself (no 502, no 504: it closes, or waits)."""
+        return self.network is not None or self.spec.layer is Layer.L4
 
     @property
     def forwards(self) -> frozenset[int]:
@@ -184,6 +194,19 @@ class Topology:
                 relays.setdefault(node.runs_on, []).append(name)
         return relays
 
+    def stack_of(self, name: str) -> str:
+        """The node with links whose stack `name` sends from: itself, its host,
+        or its runs_on followed (a rootless container on a container)."""
+        nodes = self.nodes
+        host = nodes[name].runs_on
+        if host is None or nodes[host].runs_on is None:  # the usual case, once per principal
+            return host or name
+        seen = {name}
+        while (host := nodes[name].runs_on) is not None and host not in seen:
+            seen.add(host)
+            name = host
+        return name
+
     def instance_of(self, imds: str) -> str:
         """The instance an imds node belongs to: the one of its peers that is
         not a container owning an ENI of it."""
@@ -196,7 +219,7 @@ class Topology:
         return sorted(self._relays)
 
     def relays_on(self, host: str) -> list[str]:
-        """L7 relays that run inside `host`'s network stack, by name."""
+        """Relays (L4 or L7) that run inside `host`'s network stack, by name."""
         return self._relays.get(host, [])
 
     def label(self, name: str) -> str:
