@@ -120,10 +120,11 @@ def test_validate_locates_each_bad_product_or_mode(tmp_path):
         "nodes.relay.product: apache is both a reverse and a forward proxy, and they differ "
         "on what decides the token: say which with mode: reverse or mode: forward",
         "nodes.a.mode: nginx is emulated as a reverse proxy only",
-        "nodes.b.product: nginx is a proxy, not a waf: write kind: proxy",
+        "nodes.b.product: nginx is a proxy or a relay, not a waf: write kind: proxy or kind: relay",
         "nodes.c.mode: mode goes with product (e.g. product: apache)",
         "nodes.d.product: expected one of nginx, apache, squid, haproxy, tinyproxy, "
-        "modsecurity-crs, php-ssrf, got 'ngnix' (did you mean 'nginx'?)",
+        "modsecurity-crs, php-ssrf, socat, ssh, microsocks, dante, got 'ngnix' "
+        "(did you mean 'nginx'?)",
         "nodes.e.mode: php-ssrf has no mode"]
     assert all(re.match(rf"error: {re.escape(str(path))}:\d+: ", line)
                for line in result.output.splitlines())

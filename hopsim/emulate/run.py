@@ -140,6 +140,7 @@ class _Kernel:
         self.relays: list[RelayListener] = []
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
+        self.ssh = real.SshClients(self.products)
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -189,6 +190,7 @@ class _Kernel:
             tap.close()
         for service in [*self.servers.values(), *self.relays]:
             await service.stop()
+        self.ssh.stop()
         for daemon in self.daemons:
             daemon.stop()
 
@@ -213,6 +215,8 @@ class _Kernel:
             place = (self.plan.topology.nodes[node.via[0]].runs_on or node.via[0]) if node.via \
                 else None
         namespace = self.plan.namespace_of(sender).name
+        if flow.route.stations and self.ssh.serves(stations[-1].actor):
+            return await self.ssh.open(self.plan, flow, leg, namespace, timeout)
         destination = self.plan.destination(place, sender, family)
         # The kernel picks the source address, by the route it takes.
         source = "::" if family == 6 else "0.0.0.0"
@@ -223,6 +227,9 @@ class _Kernel:
             sock.bind((source, flow.ports[leg]))
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
+            if flow.route.stations and real.asks_socks(self.plan, flow, leg):
+                target = real.next_destination(self.plan, flow, leg)
+                await real.socks_connect(sock, target or "", HTTP_PORT, timeout)
         except BaseException:
             sock.close()
             raise
@@ -265,6 +272,7 @@ class _Kernel:
         for name, server in self.servers.items():
             server.settings = topology.nodes[name].imds  # type: ignore[assignment]
         sessions = await asyncio.gather(*(self.session(p) for p in topology.principals))
+        self.ssh.stop()  # each flow's ssh client: its exchange is over
         return {s.principal: self.outcome(s, hop_limit) for s in sessions}
 
     def outcome(self, session: client.Session, hop_limit: int) -> Outcome:
