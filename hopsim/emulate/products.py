@@ -51,6 +51,7 @@ from hopsim.http import HTTP_PORT, Request
 from hopsim.kinds import RelayPolicy
 from hopsim.products import PRODUCTS, Form, Setup
 from hopsim.routing import Part
+from hopsim.topology import Node
 
 
 class ProductError(PlanError):
@@ -206,8 +207,14 @@ def _next_station(plan: Plan, relay: ProductRelay, leg: tuple, principal: str,
 # --- requests addressed for the products on the way ----------------------------------
 
 
+def rechooses_port(node: Node) -> bool:
+    """It opens its leg with a source port of its own choosing: a real
+    product, or a user-space stack (so IMDS names the flow by its mark)."""
+    return node.product is not None or node.network is not None
+
+
 def through_products(plan: Plan, flow: Flow) -> bool:
-    return any(plan.topology.nodes[leg[-1].actor].product
+    return any(rechooses_port(plan.topology.nodes[leg[-1].actor])
                for leg in flow.route.legs[:-1] if leg[-1].part is not Part.IMDS)
 
 

@@ -22,6 +22,7 @@ from hopsim import analysis
 from hopsim.analysis import Expectation, Report, Result
 from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
+from hopsim.emulate import stacks as user
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.flows import Flow, Flows
@@ -80,7 +81,8 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
     prefix = f"{netns.run_prefix()}{next(_topology_numbers)}-"
     plan = build.plan(topology, prefix)
     products = real.relays(plan)
-    why = real.missing(products)
+    stacks = user.stacks(plan)
+    why = real.missing(products) or user.missing(stacks)
     if why:
         raise real.ProductError(why)
     timing = Timing(namespaces=len(plan.namespaces))
@@ -91,7 +93,7 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
         netns.wait_ready(plan)
         timing.build = time.monotonic() - started
         started = time.monotonic()
-        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products))
+        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products, stacks))
         timing.exchanges = time.monotonic() - started
         raise_if_stopped()
     finally:
@@ -99,6 +101,7 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
             started = time.monotonic()
             netns.delete_namespaces(netns.existing(prefix))
             real.remove_directories(plan)
+            user.remove_directories(plan)
             timing.teardown = time.monotonic() - started
     return report(topology, hop_limits, outcomes), timing
 
@@ -131,7 +134,8 @@ def report(topology: Topology, hop_limits: list[int],
 class _Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
+    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = (),
+                 stacks: list[user.UserStack] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
@@ -141,6 +145,7 @@ class _Kernel:
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
         self.ssh = real.SshClients(self.products)
+        self.stacks = {s.node: s for s in stacks}  # by the container on each
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -164,6 +169,8 @@ class _Kernel:
                        for address in ns.endpoint]
             await server.start(sockets)
             self.servers[name] = server
+        for stack in self.stacks.values():  # slirp4netns, pasta: as their unprivileged uids
+            stack.start()
         for product in self.products:  # the real binaries, in the relays' namespaces
             daemon = real.Daemon(product)
             self.daemons.append(daemon)
@@ -172,7 +179,7 @@ class _Kernel:
             await daemon.ready()
         relays: dict[str, dict] = {}
         for name, node in sorted(topology.nodes.items()):
-            if node.relay is not None and node.product is None:
+            if node.relay is not None and node.product is None and node.network is None:
                 relays.setdefault(node.runs_on or name, {})[name] = node.relay
         for place, policies in sorted(relays.items()):
             ns = plan.namespaces[place]
@@ -193,6 +200,8 @@ class _Kernel:
         self.ssh.stop()
         for daemon in self.daemons:
             daemon.stop()
+        for stack in self.stacks.values():
+            stack.stop()
 
     def timeout_of(self, flow: Flow, leg: int) -> float:
         """How long the sender of leg `leg` waits: one timeout per leg still
@@ -218,6 +227,12 @@ class _Kernel:
         if flow.route.stations and self.ssh.serves(stations[-1].actor):
             return await self.ssh.open(self.plan, flow, leg, namespace, timeout)
         destination = self.plan.destination(place, sender, family)
+        if leg == 0 and sender in self.stacks:
+            # A container on a user-space stack: from its own namespace, to where
+            # its stack will connect (the stack passes the destination on).
+            namespace = self.stacks[sender].namespace
+            destination = (real.next_destination(self.plan, flow, 0) if flow.route.stations
+                           else destination)
         # The kernel picks the source address, by the route it takes.
         source = "::" if family == 6 else "0.0.0.0"
         sock = netns.socket_in(namespace, socket.AF_INET6 if family == 6 else socket.AF_INET)
@@ -246,12 +261,13 @@ class _Kernel:
                                 self.timeout * max(1, len(route.legs)), self.addressed)
 
     def addressed(self, flow: Flow, request: Request) -> Request:
-        return real.addressed(self.plan, flow, request) if self.products else request
+        return real.addressed(self.plan, flow, request) if self.products or self.stacks \
+            else request
 
     def imds_port(self, flow: Flow) -> int:
         """The source port of the connection that brought `flow` to IMDS: its
         own last port, or the one a product chose (-1: it never got there)."""
-        if not self.products or not real.through_products(self.plan, flow):
+        if not (self.products or self.stacks) or not real.through_products(self.plan, flow):
             return flow.last_port
         received = self.received(flow)
         return received.peer[1] if received else -1
@@ -259,7 +275,7 @@ class _Kernel:
     def received(self, flow: Flow) -> Received | None:
         """The request of `flow` as it reached IMDS, if it did: found by the
         mark a flow through products carries, else by its last port."""
-        marked = bool(self.products) and real.through_products(self.plan, flow)
+        marked = bool(self.products or self.stacks) and real.through_products(self.plan, flow)
         for server in self.servers.values():
             for received in server.received:
                 if (real.flow_mark(received.request.path) == flow.ports[0] if marked
@@ -303,7 +319,7 @@ class _Kernel:
 
             def sent(i: int) -> bool:
                 return ports[i] in evidence.opened or (
-                    local(i) and plan.topology.nodes[legs[i][0].actor].product is not None)
+                    local(i) and real.rechooses_port(plan.topology.nodes[legs[i][0].actor]))
 
             last = 0
             while last + 1 < len(legs) and sent(last + 1):
@@ -372,8 +388,9 @@ def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
-                   products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
-    kernel = _Kernel(plan, timeout, products)
+                   products: list[real.ProductRelay] = (),
+                   stacks: list[user.UserStack] = ()) -> dict[int, dict[str, Outcome]]:
+    kernel = _Kernel(plan, timeout, products, stacks)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}
