@@ -16,6 +16,7 @@ from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, RelayPolicy
 from hopsim.outcome import Access, Cause, Outcome
+from hopsim.products import refusal_directive
 from hopsim.profiles import profile
 from hopsim.report.wording import finding, plural, reason
 from hopsim.routing import Part, Route, Router
@@ -88,6 +89,13 @@ def story(topology: Topology, o: Outcome) -> str:
         return f"{o.node} cannot reach IMDS ({reason(o)})."
     h, k = o.hop_limit or 0, o.routers or 0
     budget = f"hop limit {h} lets it cross {plural(h - 1, 'router')}"
+    stack = topology.nodes[o.node].network
+    if o.access is Access.TOKEN and stack and o.receiver == o.node:
+        runs_on = topology.nodes[o.node].runs_on
+        return (f"{o.node} gets a token through its {stack} stack: a user-space process in "
+                f"{runs_on}'s stack ends each of its TCP connections and opens its own, so "
+                f"the token response crosses only {plural(k, 'router')} to reach it "
+                f"({budget}) and is handed to {o.node} in fresh packets (TTL 64).")
     if o.access is Access.TOKEN and o.receiver != o.node:
         relay = topology.nodes[o.receiver]  # type: ignore[index]
         text = (f"{o.node} gets a token through {o.receiver} ({relay.kind}): the token "
@@ -96,7 +104,9 @@ def story(topology: Topology, o: Outcome) -> str:
                 f"only the way from IMDS to {o.receiver}.")
         if relay.relay and not relay.relay.adds_xff:
             text += (f" {o.receiver} adds no X-Forwarded-For, so IMDS cannot tell the PUT "
-                     "was relayed.")
+                     "was relayed." if not relay.passes_bytes else
+                     f" {o.receiver} passes the bytes: IMDS sees the PUT as the client sent "
+                     "it, from the relay's address.")
         return text
     if o.access is Access.TOKEN:
         return (f"{o.node} gets a token: its token response crosses {plural(k, 'router')} "
@@ -219,6 +229,22 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
     for relay in dict.fromkeys(s.relay for s in route.stations if s.part is Part.RELAY):
         policy = topology.nodes[relay].relay  # type: ignore[index]
         assert policy is not None
+        node = topology.nodes[relay]  # type: ignore[index]
+        if node.passes_bytes:
+            # No HTTP to change: an L4 relay or stack can only refuse IMDS, where
+            # the product can be told to (microsocks cannot).
+            if node.product and refusal_directive(node.product, node.mode, node.kind) is None:
+                continue
+            refuse = not policy.refuses_imds
+            what = (f"let {relay} reach IMDS" if not refuse else
+                    f"blackhole IMDS in {relay}'s own namespace (block_imds)"
+                    if topology.nodes[relay].network else  # type: ignore[index]
+                    f"make {relay} open no connection to IMDS (block_imds)")
+            yield _relay_change(topology, principal, relay,  # type: ignore[arg-type]
+                                replace(policy, refuses_imds=refuse), what,
+                                f"--set {relay}.block_imds={str(refuse).lower()}",
+                                loosens=not refuse)
+            continue
         xff = not policy.adds_xff
         yield _relay_change(topology, principal, relay, replace(policy, adds_xff=xff),
                             f"make {relay} {'add' if xff else 'drop'} X-Forwarded-For",

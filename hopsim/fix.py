@@ -8,9 +8,10 @@ request crosses (for everything, or for what arrives from the attacker's
 side), an output filter on a relay's host (for everything, or for the
 sockets the relay or a rootless stack owns), block_imds on an L4 relay (the
 product's own refusal: sshd's PermitOpen, dante's socks block), and
-block_imds on an attacker's own namespace. Sets are tried smallest first (up to MAX_CHANGES changes);
-every set found at the smallest size is reported, cheapest kind first. A set
-is a fix only if the loader accepts it and the simulator's verdict is ok.
+block_imds on an attacker's own namespace. Sets are tried smallest first
+(up to MAX_CHANGES changes); every set found at the smallest size is
+reported, cheapest kind first. A set is a fix only if the loader accepts it
+and the simulator's verdict is ok.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import yaml
 from hopsim import analysis
 from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
+from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
+from hopsim.products import refusal_directive
 from hopsim.routing import Part, Router
-from hopsim.topology import Topology, TopologyError, load, load_text
+from hopsim.topology import Topology, TopologyError
 
 MAX_CHANGES = 3
 HOP_LIMITS = range(MIN_HOP_LIMIT, 9)  # beyond 8 routers nothing bundled or likely
@@ -147,7 +150,9 @@ def candidates(topology: Topology, report: analysis.Report) -> list[Change]:
             if station.part is Part.RELAY and station.actor:
                 relay = nodes[station.actor]
                 if relay.passes_bytes:  # L4: no HTTP to change; it can refuse, or be owned
-                    if relay.spec.layer is Layer.L4 and not relay.block_imds:
+                    if relay.spec.layer is Layer.L4 and not relay.block_imds and (
+                            relay.product is None
+                            or refusal_directive(relay.product, relay.mode, relay.kind)):
                         _add(found, seen, Change("block_imds", True, station.actor, cost=1))
                     if relay.runs_on:
                         _add(found, seen, Change("filters", {

@@ -33,6 +33,37 @@ class Form(Enum):
 
 
 @dataclass(frozen=True)
+class Directive:
+    """What closes a path, in the product's own configuration language."""
+
+    change: str  # the hopsim change it stands for, as `hopsim fix` writes it:
+    #              "adds_xff=true", "methods=GET,HEAD" (any list without PUT)
+    text: str  # the product's own line(s); {methods} etc. filled by `written`
+    where: str  # where it goes: "the location block that proxies (nginx.conf)"
+    source: str  # the product's documentation that says so
+
+    @property
+    def key(self) -> str:
+        return self.change.partition("=")[0]
+
+    def matches(self, key: str, value: object) -> bool:
+        """Whether this directive makes the change `key` = `value` (for
+        methods: any list that leaves PUT out)."""
+        if key != self.key:
+            return False
+        if key == "methods":
+            return isinstance(value, (list, tuple)) and "PUT" not in value
+        return self.change.partition("=")[2] == str(value).lower()
+
+    def written(self, value: object = None) -> str:
+        """The text with the change's value in the product's syntax."""
+        methods = list(value) if isinstance(value, (list, tuple)) else \
+            self.change.partition("=")[2].split(",")
+        return self.text.format(methods=" ".join(methods), methods_pipe="|".join(methods),
+                                methods_quoted=", ".join(f"'{m}'" for m in methods))
+
+
+@dataclass(frozen=True)
 class Setup:
     """One product in one mode: what it does by default, and why we say so."""
 
@@ -44,9 +75,11 @@ class Setup:
     form: Form
     open_relay: str  # the one misconfiguration that makes it relay to IMDS
     sources: tuple[str, ...]  # where each default is documented
-    # What closes the path to IMDS, in the product's own words, each with its
-    # source: the directive a finding or a fix names (empty: none written yet).
-    closes: tuple[str, ...] = ()
+    directives: tuple[Directive, ...] = ()  # the fixes in its own words, each proven
+
+    def directive(self, key: str, value: object) -> Directive | None:
+        """The product's own way of making the change `key` = `value`, if it has one."""
+        return next((d for d in self.directives if d.matches(key, value)), None)
 
     @property
     def label(self) -> str:
@@ -107,8 +140,11 @@ _SQUID_XFF = ("Squid docs, forwarded_for: default 'on' adds the client's address
 _SOCAT = ("socat(1): TCP-LISTEN:<port> accepts a TCP connection and, with fork, handles "
           "each in a child; TCP:<host>:<port> connects to the host; socat copies the bytes "
           "both ways, unchanged")
-_SOCAT_CLOSES = ("socat(1): the upstream is the address it is given (TCP:HOST:PORT): "
-                 "point it anywhere but 169.254.169.254, or remove the relay")
+_SOCAT_CLOSES = Directive(
+    "block_imds=true", "TCP:<a host that is not 169.254.169.254>:<port> as the second "
+    "address, or no forward at all", "socat's command line (its unit file, or the "
+    "container's command)", "socat(1): the second address is where every accepted "
+    "connection is sent")
 _SSHD_FORWARDING = ("sshd_config(5), AllowTcpForwarding: 'Specifies whether TCP forwarding "
                     "is permitted ... yes (the default)'; PermitOpen: 'The default is to "
                     "allow all port forwarding requests' (any); Debian 12's sshd_config sets "
@@ -120,34 +156,47 @@ _SSHD_NOLOGIN = ("sshd_config(5), AllowTcpForwarding: 'disabling TCP forwarding 
 _SSH_DYNAMIC = ("ssh(1), -D [bind_address:]port: 'dynamic application-level port "
                 "forwarding ... ssh will act as a SOCKS server'; sshd opens each connection "
                 "the client asks for (a direct-tcpip channel)")
-_SSHD_CLOSES = ("sshd_config(5): AllowTcpForwarding no ('no to prevent all TCP "
-                "forwarding'), for all users or in a Match block",
-                "sshd_config(5): PermitOpen host:port ... (the destinations local "
-                "forwarding may reach) not listing 169.254.169.254:80, or PermitOpen none")
+_SSHD_CLOSES = (
+    Directive("block_imds=true", "AllowTcpForwarding no",
+              "sshd_config, for every user or in a Match User block",
+              "sshd_config(5), AllowTcpForwarding: 'no to prevent all TCP forwarding'"),
+    Directive("block_imds=true", "PermitOpen <host:port ...> (the destinations forwarding "
+              "may reach, 169.254.169.254:80 not among them), or PermitOpen none",
+              "sshd_config, for every user or in a Match User block",
+              "sshd_config(5), PermitOpen: 'Specifies the destinations to which TCP port "
+              "forwarding is permitted'; it covers ssh -L and -D (direct-tcpip)"),
+)
 _HAPROXY_TCP = ("HAProxy 2.6 configuration manual, mode tcp: 'The instance will work in pure "
                 "TCP mode. A full-duplex connection will be established between clients and "
                 "servers, and no layer 7 examination will be performed'; option forwardfor "
                 "applies to mode http only")
-_HAPROXY_TCP_CLOSES = ("HAProxy 2.6 configuration manual, server <name> <address>: the "
-                       "backend's server line names the upstream: no server at "
-                       "169.254.169.254, or remove the frontend")
+_HAPROXY_TCP_CLOSES = Directive(
+    "block_imds=true", "server <name> <an address that is not 169.254.169.254>:<port>",
+    "the backend (or listen) section in mode tcp (haproxy.cfg)",
+    "HAProxy 2.6 configuration manual, server <name> <address>: the upstream of the backend")
 _NGINX_STREAM = ("nginx docs, ngx_stream_proxy_module, proxy_pass address: 'Sets the address "
                  "of a proxied server'; the stream module proxies TCP and reads no HTTP "
                  "(no proxy_set_header, no X-Forwarded-For)")
-_NGINX_STREAM_CLOSES = ("nginx docs, ngx_stream_proxy_module, proxy_pass: an upstream that "
-                        "is not 169.254.169.254; ngx_stream_access_module: deny for the "
-                        "clients that must not use it")
+_NGINX_STREAM_CLOSES = Directive(
+    "block_imds=true", "proxy_pass <an upstream that is not 169.254.169.254>;",
+    "the server block of the stream context (nginx.conf)",
+    "nginx docs, ngx_stream_proxy_module, proxy_pass address: the proxied server")
 _MICROSOCKS = ("microsocks README: 'microsocks -1 -q -i listenip -p port -u user -P "
                "password -b bindaddr'; without -u and -P it asks no authentication, and it "
                "has no rule on destinations: any CONNECT is opened")
-_MICROSOCKS_CLOSES = ("microsocks README: no destination rule exists; bind it to loopback "
-                      "(-i 127.0.0.1), require a user (-u user -P password), or remove it "
-                      "(or a host filter on the instance: an owner-matched output rule)")
+# microsocks has no rule on destinations: nothing in its own words says
+# block_imds (the loader refuses it there); what closes it is not opening it.
+_MICROSOCKS_CLOSES = Directive(
+    "remove", "microsocks -i 127.0.0.1 (loopback only), or -u USER -P PASSWORD, or no "
+    "microsocks", "microsocks' command line", "microsocks README: -i listenip, -u user, "
+    "-P password; it has no option that restricts destinations")
 _DANTE = ("danted.conf(5): 'client pass' rules say who may connect, 'socks pass' rules "
           "where to; a configuration passing from 0.0.0.0/0 to 0.0.0.0/0 opens every "
           "destination (the usual open-proxy setup)")
-_DANTE_CLOSES = ("danted.conf(5): socks block { from: 0.0.0.0/0 to: 169.254.169.254/32 }, "
-                 "before the socks pass rules (the first matching rule wins)")
+_DANTE_CLOSES = Directive(
+    "block_imds=true", "socks block {{ from: 0.0.0.0/0 to: 169.254.169.254/32 }}",
+    "danted.conf, before the socks pass rules (the first matching rule wins)",
+    "danted.conf(5): socks rules are matched in order; block refuses the request")
 
 PRODUCTS: dict[str, Product] = {
     p.name: p
@@ -160,7 +209,7 @@ PRODUCTS: dict[str, Product] = {
             Setup("nginx", "stream", "relay", "nginx 1.22 stream proxy_pass "
                   "(libnginx-mod-stream)", PASS_BYTES, Form.ORIGIN,
                   "stream { server { listen 8081; proxy_pass 169.254.169.254:80; } }",
-                  (_NGINX_STREAM,), closes=(_NGINX_STREAM_CLOSES,)),
+                  (_NGINX_STREAM,), directives=(_NGINX_STREAM_CLOSES,)),
         ), default_mode="reverse"),
         Product("apache", "proxy", ("apache2",), "apache2", (
             Setup("apache", "reverse", "proxy", "Apache httpd 2.4 mod_proxy, ProxyPass",
@@ -189,7 +238,7 @@ PRODUCTS: dict[str, Product] = {
                    "is added only with this option, which is off by default",)),
             Setup("haproxy", "tcp", "relay", "HAProxy 2.6, mode tcp", PASS_BYTES, Form.ORIGIN,
                   "mode tcp; server imds 169.254.169.254:80", (_HAPROXY_TCP,),
-                  closes=(_HAPROXY_TCP_CLOSES,)),
+                  directives=(_HAPROXY_TCP_CLOSES,)),
         ), default_mode="reverse"),
         Product("tinyproxy", "proxy", ("tinyproxy",), "tinyproxy", (
             Setup("tinyproxy", "forward", "proxy", "tinyproxy 1.11, no Allow line",
@@ -223,30 +272,30 @@ PRODUCTS: dict[str, Product] = {
         Product("socat", "relay", ("socat",), "socat", (
             Setup("socat", None, "relay", "socat 1.7.4.4 TCP-LISTEN,fork to TCP", PASS_BYTES,
                   Form.ORIGIN, "TCP-LISTEN:8081,fork,reuseaddr TCP:169.254.169.254:80",
-                  (_SOCAT,), closes=(_SOCAT_CLOSES,)),
+                  (_SOCAT,), directives=(_SOCAT_CLOSES,)),
         )),
         Product("ssh", "relay", ("openssh-server", "openssh-client"), "sshd", (
             Setup("ssh", "local-forward", "relay",
                   "OpenSSH 9.2p1 sshd, Debian's sshd_config; ssh -N -L 8081:169.254.169.254:80",
                   PASS_BYTES, Form.ORIGIN,
                   "none: Debian's default sshd_config (AllowTcpForwarding yes, PermitOpen any)",
-                  (_SSHD_FORWARDING, _SSHD_NOLOGIN), closes=_SSHD_CLOSES),
+                  (_SSHD_FORWARDING, _SSHD_NOLOGIN), directives=_SSHD_CLOSES),
             Setup("ssh", "socks", "relay",
                   "OpenSSH 9.2p1 sshd, Debian's sshd_config; ssh -N -D 1080 (SOCKS5)",
                   PASS_BYTES, Form.SOCKS,
                   "none: Debian's default sshd_config (AllowTcpForwarding yes, PermitOpen any)",
-                  (_SSHD_FORWARDING, _SSHD_NOLOGIN, _SSH_DYNAMIC), closes=_SSHD_CLOSES),
+                  (_SSHD_FORWARDING, _SSHD_NOLOGIN, _SSH_DYNAMIC), directives=_SSHD_CLOSES),
         )),  # the modes differ in how a client addresses it: a node must say which
         Product("microsocks", "relay", ("microsocks",), "microsocks", (
             Setup("microsocks", None, "relay", "microsocks 1.0.3, defaults (no auth)",
                   PASS_BYTES, Form.SOCKS, "the defaults: no -u/-P, any destination",
-                  (_MICROSOCKS,), closes=(_MICROSOCKS_CLOSES,)),
+                  (_MICROSOCKS,), directives=(_MICROSOCKS_CLOSES,)),
         )),
         Product("dante", "relay", ("dante-server",), "danted", (
             Setup("dante", None, "relay", "dante 1.4.2 danted, client pass and socks pass "
                   "from 0/0 to 0/0", PASS_BYTES, Form.SOCKS,
                   "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }",
-                  (_DANTE,), closes=(_DANTE_CLOSES,)),
+                  (_DANTE,), directives=(_DANTE_CLOSES,)),
         )),
     )
 }
@@ -270,7 +319,7 @@ class Stack:
     packages: tuple[str, ...]  # Debian packages that bring its binary (none: simulated only)
     binary: str | None  # the program hopsim emulate runs, if any
     sources: tuple[str, ...]
-    closes: tuple[str, ...]  # what closes the path, in its own words, with sources
+    directives: tuple[Directive, ...]  # what closes the path, on the node it runs on
     certainty: str  # the docs' marker for its model: M measured, U uncertain
     refusing_versions: tuple[str, ...] = ()  # versions that refuse 169.254.169.254
 
@@ -283,10 +332,19 @@ class Stack:
         return PASS_BYTES
 
 
-_OWNER_RULE = ("nftables wiki, Matching packet metainformation: meta skuid matches the "
-               "user that owns the socket, on the output hook: on the instance, `meta "
-               "skuid <the rootless user> ip daddr 169.254.169.254 drop` (in hopsim: "
-               "filters: [{chain: output, owner: NODE, to: imds, action: drop}])")
+# A user-space stack has no setting that refuses a destination: what closes its
+# path is on the instance (the rootless user's sockets) or in the container.
+_OWNER_RULE = (
+    Directive("filters={chain: output, owner: NODE, to: imds, action: drop}",
+              "nft add rule inet filter output meta skuid <the rootless user> ip daddr "
+              "169.254.169.254 drop", "the instance's nftables ruleset (output hook)",
+              "nftables wiki, Matching packet metainformation: meta skuid, the user that "
+              "owns the socket (output hook only)"),
+    Directive("block_imds=true", "ip route add blackhole 169.254.169.254/32",
+              "inside the container's network namespace, before the workload starts",
+              "ip-route(8): a blackhole route discards the packets (the connect fails at "
+              "once)"),
+)
 _PER_SOCKET = ("(measured, Debian 12): the container's TCP connection is ended by the "
                "stack, which connect()s its own socket in the instance's namespace: "
                "IMDS sees the instance's address, the answer arrives with TTL 64 from the "
@@ -300,12 +358,12 @@ STACKS: dict[str, Stack] = {
               ("slirp4netns(1): 'User-mode networking for unprivileged network namespaces'; "
                "libslirp terminates the guest's TCP and opens host sockets; "
                "--disable-host-loopback blocks 127.0.0.1 only, not 169.254.169.254 "
-               + _PER_SOCKET,), (_OWNER_RULE,), "M"),
+               + _PER_SOCKET,), _OWNER_RULE, "M"),
         Stack("pasta", ("container", "host"), "pasta (passt 2023-03-09), run by an "
               "unprivileged user", ("passt",), "pasta",
               ("passt(1): pasta 'translates between a network namespace's Layer-2 interface "
                "and native Layer-4 sockets (TCP, UDP, ICMP echo) on the host'; Podman 5's "
-               "default rootless network " + _PER_SOCKET,), (_OWNER_RULE,), "M"),
+               "default rootless network " + _PER_SOCKET,), _OWNER_RULE, "M"),
         Stack("gvisor-tap-vsock", ("container", "host"), "gvisor-tap-vsock in RootlessKit "
               "(rootless Docker 29.5+)", (), None,
               ("RootlessKit docs: the gvisor-tap-vsock network driver runs a gVisor TCP/IP "
@@ -313,20 +371,29 @@ STACKS: dict[str, Stack] = {
                "moby/moby#52694: in Docker 29.5.0 (RootlessKit 3.0.0) connections to "
                "169.254.169.254 were refused ('Connection refused'); rootlesskit PR 597 "
                "(3.0.1) passes them again: the default is the version that passes"),
-              (_OWNER_RULE,), "U", refusing_versions=("3.0.0",)),
+              _OWNER_RULE, "U", refusing_versions=("3.0.0",)),
         Stack("bypass4netns", ("container", "host"), "bypass4netns (rootless containers, "
               "seccomp socket bypass)", (), None,
               ("bypass4netns README: it intercepts the container's socket calls (seccomp "
                "user notification) and replaces its sockets with sockets created in the "
                "host's network namespace: connections leave from the host's stack",),
-              (_OWNER_RULE,), "U"),
+              _OWNER_RULE, "U"),
         Stack("qemu-user", ("host",), "QEMU user-mode networking (-netdev user, libslirp)",
               (), None,
               ("QEMU docs, Network emulation, 'User Networking (SLIRP)': the guest's TCP "
                "connections are made by QEMU's own sockets on the host (libslirp, as "
-               "slirp4netns)",), (_OWNER_RULE,), "U"),
+               "slirp4netns)",), _OWNER_RULE, "U"),
     )
 }
+
+
+def refusal_directive(product: str | None, mode: str | None, kind: str) -> Directive | None:
+    """The product's own way of refusing IMDS (block_imds on its node), or None
+    where it has none (microsocks). A relay with no product is hopsim's own,
+    which refuses as written: a generic directive-less yes is left to callers."""
+    if product is None:
+        return None
+    return PRODUCTS[product].setup(mode, kind).directive("block_imds", True)
 
 
 def product_names() -> tuple[str, ...]:
@@ -334,8 +401,10 @@ def product_names() -> tuple[str, ...]:
 
 
 def setups() -> list[Setup]:
-    """Every product in every mode, in table order."""
-    return [s for p in PRODUCTS.values() for s in p.setups]
+    """Every product in every mode, in table order: the L7 relays, then the L4
+    ones (`kind: relay`), so a listing shows the two families side by side."""
+    every = [s for p in PRODUCTS.values() for s in p.setups]
+    return [s for s in every if s.kind != "relay"] + [s for s in every if s.kind == "relay"]
 
 
 def mode_problem(product: str, mode: str | None, kind: str) -> str | None:

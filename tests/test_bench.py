@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hopsim import bench, engine
-from hopsim.topology import load, parse
+from hopsim.loader import load, parse
 
 
 def test_the_benchmark_at_a_tiny_size_writes_every_ratio_and_verdict_as_json(tmp_path,

@@ -31,11 +31,12 @@ from hopsim.emulate.build import PlanError
 from hopsim.emulate.flows import Flows
 from hopsim.engine import play
 from hopsim.imds import token_request
+from hopsim.loader import topology_files
 from hopsim.outcome import Access, Cause
 from hopsim.products import PRODUCTS, setups
 from hopsim.report import products as products_report
 from hopsim.report.wording import reason
-from hopsim.topology import TopologyError, topology_files
+from hopsim.topology import TopologyError
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 PRODUCT_FILES = topology_files([TOPOLOGIES / "products"])
@@ -120,11 +121,12 @@ def test_validate_locates_each_bad_product_or_mode(tmp_path):
         "nodes.relay.product: apache is both a reverse and a forward proxy, and they differ "
         "on what decides the token: say which with mode: reverse or mode: forward",
         "nodes.a.mode: nginx is emulated as a reverse proxy only",
-        "nodes.b.product: nginx is a proxy or a relay, not a waf: write kind: proxy or kind: relay",
+        "nodes.b.product: nginx is a proxy or a relay, not a waf: write kind: proxy or kind: "
+        "relay",
         "nodes.c.mode: mode goes with product (e.g. product: apache)",
         "nodes.d.product: expected one of nginx, apache, squid, haproxy, tinyproxy, "
-        "modsecurity-crs, php-ssrf, socat, ssh, microsocks, dante, got 'ngnix' "
-        "(did you mean 'nginx'?)",
+        "modsecurity-crs, php-ssrf, socat, ssh, microsocks, dante, got 'ngnix' (did you mean "
+        "'nginx'?)",
         "nodes.e.mode: php-ssrf has no mode"]
     assert all(re.match(rf"error: {re.escape(str(path))}:\d+: ", line)
                for line in result.output.splitlines())
@@ -134,8 +136,8 @@ def test_the_schema_offers_the_products_and_modes_on_relays_only():
     nodes = json.loads(run("schema").output)["definitions"]
     text = json.dumps(nodes)
     assert '"enum": ["nginx", "apache", "squid", "haproxy", "tinyproxy", "modsecurity-crs", ' \
-           '"php-ssrf"]' in text
-    assert '"enum": ["reverse", "forward"]' in text
+           '"php-ssrf", "socat", "ssh", "microsocks", "dante"]' in text
+    assert '"enum": ["reverse", "forward", "stream", "tcp", "local-forward", "socks"]' in text
     with pytest.raises(TopologyError, match="unknown key 'product' for a host node"):
         parse(yaml.safe_dump({**relay_doc(kind="proxy"), "nodes": {
             **relay_doc(kind="proxy")["nodes"],
@@ -145,10 +147,11 @@ def test_the_schema_offers_the_products_and_modes_on_relays_only():
 def test_every_product_names_its_sources_and_packages():
     for setup in setups():
         assert setup.sources and all(len(s) > 40 for s in setup.sources), setup.label
-        assert setup.kind == PRODUCTS[setup.product].kind
+        assert setup.kind in PRODUCTS[setup.product].kinds
     assert {p for product in PRODUCTS.values() for p in product.packages} == {
         "nginx", "apache2", "libapache2-mod-security2", "modsecurity-crs", "squid", "haproxy",
-        "tinyproxy", "php-cli"}
+        "tinyproxy", "php-cli", "socat", "openssh-server", "openssh-client", "microsocks",
+        "dante-server"}
 
 
 # --- the emulator's side, pure --------------------------------------------------------

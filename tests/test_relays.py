@@ -12,8 +12,10 @@ routed and masqueraded by the instance, is the control: one router.
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from builders import make, play
+from builders import ROOT, make, play
 from click.testing import CliRunner
 
 from hopsim import parse
@@ -187,8 +189,11 @@ def test_gvisor_tap_vsock_3_0_0_refused_the_metadata_address(http_tokens):
         assert access(on_instance(passes, hop_limit=1), "job") is Access.TOKEN
 
 
+REFUSING = [r for r in RELAY_ROWS if r["product"] != "microsocks"]
+
+
 @pytest.mark.parametrize("http_tokens", TOKENS)
-@pytest.mark.parametrize("relay", RELAY_ROWS, ids=lambda r: "-".join(r.values()))
+@pytest.mark.parametrize("relay", REFUSING, ids=lambda r: "-".join(r.values()))
 def test_block_imds_on_a_relay_closes_the_connection(relay, http_tokens):
     exchange = play(through_relay({**relay, "block_imds": True}, hop_limit=2,
                                   http_tokens=http_tokens), "outside")
@@ -198,6 +203,20 @@ def test_block_imds_on_a_relay_closes_the_connection(relay, http_tokens):
     assert outcome.path == ("outside", "instance", "relay") or outcome.path[-1] == "relay"
     assert not exchange.token_issued
     assert any(h.action is Action.REFUSE and h.node == "relay" for h in exchange.hops)
+
+
+def test_microsocks_cannot_be_told_to_refuse_imds():
+    with pytest.raises(TopologyError) as caught:
+        through_relay({"product": "microsocks", "block_imds": True})
+    (problem,) = caught.value.problems
+    assert problem.key == "nodes.relay.block_imds"
+    assert problem.message.startswith(
+        "microsocks has no rule that refuses a destination, so it cannot be told to refuse "
+        "IMDS: microsocks -i 127.0.0.1 (loopback only)")
+    assert problem.message.endswith(
+        "filters: [{chain: output, owner: relay, to: imds, action: drop}])")
+    # a relay without a product is hopsim's generic one: its block_imds is taken as written
+    assert through_relay({"block_imds": True}).nodes["relay"].relay.refuses_imds
 
 
 def test_block_imds_in_a_rootless_containers_namespace_leaves_it_no_route():
@@ -265,14 +284,21 @@ def test_every_l4_product_and_stack_names_its_sources_and_what_closes_it():
         "socat", "ssh (local-forward)", "ssh (socks)", "haproxy (tcp)", "nginx (stream)",
         "microsocks", "dante"}
     for setup in l4:
-        assert setup.sources and setup.closes, setup.label
-        assert all(len(s) > 40 for s in setup.sources + setup.closes), setup.label
+        assert setup.sources and setup.directives, setup.label
+        assert all(len(s) > 40 for s in setup.sources), setup.label
+        for d in setup.directives:
+            assert d.change in ("block_imds=true", "remove") and d.where and d.source
+            assert d.written()  # its text formats (a brace is doubled where it is literal)
     for stack in STACKS.values():
-        assert stack.sources and stack.closes and stack.certainty in ("M", "U"), stack.name
+        assert stack.sources and stack.directives and stack.certainty in ("M", "U"), stack.name
     # emulated stacks are the ones Debian ships here
     assert {s.name for s in STACKS.values() if s.binary} == {"slirp4netns", "pasta"}
-    assert any("AllowTcpForwarding no" in c for c in PRODUCTS["ssh"].setup("socks").closes)
-    assert any("PermitOpen" in c for c in PRODUCTS["ssh"].setup("local-forward").closes)
+    ssh = PRODUCTS["ssh"].setup("socks")
+    assert ssh.directive("block_imds", True).text == "AllowTcpForwarding no"
+    assert any("PermitOpen" in d.text for d in PRODUCTS["ssh"].setup("local-forward").directives)
+    assert PRODUCTS["dante"].setup(None).directive("block_imds", True).written() == (
+        "socks block { from: 0.0.0.0/0 to: 169.254.169.254/32 }")
+    assert PRODUCTS["microsocks"].setup(None).directive("block_imds", True) is None
 
 
 def test_a_product_that_is_a_proxy_and_a_relay_takes_the_kinds_setup():
@@ -381,3 +407,37 @@ def test_a_bad_network_is_one_error_line_and_exit_2(tmp_path):
                      "gvisor-tap-vsock, bypass4netns, qemu-user, got 'pasta2' (did you mean "
                      "'pasta'?)"]
     assert "Traceback" not in result.output
+
+
+# --- the reports name the stack and the relay leg ------------------------------------------
+
+RUNNER = "topologies/rootless-ci-runner.yaml"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), env={"NO_COLOR": "1", "COLUMNS": "200",
+                                                      "TERM": "dumb"})
+
+
+def test_trace_shows_the_unrouted_leg_and_the_stacks_fresh_connection():
+    result = cli("trace", str(ROOT / RUNNER), "--from", "ci-job")
+    assert result.exit_code == 0, result.output
+    assert "(to its slirp4netns stack, in its own namespace: not routed)" in result.output
+    assert "ci-job's slirp4netns opens its own connection: fresh TTL 64" in result.output
+
+
+def test_draw_and_explain_name_the_stack():
+    mermaid = cli("draw", str(ROOT / RUNNER), "--format", "mermaid").output
+    assert "its slirp4netns re-sends from instance at TTL 64" in mermaid
+    assert "its pasta re-sends from instance at TTL 64" in mermaid
+    explained = cli("explain", str(ROOT / RUNNER)).output
+    assert "ci-job gets a token through its slirp4netns stack" in explained
+    assert "blackhole IMDS in ci-job's own namespace (block_imds)" in explained
+
+
+def test_show_json_carries_the_stack_only_where_there_is_one():
+    result = cli("show", str(ROOT / RUNNER), "--format", "json")
+    assert result.exit_code == 0, result.output
+    nodes = {n["name"]: n for n in json.loads(result.output)["topology"]["nodes"]}
+    assert nodes["ci-job"]["network"] == {"stack": "slirp4netns", "version": None}
+    assert "network" not in nodes["build"] and "network" not in nodes["instance"]

@@ -1,6 +1,8 @@
 """The `hopsim` command: parse arguments, call the library, render. No logic.
 
-One module per group of commands, as click's own projects do:
+The group itself is commands.py; __main__.py starts it (`hopsim`, `python
+-m hopsim.cli`), taking signals from its first instruction. One module per
+group of commands, as click's own projects do:
   check.py    check, sweep, validate: judging files, every report format
   inspect.py  show, trace, explain, draw: looking into one topology
   teach.py    demo
@@ -12,49 +14,19 @@ command reads), say.py (output, errors and exit codes: 0 fine, 1 a finding,
 hopsim.workers', output files hopsim.output's.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
-import click
-
-from hopsim import __version__, interrupts
-from hopsim.cli import check, design, emulate, inspect, teach
+# `main` is imported on first use, so that the `hopsim` command (__main__.py)
+# takes Ctrl-C before click, scapy and the commands are imported.
 
 
-class _Main(click.Group):
-    """The command group, ending every command the same way on a signal
-    (hopsim.interrupts): one line, exit 130 on SIGINT, 143 on SIGTERM."""
+def __getattr__(name: str) -> Any:
+    if name != "main":
+        raise AttributeError(f"module 'hopsim.cli' has no attribute {name!r}")
+    from hopsim.cli.commands import main
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        with interrupts.stopping():
-            return super().main(*args, **kwargs)
+    globals()["main"] = main
+    return main
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except interrupts.Stopped as stop:
-            interrupts.leave(stop, f"stopped by {stop}")
-
-
-@click.group(cls=_Main,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
-@click.version_option(__version__, prog_name="hopsim")
-def main() -> None:
-    """Who gets the EC2 instance metadata (IMDSv2) token, hop by hop?
-
-    hopsim plays the IMDSv2 exchange as real packets across a topology of
-    hosts, containers, bridges, routers, NATs and L7 relays, and reports who
-    gets the session token (and who must not but does) for a hop limit.
-    """
-
-
-for _command in (check.check, check.sweep, check.validate,
-                 inspect.show, inspect.trace, inspect.explain, inspect.draw,
-                 teach.demo,
-                 emulate.emulate, emulate.verify, emulate.products,
-                 design.fix_command, design.diff_command, design.import_settings,
-                 design.generate, design.schema):
-    main.add_command(_command)
 
 __all__ = ["main"]

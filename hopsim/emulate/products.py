@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
 import shlex
@@ -45,13 +44,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 from hopsim import socks
 from hopsim.emulate import netns
 from hopsim.emulate.build import FAMILIES, Plan, PlanError
-from hopsim.emulate.configs import GENERATORS, SSH_USER, STREAM_MODULE, host
+from hopsim.emulate.configs import GENERATORS, SSH_USER, STREAM_MODULE, ProductRelay, host
 from hopsim.emulate.flows import FIRST_PORT, Flow
 from hopsim.http import HTTP_PORT, Request
-from hopsim.kinds import RelayPolicy
-from hopsim.products import PRODUCTS, Form, Setup
+from hopsim.products import PRODUCTS, Form
 from hopsim.routing import Part
 from hopsim.topology import Node
+from hopsim.workers import term_when_parent_dies
 
 
 class ProductError(PlanError):
@@ -60,56 +59,6 @@ class ProductError(PlanError):
 FLOW_MARK = "hopsim-flow"
 STOP_GRACE = 0.3  # seconds a daemon gets to exit on SIGTERM
 READY_TIMEOUT = 20.0  # seconds a daemon gets to listen (Apache loading the CRS: about 1 s)
-
-
-@dataclass
-class ProductRelay:
-    """One relay node run by its product's binary."""
-
-    node: str
-    setup: Setup
-    policy: RelayPolicy  # the node's: the product's defaults, then its own keys
-    namespace: str
-    listen: dict[int, str]  # family -> the address it listens on (port 80)
-    upstream: dict[int, str] = field(default_factory=dict)  # family -> next station (reverse)
-    directory: Path = Path()
-    devices: tuple[str, ...] = ()  # its namespace's interfaces (dante's external:)
-    # sshd serves every ssh relay of one stack: the first runs it, for all of them.
-    runs_daemon: bool = True
-    partners: list[ProductRelay] = field(default_factory=list)  # the ssh relays it serves
-    served_by: ProductRelay | None = None  # the ssh relay whose sshd serves this one
-
-    def ssh_addresses(self) -> list[str]:
-        """The addresses sshd listens on: its own and its partners', once each."""
-        found = [a for r in (self, *self.partners) for _, a in sorted(r.listen.items())]
-        return list(dict.fromkeys(found))
-
-    @property
-    def key_directory(self) -> Path:
-        """Where the client's key for this relay's sshd is."""
-        return (self.served_by or self).directory
-
-    @property
-    def overrides(self) -> dict[str, object]:
-        """The keys the node sets against the product's defaults."""
-        base, own = self.setup.policy, self.policy
-        return {key: getattr(own, key) for key in ("methods", "adds_xff", "forwards_headers")
-                if getattr(own, key) != getattr(base, key)}
-
-    def files(self) -> dict[str, str]:
-        """File name -> content, written to `directory`."""
-        return GENERATORS[self.setup.product](self).files
-
-    def commands(self) -> list[list[str]]:
-        """The programs to run in the relay's namespace."""
-        return GENERATORS[self.setup.product](self).argv
-
-    def environment(self) -> dict[str, str]:
-        return GENERATORS[self.setup.product](self).env
-
-    def preparations(self) -> list[list[str]]:
-        """The commands run to completion before its daemons (ssh's keys)."""
-        return GENERATORS[self.setup.product](self).prepare
 
 
 # --- which relays, and where they send -----------------------------------------------
@@ -292,15 +241,6 @@ def _which(program: str) -> str | None:
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when hopsim's thread ends, whatever ends it."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Daemon:
     """A product's processes in one namespace."""
@@ -337,7 +277,7 @@ class Daemon:
                     [netns.tool("ip"), "netns", "exec", relay.namespace,
                      _which(argv[0]) or argv[0], *argv[1:]],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, start_new_session=True, preexec_fn=_die_with_parent))
+                    env=env, start_new_session=True, preexec_fn=term_when_parent_dies))
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until it accepts connections on every address, or say why not."""
@@ -494,7 +434,7 @@ class SshClients:
             process = subprocess.Popen(
                 [netns.tool("ip"), "netns", "exec", namespace, _which("ssh") or "ssh",
                  *argv[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=term_when_parent_dies)
         self.processes.append(process)
         # ssh's own start (keys, the session) is not the leg's wait: a SYN that
         # is dropped fails within `timeout` (socat's connect-timeout).

@@ -41,6 +41,7 @@ from hopsim import imds
 from hopsim.emulate import netns
 from hopsim.emulate.build import Plan, PlanError, owner_uid
 from hopsim.products import STACKS
+from hopsim.workers import term_when_parent_dies
 
 READY_TIMEOUT = 10.0  # seconds a stack gets to configure the container's namespace
 STOP_GRACE = 0.3
@@ -137,7 +138,8 @@ class UserStack:
     def _spawn(self, argv: list[str], log: str) -> subprocess.Popen:
         with open(self.directory / log, "wb") as out:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=term_when_parent_dies)
         self.processes.append(process)
         return process
 

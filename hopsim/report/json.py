@@ -248,6 +248,16 @@ def validation(topologies: Sequence[Topology], problems: Iterable[Problem]) -> s
 
 
 def node(n: Node) -> dict[str, Any]:
+    out = _node(n)
+    # Keys of issue 22, only where they apply: every other node reads as before.
+    if n.network:
+        out["network"] = {"stack": n.network, "version": n.version}
+    if n.relay is not None and n.relay.refuses_imds:
+        out["relay"]["refuses_imds"] = True
+    return out
+
+
+def _node(n: Node) -> dict[str, Any]:
     return {
         "name": n.name, "kind": n.kind, "address": n.address or None,
         "address6": n.address6 or None, "role": n.role, "runs_on": n.runs_on,

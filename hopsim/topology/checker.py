@@ -11,7 +11,7 @@ from typing import Any
 
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS, KINDS
-from hopsim.products import STACKS, mode_problem
+from hopsim.products import PRODUCTS, STACKS, mode_problem, refusal_directive
 from hopsim.topology.formats import OUTCOMES, PRINCIPAL_KEYS, Field, FieldTable
 from hopsim.topology.model import Problem
 from hopsim.topology.reader import dotted, show
@@ -178,6 +178,16 @@ def check_node(check: Checker, name: str, raw: dict[str, Any],
             raw.pop("product")
     elif "mode" in raw:
         check.add(path + ("mode",), "mode goes with product (e.g. product: apache)")
+    if raw.get("block_imds") and raw.get("product") and spec.layer.ends_tcp:
+        setup = PRODUCTS[raw["product"]].setup(raw.get("mode"), spec.name)
+        if refusal_directive(raw["product"], raw.get("mode"), spec.name) is None:
+            # A false ok is the worst bug: a refusal the product cannot be told to make.
+            ways = "; ".join(d.text for d in setup.directives) or "remove it"
+            check.add(path + ("block_imds",), f"{raw['product']} has no rule that refuses a "
+                      f"destination, so it cannot be told to refuse IMDS: {ways}; or an "
+                      "owner-matched output rule on its host (filters: [{chain: output, "
+                      f"owner: {name}, to: imds, action: drop}}])")
+            raw.pop("block_imds")
     if raw["kind"] == "host" and raw.get("masquerade") and not raw.get("forwarding"):
         check.add(path + ("masquerade",), "masquerade needs forwarding: true")
     if raw["kind"] == "nat" and raw.get("masquerade") is False:
