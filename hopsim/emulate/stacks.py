@@ -63,6 +63,8 @@ class UserStack:
     directory: Path
     device: str = ""  # pasta: the host's interface it derives addresses from
     gateway: str = ""  # pasta: the default gateway it gives the container
+    gateway6: str = ""  # and its IPv6 one
+    family: int = 4  # the container's requests' family
     processes: list[subprocess.Popen] = field(default_factory=list)
     holder: int = 0  # pid of the process that holds the container's namespaces
 
@@ -80,10 +82,12 @@ class UserStack:
         tun = (f"mount -t tmpfs -o mode=755 tmpfs {d}/dev && mknod -m 666 {d}/dev/tun c 10 200 "
                f"&& mount --bind {d}/dev/tun {TUN_DEVICE}")
         if self.stack == "slirp4netns":
-            program = ["slirp4netns", *SLIRP_OPTIONS, "--ready-fd=3", str(pid), "tap0"]
+            program = ["slirp4netns", *SLIRP_OPTIONS, "--enable-ipv6", "--ready-fd=3", str(pid),
+                       "tap0"]
             tail = f" 3>{d}/ready"
         else:
             program = ["pasta", "--config-net", "-i", self.device, "-g", self.gateway,
+                       *(["-g", self.gateway6] if self.gateway6 else []),
                        "--pid", f"{d}/run/pasta.pid", str(pid)]
             tail = ""
         return ["unshare", "-m", "--propagation", "private", "sh", "-c",
@@ -128,6 +132,9 @@ class UserStack:
         if self.stack == "slirp4netns":
             self._wait(lambda: (d / "ready").exists() and (d / "ready").stat().st_size > 0,
                        [holder, stack], "slirp4netns did not configure the namespace")
+            if self.family == 6:  # its IPv6 comes by router advertisement, then DAD
+                self._wait(lambda: _ipv6_ready(self.namespace), [holder, stack],
+                           "slirp4netns gave the container no IPv6 default route")
         else:  # pasta returns once the namespace is configured, and runs on in the background
             self._wait(lambda: stack.poll() == 0, [holder], "pasta did not configure the "
                        "namespace", failed=lambda: stack.poll() not in (None, 0))
@@ -178,6 +185,20 @@ class UserStack:
                 process.wait()
 
 
+IFA_F_TENTATIVE = 0x40
+
+
+def _ipv6_ready(namespace: str) -> bool:
+    """A default IPv6 route and a global address past duplicate detection."""
+    with netns.inside(namespace):
+        routes = Path("/proc/thread-self/net/ipv6_route").read_text().splitlines()
+        addresses = Path("/proc/thread-self/net/if_inet6").read_text().splitlines()
+    default = any(r.split()[0] == "0" * 32 and r.split()[1] == "00" for r in routes)
+    usable = any(not a.split()[0].startswith(("fe80", "0000")) and
+                 not int(a.split()[4], 16) & IFA_F_TENTATIVE for a in addresses)
+    return default and usable
+
+
 def _inode(path: str) -> int | None:
     try:
         return os.stat(path).st_ino
@@ -197,30 +218,28 @@ def stacks(plan: Plan) -> list[UserStack]:
             spec = STACKS[node.network]  # type: ignore[index]
             raise PlanError(f"{name} uses {spec.title}, which has no Debian package here: "
                             "the simulator models it, the emulator cannot run it")
-        if node.family == 6:
-            raise PlanError(f"{name}: IPv6 through {node.network} is not emulated (the "
-                            "emulator gives the container IPv4 only)")
         host = plan.namespace_of(name)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:24]
         stack = UserStack(name, node.network, host.name, f"{plan.prefix}u{index}-{safe}",
-                          owner_uid(topology, name), _base(plan) / safe)
+                          owner_uid(topology, name), _base(plan) / safe, family=node.family)
         if node.network == "pasta":
-            stack.device, stack.gateway = _way_out(plan, host.name)
+            stack.device, stack.gateway = _way_out(plan, host.name, 4)
+            stack.gateway6 = _way_out(plan, host.name, 6)[1]
         found.append(stack)
     return found
 
 
-def _way_out(plan: Plan, host_namespace: str) -> tuple[str, str]:
+def _way_out(plan: Plan, host_namespace: str, family: int) -> tuple[str, str]:
     """pasta's -i and -g: the interface the host routes IMDS out of, and a
     gateway on it (the route's next hop, or another address of its subnet)."""
     ns = next(n for n in plan.namespaces.values() if n.name == host_namespace)
-    endpoint = f"{imds.IPV4_ENDPOINT}/32"
+    endpoint = (f"{imds.IPV4_ENDPOINT}/32" if family == 4 else f"{imds.IPV6_ENDPOINT}/128")
     route = next((r for r in ns.routes if r.destination == endpoint and r.device), None)
     if route is None:
         raise PlanError(f"{ns.node} has no route to IMDS: pasta needs an interface to start")
     if route.via:
         return route.device, route.via
-    own = ipaddress.ip_interface(ns.addresses[route.device][0])
+    own = ipaddress.ip_interface(ns.addresses[route.device][0 if family == 4 else 1])
     first = own.network.network_address + 1
     return route.device, str(first if first != own.ip else first + 1)
 
