@@ -360,6 +360,12 @@ def owner_uid(topology: Topology, name: str) -> int:
     if node.network:
         return STACK_UIDS + sorted(n for n, x in topology.nodes.items() if x.network).index(name)
     if node.product == "ssh":
+        shared = [n for n, x in topology.nodes.items() if n != name and x.product == "ssh"
+                  and x.runs_on == node.runs_on]
+        if shared:
+            raise PlanError(f"{topology.name}: owner: {name} is not emulated: {name} and "
+                            f"{shared[0]} share one sshd here, whose sessions are one user's "
+                            "(nobody), so a rule on its uid would match both")
         return SSH_SESSION_UID
     raise PlanError(f"{topology.name}: owner: {name} is not emulated: the emulator runs "
                     f"{node.product or 'this relay'} as root, so no rule can tell its sockets "

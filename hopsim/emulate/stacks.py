@@ -65,6 +65,7 @@ class UserStack:
     gateway: str = ""  # pasta: the default gateway it gives the container
     gateway6: str = ""  # and its IPv6 one
     family: int = 4  # the container's requests' family
+    block_imds: bool = False  # blackhole routes for the metadata addresses in its namespace
     processes: list[subprocess.Popen] = field(default_factory=list)
     holder: int = 0  # pid of the process that holds the container's namespaces
 
@@ -86,9 +87,9 @@ class UserStack:
                        "tap0"]
             tail = f" 3>{d}/ready"
         else:
-            program = ["pasta", "--config-net", "-i", self.device, "-g", self.gateway,
-                       *(["-g", self.gateway6] if self.gateway6 else []),
-                       "--pid", f"{d}/run/pasta.pid", str(pid)]
+            program = ["pasta", "--config-net", "--foreground", "-i", self.device,
+                       "-g", self.gateway, *(["-g", self.gateway6] if self.gateway6 else []),
+                       str(pid)]
             tail = ""
         return ["unshare", "-m", "--propagation", "private", "sh", "-c",
                 f"{tun} && exec {shlex.join([*self.drop, *program])}{tail}"]
@@ -96,20 +97,20 @@ class UserStack:
     def commands(self) -> list[str]:
         """The dry run: what start() runs."""
         pid = "$HOLDER"
-        return [f"mkdir -p {self.directory}/dev {self.directory}/run",
+        return [f"mkdir -p {self.directory}/dev",
                 f"ip netns exec {self.host_namespace} {shlex.join(self.holder_argv())} &",
                 "HOLDER=$!",
                 f"ip netns attach {self.namespace} {pid}",
                 f"ip netns exec {self.host_namespace} "
                 + shlex.join(self.stack_argv("@PID@")).replace("@PID@", f"'\"{pid}\"'")
-                + (" &" if self.stack == "slirp4netns" else "")]
+                + " &"] + [
+                    f"ip -n {self.namespace} {line}" for line in
+                    (self.blackholes() if self.block_imds else [])]
 
     def start(self) -> None:
         d = self.directory
         d.mkdir(parents=True, mode=0o755)
         (d / "dev").mkdir(mode=0o755)
-        (d / "run").mkdir()
-        (d / "run").chmod(0o777)  # the uid's pid file
         ip = netns.tool("ip")
         holder = self._spawn([ip, "netns", "exec", self.host_namespace, *self._which(
             self.holder_argv())], "holder.log")
@@ -133,11 +134,18 @@ class UserStack:
             self._wait(lambda: (d / "ready").exists() and (d / "ready").stat().st_size > 0,
                        [holder, stack], "slirp4netns did not configure the namespace")
             if self.family == 6:  # its IPv6 comes by router advertisement, then DAD
-                self._wait(lambda: _ipv6_ready(self.namespace), [holder, stack],
+                self._wait(lambda: _ready(self.namespace, 6), [holder, stack],
                            "slirp4netns gave the container no IPv6 default route")
-        else:  # pasta returns once the namespace is configured, and runs on in the background
-            self._wait(lambda: stack.poll() == 0, [holder], "pasta did not configure the "
-                       "namespace", failed=lambda: stack.poll() not in (None, 0))
+        else:  # pasta in the foreground (our child, reaped by us): ready once it routes
+            self._wait(lambda: _ready(self.namespace, self.family), [holder, stack],
+                       "pasta did not configure the namespace")
+        if self.block_imds:
+            netns.ip_batch(self.namespace, self.blackholes())
+
+    def blackholes(self) -> list[str]:
+        """block_imds in the container's own namespace: its packets never reach the stack."""
+        return [f"route add blackhole {imds.IPV4_ENDPOINT}/32",
+                f"route add blackhole {imds.IPV6_ENDPOINT}/128"]
 
     def _which(self, argv: list[str]) -> list[str]:
         return [shutil.which(argv[0]) or argv[0], *argv[1:]]
@@ -150,11 +158,11 @@ class UserStack:
         self.processes.append(process)
         return process
 
-    def _wait(self, done, watched: list[subprocess.Popen], what: str, failed=None) -> None:
+    def _wait(self, done, watched: list[subprocess.Popen], what: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while not done():
             exited = [p for p in watched if p.poll() is not None]
-            if exited or (failed and failed()) or time.monotonic() > deadline:
+            if exited or time.monotonic() > deadline:
                 raise PlanError(f"{self.node} ({self.stack} as uid {self.uid}): {what}; "
                                 f"its logs are in {self.directory}\n" + self._logs())
             time.sleep(0.02)
@@ -167,10 +175,6 @@ class UserStack:
         return "\n".join(tail)
 
     def stop(self) -> None:
-        pid_file = self.directory / "run" / "pasta.pid"
-        if pid_file.exists():  # pasta's own process: it left our process group
-            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         for process in self.processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -188,9 +192,13 @@ class UserStack:
 IFA_F_TENTATIVE = 0x40
 
 
-def _ipv6_ready(namespace: str) -> bool:
-    """A default IPv6 route and a global address past duplicate detection."""
+def _ready(namespace: str, family: int) -> bool:
+    """The container routes `family`: a default route (and, for IPv6, a global
+    address past duplicate detection)."""
     with netns.inside(namespace):
+        if family == 4:
+            routes = Path("/proc/thread-self/net/route").read_text().splitlines()[1:]
+            return any(r.split()[1] == "00000000" for r in routes)
         routes = Path("/proc/thread-self/net/ipv6_route").read_text().splitlines()
         addresses = Path("/proc/thread-self/net/if_inet6").read_text().splitlines()
     default = any(r.split()[0] == "0" * 32 and r.split()[1] == "00" for r in routes)
@@ -221,7 +229,8 @@ def stacks(plan: Plan) -> list[UserStack]:
         host = plan.namespace_of(name)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:24]
         stack = UserStack(name, node.network, host.name, f"{plan.prefix}u{index}-{safe}",
-                          owner_uid(topology, name), _base(plan) / safe, family=node.family)
+                          owner_uid(topology, name), _base(plan) / safe, family=node.family,
+                          block_imds=node.block_imds)
         if node.network == "pasta":
             stack.device, stack.gateway = _way_out(plan, host.name, 4)
             stack.gateway6 = _way_out(plan, host.name, 6)[1]
