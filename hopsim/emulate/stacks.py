@@ -262,6 +262,9 @@ def missing(stacks: list[UserStack]) -> str | None:
             if not shutil.which(program):
                 return (f"{stack.node} uses {stack.stack}, which needs '{program}': "
                         f"apt-get install {needed}")
+    if stacks and not Path(TUN_DEVICE).exists():
+        return (f"{stacks[0].node} uses {stacks[0].stack}, which needs {TUN_DEVICE} (the tun "
+                "module; a container needs --device /dev/net/tun)")
     if stacks and not _user_namespaces():
         return (f"{stacks[0].node} uses {stacks[0].stack}, which needs unprivileged user "
                 "namespaces (user.max_user_namespaces is 0)")
