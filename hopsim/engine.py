@@ -443,14 +443,21 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         leg, node, rule, direction, _ = notes.filtered
         waits = rule.action == "drop" or direction == "answer"
         what = "its answer" if direction == "answer" else "it"
+        opener = route.legs[leg][0].actor
+        stack = topology.nodes[opener].network
+        who = f"{opener}'s {stack} and {opener}" if stack else f"{opener} and its client"
         outcome = replace(base, cause=Cause.FILTERED, filtered_at=node,
                           status=response.status if response is not None else None,
                           filter=f"{rule.describe()} ({_DONE[rule.action]} {what}: "
                           + ("the client waits until its timeout)" if waits and leg == 0 else
                              "refused at once)" if leg == 0 else
-                             f"{route.legs[leg][0].actor} closed the connection)"
-                             if topology.nodes[route.legs[leg][0].actor].passes_bytes else
-                             f"{route.legs[leg][0].actor} answered 502)"))
+                             # An L4 relay or stack holds its client's connection while
+                             # its own connect is pending [M]: the client waits with it.
+                             f"{who} wait until their timeout)" if waits
+                             and _waits_with_client(topology, route, leg) else
+                             f"{opener} closed the connection)"
+                             if topology.nodes[opener].passes_bytes else
+                             f"{opener} answered 502)"))
         # Where the request got: the nodes that sent it on, and the one it
         # was delivered to (an input or output rule there stopped it); a
         # forward rule stopped it before its router sent it on. A rule that
@@ -473,7 +480,8 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
                         if s.part is Part.RELAY and s.actor == notes.refused_by)
             outcome = replace(outcome, path=_path(route.stations[:stop + 1]))
     fallback, _ = walker.request(imds.credentials_request(None))
-    waited = notes.filtered is not None and notes.filtered[0] == 0 and (
+    waited = notes.filtered is not None and (
+        notes.filtered[0] == 0 or _waits_with_client(topology, route, notes.filtered[0])) and (
         notes.filtered[2].action == "drop" or notes.filtered[3] == "answer")
     outcome = replace(outcome, fallback=fallback.status if fallback is not None else 0,
                       waited=bool(notes.dropped_at) or waited)
@@ -483,6 +491,14 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
 
 
 _DONE = {"drop": "dropped", "reject": "rejected"}
+
+
+def _waits_with_client(topology: Topology, route: Route, leg: int) -> bool:
+    """Whether the principal waits while leg `leg`'s connection does not open:
+    every relay before it passes bytes, so none answers for itself (socat,
+    sshd and the rootless stacks finish their client's side only once their
+    own connect succeeds, or fails) [M]."""
+    return all(topology.nodes[route.legs[i][0].actor].passes_bytes for i in range(1, leg + 1))
 
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:

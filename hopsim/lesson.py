@@ -230,7 +230,11 @@ def _answer_steps(topology: Topology, route: Route, hops: list[Hop], hop_limit: 
     while i < len(hops):
         hop = hops[i]
         if hop.action is not Action.TIMEOUT:
-            at = _advance(stations, at, hop.node)
+            # What a station sent is met further on (a rootless stack's actor is
+            # also the principal it hands the token to).
+            resent = i > 0 and hops[i - 1].action is Action.SEND
+            at = _advance(stations, at + 1 if resent and at + 1 < len(stations) else at,
+                          hop.node)
         if hop.ttl_in is not None and at > 0 and hop.action is not Action.SEND:
             ttls[at - 1] = hop.ttl_in
         caption = step_caption(topology, hop, stations[at].part)
@@ -274,11 +278,15 @@ def step_caption(topology: Topology, hop: Hop, part: Part) -> str:
                     "hop limit.")
         return f"IMDS answers {hop.message}, with TTL {ttl_out}: only the token is hop-limited."
     if hop.action is Action.SEND:
-        kind = topology.nodes[node].kind
+        sender = topology.nodes[node]
+        who = (f"{node}'s {sender.network} stack" if sender.network else
+               f"{node} ({sender.kind}, {'L4' if sender.passes_bytes else 'L7'})")
         if token:
-            return (f"{node} ({kind}, L7) re-sends the token on its own connection, with a "
+            return (f"{who} re-sends the token on its own connection, with a "
                     f"fresh TTL of {ttl_out}.")
-        return f"{node} ({kind}, L7) answers {hop.message} itself, with TTL {ttl_out}."
+        if sender.passes_bytes:
+            return f"{who} re-sends {hop.message} on its own connection, with TTL {ttl_out}."
+        return f"{who} answers {hop.message} itself, with TTL {ttl_out}."
     if hop.action is Action.BRIDGE:
         return f"{node} is a bridge (L2): it passes {what} on, TTL still {ttl_out}."
     if hop.action is Action.FORWARD:
@@ -290,7 +298,9 @@ def step_caption(topology: Topology, hop: Hop, part: Part) -> str:
                 f"a packet with TTL 1. Dropped.")
     if hop.action is Action.DELIVER:
         if part is Part.RELAY:
-            return f"{node} receives {what} with TTL {ttl_in}: it ends this connection."
+            stack = topology.nodes[node].network
+            who = f"{node}'s {stack} stack" if stack else node
+            return f"{who} receives {what} with TTL {ttl_in}: it ends this connection."
         tail = ": local delivery accepts any TTL, even 1" if ttl_in == 1 else ""
         return f"{node} receives {what} with TTL {ttl_in}{tail}."
     if hop.action is Action.TIMEOUT:
@@ -371,7 +381,8 @@ def lesson(topology: Topology, principal: str, route: Route, outcomes: Sequence[
             parts.append(f"{_names(bridges)} {verb} and take{'s' if len(bridges) == 1 else ''}"
                          " nothing.")
         if receiver != principal:
-            parts.append(f"But {receiver} is an L7 relay: it re-sends the token with a fresh "
+            layer = "L4" if topology.nodes[receiver].passes_bytes else "L7"
+            parts.append(f"But {receiver} is an {layer} relay: it re-sends the token with a fresh "
                          f"TTL of 64, so the hop limit guards only the way from IMDS to "
                          f"{receiver}.")
     else:

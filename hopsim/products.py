@@ -38,7 +38,7 @@ class Directive:
 
     change: str  # the hopsim change it stands for, as `hopsim fix` writes it:
     #              "adds_xff=true", "methods=GET,HEAD" (any list without PUT)
-    text: str  # the product's own line(s); {methods} etc. filled by `written`
+    text: str  # the product's own line(s); {methods} and the like filled by `written`
     where: str  # where it goes: "the location block that proxies (nginx.conf)"
     source: str  # the product's documentation that says so
 
@@ -56,11 +56,14 @@ class Directive:
         return self.change.partition("=")[2] == str(value).lower()
 
     def written(self, value: object = None) -> str:
-        """The text with the change's value in the product's syntax."""
+        """The text with the change's value in the product's syntax: {methods}
+        (space-separated), {methods_pipe}, {methods_quoted}; any other brace is
+        the product's own (nginx blocks, dante rules)."""
         methods = list(value) if isinstance(value, (list, tuple)) else \
             self.change.partition("=")[2].split(",")
-        return self.text.format(methods=" ".join(methods), methods_pipe="|".join(methods),
-                                methods_quoted=", ".join(f"'{m}'" for m in methods))
+        return (self.text.replace("{methods}", " ".join(methods))
+                .replace("{methods_pipe}", "|".join(methods))
+                .replace("{methods_quoted}", ", ".join(f"'{m}'" for m in methods)))
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ _DANTE = ("danted.conf(5): 'client pass' rules say who may connect, 'socks pass'
           "where to; a configuration passing from 0.0.0.0/0 to 0.0.0.0/0 opens every "
           "destination (the usual open-proxy setup)")
 _DANTE_CLOSES = Directive(
-    "block_imds=true", "socks block {{ from: 0.0.0.0/0 to: 169.254.169.254/32 }}",
+    "block_imds=true", "socks block { from: 0.0.0.0/0 to: 169.254.169.254/32 }",
     "danted.conf, before the socks pass rules (the first matching rule wins)",
     "danted.conf(5): socks rules are matched in order; block refuses the request")
 

@@ -310,7 +310,7 @@ def test_an_awsvpc_task_whose_agent_blocks_imds_cannot_be_modelled_yet():
 
 @pytest.mark.parametrize(("fixture", "message"), [
     ("bad-network-mode.yaml", ":4: services.web.network_mode: network_mode '${WEB_NETWORK}': "
-     "expected host, bridge, none, service:NAME or container:NAME"),
+     "expected host, bridge, none, slirp4netns, pasta, service:NAME or container:NAME"),
     ("helm-template.yaml", ":4: a Helm template, not a manifest"),
 ])
 def test_a_file_hopsim_cannot_model_gets_one_line_and_exit_2(fixture, message):

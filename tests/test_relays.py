@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
+import yaml
 from builders import ROOT, make, play
 from click.testing import CliRunner
 
-from hopsim import parse
+from hopsim import importers, parse
 from hopsim.cli import main
 from hopsim.engine import Action
 from hopsim.imds import IPV4_ENDPOINT, XFF_HEADER
@@ -26,7 +28,7 @@ from hopsim.kinds import KINDS, Layer
 from hopsim.outcome import Access, Cause
 from hopsim.products import PRODUCTS, STACKS
 from hopsim.profiles import profiles
-from hopsim.topology import TopologyError
+from hopsim.topology import TopologyError, schema
 
 INSTANCE = {"kind": "host", "forwarding": True, "masquerade": True}
 LIMITS = (1, 2)
@@ -288,7 +290,7 @@ def test_every_l4_product_and_stack_names_its_sources_and_what_closes_it():
         assert all(len(s) > 40 for s in setup.sources), setup.label
         for d in setup.directives:
             assert d.change in ("block_imds=true", "remove") and d.where and d.source
-            assert d.written()  # its text formats (a brace is doubled where it is literal)
+            assert d.written() == d.text  # no {methods} in an L4 directive
     for stack in STACKS.values():
         assert stack.sources and stack.directives and stack.certainty in ("M", "U"), stack.name
     # emulated stacks are the ones Debian ships here
@@ -441,3 +443,155 @@ def test_show_json_carries_the_stack_only_where_there_is_one():
     nodes = {n["name"]: n for n in json.loads(result.output)["topology"]["nodes"]}
     assert nodes["ci-job"]["network"] == {"stack": "slirp4netns", "version": None}
     assert "network" not in nodes["build"] and "network" not in nodes["instance"]
+
+
+# --- the files people have: Podman's rootless network_mode ---------------------------------
+
+ROOTLESS_COMPOSE = """\
+services:
+  app:
+    image: python:3.12
+  ci:
+    image: alpine
+    network_mode: slirp4netns
+    x-hopsim: {role: attacker}
+  ci2:
+    image: alpine
+    network_mode: "pasta:--map-gw"
+  front:
+    image: nginx
+    network_mode: pasta
+    ports: ["8080:80"]
+"""
+
+
+def test_compose_network_mode_slirp4netns_and_pasta_are_rootless_stacks(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text(ROOTLESS_COMPOSE)
+    topology = importers.load(path).topology
+    assert (topology.nodes["ci"].network, topology.nodes["ci"].runs_on) == (
+        "slirp4netns", "instance")
+    assert topology.nodes["ci2"].network == "pasta"  # Podman's options after the colon
+    assert topology.nodes["front"].runs_on == "instance"  # a relay re-opened at the instance
+    assert access(topology, "ci") is Access.TOKEN  # at AWS's default hop limit 1
+    assert access(topology, "app") is not Access.TOKEN  # the bridged one needs 2
+
+
+def test_compose_vpn_on_a_rootless_stack_is_one_line_not_a_model(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  vpn:\n    image: wireguard\n    network_mode: pasta\n")
+    result = cli("check", str(path))
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {path}:4: services.vpn.network_mode: network_mode pasta: a VPN "
+                      "endpoint on a rootless user-space stack is not modelled"]
+
+
+def test_compose_relay_images_become_l4_relays_only_where_they_lead_to_imds(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("""\
+services:
+  imds-forward:
+    image: alpine/socat
+    command: TCP-LISTEN:8081,fork,reuseaddr TCP:169.254.169.254:80
+    ports: ["8081:8081"]
+  db-forward:
+    image: alpine/socat
+    command: ["TCP-LISTEN:5432,fork", "TCP:db.internal:5432"]
+  socks:
+    image: vimagick/microsocks
+    ports: ["1080:1080"]
+""")
+    topology = importers.load(path).topology.with_imds(hop_limit=2)
+    forward, socks = topology.nodes["imds-forward"], topology.nodes["socks"]
+    assert (forward.kind, forward.product) == ("relay", "socat")
+    assert (socks.kind, socks.product) == ("relay", "microsocks")
+    assert topology.nodes["db-forward"].kind == "container"  # its upstream is not IMDS
+    # bridged relays pay the instance's router: their outsiders hold the token at 2
+    assert access(topology, "outsider-imds-forward") is Access.TOKEN
+    assert access(topology, "outsider-socks") is Access.TOKEN
+    assert access(topology.with_imds(hop_limit=1, http_tokens="required"),
+                  "outsider-socks") is Access.NONE
+
+
+@pytest.mark.parametrize("action, waits", [("drop", True), ("reject", False)])
+def test_an_l4_relays_client_waits_while_its_upstream_connect_is_dropped(action, waits):
+    """Measured: an owner drop rule for a rootless stack leaves its client's
+    connect() unfinished (timed out); a refused upstream connect closes it."""
+    rule = {"chain": "output", "owner": "job", "to": "imds", "action": action}
+    topology = make({"imds": {"kind": "imds"},
+                     "instance": {"kind": "host", "filters": [rule]},
+                     "job": {"kind": "container", "network": "pasta", "runs_on": "instance",
+                             "role": "attacker"}}, [["imds", "instance"]])
+    outcome = play(topology, "job").outcome
+    assert outcome.cause is Cause.FILTERED and outcome.waited is waits
+    assert ("job's pasta and job wait until their timeout" in outcome.filter) is waits
+
+
+def test_the_picture_names_each_stack_and_the_l4_relay_in_its_legend():
+    runner = cli("draw", str(ROOT / RUNNER), "--format", "svg").output
+    assert "container on slirp4netns, attacker" in runner
+    assert "a user-space stack re-sends from there, TTL 64" in runner
+    sidecar = cli("draw", str(ROOT / "topologies/socat-sidecar.yaml"), "--format", "svg").output
+    assert "L4 relay: re-sends with TTL 64" in sidecar
+    assert "runs on the node above it" in sidecar  # the sidecar runs on a container
+    # an L7-only picture keeps its legend word for word
+    nginx = cli("draw", str(ROOT / "topologies/nginx-reverse-proxy.yaml"), "--format",
+                "svg").output
+    assert "L7 relay: re-sends with TTL 64" in nginx and "L4" not in nginx
+
+
+def test_the_schema_takes_the_new_keys_as_the_loader_does():
+    checker = jsonschema.Draft7Validator(schema.json_schema())
+    good = yaml.safe_load(BASE.replace(
+        "instance: {kind: host}",
+        "instance: {kind: host, filters: [{chain: output, owner: job, to: imds, "
+        "action: drop}]}"))
+    good["nodes"]["relay"] = {"kind": "relay", "product": "ssh", "mode": "socks",
+                              "runs_on": "instance", "block_imds": True}
+    good["nodes"]["vm"] = {"kind": "host", "network": "qemu-user", "runs_on": "instance"}
+    good["nodes"]["old"] = {"kind": "container", "network": "gvisor-tap-vsock",
+                            "version": "3.0.0", "runs_on": "instance"}
+    assert [e.message for e in checker.iter_errors(good)] == []
+    parse(yaml.safe_dump(good), "t.yaml")  # and the loader takes it
+    bad = yaml.safe_load(yaml.safe_dump(good))
+    bad["nodes"]["job"]["network"] = "slirp"
+    assert list(checker.iter_errors(bad))
+    bad = yaml.safe_load(yaml.safe_dump(good))
+    bad["nodes"]["relay"]["methods"] = ["GET"]  # an L4 relay reads no HTTP
+    assert list(checker.iter_errors(bad))
+
+
+def test_kubernetes_and_ecs_socat_images_forwarding_to_imds_are_l4_relays(tmp_path):
+    pods = tmp_path / "pods.yaml"
+    pods.write_text("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: imds-forward}
+spec:
+  containers:
+    - {name: socat, image: alpine/socat, args: ["TCP-LISTEN:8081,fork", "TCP:169.254.169.254:80"],
+       ports: [{containerPort: 8081, hostPort: 8081}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-forward}
+spec:
+  containers:
+    - {name: socat, image: alpine/socat, args: ["TCP-LISTEN:5432,fork", "TCP:db:5432"]}
+""")
+    nodes = importers.load(pods).topology.nodes
+    assert (nodes["imds-forward"].kind, nodes["imds-forward"].product) == ("relay", "socat")
+    assert nodes["db-forward"].kind == "container"
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"family": "fwd", "networkMode": "bridge",
+                                "containerDefinitions": [{
+                                    "name": "socat", "image": "alpine/socat",
+                                    "command": ["TCP-LISTEN:8081,fork",
+                                                "TCP:169.254.169.254:80"],
+                                    "portMappings": [{"containerPort": 8081,
+                                                      "hostPort": 8081}]}]}))
+    topology = importers.load(task).topology
+    assert (topology.nodes["socat"].kind, topology.nodes["socat"].product) == ("relay", "socat")
+    # a bridged task's relay pays the instance's router: its outsider holds the token at 2
+    assert access(topology.with_imds(hop_limit=2), "outsider-socat") is Access.TOKEN

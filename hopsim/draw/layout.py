@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from hopsim.draw.scene import SHAPE_MEANING, Place, Scene, Shape, Wire, shapes_in
+from hopsim.draw.scene import Place, Scene, Shape, Wire, shape_meaning, shapes_in
 from hopsim.outcome import Verdict
 
 FONT_FAMILY = "DejaVu Sans, Verdana, Geneva, sans-serif"
@@ -382,12 +382,17 @@ def layout(scene: Scene, alike: Sequence[Scene] = ()) -> Picture:
         lines.append(_wire_line(w, boxes, layer, col_x, col_w, gap))
 
     # The legend: the shapes in the picture, then the marks it uses.
-    samples: list[tuple[str, str]] = [(s.value, SHAPE_MEANING[s]) for s in shapes_in(
+    samples: list[tuple[str, str]] = [(s.value, shape_meaning(s, scene.places)) for s in shapes_in(
         scene.places)]
     wires = [w for s in scenes for w in s.wires]
     found = [p for s in scenes for p in s.places]
     if any(p.runs_on for p in scene.places):
-        samples.append(("runs-on", "runs on the host above it"))
+        hosts = {p.name for p in scene.places if p.kind == "host"}
+        samples.append(("runs-on", "runs on the node above it; a user-space stack re-sends "
+                        "from there, TTL 64" if any(p.network for p in scene.places)
+                        else "runs on the node above it" if any(
+                            p.runs_on and p.runs_on not in hosts for p in scene.places)
+                        else "runs on the host above it"))
     if any(w.crossed for w in wires):
         samples.append(("tag", "TTL of the token response"))
     if any(w.dropped_at for w in wires):

@@ -42,6 +42,19 @@ SHAPE_MEANING = {
     Shape.RELAY: "L7 relay: re-sends with TTL 64",
 }
 
+def shape_meaning(shape: Shape, places: Iterable[Place]) -> str:
+    """A shape's legend line: a relay's names the layers of the relays drawn
+    (an L4 relay passes bytes, an L7 one reads HTTP; both re-send at TTL 64)."""
+    if shape is not Shape.RELAY:
+        return SHAPE_MEANING[shape]
+    layers = {"L4" if p.kind == "relay" else "L7" for p in places if p.shape is Shape.RELAY}
+    if layers == {"L4"}:
+        return "L4 relay: re-sends with TTL 64"
+    if layers == {"L4", "L7"}:
+        return "relay (L4 or L7): re-sends with TTL 64"
+    return SHAPE_MEANING[shape]
+
+
 KIND_TEXT = {"bridge": "bridge, L2", "router": "router, L3", "nat": "NAT, L3",
              "tunnel": "tunnel, L3", "proxy": "proxy, L7", "waf": "WAF, L7",
              "ssrf": "SSRF app, L7", "relay": "relay, L4 (re-sends at TTL 64)"}
@@ -198,7 +211,7 @@ def _what(topology: Topology, name: str) -> str:
         return text + (", IPv6" if s.ipv6 else "")
     if node.kind in KIND_TEXT:
         return KIND_TEXT[node.kind]
-    text = node.kind
+    text = node.kind + (f" on {node.network}" if node.network else "")
     if node.kind == "host" and node.forwarding:
         text += ", routes" + (" + NAT" if node.masquerade else "")
     if node.role:

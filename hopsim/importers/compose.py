@@ -33,7 +33,13 @@ from hopsim.importers.design import (
     imds_fields,
     relay_override,
 )
-from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
+from hopsim.importers.images import (
+    forwards,
+    is_docker_daemon,
+    is_vpn,
+    l4_relay_of,
+    relay_of,
+)
 from hopsim.outcome import Role
 from hopsim.topology.reader import Abort, nearest, read_yaml, show
 
@@ -58,6 +64,8 @@ SERVICE_KEYS = frozenset({
 TOP_KEYS = frozenset({"version", "name", "services", "networks", "volumes", "configs",
                       "secrets", "include", "models"})
 LOCAL_ADDRESSES = ("127.", "::1", "[::1]", "localhost")
+# Podman's rootless networks a compose file may name in network_mode (STACKS keys).
+ROOTLESS_STACKS = ("slirp4netns", "pasta")
 
 
 def looks_like(doc: Any) -> bool:
@@ -140,14 +148,17 @@ def _service(r: _Reader, design: Design, host: str, service: Any) -> None:
         return
     at = r.at("services", service)
     image = raw.get("image") or _built_from(raw.get("build"))
-    relay = relay_override(own, relay_of(image))
+    relay = relay_override(own, relay_of(image) or l4_relay_of(image, raw.get("command")))
     ports_at = r.at("services", service, "ports")
     published = own.get("outsiders", _published(raw.get("ports")))
     sysctls = _sysctls(raw.get("sysctls"))
     what = f"service {service}"
     if relay is not None:
+        # A relay on a rootless stack opens its connections from the instance's
+        # stack, as one on the host network does: fresh TTL there, 0 routers.
         node = design.relay(service, relay, at, f"{what} ({image})",
-                            runs_on=host if mode == "host" else None)
+                            runs_on=host if mode == "host" or mode in ROOTLESS_STACKS
+                            else None)
         _place_own(r, design, node, service, own)
         for bridge in bridges:
             design.link(node, bridge)
@@ -157,20 +168,32 @@ def _service(r: _Reader, design: Design, host: str, service: Any) -> None:
         if published:
             design.outsider(node, host, ports_at or at, f"{what}'s published ports")
         return
-    if own.get("relay") is not False and (is_vpn(image) or forwards(sysctls)):
+    routes = own.get("relay") is not False and (is_vpn(image) or forwards(sysctls))
+    daemon = is_docker_daemon(image) or (raw.get("privileged") is True and
+                                         str(image or "").split(":")[0].endswith("docker"))
+    if mode in ROOTLESS_STACKS and (routes or daemon):
+        # What it routes would be re-opened by the stack: neither a tunnel nor a
+        # daemon's bridge models that, and a wrong model could say ok.
+        there = r.at("services", service, "network_mode")
+        what = "a VPN endpoint" if routes else "a Docker daemon"
+        raise CannotModel(there[0] if there else None, f"services.{service}.network_mode",
+                          f"network_mode {mode}: {what} on a rootless user-space stack is "
+                          "not modelled")
+    if routes:
         _vpn(r, design, host, service, mode, bridges, own)
         return
-    if is_docker_daemon(image) or (raw.get("privileged") is True and
-                                   str(image or "").split(":")[0].endswith("docker")):
+    if daemon:
         _dind(r, design, host, service, mode, bridges, own)
         return
+    stack = mode if mode in ROOTLESS_STACKS else None
     node = design.node(service, at, f"{what}" + (f" ({image})" if image else ""),
-                       kind="container", runs_on=host if mode == "host" else None,
-                       role=own.get("role"), replicas=_replicas(raw),
+                       kind="container", runs_on=host if mode == "host" or stack else None,
+                       network=stack, role=own.get("role"), replicas=_replicas(raw),
                        description=own.get("description") or _describe(service, mode))
     _place_own(r, design, node, service, own)
-    if mode == "host":
-        design.place(node, "runs_on", r.at("services", service, "network_mode"))
+    if mode == "host" or stack:
+        design.place(node, "network" if stack else "runs_on",
+                     r.at("services", service, "network_mode"))
     for bridge in bridges:
         design.link(node, bridge)
 
@@ -187,6 +210,9 @@ def _built_from(build: Any) -> str | None:
 def _describe(service: str, mode: str) -> str:
     if mode == "host":
         return f"service {service}, network_mode host: in the instance's network stack"
+    if mode in ROOTLESS_STACKS:
+        return (f"service {service}, network_mode {mode}: rootless, its connections "
+                "re-opened by the stack in the instance's")
     return f"service {service}, a bridged container"
 
 
@@ -215,6 +241,10 @@ def _attachment(r: _Reader, design: Design, host: str, service: Any
         found = ("none", [])
     elif mode == "bridge":
         found = ("bridge", [_docker0(design, host, at)])
+    elif isinstance(mode, str) and mode.split(":", 1)[0] in ROOTLESS_STACKS:
+        # Podman's rootless networks (slirp4netns[:OPTIONS], pasta[:OPTIONS]): a
+        # user-space stack on the instance re-opens each connection (issue 22).
+        found = (mode.split(":", 1)[0], [])
     elif isinstance(mode, str) and mode.split(":", 1)[0] in ("service", "container"):
         how, other = mode.split(":", 1)
         if how == "container":
@@ -233,7 +263,7 @@ def _attachment(r: _Reader, design: Design, host: str, service: Any
     else:
         raise CannotModel(at[0] if at else None, key,
                           f"network_mode {show(mode)}: expected host, bridge, none, "
-                          "service:NAME or container:NAME")
+                          "slirp4netns, pasta, service:NAME or container:NAME")
     r.attached[service] = found
     return found
 

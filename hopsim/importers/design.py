@@ -117,6 +117,9 @@ class Design:
 
     def relay(self, wanted: str, relay: Relay, at: Position | None, origin: str,
               runs_on: str | None = None) -> str:
+        if relay.kind == "relay":  # L4: the product sets it all; no HTTP keys to write
+            return self.node(wanted, at, origin, kind="relay", runs_on=runs_on,
+                             product=relay.product, description=relay.description)
         return self.node(wanted, at, origin, kind=relay.kind, runs_on=runs_on,
                          adds_xff=relay.adds_xff, methods=list(relay.methods)
                          if relay.methods is not None else None,
@@ -205,7 +208,7 @@ def relay_override(own: Mapping[str, Any], found: Relay | None) -> Relay | None:
     return Relay(found.kind, changes.get("adds_xff", found.adds_xff),
                  tuple(changes["methods"]) if isinstance(changes.get("methods"), list)
                  else found.methods, changes.get("forwards_headers", found.forwards_headers),
-                 found.description)
+                 found.description, found.product, found.mode)
 
 
 def imds_fields(raw: Any, where: str, design: Design) -> None:

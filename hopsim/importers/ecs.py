@@ -40,7 +40,7 @@ from hopsim.importers.design import (
     hopsim_fields,
     relay_override,
 )
-from hopsim.importers.images import relay_of
+from hopsim.importers.images import l4_relay_of, relay_of
 from hopsim.importers.text import (
     Document,
     cloudformation_yaml,
@@ -73,6 +73,7 @@ class _Container:
     at: Position | None
     published: Position | None  # where its port mappings are, when it has some
     own: dict[str, Any] = field(default_factory=dict)
+    command: Any = None  # its command (a list): an L4 relay image's upstream is there
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _task(task: _Task, design: Design, host: str, file: str, names: list[str]) -
     for c in task.containers:
         wanted = c.name if names.count(c.name) == 1 else f"{task.family}-{c.name}"
         what = f"task {task.family}, container {c.name}"
-        relay = relay_override(c.own, relay_of(c.image))
+        relay = relay_override(c.own, relay_of(c.image) or l4_relay_of(c.image, c.command))
         if relay is not None:
             node = design.relay(wanted, relay, c.at, f"{what} ({c.image})", runs_on=on_host)
             if bridge:
@@ -187,11 +188,12 @@ def _containers(doc: Document, path: tuple[Any, ...], raw: Any, keys: dict[str, 
             doc.at(*path, i, keys["name"]) or doc.at(*path, i),
             doc.at(*path, i, keys["portMappings"]) if isinstance(ports, list) and ports
             else None,
-            hopsim_fields(own, _where(file, doc.at(*path, i)), design)))
+            hopsim_fields(own, _where(file, doc.at(*path, i)), design),
+            c.get(keys["command"])))
     return out
 
 
-_CAMEL = {k: k for k in ("name", "image", "portMappings", "dockerLabels")}
+_CAMEL = {k: k for k in ("name", "image", "portMappings", "dockerLabels", "command")}
 _PASCAL = {k: k[0].upper() + k[1:] for k in _CAMEL}
 
 
@@ -287,7 +289,9 @@ def _from_terraform(text: str, file: str, design: Design) -> list[_Task]:
             containers.append(_Container(
                 name, hcl.literal(c.get("image")) or hcl.shown(c.get("image")), at,
                 (block.position_of_text("portMappings") or at) if ports else None,
-                hopsim_fields(own, f"{file}:{block.line}", design)))
+                hopsim_fields(own, f"{file}:{block.line}", design),
+                [hcl.literal(w) for w in c["command"]] if isinstance(c.get("command"), list)
+                else hcl.literal(c.get("command"))))
         tasks.append(_Task(family, mode or "bridge", (block.line_of("network_mode") or
                                                        block.line, 1), (block.line, 1),
                            _fargate_only(compat, body), containers))

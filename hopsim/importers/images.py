@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hopsim.products import PRODUCTS
+from hopsim.products import PRODUCTS, Form
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Relay:
     methods: tuple[str, ...] | None  # None: the kind's default (any method for a proxy)
     forwards_headers: bool
     description: str
+    product: str | None = None  # the product it is (hopsim.products), when measured
+    mode: str | None = None
 
 
 def _proxy(what: str, adds_xff: bool, why: str) -> Relay:
@@ -105,6 +107,31 @@ def relay_of(image: object) -> Relay | None:
     if isinstance(image, str) and "ingress-nginx" in image.lower():
         return RELAYS["ingress-nginx"]
     return None
+
+
+# L4 relay images (issue 22): a port forward is an IMDS relay only when its
+# command names the metadata address as its upstream; a SOCKS server opens
+# any destination it is asked for, so it is one whatever its command says.
+L4_IMAGES = {"socat": "socat", "microsocks": "microsocks", "dante": "dante",
+             "danted": "dante"}
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
+
+
+def l4_relay_of(image: object, command: object) -> Relay | None:
+    """The L4 relay a container is, from its image and command (compose's
+    `command:`, a string or a list), or None."""
+    name, _ = image_name(image)
+    product = L4_IMAGES.get(name)
+    if product is None:
+        return None
+    words = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
+    socks = PRODUCTS[product].setup(None, "relay").form is Form.SOCKS
+    if not socks and not any(a in words for a in METADATA_ADDRESSES):
+        return None  # a forward to somewhere else: not a way to IMDS
+    why = ("a SOCKS server opens any destination it is asked for" if socks else
+           "its command forwards to 169.254.169.254")
+    return Relay("relay", False, None, True, f"{product}: an L4 relay; {why} "
+                 "(docs/products.md)", product=product)
 
 
 def is_vpn(image: object) -> bool:

@@ -34,7 +34,7 @@ from hopsim.importers.design import (
     hopsim_fields,
     relay_override,
 )
-from hopsim.importers.images import is_docker_daemon, relay_of
+from hopsim.importers.images import is_docker_daemon, l4_relay_of, relay_of
 from hopsim.importers.text import Document, yaml_documents
 
 SOURCE = "kubernetes"
@@ -215,7 +215,8 @@ def _workload(w: _Workload, design: Design, host: str, file: str, reachable: boo
         if is_docker_daemon(c.get("image")):
             daemons.append((i, c))
             continue
-        relay = relay_override(w.own, relay_of(c.get("image")))
+        relay = relay_override(w.own, relay_of(c.get("image")) or l4_relay_of(
+            c.get("image"), [*_words(c.get("command")), *_words(c.get("args"))]))
         (relays if relay is not None else others).append((i, c, relay))
     if w.own.get("relay") not in (None, False) and not relays and others:
         # the annotation makes the pod itself a relay (an SSRF-prone app ...)
@@ -290,3 +291,6 @@ def _dind(w: _Workload, design: Design, host: str, what: str, at: Position | Non
     return pod
 
 
+def _words(value: Any) -> list[Any]:
+    """A container's command or args as a list (a manifest may write either)."""
+    return value if isinstance(value, list) else [value] if value is not None else []

@@ -53,7 +53,7 @@ CONTENTS: dict[str, dict[str, Any]] = {
     "filters": {"items": {
         "type": "object", "required": ["chain", "action"], "additionalProperties": False,
         "properties": {"chain": {"enum": list(CHAINS)}, "action": {"enum": list(ACTIONS)},
-                       "from": _NAME, "to": _NAME}}},
+                       "from": _NAME, "to": _NAME, "owner": _NAME}}},
     "links": {"items": {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 2}},
     "imds": {"properties": {g.name: field(g) for g in IMDS_FIELDS},
              "additionalProperties": False},
