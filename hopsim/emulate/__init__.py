@@ -11,7 +11,7 @@ real clients; the result is an analysis.Report, as the simulator's is.
 Needs root, iproute2 and nftables (`missing()` says what is not there).
 """
 
-from hopsim.emulate import products
+from hopsim.emulate import products, stacks
 from hopsim.emulate.build import MAX_NAMESPACES, PlanError, plan
 from hopsim.emulate.netns import KernelError, delete_namespaces, leftovers, missing, run_prefix
 from hopsim.emulate.run import (
@@ -38,7 +38,8 @@ def commands(topology: Topology, prefix: str | None = None) -> list[str]:
     """The shell commands `emulate` would run to build `topology` (a dry run),
     and to start the real products among its relays."""
     built = plan(topology, prefix or f"{run_prefix()}0-")
-    return list(built.commands()) + products.commands(products.relays(built))
+    return (list(built.commands()) + stacks.commands(stacks.stacks(built))
+            + products.commands(products.relays(built)))
 
 
 def cleanup() -> tuple[list[str], list[str]]:

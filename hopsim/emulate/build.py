@@ -334,7 +334,8 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
                 ns.masquerade += (device,)
     for name, ns in namespaces.items():
         for rule in topology.nodes[name].filters:
-            ns.filters.setdefault(rule.chain, []).extend(_nft_rules(namespaces, ns, rule))
+            ns.filters.setdefault(rule.chain, []).extend(_nft_rules(namespaces, ns, rule,
+                                                                    topology))
     veths = [Veth(namespaces[a].name, namespaces[a].interfaces[b],
                   namespaces[b].name, namespaces[b].interfaces[a])
              for a, b in topology.links]
@@ -347,12 +348,39 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
     return built
 
 
-def _nft_rules(namespaces: dict[str, Namespace], ns: Namespace, rule: Filter) -> list[str]:
+STACK_UIDS = 200000  # the first uid a user-space stack runs as (stacks.py), one per stack
+SSH_SESSION_UID = 65534  # sshd opens a forward from the session of its user, nobody
+
+
+def owner_uid(topology: Topology, name: str) -> int:
+    """The uid whose sockets are `name`'s: a user-space stack runs as a uid of
+    its own; sshd's forwards are opened by its user's session (nobody). Other
+    relays run as root here (or in hopsim's own process): PlanError."""
+    node = topology.nodes[name]
+    if node.network:
+        return STACK_UIDS + sorted(n for n, x in topology.nodes.items() if x.network).index(name)
+    if node.product == "ssh":
+        shared = [n for n, x in topology.nodes.items() if n != name and x.product == "ssh"
+                  and x.runs_on == node.runs_on]
+        if shared:
+            raise PlanError(f"{topology.name}: owner: {name} is not emulated: {name} and "
+                            f"{shared[0]} share one sshd here, whose sessions are one user's "
+                            "(nobody), so a rule on its uid would match both")
+        return SSH_SESSION_UID
+    raise PlanError(f"{topology.name}: owner: {name} is not emulated: the emulator runs "
+                    f"{node.product or 'this relay'} as root, so no rule can tell its sockets "
+                    "from the host's (a user-space stack or sshd's forwards can)")
+
+
+def _nft_rules(namespaces: dict[str, Namespace], ns: Namespace, rule: Filter,
+               topology: Topology) -> list[str]:
     """One `filters:` rule as nftables rules (one per family where it matches
     addresses). Only TCP is matched: the exchange is TCP, and the ICMP
     errors that name a dropping router are the emulator's evidence, which a
     rule for all protocols would also drop."""
     match = ["meta l4proto tcp"]
+    if rule.owner is not None:  # whose socket: the uid it runs as
+        match.append(f"meta skuid {owner_uid(topology, rule.owner)}")
     if rule.source is not None and rule.source in ns.interfaces:
         match.append(f'iifname "{ns.interfaces[rule.source]}"')
         source = None

@@ -1,10 +1,14 @@
 """Each product's configuration, generated from its relay node: one
 generator per product (nginx, Apache with or without ModSecurity, Squid,
-HAProxy, tinyproxy, the PHP SSRF app), each writing the product's defaults,
-the one line that makes it an open relay (`# open relay`) and a line for
-each key the node sets against the default (`# from the node`). Pure:
-products.py finds the relays (ProductRelay, here beside the generators that
-read it), writes the files and runs the binaries.
+HAProxy, tinyproxy, the PHP SSRF app; and the L4 relays: socat, sshd,
+HAProxy mode tcp, nginx stream, microsocks, danted), each writing the
+product's defaults, the one line that makes it an open relay (`# open
+relay`) and a line for each key the node sets against the default (`# from
+the node`). Pure: products.py finds the relays (ProductRelay, here beside the
+generators that read it), writes the files and runs the binaries.
+
+Every product listens on port 80 of its relay's address (sshd and the SOCKS
+servers too): the emulator's clients and readiness checks use one port.
 """
 
 from __future__ import annotations
@@ -34,6 +38,21 @@ class ProductRelay:
     listen: dict[int, str]  # family -> the address it listens on (port 80)
     upstream: dict[int, str] = field(default_factory=dict)  # family -> next station (reverse)
     directory: Path = Path()
+    devices: tuple[str, ...] = ()  # its namespace's interfaces (dante's external:)
+    # sshd serves every ssh relay of one stack: the first runs it, for all of them.
+    runs_daemon: bool = True
+    partners: list[ProductRelay] = field(default_factory=list)  # the ssh relays it serves
+    served_by: ProductRelay | None = None  # the ssh relay whose sshd serves this one
+
+    def ssh_addresses(self) -> list[str]:
+        """The addresses sshd listens on: its own and its partners', once each."""
+        found = [a for r in (self, *self.partners) for _, a in sorted(r.listen.items())]
+        return list(dict.fromkeys(found))
+
+    @property
+    def key_directory(self) -> Path:
+        """Where the client's key for this relay's sshd is."""
+        return (self.served_by or self).directory
 
     @property
     def overrides(self) -> dict[str, object]:
@@ -53,12 +72,17 @@ class ProductRelay:
     def environment(self) -> dict[str, str]:
         return GENERATORS[self.setup.product](self).env
 
+    def preparations(self) -> list[list[str]]:
+        """The commands run to completion before its daemons (ssh's keys)."""
+        return GENERATORS[self.setup.product](self).prepare
+
 
 @dataclass
 class Config:
     files: dict[str, str]
-    argv: list[list[str]]
+    argv: list[list[str]]  # the daemons, run side by side
     env: dict[str, str] = field(default_factory=dict)
+    prepare: list[list[str]] = field(default_factory=list)  # run to completion first (keys)
 
 
 def host(address: str) -> str:
@@ -82,6 +106,8 @@ def _methods(relay: ProductRelay) -> tuple[str, ...]:
 
 
 def _nginx(relay: ProductRelay) -> Config:
+    if relay.setup.mode == "stream":
+        return _nginx_stream(relay)
     d, extra = relay.directory, []
     own = relay.overrides
     if "methods" in own:
@@ -232,6 +258,8 @@ def _squid(relay: ProductRelay) -> Config:
 
 
 def _haproxy(relay: ProductRelay) -> Config:
+    if relay.setup.mode == "tcp":
+        return _haproxy_tcp(relay)
     d, own = relay.directory, relay.overrides
     lines = [f"# hopsim: {relay.node}, {relay.setup.title}: the defaults of Debian's "
              "haproxy.cfg and the lines marked open relay",
@@ -314,5 +342,132 @@ def _php(relay: ProductRelay) -> Config:
                    {"PHP_CLI_SERVER_WORKERS": "4"})
 
 
+# --- L4 relays: they pass the bytes; only their upstream and who may use them differ ----
+
+# Where an L4 port forward's upstream points when its node says block_imds:
+# not IMDS (as the fix is written), and nothing listens there, so the relay
+# closes the client's connection.
+NOWHERE = {4: "127.0.0.1", 6: "::1"}
+DISCARD_PORT = 9
+SSH_USER = "nobody"  # uid 65534, shell /usr/sbin/nologin: ssh -N needs no shell
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def _upstream(relay: ProductRelay, family: int) -> tuple[str, int, str]:
+    """(address, port, mark) of a port forward's upstream for `family`."""
+    if relay.policy.refuses_imds:
+        return NOWHERE[family], DISCARD_PORT, f"  {NODE}: block_imds: an upstream that is not IMDS"
+    return relay.upstream[family], HTTP_PORT, f"  {OPEN}"
+
+
+def _forwarded(relay: ProductRelay) -> list[tuple[int, str]]:
+    """(family, listen address) of a port forward: where it has an upstream."""
+    return [(f, a) for f, a in sorted(relay.listen.items()) if f in relay.upstream]
+
+
+def _title(relay: ProductRelay, what: str) -> str:
+    return f"# hopsim: {relay.node}, {relay.setup.title}: {what}"
+
+
+def _socat(relay: ProductRelay) -> Config:
+    argv = []
+    for family, address in _forwarded(relay):
+        up, port, _ = _upstream(relay, family)
+        argv.append(["socat", f"TCP{family}-LISTEN:{HTTP_PORT},bind={address},fork,reuseaddr",
+                     f"TCP{family}:{host(up)}:{port}"])
+    return Config({}, argv)
+
+
+def _haproxy_tcp(relay: ProductRelay) -> Config:
+    d = relay.directory
+    lines = [_title(relay, "Debian's haproxy.cfg defaults in mode tcp and the lines marked "
+                    "open relay"),
+             "global", f"    pidfile {d}/haproxy.pid", "defaults", "    mode tcp",
+             "    timeout connect 5000", "    timeout client 50000", "    timeout server 50000"]
+    for family, address in _forwarded(relay):
+        up, port, mark = _upstream(relay, family)
+        lines += [f"frontend relay{family}", f"    bind {host(address)}:{HTTP_PORT}",
+                  f"    default_backend imds{family}", f"backend imds{family}",
+                  f"    server imds {host(up)}:{port}{mark}"]
+    return Config({"haproxy.cfg": "\n".join(lines) + "\n"},
+                  [["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]])
+
+
+def _nginx_stream(relay: ProductRelay) -> Config:
+    d = relay.directory
+    servers = []
+    for family, address in _forwarded(relay):
+        up, port, mark = _upstream(relay, family)
+        servers.append(f"    server {{\n        listen {host(address)}:{HTTP_PORT};\n"
+                       f"        proxy_pass {host(up)}:{port};{mark}\n    }}\n")
+    conf = (_title(relay, "nginx's defaults, the stream module and the line marked open "
+                   "relay") + "\n"
+            f"load_module {STREAM_MODULE};\n"
+            f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n"
+            "events {}\nstream {\n" + "".join(servers) + "}\n")
+    return Config({"nginx.conf": conf},
+                  [["nginx", "-e", f"{d}/error.log", "-p", f"{d}/", "-c", f"{d}/nginx.conf"]])
+
+
+def _microsocks(relay: ProductRelay) -> Config:
+    if relay.policy.refuses_imds:
+        raise _unsupported(relay, "block_imds", "microsocks has no rule on destinations "
+                           "(bind it to loopback, require -u/-P, or filter on the host)")
+    # Its defaults: no -u/-P (no authentication), any destination: the open relay.
+    return Config({}, [["microsocks", "-i", address, "-p", str(HTTP_PORT)]
+                       for _, address in sorted(relay.listen.items())])
+
+
+def _dante(relay: ProductRelay) -> Config:
+    d = relay.directory
+    lines = [_title(relay, "client pass and socks pass from anywhere to anywhere (the open "
+                    "relay)"),
+             "logoutput: stderr"]
+    lines += [f"internal: {a} port = {HTTP_PORT}" for _, a in sorted(relay.listen.items())]
+    # Outgoing connections leave by the interface the kernel routes them out of.
+    lines += [f"external: {device}" for device in relay.devices]
+    lines += ["external.rotation: route", "clientmethod: none", "socksmethod: none",
+              "user.privileged: root", "user.unprivileged: nobody",
+              "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }",
+              "client pass { from: ::/0 to: ::/0 }"]
+    if relay.policy.refuses_imds:
+        lines += [f"socks block {{ from: 0.0.0.0/0 to: 169.254.169.254/32 }}  {NODE}: block_imds",
+                  f"socks block {{ from: ::/0 to: fd00:ec2::254/128 }}  {NODE}: block_imds"]
+    lines += [f"socks pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}  {OPEN}",
+              f"socks pass {{ from: ::/0 to: ::/0 }}  {OPEN}"]
+    text = "\n".join(_own_line(line) for line in lines) + "\n"
+    return Config({"danted.conf": text},
+                  [["danted", "-f", f"{d}/danted.conf", "-p", f"{d}/danted.pid"]])
+
+
+def _sshd(relay: ProductRelay) -> Config:
+    """sshd with Debian 12's sshd_config (less its Include), its host key and
+    the client's authorized key in the run's directory, and a private /run
+    for its privilege separation directory (/run/sshd is never made here)."""
+    d = relay.directory
+    if not relay.runs_daemon:  # served by the sshd of its stack's first ssh relay
+        return Config({}, [])
+    lines = [_title(relay, "Debian 12's sshd_config (AllowTcpForwarding and PermitOpen at "
+                    "their defaults: yes, any)"),
+             "KbdInteractiveAuthentication no", "UsePAM yes", "X11Forwarding yes",
+             "PrintMotd no", "AcceptEnv LANG LC_*", "Subsystem sftp /usr/lib/openssh/sftp-server",
+             "# where this run keeps its files:",
+             f"HostKey {d}/host_key", f"PidFile {d}/sshd.pid",
+             f"AuthorizedKeysFile {d}/authorized_keys", "StrictModes no"]
+    lines += [f"ListenAddress {host(a)}:{HTTP_PORT}" for a in relay.ssh_addresses()]
+    if relay.policy.refuses_imds:
+        lines.append(f"AllowTcpForwarding no  {NODE}: block_imds")
+    text = "\n".join(_own_line(line) for line in lines) + "\n"
+    daemon = [[
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && "
+        f"exec /usr/sbin/sshd -D -e -f {d}/sshd_config"]]
+    prepare = [["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/{key}"]
+               for key in ("host_key", "user_key")]
+    prepare.append(["cp", f"{d}/user_key.pub", f"{d}/authorized_keys"])
+    return Config({"sshd_config": text}, daemon, prepare=prepare)
+
+
 GENERATORS = {"nginx": _nginx, "apache": _apache, "modsecurity-crs": _apache,
-               "squid": _squid, "haproxy": _haproxy, "tinyproxy": _tinyproxy, "php-ssrf": _php}
+               "squid": _squid, "haproxy": _haproxy, "tinyproxy": _tinyproxy, "php-ssrf": _php,
+              "socat": _socat, "ssh": _sshd, "microsocks": _microsocks, "dante": _dante}

@@ -130,6 +130,9 @@ def kill_processes_in(names: Iterable[str]) -> list[int]:
             except OSError:
                 continue
     killed = []
+    # Never ours: a namespace name that points at hopsim's own namespace (the
+    # root one) would otherwise take every process there with it.
+    inodes.discard(os.stat("/proc/self/ns/net").st_ino)
     if not inodes:
         return killed
     own = os.getpid()

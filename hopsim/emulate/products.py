@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -40,13 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from hopsim import socks
 from hopsim.emulate import netns
 from hopsim.emulate.build import FAMILIES, Plan, PlanError
-from hopsim.emulate.configs import GENERATORS, ProductRelay, host
-from hopsim.emulate.flows import Flow
+from hopsim.emulate.configs import GENERATORS, SSH_USER, STREAM_MODULE, ProductRelay, host
+from hopsim.emulate.flows import FIRST_PORT, Flow
 from hopsim.http import HTTP_PORT, Request
 from hopsim.products import PRODUCTS, Form
 from hopsim.routing import Part
+from hopsim.topology import Node
 from hopsim.workers import term_when_parent_dies
 
 
@@ -70,11 +73,12 @@ def relays(plan: Plan) -> list[ProductRelay]:
         if node.product is None or node.relay is None:
             continue
         ns = plan.namespace_of(name)
-        setup = PRODUCTS[node.product].setup(node.mode)
+        setup = PRODUCTS[node.product].setup(node.mode, node.kind)
         found[name] = ProductRelay(
             name, setup, node.relay, ns.name,
             {f: plan.service_address(ns.node, f) for f in FAMILIES},
-            directory=_base(plan) / re.sub(r"[^A-Za-z0-9_.-]", "_", name))
+            directory=_base(plan) / re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+            devices=tuple(sorted(ns.interfaces.values())))
     if not found:
         return []
     used: set[str] = set()
@@ -83,6 +87,10 @@ def relays(plan: Plan) -> list[ProductRelay]:
         for i, leg in enumerate(legs[:-1]):
             relay = leg[-1].actor
             if relay in found:
+                if relay not in used and found[relay].setup.product == "ssh":
+                    # ssh relays share a stack (one sshd): each listens where its clients go.
+                    found[relay].listen = {f: plan.destination(leg[-1].node, leg[0].actor, f)
+                                           for f in FAMILIES}
                 used.add(relay)
                 for family in FAMILIES:
                     address = plan.destination(leg[-1].node, leg[0].actor, family)
@@ -97,11 +105,23 @@ def relays(plan: Plan) -> list[ProductRelay]:
                     f"{topology.name}: {principal}'s route reaches {relay} (hopsim's own relay) "
                     f"after the product {legs[i - 1][-1].actor}: hopsim's relay follows a flow "
                     "by its source port, which a product does not keep; put products last")
+    sshd: dict[str, ProductRelay] = {}  # namespace -> the ssh relay that runs its sshd
     for relay in found.values():
         if relay.node not in used:
             continue
         others = [n for n in topology.nodes if n != relay.node and topology.nodes[n].relay
                   and plan.namespace_of(n).name == relay.namespace]
+        if relay.setup.product == "ssh":
+            # One sshd serves both modes (the client side differs): ssh relays share it.
+            others = [n for n in others if not (n in found and found[n].setup.product == "ssh")]
+            first = sshd.setdefault(relay.namespace, relay)
+            if first is not relay:
+                if relay.policy.refuses_imds != first.policy.refuses_imds:
+                    raise PlanError(f"{topology.name}: {first.node} and {relay.node} share one "
+                                    "sshd, whose configuration closes forwarding for both or "
+                                    "neither: give them the same block_imds")
+                relay.runs_daemon, relay.served_by = False, first
+                first.partners.append(relay)
         if others:
             raise PlanError(f"{topology.name}: {relay.node} ({relay.setup.product}) shares its "
                             f"network stack with the relay {others[0]}: both would listen on "
@@ -136,8 +156,14 @@ def _next_station(plan: Plan, relay: ProductRelay, leg: tuple, principal: str,
 # --- requests addressed for the products on the way ----------------------------------
 
 
+def rechooses_port(node: Node) -> bool:
+    """It opens its leg with a source port of its own choosing: a real
+    product, or a user-space stack (so IMDS names the flow by its mark)."""
+    return node.product is not None or node.network is not None
+
+
 def through_products(plan: Plan, flow: Flow) -> bool:
-    return any(plan.topology.nodes[leg[-1].actor].product
+    return any(rechooses_port(plan.topology.nodes[leg[-1].actor])
                for leg in flow.route.legs[:-1] if leg[-1].part is not Part.IMDS)
 
 
@@ -153,8 +179,8 @@ def addressed(plan: Plan, flow: Flow, request: Request) -> Request:
         node = plan.topology.nodes[legs[j][0].actor]
         if not node.product:
             continue
-        form = PRODUCTS[node.product].setup(node.mode).form
-        if form is Form.ORIGIN:
+        form = PRODUCTS[node.product].setup(node.mode, node.kind).form
+        if form in (Form.ORIGIN, Form.SOCKS):  # a SOCKS server is told where, then relays
             continue
         end = legs[j][-1]
         address = plan.destination(None if end.part is Part.IMDS else end.node,
@@ -183,8 +209,9 @@ def commands(relays: list[ProductRelay]) -> list[str]:
         out.append(f"mkdir -p {relay.directory}")
         for name, text in relay.files().items():
             out.append(f"cat > {relay.directory / name} <<'EOF'\n{text}EOF")
+        out += [shlex.join(argv) for argv in relay.preparations()]
         env = "".join(f"{k}={v} " for k, v in relay.environment().items())
-        out += [f"ip netns exec {relay.namespace} {env}{' '.join(argv)} &"
+        out += [f"ip netns exec {relay.namespace} {env}{shlex.join(argv)} &"
                 for argv in relay.commands()]
     return out
 
@@ -193,10 +220,20 @@ def missing(relays: list[ProductRelay]) -> str | None:
     """Why these products cannot run here, with the fix; or None."""
     for relay in relays:
         product = PRODUCTS[relay.setup.product]
-        for argv in relay.commands():
-            if not _which(argv[0]):
-                return (f"{relay.node} is {product.name}, whose binary '{argv[0]}' is not "
-                        f"installed: apt-get install {' '.join(product.packages)}")
+        packages = " ".join(product.packages)
+        programs = [product.binary, *(argv[0] for argv in relay.commands())]
+        if relay.setup.product == "ssh":  # the client side, and the ProxyCommand that
+            programs += ["ssh", "ssh-keygen"]  # names its flow by the source port (socat)
+            if not _which("socat"):
+                return (f"{relay.node} is {product.name}, whose client is run through socat, "
+                        "which is not installed: apt-get install socat")
+        for program in programs:
+            if not _which(program):
+                return (f"{relay.node} is {product.name}, whose binary '{program}' is not "
+                        f"installed: apt-get install {packages}")
+        if relay.setup.mode == "stream" and not Path(STREAM_MODULE).exists():
+            return (f"{relay.node} is nginx stream, whose module {STREAM_MODULE} is not "
+                    "installed: apt-get install libnginx-mod-stream")
     return None
 
 
@@ -227,6 +264,12 @@ class Daemon:
         for name, text in relay.files().items():
             (relay.directory / name).write_text(text)
         env = {**os.environ, **relay.environment()}
+        for argv in relay.preparations():
+            done = subprocess.run([_which(argv[0]) or argv[0], *argv[1:]], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0:
+                raise ProductError(f"{relay.node} ({relay.setup.label}): {' '.join(argv)} "
+                                   f"failed: {done.stderr.strip()}")
         for i, argv in enumerate(relay.commands()):
             log = open(relay.directory / f"stderr{i}.log", "wb")  # noqa: SIM115
             with log:
@@ -297,3 +340,150 @@ def _base(plan: Plan) -> Path:
 
 def remove_directories(plan: Plan) -> None:
     shutil.rmtree(_base(plan), ignore_errors=True)
+
+
+# --- the client side of L4 relays: SOCKS5, and ssh -L / -D ------------------------------
+
+
+def next_destination(plan: Plan, flow: Flow, leg: int) -> str | None:
+    """Where the relay at the end of leg `leg` connects next (the next leg's
+    end, as that relay addresses it): what a SOCKS client asks for and what
+    ssh -L names; None on the last leg."""
+    legs = flow.route.legs
+    if leg + 1 >= len(legs):
+        return None
+    relay, end = legs[leg][-1].actor, legs[leg + 1][-1]
+    return plan.destination(None if end.part is Part.IMDS else end.node, relay, flow.family)
+
+
+def asks_socks(plan: Plan, flow: Flow, leg: int) -> bool:
+    """The relay at the end of leg `leg` is a SOCKS server: it is asked where."""
+    node = plan.topology.nodes[flow.route.legs[leg][-1].actor]
+    return bool(node.product) and leg + 1 < len(flow.route.legs) and (
+        PRODUCTS[node.product].setup(node.mode, node.kind).form is Form.SOCKS)
+
+
+async def socks_connect(sock: socket.socket, address: str, port: int, timeout: float) -> None:
+    """SOCKS5 CONNECT on a connected socket (hopsim.socks); SocksRefused if refused."""
+    loop = asyncio.get_running_loop()
+
+    async def receive(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = await loop.sock_recv(sock, size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    async def talk() -> None:
+        await loop.sock_sendall(sock, socks.GREETING)
+        socks.check_method(await receive(socks.METHOD_REPLY_SIZE))
+        await loop.sock_sendall(sock, socks.connect_request(address, port))
+        head = await receive(5)
+        socks.check_reply(head)
+        await receive(socks.reply_size(head) - len(head))
+
+    await asyncio.wait_for(talk(), timeout)
+
+
+SSH_LOCAL_PORTS = 10000  # the client side's loopback ports: below the flows' (flows.py)
+
+
+class SshClients:
+    """The client side of ssh relays: one `ssh -N -L` (or `-D`) per flow, in
+    the sender's namespace, whose TCP connection to sshd leaves from the
+    flow's port (a socat ProxyCommand binds it), so the taps name that leg as
+    they name any other; the request then goes through ssh's loopback port."""
+
+    def __init__(self, relays: list[ProductRelay]):
+        self.relays = {r.node: r for r in relays if r.setup.product == "ssh"}
+        self.processes: list[subprocess.Popen] = []
+        self._ports = iter(range(SSH_LOCAL_PORTS, FIRST_PORT))
+
+    def serves(self, relay: str) -> bool:
+        return relay in self.relays
+
+    def command(self, plan: Plan, flow: Flow, leg: int, local: int, timeout: float) -> list[str]:
+        """The ssh client for leg `leg` of `flow`, listening on 127.0.0.1:`local`."""
+        stations = flow.route.legs[leg]
+        relay = self.relays[stations[-1].actor]
+        address = plan.destination(stations[-1].node, stations[0].actor, flow.family)
+        family = flow.family
+        proxy = (f"socat - TCP{family}:{host(address)}:{HTTP_PORT},sourceport={flow.ports[leg]},"
+                 f"reuseaddr,connect-timeout={timeout:g}")
+        if relay.setup.mode == "socks":
+            forward = ["-D", f"127.0.0.1:{local}"]
+        else:
+            target = next_destination(plan, flow, leg)
+            forward = ["-L", f"127.0.0.1:{local}:{host(target or '')}:{HTTP_PORT}"]
+        key = relay.key_directory / "user_key"
+        return ["ssh", "-F", "/dev/null", "-N", "-p", str(HTTP_PORT), "-i", str(key),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+                "-o", f"ProxyCommand={proxy}", *forward, f"{SSH_USER}@{address}"]
+
+    async def open(self, plan: Plan, flow: Flow, leg: int, namespace: str,
+                   timeout: float) -> socket.socket:
+        """A socket whose bytes ssh carries to the sshd at the end of leg `leg`."""
+        local, source = next(self._ports), next(self._ports)
+        argv = self.command(plan, flow, leg, local, timeout)
+        relay = self.relays[flow.route.legs[leg][-1].actor]
+        log = relay.key_directory / f"ssh-{flow.ports[leg]}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [netns.tool("ip"), "netns", "exec", namespace, _which("ssh") or "ssh",
+                 *argv[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=term_when_parent_dies)
+        self.processes.append(process)
+        # ssh's own start (keys, the session) is not the leg's wait: a SYN that
+        # is dropped fails within `timeout` (socat's connect-timeout).
+        deadline = time.monotonic() + timeout + SSH_SETUP
+        while not _listening(namespace, local):
+            if process.poll() is not None:
+                lines = log.read_text(errors="replace").strip().splitlines()
+                raise ConnectionRefusedError(
+                    f"ssh exited with {process.returncode}: {lines[-1] if lines else ''}")
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError
+            await asyncio.sleep(0.02)
+        sock = netns.socket_in(namespace, socket.AF_INET)
+        try:
+            sock.setblocking(False)
+            sock.bind(("127.0.0.1", source))
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", local)), timeout)
+            if relay.setup.mode == "socks":
+                target = next_destination(plan, flow, leg)
+                await socks_connect(sock, target or "", HTTP_PORT, timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+
+SSH_SETUP = 10.0  # seconds ssh may take to log in and listen, beyond the leg's wait
+
+
+def _listening(namespace: str, port: int) -> bool:
+    """Something listens on 127.0.0.1:`port` in `namespace` (read from the
+    kernel's table: a test connection would open a forward)."""
+    with netns.inside(namespace):
+        table = Path("/proc/thread-self/net/tcp").read_text()
+    wanted = f"0100007F:{port:04X}"
+    return any(line.split()[1] == wanted and line.split()[3] == "0A"
+               for line in table.splitlines()[1:])

@@ -22,6 +22,7 @@ from hopsim import analysis
 from hopsim.analysis import Expectation, Report, Result
 from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
+from hopsim.emulate import stacks as user
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
 from hopsim.emulate.configs import ProductRelay
@@ -81,7 +82,8 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
     prefix = f"{netns.run_prefix()}{next(_topology_numbers)}-"
     plan = build.plan(topology, prefix)
     products = real.relays(plan)
-    why = real.missing(products)
+    stacks = user.stacks(plan)
+    why = real.missing(products) or user.missing(stacks)
     if why:
         raise real.ProductError(why)
     timing = Timing(namespaces=len(plan.namespaces))
@@ -92,7 +94,7 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
         netns.wait_ready(plan)
         timing.build = time.monotonic() - started
         started = time.monotonic()
-        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products))
+        outcomes = asyncio.run(_measure(plan, hop_limits, timeout, products, stacks))
         timing.exchanges = time.monotonic() - started
         raise_if_stopped()
     finally:
@@ -100,6 +102,7 @@ def emulate(topology: Topology, hop_limits: Iterable[int], *,
             started = time.monotonic()
             netns.delete_namespaces(netns.existing(prefix))
             real.remove_directories(plan)
+            user.remove_directories(plan)
             timing.teardown = time.monotonic() - started
     return report(topology, hop_limits, outcomes), timing
 
@@ -132,7 +135,8 @@ def report(topology: Topology, hop_limits: list[int],
 class Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float, products: list[ProductRelay] = ()):
+    def __init__(self, plan: Plan, timeout: float, products: list[ProductRelay] = (),
+                 stacks: list[user.UserStack] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
@@ -141,6 +145,8 @@ class Kernel:
         self.relays: list[RelayListener] = []
         self.products = list(products)
         self.daemons: list[real.Daemon] = []
+        self.ssh = real.SshClients(self.products)
+        self.stacks = {s.node: s for s in stacks}  # by the container on each
 
     def _listener(self, namespace: str, family: int, address: str) -> socket.socket:
         with netns.inside(namespace):
@@ -164,6 +170,8 @@ class Kernel:
                        for address in ns.endpoint]
             await server.start(sockets)
             self.servers[name] = server
+        for stack in self.stacks.values():  # slirp4netns, pasta: as their unprivileged uids
+            stack.start()
         for product in self.products:  # the real binaries, in the relays' namespaces
             daemon = real.Daemon(product)
             self.daemons.append(daemon)
@@ -172,7 +180,7 @@ class Kernel:
             await daemon.ready()
         relays: dict[str, dict] = {}
         for name, node in sorted(topology.nodes.items()):
-            if node.relay is not None and node.product is None:
+            if node.relay is not None and node.product is None and node.network is None:
                 relays.setdefault(node.runs_on or name, {})[name] = node.relay
         for place, policies in sorted(relays.items()):
             ns = plan.namespaces[place]
@@ -190,8 +198,11 @@ class Kernel:
             tap.close()
         for service in [*self.servers.values(), *self.relays]:
             await service.stop()
+        self.ssh.stop()
         for daemon in self.daemons:
             daemon.stop()
+        for stack in self.stacks.values():
+            stack.stop()
 
     def timeout_of(self, flow: Flow, leg: int) -> float:
         """How long the sender of leg `leg` waits: one timeout per leg still
@@ -214,7 +225,15 @@ class Kernel:
             place = (self.plan.topology.nodes[node.via[0]].runs_on or node.via[0]) if node.via \
                 else None
         namespace = self.plan.namespace_of(sender).name
+        if flow.route.stations and self.ssh.serves(stations[-1].actor):
+            return await self.ssh.open(self.plan, flow, leg, namespace, timeout)
         destination = self.plan.destination(place, sender, family)
+        if leg == 0 and sender in self.stacks:
+            # A container on a user-space stack: from its own namespace, to where
+            # its stack will connect (the stack passes the destination on).
+            namespace = self.stacks[sender].namespace
+            destination = (real.next_destination(self.plan, flow, 0) if flow.route.stations
+                           else destination)
         # The kernel picks the source address, by the route it takes.
         source = "::" if family == 6 else "0.0.0.0"
         sock = netns.socket_in(namespace, socket.AF_INET6 if family == 6 else socket.AF_INET)
@@ -224,6 +243,9 @@ class Kernel:
             sock.bind((source, flow.ports[leg]))
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.sock_connect(sock, (destination, HTTP_PORT)), timeout)
+            if flow.route.stations and real.asks_socks(self.plan, flow, leg):
+                target = real.next_destination(self.plan, flow, leg)
+                await real.socks_connect(sock, target or "", HTTP_PORT, timeout)
         except BaseException:
             sock.close()
             raise
@@ -240,12 +262,13 @@ class Kernel:
                                 self.timeout * max(1, len(route.legs)), self.addressed)
 
     def addressed(self, flow: Flow, request: Request) -> Request:
-        return real.addressed(self.plan, flow, request) if self.products else request
+        return real.addressed(self.plan, flow, request) if self.products or self.stacks \
+            else request
 
     def imds_port(self, flow: Flow) -> int:
         """The source port of the connection that brought `flow` to IMDS: its
         own last port, or the one a product chose (-1: it never got there)."""
-        if not self.products or not real.through_products(self.plan, flow):
+        if not (self.products or self.stacks) or not real.through_products(self.plan, flow):
             return flow.last_port
         received = self.received(flow)
         return received.peer[1] if received else -1
@@ -253,7 +276,7 @@ class Kernel:
     def received(self, flow: Flow) -> Received | None:
         """The request of `flow` as it reached IMDS, if it did: found by the
         mark a flow through products carries, else by its last port."""
-        marked = bool(self.products) and real.through_products(self.plan, flow)
+        marked = bool(self.products or self.stacks) and real.through_products(self.plan, flow)
         for server in self.servers.values():
             for received in server.received:
                 if (real.flow_mark(received.request.path) == flow.ports[0] if marked
@@ -266,6 +289,7 @@ class Kernel:
         for name, server in self.servers.items():
             server.settings = topology.nodes[name].imds  # type: ignore[assignment]
         sessions = await asyncio.gather(*(self.session(p) for p in topology.principals))
+        self.ssh.stop()  # each flow's ssh client: its exchange is over
         return {s.principal: self.outcome(s, hop_limit) for s in sessions}
 
     def outcome(self, session: client.Session, hop_limit: int) -> Outcome:
@@ -296,7 +320,7 @@ class Kernel:
 
             def sent(i: int) -> bool:
                 return ports[i] in evidence.opened or (
-                    local(i) and plan.topology.nodes[legs[i][0].actor].product is not None)
+                    local(i) and real.rechooses_port(plan.topology.nodes[legs[i][0].actor]))
 
             last = 0
             while last + 1 < len(legs) and sent(last + 1):
@@ -365,8 +389,9 @@ def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
-                   products: list[ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
-    kernel = Kernel(plan, timeout, products)
+                   products: list[ProductRelay] = (),
+                   stacks: list[user.UserStack] = ()) -> dict[int, dict[str, Outcome]]:
+    kernel = Kernel(plan, timeout, products, stacks)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}
