@@ -250,7 +250,8 @@ def _candidates(topology: Topology, principal: str, o: Outcome,
             yield _relay_change(topology, principal, relay,  # type: ignore[arg-type]
                                 replace(policy, refuses_imds=refuse), what,
                                 f"--set {relay}.block_imds={str(refuse).lower()}",
-                                loosens=not refuse)
+                                loosens=not refuse,
+                                words=for_node(topology, relay, "block_imds", refuse))
             continue
         xff = not policy.adds_xff
         yield _relay_change(topology, principal, relay, replace(policy, adds_xff=xff),

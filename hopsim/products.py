@@ -108,7 +108,10 @@ class Product:
         return tuple(dict.fromkeys(s.kind for s in self.setups))
 
     def of_kind(self, kind: str) -> tuple[Setup, ...]:
-        return tuple(s for s in self.setups if s.kind == kind)
+        """Its setups for a node of `kind`: the L4 ones for a relay, the L7 ones
+        for a proxy, waf or ssrf node (the L7 kinds differ only in defaults)."""
+        l4 = kind == "relay"
+        return tuple(s for s in self.setups if (s.kind == "relay") == l4)
 
     def setup(self, mode: str | None, kind: str | None = None) -> Setup:
         """The setup for `mode` (None: the default mode of that kind, or its only one)."""

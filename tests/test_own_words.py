@@ -28,29 +28,49 @@ PRODUCTS_DIR = TOPOLOGIES / "products"
 LAUNCH_TEMPLATE = "tests/fixtures/importers/launch-template.tf"
 
 
+POLICY_FIELD = {"block_imds": "refuses_imds"}  # the node key -> the policy's field
+
+
 def _configuration(setup, key, value, tmp_path: Path) -> str:
-    policy = replace(setup.policy, **{key: tuple(value) if key == "methods" else value})
+    """The product's files and command lines as emulate writes them for the change."""
+    field = POLICY_FIELD.get(key, key)
+    policy = replace(setup.policy, **{field: tuple(value) if key == "methods" else value})
     relay = ProductRelay("relay", setup, policy, "ns", {4: "10.0.0.2"},
                          {4: "169.254.169.254"}, tmp_path)
-    return "\n".join(GENERATORS[setup.product](relay).files.values())
+    config = GENERATORS[setup.product](relay)
+    return "\n".join([*config.files.values(), *(" ".join(argv) for argv in config.argv)])
 
 
 @pytest.mark.parametrize("setup", setups(), ids=lambda s: s.label)
 def test_every_directive_is_the_line_emulate_writes_into_the_real_configuration(
         setup, tmp_path):
-    for directive in setup.directives:
-        key, _, written = directive.change.partition("=")
+    changes = {d.change: [e for e in setup.directives if e.change == d.change]
+               for d in setup.directives}
+    for change, alternatives in changes.items():
+        key, _, written = change.partition("=")
+        if key == "remove":  # nothing to write: the fix is not running it (microsocks)
+            with pytest.raises(Exception, match="no rule on destinations"):
+                _configuration(setup, "block_imds", True, tmp_path)
+            continue
+        assert all(d.source and d.where for d in alternatives)
         # methods: a list unlike every product's default, so the directive is written
         value = ["GET", "HEAD"] if key == "methods" else written == "true"
         config = _configuration(setup, key, value, tmp_path)
-        if getattr(setup.policy, key) == value:
+        if getattr(setup.policy, POLICY_FIELD.get(key, key)) == value:
             # the product's default (Apache's ProxyAddHeaders On, Squid's forwarded_for
             # on): the directive restates it, and the configuration says nothing against it
-            assert directive.text.split()[0] not in config, (setup.label, config)
+            assert alternatives[0].text.split()[0] not in config, (setup.label, config)
             continue
-        for line in directive.written(value).splitlines():
-            assert line in config, (setup.label, line, config)
-        assert directive.source and directive.where
+        # One of the ways it may be written is the very text emulate writes (sshd:
+        # AllowTcpForwarding no; PermitOpen is the other way) ...
+        if any(all(line in config for line in d.written(value).splitlines())
+               for d in alternatives if "<" not in d.text):
+            continue
+        # ... or it is a port forward's upstream "that is not 169.254.169.254": the
+        # real configuration then points elsewhere, and no longer at IMDS
+        assert all("<" in d.text for d in alternatives), (setup.label, change, config)
+        assert "169.254.169.254" in _configuration(setup, key, not value, tmp_path)
+        assert "169.254.169.254" not in config, (setup.label, config)
 
 
 def test_php_ssrf_and_tinyproxy_methods_have_no_directive_and_say_so():

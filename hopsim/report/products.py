@@ -13,7 +13,7 @@ from hopsim.emulate.survey import Measured
 from hopsim.products import Setup, setups
 from hopsim.report.table import grid
 
-DEFAULTS = ("product", "mode", "passes", "refusal", "XFF", "headers", "method")
+DEFAULTS = ("product", "mode", "passes", "XFF", "headers", "method")
 MEASURED = ("product", "mode", "at IMDS", "headers added", "headers dropped", "attacker got",
             "TTL seen", "model")
 
@@ -21,8 +21,9 @@ MEASURED = ("product", "mode", "at IMDS", "headers added", "headers dropped", "a
 def _defaults(setup: Setup) -> tuple[str, ...]:
     policy = setup.policy
     return (setup.product, setup.mode or "-",
-            " ".join(policy.methods) if policy.methods else "any",
-            str(policy.refusal_status) if policy.methods else "-",
+            # the methods it passes, and its answer to the others
+            f"{' '.join(policy.methods)}; others {policy.refusal_status}" if policy.methods
+            else "any",
             "added" if policy.adds_xff else "no",
             "kept" if policy.forwards_headers else "dropped",
             f"{policy.sends_method} always" if policy.sends_method else "same")
@@ -49,6 +50,7 @@ def table(out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]]) -
     for column in t.columns:
         column.overflow = "fold"
     t.columns[0].no_wrap = True  # the product's name, whole
+    t.columns[1].no_wrap = True  # and its mode (local-forward)
     for row in rows:
         t.add_row(*row)
     return t
