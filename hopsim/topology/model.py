@@ -7,14 +7,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from hopsim.filters import Filter
 from hopsim.imds import ImdsSettings
 from hopsim.kinds import KINDS, Kind, Layer, RelayPolicy
 from hopsim.topology.reader import nearest
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # How sure a fact cited in a description is (docs/facts.md, "The markers").
 FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
@@ -158,7 +159,10 @@ class Topology:
     @cached_property
     def graph(self) -> nx.Graph:
         """The nodes and links as a networkx graph, for those that draw or
-        build it (the emulator); made when first asked for."""
+        build it (the emulator); made when first asked for, networkx with it
+        (a check or sweep never imports it)."""
+        import networkx as nx
+
         graph = nx.Graph()
         graph.add_nodes_from(sorted(self.nodes))
         graph.add_edges_from(self.links)
