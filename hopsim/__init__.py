@@ -27,7 +27,7 @@ _HOMES = {
     "read_pcap": "packets", "write_pcap": "packets",
     "Route": "routing", "Router": "routing",
     "Problem": "topology", "Topology": "topology", "TopologyError": "topology",
-    "load": "topology", "parse": "topology",
+    "load": "loader", "parse": "loader",
 }
 
 __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))

@@ -14,16 +14,8 @@ from typing import Any
 
 from hopsim import analysis, importers, settings
 from hopsim.importers import instances as settings_files
-from hopsim.topology import (
-    STDIN,
-    STDIN_NAME,
-    NotATopology,
-    Problem,
-    Topology,
-    TopologyError,
-    load,
-    parse,
-)
+from hopsim.loader import STDIN, STDIN_NAME, load, parse
+from hopsim.topology import NotATopology, Problem, Topology, TopologyError
 
 
 @dataclass(frozen=True)

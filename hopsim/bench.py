@@ -59,7 +59,9 @@ from hopsim import engine, packets
 from hopsim.cli import main as cli
 from hopsim.generate import EXTRA_NODES, compact_fleet, copies, dumps, fleet
 from hopsim.kinds import KINDS
-from hopsim.topology import TopologyError, load, node_fields
+from hopsim.loader import load
+from hopsim.outcome import Role
+from hopsim.topology import TopologyError, node_fields
 from hopsim.topology.reader import MAX_FILE_BYTES, MAX_JSON_BYTES, gc_paused
 
 ALL_HOP_LIMITS = range(1, 65)
@@ -376,7 +378,7 @@ def chain(hops: int) -> dict[str, Any]:
     nodes: dict[str, Any] = {"imds": {"kind": "imds"},
                              "instance": {"kind": "host", "forwarding": True}}
     nodes |= {r: {"kind": "router"} for r in routers}
-    nodes["client"] = {"kind": "client", "role": "workload"}
+    nodes["client"] = {"kind": "client", "role": Role.WORKLOAD.value}
     return {"name": f"chain-{hops}", "description": f"a {hops}-hop path from a client to IMDS",
             "imds": {"hop_limit": hops, "http_tokens": "required"}, "nodes": nodes,
             "links": [[a, b] for a, b in itertools.pairwise(names)]}

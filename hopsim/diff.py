@@ -129,10 +129,10 @@ def diff(before: Report, after: Report, before_name: str, after_name: str) -> Di
 
 def table(out: Any, found: Diff) -> Any:
     """`found` as a rich table for the console `out`."""
-    from hopsim.report.table import _table
+    from hopsim.report.table import grid
 
-    grid = _table(out, "principal", "role", "before", "after", "effect", "why (after)",
-                  title=found.summary())
+    changes = grid(out, "principal", "role", "before", "after", "effect", "why (after)",
+                   title=found.summary())
     for c in found.changes:
-        grid.add_row(c.principal, c.role or "-", c.was, c.now, c.effect, c.why)
-    return grid
+        changes.add_row(c.principal, c.role or "-", c.was, c.now, c.effect, c.why)
+    return changes

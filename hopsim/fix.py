@@ -26,9 +26,10 @@ import yaml
 from hopsim import analysis
 from hopsim.imds import MIN_HOP_LIMIT
 from hopsim.kinds import Layer
+from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
 from hopsim.routing import Part, Router
-from hopsim.topology import Topology, TopologyError, load, load_text
+from hopsim.topology import Topology, TopologyError
 
 MAX_CHANGES = 3
 HOP_LIMITS = range(MIN_HOP_LIMIT, 9)  # beyond 8 routers nothing bundled or likely

@@ -17,6 +17,11 @@ from typing import Any
 
 import yaml
 
+from hopsim.outcome import Role
+
+# The roles as a topology file spells them (plain strings, as YAML writes them).
+WORKLOAD, ATTACKER = Role.WORKLOAD.value, Role.ATTACKER.value
+
 # Unit kinds and how often they appear in a fleet (weights, not shares: the
 # first units of a fleet cover every kind once, see `fleet`).
 UNIT_WEIGHTS = {
@@ -101,27 +106,27 @@ class _Unit:
         return host
 
     def role(self, attacker_share: float) -> str:
-        return "attacker" if self.rng.random() < attacker_share else "workload"
+        return ATTACKER if self.rng.random() < attacker_share else WORKLOAD
 
 
 def _docker(unit: _Unit, count: int) -> None:
-    host = unit.instance(kind="host", forwarding=True, masquerade=True, role="workload")
+    host = unit.instance(kind="host", forwarding=True, masquerade=True, role=WORKLOAD)
     bridge = unit.add("docker0", kind="bridge")
     unit.link(host, bridge)
-    unit.add("agent", kind="container", runs_on=host, role="workload")
+    unit.add("agent", kind="container", runs_on=host, role=WORKLOAD)
     for i in range(count - 1):
-        app = unit.add(f"c{i:03d}", kind="container", role="workload")
+        app = unit.add(f"c{i:03d}", kind="container", role=WORKLOAD)
         unit.link(bridge, app)
 
 
 def _agents(unit: _Unit, count: int) -> None:
-    host = unit.instance(kind="host", role="workload")
+    host = unit.instance(kind="host", role=WORKLOAD)
     for i in range(count):
-        unit.add(f"agent{i:03d}", kind="container", runs_on=host, role="workload")
+        unit.add(f"agent{i:03d}", kind="container", runs_on=host, role=WORKLOAD)
 
 
 def _dind(unit: _Unit, count: int) -> None:
-    host = unit.instance(kind="host", forwarding=True, masquerade=True, role="workload")
+    host = unit.instance(kind="host", forwarding=True, masquerade=True, role=WORKLOAD)
     bridge = unit.add("docker0", kind="bridge")
     dind = unit.add("dind", kind="host", forwarding=True, masquerade=True)
     inner = unit.add("inner0", kind="bridge")
@@ -129,13 +134,13 @@ def _dind(unit: _Unit, count: int) -> None:
     unit.link(bridge, dind)
     unit.link(dind, inner)
     for i in range(count):
-        job = unit.add(f"job{i:03d}", kind="container", role="workload")
+        job = unit.add(f"job{i:03d}", kind="container", role=WORKLOAD)
         unit.link(inner, job)
 
 
 def _k8s(unit: _Unit, count: int) -> None:
-    host = unit.instance(kind="host", forwarding=True, role="workload")
-    unit.add("aws-node", kind="container", runs_on=host, role="workload")
+    host = unit.instance(kind="host", forwarding=True, role=WORKLOAD)
+    unit.add("aws-node", kind="container", runs_on=host, role=WORKLOAD)
     for i in range(count - 1):
         # Some pods run untrusted code: they must get nothing (eks-untrusted-pod).
         pod = unit.add(f"pod{i:03d}", kind="container", role=unit.role(0.2))
@@ -148,17 +153,17 @@ def _nat(unit: _Unit, count: int) -> None:
     for i in range(count):
         # A private client is another tenant's host: it must not get this instance's token.
         client = unit.add(f"client{i:03d}", kind="client",
-                          **({"role": "attacker"} if unit.rng.random() < 0.5 else {}))
+                          **({"role": ATTACKER} if unit.rng.random() < 0.5 else {}))
         unit.link(nat, client)
 
 
 def _proxy(unit: _Unit, count: int) -> None:
-    host = unit.instance(kind="host", role="workload")
+    host = unit.instance(kind="host", role=WORKLOAD)
     adds_xff = unit.rng.random() < 0.6
     unit.add("proxy", kind="proxy", runs_on=host, adds_xff=adds_xff, forwards_headers=True)
     for i in range(count - 1):
-        unit.add(f"worker{i:03d}", kind="container", runs_on=host, role="workload")
-    attacker = unit.add("internet", kind="client", role="attacker")
+        unit.add(f"worker{i:03d}", kind="container", runs_on=host, role=WORKLOAD)
+    attacker = unit.add("internet", kind="client", role=ATTACKER)
     unit.link(host, attacker)
 
 
@@ -225,28 +230,28 @@ def _with_replicas(count: int, **fields: Any) -> dict[str, Any]:
 
 def _compact_docker(containers: int, _: bool | None) -> dict[str, Any]:
     return {"nodes": {"host": {"kind": "host", "forwarding": True, "masquerade": True,
-                               "role": "workload"},
+                               "role": WORKLOAD},
                       "docker0": {"kind": "bridge"},
-                      "agent": {"kind": "container", "runs_on": "host", "role": "workload"},
+                      "agent": {"kind": "container", "runs_on": "host", "role": WORKLOAD},
                       "app": _with_replicas(max(1, containers - 1), kind="container",
-                                            role="workload")},
+                                            role=WORKLOAD)},
             "links": [["imds", "host"], ["host", "docker0"], ["docker0", "app"]]}
 
 
 def _compact_agents(containers: int, _: bool | None) -> dict[str, Any]:
-    return {"nodes": {"host": {"kind": "host", "role": "workload"},
+    return {"nodes": {"host": {"kind": "host", "role": WORKLOAD},
                       "agent": _with_replicas(containers, kind="container", runs_on="host",
-                                              role="workload")},
+                                              role=WORKLOAD)},
             "links": [["imds", "host"]]}
 
 
 def _compact_dind(containers: int, _: bool | None) -> dict[str, Any]:
     return {"nodes": {"host": {"kind": "host", "forwarding": True, "masquerade": True,
-                               "role": "workload"},
+                               "role": WORKLOAD},
                       "docker0": {"kind": "bridge"},
                       "dind": {"kind": "host", "forwarding": True, "masquerade": True},
                       "inner0": {"kind": "bridge"},
-                      "job": _with_replicas(containers, kind="container", role="workload")},
+                      "job": _with_replicas(containers, kind="container", role=WORKLOAD)},
             "links": [["imds", "host"], ["host", "docker0"], ["docker0", "dind"],
                       ["dind", "inner0"], ["inner0", "job"]]}
 
@@ -254,12 +259,12 @@ def _compact_dind(containers: int, _: bool | None) -> dict[str, Any]:
 def _compact_k8s(containers: int, _: bool | None) -> dict[str, Any]:
     pods = max(1, containers - 1)
     untrusted = round(pods * 0.2)
-    nodes = {"host": {"kind": "host", "forwarding": True, "role": "workload"},
-             "aws-node": {"kind": "container", "runs_on": "host", "role": "workload"},
-             "pod": _with_replicas(pods - untrusted, kind="container", role="workload")}
+    nodes = {"host": {"kind": "host", "forwarding": True, "role": WORKLOAD},
+             "aws-node": {"kind": "container", "runs_on": "host", "role": WORKLOAD},
+             "pod": _with_replicas(pods - untrusted, kind="container", role=WORKLOAD)}
     links = [["imds", "host"], ["host", "pod"]]
     if untrusted:
-        nodes["untrusted-pod"] = _with_replicas(untrusted, kind="container", role="attacker")
+        nodes["untrusted-pod"] = _with_replicas(untrusted, kind="container", role=ATTACKER)
         links.append(["host", "untrusted-pod"])
     return {"nodes": nodes, "links": links}
 
@@ -270,19 +275,19 @@ def _compact_nat(containers: int, _: bool | None) -> dict[str, Any]:
              "client": _with_replicas(containers - tenants, kind="client")}
     links = [["imds", "host"], ["host", "client"]]
     if tenants:
-        nodes["tenant"] = _with_replicas(tenants, kind="client", role="attacker")
+        nodes["tenant"] = _with_replicas(tenants, kind="client", role=ATTACKER)
         links.append(["host", "tenant"])
     return {"nodes": nodes, "links": links}
 
 
 def _compact_proxy(containers: int, xff: bool | None) -> dict[str, Any]:
-    nodes = {"host": {"kind": "host", "role": "workload"},
+    nodes = {"host": {"kind": "host", "role": WORKLOAD},
              "proxy": {"kind": "proxy", "runs_on": "host", "adds_xff": bool(xff),
                        "forwards_headers": True},
-             "internet": {"kind": "client", "role": "attacker"}}
+             "internet": {"kind": "client", "role": ATTACKER}}
     if containers > 1:
         nodes["worker"] = _with_replicas(containers - 1, kind="container", runs_on="host",
-                                         role="workload")
+                                         role=WORKLOAD)
     return {"nodes": nodes, "links": [["imds", "host"], ["host", "internet"]]}
 
 

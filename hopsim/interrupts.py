@@ -7,8 +7,9 @@ left as it was (hopsim.output writes a temporary file and renames it). The
 command then ends with one line on stderr, no traceback, and exit code 128 +
 the signal, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
 
-The `hopsim` command starts here (command_line), before anything heavy is
-imported, so this module imports nothing of hopsim's.
+The `hopsim` command (hopsim.cli.__main__) installs the handler before
+anything heavy is imported, so this module imports nothing of hopsim's, and
+knows nothing of the CLI.
 """
 
 from __future__ import annotations
@@ -112,20 +113,3 @@ def leave(stop: Stopped, message: str) -> None:
         sys.stderr.flush()
         os._exit(stop.exit_code)
     sys.exit(stop.exit_code)
-
-
-def command_line() -> None:
-    """The `hopsim` command: signals are Stopped from its first instruction,
-    before the imports, to its last; once the command has ended, a late
-    signal is held, not turned into a traceback during the interpreter's exit."""
-    for s in SIGNALS:
-        if signal.getsignal(s) != signal.SIG_IGN:
-            signal.signal(s, raise_stopped)
-    try:
-        from hopsim.cli import main
-
-        main()
-    except Stopped as stop:
-        leave(stop, f"stopped by {stop}")
-    finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)

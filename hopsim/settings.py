@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from hopsim.imds import HTTP_ENDPOINT, HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.topology import Problem, Topology, parse
+from hopsim.loader import parse
+from hopsim.topology import Problem, Topology
 from hopsim.topology.reader import MAX_DIGITS, dotted, read_bytes
 
 MAX_BYTES = 64 * 1024 * 1024  # plans of large estates run to tens of MB

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT
-from hopsim.topology import Problem, TopologyError, closest, load_text
+from hopsim.loader import load_text
+from hopsim.topology import Problem, TopologyError, closest
 from hopsim.topology.reader import Abort, read_yaml, show
 
 DEFAULT_FILE = ".hopsimignore.yaml"  # read from the current folder when there

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hopsim import interrupts
 
@@ -125,18 +125,33 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's, inherited by fork
     # The parent: the main process when forked, else a forkserver that ends with it.
     parent = os.getppid()
-    if _term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
+    if term_when_parent_dies() and os.getppid() != parent:  # it died before prctl
         signal.raise_signal(signal.SIGTERM)
 
 
-def _term_when_parent_dies() -> bool:
-    """Ask Linux for SIGTERM when the process that forked this one ends
-    (prctl(2) PR_SET_PDEATHSIG); False where there is no such call."""
+def _libc() -> Any:
+    """The C library, where Linux's prctl(2) is; None elsewhere."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     import ctypes
 
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Opened on import, in hopsim's own process: term_when_parent_dies also runs in a
+# child between fork and exec (a product's daemon), where opening a library
+# could wait for ever on a lock another thread held at the fork.
+_LIBC = _libc()
+
+
+def term_when_parent_dies() -> bool:
+    """Ask Linux for SIGTERM when the process that forked this one ends, even
+    of a SIGKILL (prctl(2) PR_SET_PDEATHSIG); False where there is no such call.
+    Pool workers (_worker_signals) and product daemons (emulate.products) call it."""
+    try:
+        return _LIBC is not None and _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0
+    except AttributeError:  # a C library without prctl
         return False

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from hopsim import engine
-from hopsim.topology import Topology, parse
+from hopsim.loader import parse
+from hopsim.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"

@@ -60,7 +60,8 @@ def test_loaded_nodes_are_whole_nodes_equal_to_ones_built_field_by_field():
 
     from builders import TOPOLOGIES
 
-    from hopsim.topology import Node, load
+    from hopsim.loader import load
+    from hopsim.topology import Node
 
     names = {f.name for f in fields(Node)}
     for path in sorted(TOPOLOGIES.glob("*.yaml")):

@@ -48,7 +48,7 @@ def test_recommended_hop_limit_is_the_smallest_ok_one():
 def test_counted_verdicts_equal_judging_every_outcome_on_the_bundled_topologies():
     from builders import TOPOLOGIES
 
-    from hopsim.topology import load
+    from hopsim.loader import load
 
     for path in sorted(TOPOLOGIES.glob("*.yaml")):
         found = profiles(load(path))

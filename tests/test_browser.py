@@ -277,7 +277,7 @@ def two_hops(tmp_path_factory) -> Path:
 
 
 def html_topology(name: str):
-    from hopsim.topology import load
+    from hopsim.loader import load
 
     return load(TOPOLOGIES / f"{name}.yaml")
 

@@ -13,7 +13,7 @@ from builders import TOPOLOGIES
 
 from hopsim import analysis
 from hopsim.kinds import KINDS
-from hopsim.topology import load
+from hopsim.loader import load
 
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))
 

@@ -9,12 +9,12 @@ from builders import ROOT, TOPOLOGIES
 from click.testing import CliRunner
 from rich.console import Console
 
-from hopsim import demo as teaching
+from hopsim import lesson as teaching
 from hopsim.cli import main
 from hopsim.engine import Action
+from hopsim.loader import load
 from hopsim.outcome import Access
-from hopsim.report import demo as show
-from hopsim.topology import load
+from hopsim.report import player as show
 
 GOLDEN = ROOT / "tests" / "golden"
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}

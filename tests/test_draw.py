@@ -17,7 +17,7 @@ from hopsim.cli import main
 from hopsim.draw import layout as geometry
 from hopsim.draw import mermaid, png, render
 from hopsim.draw.scene import build
-from hopsim.topology import load
+from hopsim.loader import load
 
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))
 IDS = [f.stem for f in FILES]

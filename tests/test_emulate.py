@@ -37,11 +37,11 @@ from hopsim.emulate import verify as verify_one
 from hopsim.emulate.verify import Case, Verification, families
 from hopsim.http import Request
 from hopsim.kinds import RelayPolicy
+from hopsim.loader import topology_files
 from hopsim.outcome import Cause
 from hopsim.report import kernel as kernel_report
 from hopsim.report import table
 from hopsim.report.wording import reason
-from hopsim.topology import topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 HOP_LIMITS = (1, 2, 3)

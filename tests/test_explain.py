@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hopsim.cli import main
 from hopsim.explain import explain, explain_all
-from hopsim.topology import load
+from hopsim.loader import load
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80"}
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))

@@ -11,7 +11,8 @@ from builders import BASE, ROOT, TOPOLOGIES
 from click.testing import CliRunner
 
 from hopsim.cli import main
-from hopsim.topology import NotATopology, TopologyError, find, is_topology, load, parse
+from hopsim.loader import find, is_topology, load, parse
+from hopsim.topology import NotATopology, TopologyError
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 PLAN = ROOT / "tests" / "fixtures" / "terraform" / "plan.json"

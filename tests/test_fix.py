@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from hopsim import analysis
 from hopsim import fix as fixes
 from hopsim.cli import main
+from hopsim.loader import load, topology_files
 from hopsim.outcome import Verdict
-from hopsim.topology import load, topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 

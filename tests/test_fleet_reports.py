@@ -17,9 +17,9 @@ from builders import TOPOLOGIES
 
 from hopsim import analysis
 from hopsim.generate import dumps, fleet
+from hopsim.loader import load, parse
 from hopsim.outcome import Access
 from hopsim.report import findings, junit, markdown, sarif
-from hopsim.topology import load, parse
 
 
 def _bad(o) -> bool:

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from hopsim import analysis
 from hopsim.cli import main
 from hopsim.generate import EXTRA_NODES, UNIT_WEIGHTS, dumps, fleet
+from hopsim.loader import load, parse
 from hopsim.profiles import profiles
-from hopsim.topology import load, parse
 
 
 def run(*args: str):

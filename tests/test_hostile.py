@@ -448,7 +448,7 @@ def test_the_largest_compact_fleet_generate_writes_validates(suffix, tmp_path):
                 "--containers", "1"), "--instances")
 
 
-COMMAND_LINE = "from hopsim.interrupts import command_line; command_line()"  # the `hopsim` script
+COMMAND_LINE = "from hopsim.cli.__main__ import command_line; command_line()"  # the `hopsim` script
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
@@ -482,7 +482,7 @@ def stalling(*args, **kwargs):
     time.sleep(600)
     yield '1}'
 formats.chunks = stalling
-from hopsim.interrupts import command_line
+from hopsim.cli.__main__ import command_line
 sys.argv = ["hopsim", *sys.argv[1:]]
 command_line()
 """

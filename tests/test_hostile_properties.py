@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from hopsim import importers
 from hopsim.cli import main
 from hopsim.importers import instances as settings_files
+from hopsim.loader import parse
 from hopsim.settings import SettingsError
-from hopsim.topology import NotATopology, TopologyError, parse
+from hopsim.topology import NotATopology, TopologyError
 from hopsim.untrusted import name_problem, shown
 
 _SCALE = int(os.environ.get("HOPSIM_EXAMPLES", "1"))

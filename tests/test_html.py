@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hopsim.cli import main
 from hopsim.draw import html, layout, scene
 from hopsim.imds import HTTP_TOKENS
-from hopsim.topology import load
+from hopsim.loader import load
 
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))
 IDS = [f.stem for f in FILES]

@@ -22,8 +22,9 @@ from ci_helpers import position, run
 
 from hopsim import analysis, importers
 from hopsim.importers import instances
+from hopsim.loader import load
 from hopsim.settings import SettingsError
-from hopsim.topology import TopologyError, load
+from hopsim.topology import TopologyError
 
 CORPUS = ROOT / "tests" / "corpus"
 FIXTURES = "tests/fixtures/importers"

@@ -12,7 +12,7 @@ import click
 import pytest
 from builders import TOPOLOGIES
 
-from hopsim import cli
+from hopsim.cli import commands as cli
 
 LOADED = """\
 import sys

@@ -25,8 +25,8 @@ import hopsim.report.progress
 import hopsim.workers
 from hopsim import analysis
 from hopsim.cli import main
+from hopsim.loader import load, topology_files
 from hopsim.report import formats
-from hopsim.topology import load, topology_files
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 TERRAFORM = ROOT / "tests" / "fixtures" / "terraform"

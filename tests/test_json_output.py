@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from hopsim.analysis import GROUP_ABOVE, rows, sweep
 from hopsim.generate import fleet
+from hopsim.loader import load, parse
 from hopsim.report import formats
 from hopsim.report import json as json_report
-from hopsim.topology import load, parse
 
 scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
 documents = st.recursive(

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from hopsim import analysis
 from hopsim.cli import main
-from hopsim.topology import TopologyError, load, topology_files
+from hopsim.loader import load, topology_files
+from hopsim.topology import TopologyError
 
 BUNDLED = sorted(TOPOLOGIES.glob("*.yaml"))
 
@@ -99,10 +100,10 @@ def test_json_schema_mistakes_name_the_file_line_and_key(tmp_path):
 
 
 def test_a_valid_json_file_is_read_without_a_second_pass(tmp_path, monkeypatch):
-    import hopsim.topology.loader
+    import hopsim.loader
 
     def refused(text):
         raise AssertionError("json_positions ran on a valid file")
 
-    monkeypatch.setattr(hopsim.topology.loader, "json_positions", refused)
+    monkeypatch.setattr(hopsim.loader, "json_positions", refused)
     assert load(json_twin(TOPOLOGIES / "docker-bridge.yaml", tmp_path)).name == "docker-bridge"

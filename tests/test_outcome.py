@@ -112,3 +112,12 @@ def test_no_module_works_out_a_refusal_cause_again():
              if p.name != "outcome.py"
              for i, line in enumerate(p.read_text().splitlines(), 1) if PRODUCED.search(line)]
     assert found == []
+
+
+def test_no_module_spells_a_role_again():
+    # Issue 25: importers and the survey kept their own "attacker"; a role
+    # is outcome.Role wherever it is written (the value where plain text is due).
+    found = [f"{p.relative_to(PACKAGE)}:{node.lineno}" for p in sorted(PACKAGE.rglob("*.py"))
+             if p.name != "outcome.py" for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Constant) and node.value in set(Role)]
+    assert found == []

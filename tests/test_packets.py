@@ -40,8 +40,8 @@ from scapy.utils import RawPcapReader, checksum
 from hopsim import engine, packets
 from hopsim.cli import main
 from hopsim.http import parse_request, parse_response
+from hopsim.loader import load
 from hopsim.packets import read_pcap
-from hopsim.topology import load
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 DOCKER_BRIDGE = TOPOLOGIES / "docker-bridge.yaml"

@@ -31,11 +31,12 @@ from hopsim.emulate.build import PlanError
 from hopsim.emulate.flows import Flows
 from hopsim.engine import play
 from hopsim.imds import token_request
+from hopsim.loader import topology_files
 from hopsim.outcome import Access, Cause
 from hopsim.products import PRODUCTS, setups
 from hopsim.report import products as products_report
 from hopsim.report.wording import reason
-from hopsim.topology import TopologyError, topology_files
+from hopsim.topology import TopologyError
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 PRODUCT_FILES = topology_files([TOPOLOGIES / "products"])

@@ -205,8 +205,8 @@ def test_the_exit_code_shortcut_agrees_with_the_findings_on_every_bundled_topolo
     from builders import TOPOLOGIES, make
 
     from hopsim import analysis
+    from hopsim.loader import load
     from hopsim.report import findings
-    from hopsim.topology import load
 
     wrong = make({"imds": {"kind": "imds"}, "host": {"kind": "host", "role": "workload"}},
                  [["imds", "host"]], expect={1: {"host": "none"}})  # it gets a token

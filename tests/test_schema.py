@@ -12,15 +12,8 @@ from builders import TOPOLOGIES
 from ci_helpers import run
 
 from hopsim.kinds import KINDS
-from hopsim.topology import (
-    IMDS_FIELDS,
-    KIND_FIELDS,
-    NODE_FIELDS,
-    TOP_FIELDS,
-    TopologyError,
-    parse,
-    schema,
-)
+from hopsim.loader import parse
+from hopsim.topology import IMDS_FIELDS, KIND_FIELDS, NODE_FIELDS, TOP_FIELDS, TopologyError, schema
 
 SCHEMA = schema.json_schema()
 VALIDATOR = jsonschema.Draft7Validator(SCHEMA)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from test_topology_errors import BASE, HOSTILE, _hostile_line, line_of
 
 from hopsim.generate import dumps, fleet
-from hopsim.topology import load, parse
+from hopsim.loader import load, parse
 from hopsim.topology import reader as source
 from hopsim.topology.reader import MAX_DEPTH, Abort
 

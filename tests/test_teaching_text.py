@@ -10,11 +10,11 @@ import pytest
 from builders import TOPOLOGIES, make
 from click.testing import CliRunner
 
-from hopsim import demo as teaching
+from hopsim import lesson as teaching
 from hopsim.cli import main
 from hopsim.explain import explain, explain_all
+from hopsim.loader import load
 from hopsim.outcome import Access
-from hopsim.topology import load
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 FILES = sorted(TOPOLOGIES.glob("*.yaml"))

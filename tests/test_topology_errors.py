@@ -24,7 +24,8 @@ from builders import BASE
 from click.testing import CliRunner
 
 from hopsim.cli import main
-from hopsim.topology import Problem, TopologyError, load, parse
+from hopsim.loader import load, parse
+from hopsim.topology import Problem, TopologyError
 from hopsim.topology.reader import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_VALUES
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from hopsim import analysis
 from hopsim.cli import main
+from hopsim.loader import parse
 from hopsim.profiles import profiles
-from hopsim.topology import TopologyError, parse
+from hopsim.topology import TopologyError
 
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "80", "FORCE_COLOR": None, "TERM": "dumb"}
 

@@ -1,5 +1,29 @@
-"""python -m hopsim.cli: the `hopsim` command."""
+"""The `hopsim` command (pyproject's [project.scripts]) and `python -m
+hopsim.cli`: signals are Stopped (hopsim.interrupts) from the first
+instruction, before the commands are imported, to the last."""
 
-from hopsim.cli import main
+from __future__ import annotations
 
-main()
+import signal
+
+from hopsim import interrupts
+
+
+def command_line() -> None:
+    """Run the `hopsim` group; once the command has ended, a late signal is
+    held, not turned into a traceback during the interpreter's exit."""
+    for s in interrupts.SIGNALS:
+        if signal.getsignal(s) != signal.SIG_IGN:
+            signal.signal(s, interrupts.raise_stopped)
+    try:
+        from hopsim.cli import main
+
+        main()
+    except interrupts.Stopped as stop:
+        interrupts.leave(stop, f"stopped by {stop}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, interrupts.SIGNALS)
+
+
+if __name__ == "__main__":
+    command_line()

@@ -39,11 +39,12 @@ from hopsim.cli.say import (
     setting,
     write,
 )
+from hopsim.loader import find
 from hopsim.report import findings, formats, progress, table
 from hopsim.report import json as json_report
 from hopsim.report.wording import plural
 from hopsim.suppressions import Suppression
-from hopsim.topology import Problem, TopologyError, find
+from hopsim.topology import Problem, TopologyError
 
 
 def _run_options(command: Callable) -> Callable:

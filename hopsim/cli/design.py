@@ -26,8 +26,9 @@ from hopsim.cli.say import (
     write,
 )
 from hopsim.imds import HTTP_TOKENS, MAX_HOP_LIMIT, MIN_HOP_LIMIT
+from hopsim.loader import STDIN
 from hopsim.report.wording import plural
-from hopsim.topology import MAX_REPLICAS, STDIN, TopologyError
+from hopsim.topology import MAX_REPLICAS, TopologyError
 from hopsim.topology import schema as topology_schema
 
 

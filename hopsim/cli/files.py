@@ -16,18 +16,9 @@ import click
 from hopsim import batch
 from hopsim.cli.options import parse_set
 from hopsim.cli.say import EXIT_BAD_INPUT, note, report_problems
+from hopsim.loader import STDIN, Found, find, read_stdin, what_if
 from hopsim.report.wording import plural
-from hopsim.topology import (
-    STDIN,
-    Found,
-    Problem,
-    Topology,
-    TopologyError,
-    closest,
-    find,
-    read_stdin,
-    what_if,
-)
+from hopsim.topology import Problem, Topology, TopologyError, closest
 
 BUNDLED = Path(__file__).resolve().parents[2] / "topologies"
 

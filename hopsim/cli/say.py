@@ -14,8 +14,9 @@ import click
 from rich.console import Console
 
 from hopsim import output
+from hopsim.loader import STDIN
 from hopsim.report import table
-from hopsim.topology import STDIN, Problem
+from hopsim.topology import Problem
 from hopsim.untrusted import shown
 
 EXIT_OK, EXIT_FINDING, EXIT_BAD_INPUT = 0, 1, 2

@@ -1,4 +1,4 @@
-"""Teaching: demo, the guided show (hopsim.demo makes it, report/demo.py shows it)."""
+"""Teaching: demo, the guided show (hopsim.lesson makes it, report/player.py plays it)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from hopsim import demo as teaching
+from hopsim import lesson as teaching
 from hopsim.cli import files
 from hopsim.cli.files import BUNDLED
 from hopsim.cli.options import Seconds, color_option, idle
 from hopsim.cli.say import EXIT_BAD_INPUT, console
-from hopsim.report import demo as demo_report
-from hopsim.topology import closest, load
+from hopsim.loader import load
+from hopsim.report import player
+from hopsim.topology import closest
 
 
 @click.command()
@@ -47,7 +48,7 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     bundled = teaching.scenarios(folder) if folder.is_dir() else {}
     out = console()
     if list_scenarios:
-        out.print(demo_report.scenarios(out, [teaching.listing(load(f)) for f in bundled.values()]),
+        out.print(player.scenarios(out, [teaching.listing(load(f)) for f in bundled.values()]),
                   soft_wrap=True)
         return
     name = scenario or teaching.DEFAULT_SCENARIO
@@ -59,5 +60,4 @@ def demo(scenario: str | None, list_scenarios: bool, principal: str | None, auto
     topology = files.one_topology(file, (), None, None)
     if principal:
         topology, principal = files.principal(topology, file, principal)
-    demo_report.present(out, teaching.build(topology, principal),
-                        demo_report.pacing(out, auto, delay))
+    player.present(out, teaching.build(topology, principal), player.pacing(out, auto, delay))

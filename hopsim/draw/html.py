@@ -24,7 +24,7 @@ from importlib import resources
 from itertools import pairwise
 from typing import Any
 
-from hopsim import demo
+from hopsim import lesson as teaching
 from hopsim.analysis import configured_hop_limit, sweep
 from hopsim.draw import layout, scene, svg
 from hopsim.draw.layout import Picture
@@ -104,12 +104,12 @@ def lesson(topology: Topology, principals: Sequence[str] | None = None) -> dict[
                                                  default=MIN_HOP_LIMIT)
     return {
         "topology": topology.name,
-        "teaches": demo.lesson_of(topology),
+        "teaches": teaching.lesson_of(topology),
         "description": shown(" ".join(topology.description.split())),
         "hop_limits": list(limits),
         "start": {"hop_limit": start, "http_tokens": _configured_tokens(topology)},
         "follow": principals[0] if principals else (
-            demo.choose_principal(topology) if topology.principals else None),
+            teaching.choose_principal(topology) if topology.principals else None),
         "principals": [{"name": p, "role": nodes[p].role, "kind": nodes[p].kind}
                        for p in topology.principals],
         "boxes": {b.place.name: [_n(b.rect.x), _n(b.rect.y), _n(b.rect.w), _n(b.rect.h)]
@@ -228,7 +228,7 @@ def _steps(topology: Topology, principal: str, exchange: Exchange, picture: Pict
     engine's packets took), then the outcome."""
     paths = _Paths(picture)
     layer = scene.layers(topology)
-    groups = demo.messages(exchange.hops)
+    groups = teaching.messages(exchange.hops)
     steps: list[dict[str, Any]] = []
     if groups and groups[0][0]:
         request = groups[0][1]
@@ -253,7 +253,7 @@ def _steps(topology: Topology, principal: str, exchange: Exchange, picture: Pict
             h.node == hop.node and h.action is Action.SEND for h in answer[i + 1:])
         part = Part.IMDS if topology.nodes[hop.node].kind == "imds" else (
             Part.RELAY if relay else Part.ROUTE)
-        step["caption"] = demo.step_caption(topology, hop, part)
+        step["caption"] = teaching.step_caption(topology, hop, part)
         if hop.action is Action.SEND:
             step["at"] = list(map(_n, paths.centre(hop.node)))  # moved to the next path's start
             at = hop.node

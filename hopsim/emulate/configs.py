@@ -3,24 +3,55 @@ generator per product (nginx, Apache with or without ModSecurity, Squid,
 HAProxy, tinyproxy, the PHP SSRF app), each writing the product's defaults,
 the one line that makes it an open relay (`# open relay`) and a line for
 each key the node sets against the default (`# from the node`). Pure:
-products.py writes the files and runs the binaries.
+products.py finds the relays (ProductRelay, here beside the generators that
+read it), writes the files and runs the binaries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from hopsim.emulate.build import PlanError
 from hopsim.http import HTTP_PORT
 from hopsim.imds import TOKEN_HEADER, TTL_HEADER
-
-if TYPE_CHECKING:
-    from hopsim.emulate.products import ProductRelay
+from hopsim.kinds import RelayPolicy
+from hopsim.products import Setup
 
 TOKEN_HEADERS = (TTL_HEADER, TOKEN_HEADER)  # what a relay must pass on for IMDSv2
 OPEN = "# open relay"
 NODE = "# from the node"
+
+
+@dataclass
+class ProductRelay:
+    """One relay node run by its product's binary."""
+
+    node: str
+    setup: Setup
+    policy: RelayPolicy  # the node's: the product's defaults, then its own keys
+    namespace: str
+    listen: dict[int, str]  # family -> the address it listens on (port 80)
+    upstream: dict[int, str] = field(default_factory=dict)  # family -> next station (reverse)
+    directory: Path = Path()
+
+    @property
+    def overrides(self) -> dict[str, object]:
+        """The keys the node sets against the product's defaults."""
+        base, own = self.setup.policy, self.policy
+        return {key: getattr(own, key) for key in ("methods", "adds_xff", "forwards_headers")
+                if getattr(own, key) != getattr(base, key)}
+
+    def files(self) -> dict[str, str]:
+        """File name -> content, written to `directory`."""
+        return GENERATORS[self.setup.product](self).files
+
+    def commands(self) -> list[list[str]]:
+        """The programs to run in the relay's namespace."""
+        return GENERATORS[self.setup.product](self).argv
+
+    def environment(self) -> dict[str, str]:
+        return GENERATORS[self.setup.product](self).env
 
 
 @dataclass

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -43,12 +42,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from hopsim.emulate import netns
 from hopsim.emulate.build import FAMILIES, Plan, PlanError
-from hopsim.emulate.configs import GENERATORS, host
+from hopsim.emulate.configs import GENERATORS, ProductRelay, host
 from hopsim.emulate.flows import Flow
 from hopsim.http import HTTP_PORT, Request
-from hopsim.kinds import RelayPolicy
-from hopsim.products import PRODUCTS, Form, Setup
+from hopsim.products import PRODUCTS, Form
 from hopsim.routing import Part
+from hopsim.workers import term_when_parent_dies
 
 
 class ProductError(PlanError):
@@ -57,37 +56,6 @@ class ProductError(PlanError):
 FLOW_MARK = "hopsim-flow"
 STOP_GRACE = 0.3  # seconds a daemon gets to exit on SIGTERM
 READY_TIMEOUT = 20.0  # seconds a daemon gets to listen (Apache loading the CRS: about 1 s)
-
-
-@dataclass
-class ProductRelay:
-    """One relay node run by its product's binary."""
-
-    node: str
-    setup: Setup
-    policy: RelayPolicy  # the node's: the product's defaults, then its own keys
-    namespace: str
-    listen: dict[int, str]  # family -> the address it listens on (port 80)
-    upstream: dict[int, str] = field(default_factory=dict)  # family -> next station (reverse)
-    directory: Path = Path()
-
-    @property
-    def overrides(self) -> dict[str, object]:
-        """The keys the node sets against the product's defaults."""
-        base, own = self.setup.policy, self.policy
-        return {key: getattr(own, key) for key in ("methods", "adds_xff", "forwards_headers")
-                if getattr(own, key) != getattr(base, key)}
-
-    def files(self) -> dict[str, str]:
-        """File name -> content, written to `directory`."""
-        return GENERATORS[self.setup.product](self).files
-
-    def commands(self) -> list[list[str]]:
-        """The programs to run in the relay's namespace."""
-        return GENERATORS[self.setup.product](self).argv
-
-    def environment(self) -> dict[str, str]:
-        return GENERATORS[self.setup.product](self).env
 
 
 # --- which relays, and where they send -----------------------------------------------
@@ -236,15 +204,6 @@ def _which(program: str) -> str | None:
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when hopsim's thread ends, whatever ends it."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Daemon:
     """A product's processes in one namespace."""
@@ -275,7 +234,7 @@ class Daemon:
                     [netns.tool("ip"), "netns", "exec", relay.namespace,
                      _which(argv[0]) or argv[0], *argv[1:]],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, start_new_session=True, preexec_fn=_die_with_parent))
+                    env=env, start_new_session=True, preexec_fn=term_when_parent_dies))
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until it accepts connections on every address, or say why not."""

@@ -24,6 +24,7 @@ from hopsim.emulate import build, client, netns
 from hopsim.emulate import products as real
 from hopsim.emulate.build import Plan
 from hopsim.emulate.capture import Evidence, Tap
+from hopsim.emulate.configs import ProductRelay
 from hopsim.emulate.flows import Flow, Flows
 from hopsim.emulate.relay import RelayListener
 from hopsim.emulate.server import ImdsServer, Received, listener
@@ -128,10 +129,10 @@ def report(topology: Topology, hop_limits: list[int],
 # --- the measurement ----------------------------------------------------------------
 
 
-class _Kernel:
+class Kernel:
     """The running emulation of one plan: servers, relays, taps and clients."""
 
-    def __init__(self, plan: Plan, timeout: float, products: list[real.ProductRelay] = ()):
+    def __init__(self, plan: Plan, timeout: float, products: list[ProductRelay] = ()):
         self.plan, self.timeout = plan, timeout
         self.flows = Flows()
         self.evidence = Evidence()
@@ -364,8 +365,8 @@ def _in_ttl_order(seen: list[tuple[str, int]]) -> tuple[str, ...]:
 
 
 async def _measure(plan: Plan, hop_limits: list[int], timeout: float,
-                   products: list[real.ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
-    kernel = _Kernel(plan, timeout, products)
+                   products: list[ProductRelay] = ()) -> dict[int, dict[str, Outcome]]:
+    kernel = Kernel(plan, timeout, products)
     try:
         await kernel.start()
         return {h: await kernel.measure(h) for h in hop_limits}

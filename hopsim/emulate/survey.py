@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from hopsim import engine, imds
 from hopsim.emulate import build, netns
 from hopsim.emulate import products as real
-from hopsim.emulate.run import DEFAULT_TIMEOUT, _Kernel
+from hopsim.emulate.run import DEFAULT_TIMEOUT, Kernel
 from hopsim.interrupts import held, raise_if_stopped
-from hopsim.outcome import Access
+from hopsim.loader import parse
+from hopsim.outcome import Access, Role
 from hopsim.products import Setup, setups
-from hopsim.topology import Topology, parse
+from hopsim.topology import Topology
 
-ATTACKER = "attacker"
+ATTACKER = Role.ATTACKER.value  # the outside client: a node named after its role
 _numbers = itertools.count()
 # Framing headers every hop rewrites: not what a product decides to add or drop.
 _FRAMING = {"host", "content-length", "connection"}
@@ -42,9 +43,9 @@ description: "{setup.title}, open to an attacker on the internet"
 imds: {{hop_limit: 1, http_tokens: required}}
 nodes:
   imds: {{kind: imds}}
-  instance: {{kind: host, role: workload}}
+  instance: {{kind: host, role: {Role.WORKLOAD}}}
   relay: {{kind: {setup.kind}, runs_on: instance, product: {setup.product}{mode}}}
-  {ATTACKER}: {{kind: client, role: attacker}}
+  {ATTACKER}: {{kind: client, role: {Role.ATTACKER}}}
 links:
   - [imds, instance]
   - [instance, {ATTACKER}]
@@ -87,7 +88,7 @@ def _names(raw_names: Iterable[str]) -> dict[str, str]:
     return {n.lower(): n for n in raw_names if n.lower() not in _FRAMING}
 
 
-async def _probe(kernel: _Kernel) -> tuple:
+async def _probe(kernel: Kernel) -> tuple:
     await kernel.start()
     try:
         session = await kernel.session(ATTACKER)
@@ -105,7 +106,7 @@ def measure(setup: Setup, timeout: float = DEFAULT_TIMEOUT) -> Measured:
     why = real.missing(relays)
     if why:
         raise real.ProductError(why)
-    kernel = _Kernel(plan, timeout, relays)
+    kernel = Kernel(plan, timeout, relays)
     try:
         netns.build(plan)
         raise_if_stopped()

@@ -2,7 +2,7 @@
 Kubernetes manifests, ECS task definitions -> topologies.
 
 Each reader turns a file into the plain document hopsim's own loader checks
-(`topology.from_values`), with the line and column of each node in the
+(`loader.from_values`), with the line and column of each node in the
 user's file, so a finding names the compose service, the pod spec or the
 published port where it is written. `hopsim check` reads these files as it
 reads topology files (`recognise` tells them apart by content); `hopsim
@@ -24,8 +24,9 @@ import yaml
 
 from hopsim.importers import compose, ecs, kubernetes
 from hopsim.importers.design import CannotModel, Design
+from hopsim.loader import Override, from_values, parse
 from hopsim.settings import Instance
-from hopsim.topology import Override, Problem, Topology, TopologyError, from_values, parse
+from hopsim.topology import Problem, Topology, TopologyError
 from hopsim.topology.reader import MAX_FILE_BYTES, dotted, read_bytes
 
 READERS: dict[str, ModuleType] = {"compose": compose, "kubernetes": kubernetes, "ecs": ecs}

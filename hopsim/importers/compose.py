@@ -34,6 +34,7 @@ from hopsim.importers.design import (
     relay_override,
 )
 from hopsim.importers.images import forwards, is_docker_daemon, is_vpn, relay_of
+from hopsim.outcome import Role
 from hopsim.topology.reader import Abort, nearest, read_yaml, show
 
 SOURCE = "compose"
@@ -343,7 +344,7 @@ def _vpn(r: _Reader, design: Design, host: str, service: Any, mode: str,
         design.note(_where(r.file, at), f"services.{service}: a VPN endpoint in the "
                     "instance's network stack: the instance routes for its peers")
         peers = design.node(f"peers-{service}", peers_at, what, kind="client",
-                            role="attacker",
+                            role=Role.ATTACKER.value,
                             description=f"remote peers of the VPN in service {service}")
         design.link(peers, host)
         return
@@ -352,7 +353,7 @@ def _vpn(r: _Reader, design: Design, host: str, service: Any, mode: str,
                          "peers' packets")
     for bridge in bridges:
         design.link(tunnel, bridge)
-    peers = design.node(f"peers-{service}", peers_at, what, kind="client", role="attacker",
+    peers = design.node(f"peers-{service}", peers_at, what, kind="client", role=Role.ATTACKER.value,
                         description=f"remote peers of the VPN in service {service}: "
                         "outsiders to this instance")
     design.link(peers, tunnel)

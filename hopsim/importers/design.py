@@ -2,7 +2,7 @@
 the user's own file.
 
 Every importer (compose, Kubernetes, ECS) turns a file into the same plain
-document hopsim's own loader checks (`topology.from_values`), so one set of
+document hopsim's own loader checks (`loader.from_values`), so one set of
 rules validates them all; the positions it records make findings point at the
 service, the pod spec or the port in the user's file, not at hopsim's.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from hopsim.importers.images import Relay
 from hopsim.kinds import KINDS
+from hopsim.outcome import Role
 from hopsim.topology import Problem
 from hopsim.topology.reader import dotted, show
 
@@ -126,7 +127,7 @@ class Design:
         publishes the port) and sends its requests through it: role attacker,
         as anyone on the internet may be."""
         client = self.node(f"outsider-{relay}", at, f"anyone who reaches {what}",
-                           kind="client", role="attacker", via=[relay],
+                           kind="client", role=Role.ATTACKER.value, via=[relay],
                            description=f"an outside client of {what}")
         self.link(client, entry)
         return client

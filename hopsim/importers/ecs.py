@@ -48,6 +48,7 @@ from hopsim.importers.text import (
     json_document,
     yaml_documents,
 )
+from hopsim.outcome import Role
 from hopsim.topology.reader import show
 
 SOURCE = "ecs"
@@ -116,7 +117,7 @@ def read(text: str, file: str) -> Design:
     host = design.instance(True, "the ECS container instance: routes and masquerades for "
                            "its bridged containers", tasks[0].at)
     design.node("ecs-agent", tasks[0].at, "the ECS agent", kind="container", runs_on=host,
-                role="workload", description="the ECS agent, in the instance's network "
+                role=Role.WORKLOAD.value, description="the ECS agent, in the instance's network "
                 "stack: it needs the instance role's credentials")
     names = [c.name for t in tasks for c in t.containers]
     for task in tasks:

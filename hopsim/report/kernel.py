@@ -9,7 +9,7 @@ from rich.text import Text
 
 from hopsim.emulate import Timing, Verification
 from hopsim.outcome import Outcome
-from hopsim.report.table import _table
+from hopsim.report.table import grid
 from hopsim.report.wording import plural
 
 
@@ -47,7 +47,7 @@ def verification(out: Console, checks: Sequence[Verification]) -> RenderableType
             (check.topology.name, "bold"), f" (IPv{check.family}): ", verdict,
             f"; simulator {_seconds(check.simulator_seconds)}, "
             f"kernel {_seconds(check.kernel.total)}"))
-        table = _table(out, "hop", "principal", "simulator", "kernel", "")
+        table = grid(out, "hop", "principal", "simulator", "kernel", "")
         for case in check.cases:
             mark = Text("ok", style="green") if case.agrees else Text("DIFFERS", style="bold red")
             simulated, measured = _side(case.simulated), _side(case.measured)

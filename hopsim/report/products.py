@@ -11,7 +11,7 @@ from rich.text import Text
 
 from hopsim.emulate.survey import Measured
 from hopsim.products import Setup, setups
-from hopsim.report.table import _table
+from hopsim.report.table import grid
 
 DEFAULTS = ("product", "mode", "passes", "refusal", "XFF", "headers", "method")
 MEASURED = ("product", "mode", "at IMDS", "headers added", "headers dropped", "attacker got",
@@ -45,7 +45,7 @@ def measured_rows(measured: Sequence[Measured]) -> list[tuple[str, ...]]:
 
 
 def table(out: Console, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
-    t = _table(out, *columns)
+    t = grid(out, *columns)
     for column in t.columns:
         column.overflow = "fold"
     t.columns[0].no_wrap = True  # the product's name, whole

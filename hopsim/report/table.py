@@ -51,7 +51,9 @@ def console(file=None, *, force_terminal: bool | None = None,
                    force_terminal=force_terminal, **system)  # type: ignore[arg-type]
 
 
-def _table(out: Console, *columns: str, title: str | None = None) -> Table:
+def grid(out: Console, *columns: str, title: str | None = None) -> Table:
+    """An empty table with these columns in hopsim's style: a light box on a
+    terminal, plain ASCII in a file or pipe. Every table of every view starts here."""
     table = Table(
         *columns, title=title, title_justify="left", expand=False,
         box=box.SIMPLE_HEAD if out.is_terminal else box.ASCII2,
@@ -74,7 +76,7 @@ def principals(out: Console, report: Report, result: Result) -> RenderableType:
     title = Text.assemble(
         (t.name, "bold"), f" at {_limit(result)}: ", verdict_text(result.verdict),
         f" ({shown(t.file)})")
-    table = _table(out, "principal", "role", "outcome", "reason")
+    table = grid(out, "principal", "role", "outcome", "reason")
     table.columns[3].overflow = "fold"
     outcomes = result.outcomes
     grouped = rows(outcomes)
@@ -117,7 +119,7 @@ def sweep(out: Console, reports: Sequence[Report], hop_limits: Sequence[int]) ->
     """
     compact = len(hop_limits) > 8
     columns = ["verdicts"] if compact else [str(h) for h in hop_limits]
-    table = _table(out, "topology", *columns, "best", "expect")
+    table = grid(out, "topology", *columns, "best", "expect")
     for i in range(1, len(columns) + 1):
         table.columns[i].justify = "left" if compact else "center"
     for report in reports:
@@ -223,7 +225,7 @@ def _ttl(ttl_in: int | None, ttl_out: int | None) -> str:
 
 def show(out: Console, topology: Topology) -> RenderableType:
     """Nodes, links and each principal's route."""
-    nodes = _table(out, "node", "kind", "address", "details")
+    nodes = grid(out, "node", "kind", "address", "details")
     nodes.columns[3].overflow = "fold"
     for name in sorted(topology.nodes):
         node = topology.nodes[name]
@@ -250,7 +252,7 @@ def show(out: Console, topology: Topology) -> RenderableType:
             details.append("uses IPv6")
         nodes.add_row(topology.label(name), node.kind, node.address or "-", "; ".join(details))
     router = Router(topology)
-    routes = _table(out, "principal", "route to IMDS")
+    routes = grid(out, "principal", "route to IMDS")
     routes.columns[1].overflow = "fold"
     for name in topology.principals:
         route = router.route(name)

@@ -12,9 +12,11 @@ The rooms, each importing only those above it:
     formats.py   the file format's tables; schema.py: the JSON Schema from them
     checker.py   Checker, single nodes, expectations; links.py, units.py
     build.py     plain values -> Topology or every problem
-    loader.py    files, standard input and folders -> Topology
 
-Callers import from here: `from hopsim.topology import load, Topology`.
+Files become topologies in hopsim.loader (`from hopsim.loader import load`),
+above this package and hopsim.routing: the routes a file writes are checked
+by the routing model, which is built on the values here. The values
+themselves are imported from here: `from hopsim.topology import Topology`.
 """
 
 from hopsim.topology.checker import closest
@@ -33,22 +35,6 @@ from hopsim.topology.formats import (
     Field,
     node_fields,
 )
-from hopsim.topology.loader import (
-    STDIN,
-    STDIN_NAME,
-    TOPOLOGY_SUFFIXES,
-    Found,
-    Override,
-    find,
-    from_values,
-    is_topology,
-    load,
-    load_text,
-    parse,
-    read_stdin,
-    topology_files,
-    what_if,
-)
 from hopsim.topology.model import (
     FACT_MARKER,
     FACT_MARKERS,
@@ -61,9 +47,7 @@ from hopsim.topology.model import (
 
 __all__ = [
     "FACT_MARKER", "FACT_MARKERS", "FAMILIES", "IMDS_FIELDS", "KIND_FIELDS", "MAX_REPLICAS",
-    "NODE_FIELDS", "OUTCOMES", "PRINCIPAL_KEYS", "RESERVED", "STDIN", "STDIN_NAME",
-    "TOPOLOGY_KEYS", "TOPOLOGY_SUFFIXES", "TOP_FIELDS", "UNIT_FIELDS", "Field", "Found",
-    "Node", "NotATopology", "Override", "Problem", "Topology", "TopologyError", "closest",
-    "find", "from_values", "is_topology", "load", "load_text", "node_fields", "parse",
-    "read_stdin", "topology_files", "what_if",
+    "NODE_FIELDS", "OUTCOMES", "PRINCIPAL_KEYS", "RESERVED", "TOPOLOGY_KEYS", "TOP_FIELDS",
+    "UNIT_FIELDS", "Field", "Node", "NotATopology", "Problem", "Topology", "TopologyError",
+    "closest", "node_fields",
 ]

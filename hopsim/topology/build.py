@@ -4,7 +4,7 @@ addresses, builds the Nodes; for topology files and for the importers alike."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from hopsim.imds import IPV4_ENDPOINT, IPV6_ENDPOINT, ImdsSettings
@@ -37,9 +37,15 @@ from hopsim.topology.reader import show
 from hopsim.topology.units import Units
 from hopsim.untrusted import name_problem
 
+# A check of the routes a topology writes: (key path, message) of each problem.
+RouteCheck = Callable[[Topology], list[tuple[tuple[str, ...], str]]]
 
-def build(doc: Any, file: str, lines: Mapping[str, int],
-          columns: Mapping[str, int]) -> tuple[Topology | None, list[Problem]]:
+
+def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, int],
+          route_problems: RouteCheck) -> tuple[Topology | None, list[Problem]]:
+    """Plain values -> Topology, or every problem. The routes a file writes
+    are checked by `route_problems` (routing.written_route_problems, passed in
+    by the loader: routing is built on this package)."""
     check = Checker(file, lines)
     if not isinstance(doc, dict):
         check.add((), "expected a mapping with keys name, description, nodes, links")
@@ -107,12 +113,8 @@ def build(doc: Any, file: str, lines: Mapping[str, int],
     topology = Topology(top["name"], top["description"], file, built, tuple(links), expect,
                         dict(lines), dict(columns), units.units)
     if any(node.gateway or node.routes for node in built.values()):
-        # Written routes are checked by walking the tables they join: the one
-        # check of the loader that needs routing (imported here, not at the top,
-        # because routing is built on this package).
-        from hopsim.routing import written_route_problems
-
-        for path, message in written_route_problems(topology):
+        # Written routes are checked by walking the tables they join.
+        for path, message in route_problems(topology):
             check.add(path, message)
         if check.problems:
             return None, units.located(check.problems)

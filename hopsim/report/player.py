@@ -1,4 +1,5 @@
-"""The demo on a terminal: one step at a time, the packet's path drawn as a strip.
+"""The lesson (hopsim.lesson) played on a terminal, for `hopsim demo`: one step
+at a time, the packet's path drawn as a strip.
 
 On a terminal it uses colour and box-drawing glyphs; anywhere else (a pipe, a
 file, a recording) the same words in plain ASCII, with no control codes.
@@ -15,8 +16,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from hopsim.demo import Beat, Demo, Scenario, Step, Strip
 from hopsim.engine import Action
+from hopsim.lesson import Beat, Demo, Scenario, Step, Strip
 from hopsim.outcome import Access
 
 ACTION_STYLE = {Action.DROP: "bold red", Action.DELIVER: "bold green",

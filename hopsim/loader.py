@@ -1,5 +1,7 @@
-"""Files, standard input and folders -> Topology: read (reader.py), then built
-(build.py); nothing in a file can make it read another file."""
+"""Files, standard input and folders -> Topology: read (topology.reader), built
+(topology.build), the routes a file writes checked by the routing model
+(routing.written_route_problems); nothing in a file can make it read another
+file. Above both the topology package and routing, which is built on it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hopsim.routing import written_route_problems
 from hopsim.topology.build import build
 from hopsim.topology.checker import closest
 from hopsim.topology.formats import TOPOLOGY_KEYS
@@ -119,12 +122,12 @@ def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool)
     overrides = list(overrides)
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, overrides)
-    topology, found = build(doc, file, lines, columns)
+    topology, found = build(doc, file, lines, columns, written_route_problems)
     if found and not lines and _is_json(file):
         # JSON is read without lines, at C speed; a file with problems gets
         # them in a second pass, and its problems are found again with them.
         lines, columns, _ = json_positions(text)
-        topology, found = build(doc, file, lines, columns)
+        topology, found = build(doc, file, lines, columns, written_route_problems)
     return _loaded(topology, problems + _blame_overrides(found, overrides))
 
 
@@ -139,7 +142,7 @@ def from_values(doc: Any, file: str, lines: Mapping[str, int] | None = None,
     overrides = list(overrides)
     with gc_paused():
         problems = _apply_overrides(doc, file, overrides)
-        topology, found = build(doc, file, lines, columns)
+        topology, found = build(doc, file, lines, columns, written_route_problems)
     return _loaded(topology, problems + _blame_overrides(found, overrides))
 
 

@@ -2,7 +2,7 @@
 
 A demo is a list of `Step` values: what to say and show at each beat. The
 steps are made from the packets the engine walked and from the outcomes, so
-every bundled topology can be played; a renderer (report/demo.py) shows them
+every bundled topology can be played; a player (report/player.py) shows them
 one at a time. Nothing here prints or waits.
 """
 
@@ -19,11 +19,12 @@ from hopsim.engine import TIMEOUT, Action, Exchange, Hop, play
 from hopsim.explain import explain, story
 from hopsim.imds import DEFAULT_TTL, MAX_HOP_LIMIT, MIN_HOP_LIMIT
 from hopsim.kinds import HTTP_METHODS
+from hopsim.loader import load, topology_files
 from hopsim.outcome import Access, Cause, Outcome, Role
 from hopsim.profiles import profile, profiles
 from hopsim.report.wording import HOLDS, finding, plural
 from hopsim.routing import Part, Route, Router, Station
-from hopsim.topology import FACT_MARKER, Topology, load, topology_files
+from hopsim.topology import FACT_MARKER, Topology
 from hopsim.untrusted import shown
 
 DEFAULT_SCENARIO = "docker-bridge"
