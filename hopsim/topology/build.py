@@ -171,7 +171,7 @@ def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
             if shape is not None:
                 alike[shape] = values
         host = raw.get("runs_on")
-        built[name] = checked_node(**{
+        built[name] = checked_node({
             **values, "name": name,
             "address": v4.get(host, "") if host else v4[name],
             "address6": v6.get(host, "") if host else v6[name],

@@ -274,7 +274,7 @@ class Topology:
             new = settings.get(old)  # type: ignore[arg-type]
             if new is None:
                 new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
-            nodes[name] = checked_node(**{**vars(node), "imds": new})
+            nodes[name] = checked_node({**vars(node), "imds": new})
         copy = replace(self, nodes=nodes, lines=self.lines)
         for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
             if derived in self.__dict__:
@@ -295,7 +295,7 @@ def _index_within(index: str | None, count: int) -> bool:
             and str(int(index)) == index)
 
 
-def checked_node(**values: Any) -> Node:
+def checked_node(values: dict[str, Any]) -> Node:
     """Node(**values) for values the loader has checked, every field given,
     without the frozen dataclass's __init__ (0.2 s per 100,000 nodes).
     tests/test_addresses.py checks that loaded nodes are whole Nodes."""
