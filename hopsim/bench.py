@@ -1,7 +1,7 @@
 """The fleet benchmark: hopsim's cost against the least any tool must do.
 
     python -m hopsim.bench [--sizes 1000,10000,100000] [--tiny 10000] [--repeat 3]
-                           [--json out.json]
+                           [--pairs 5] [--whole-only] [--json out.json]
 
 For a generated fleet of about each size (nodes), written once as JSON and as
 YAML to a temporary folder, it measures in one process the medians of:
@@ -21,10 +21,14 @@ fleets (units with counts and replicas) of about 1,000 and 1,000,000 nodes,
 swept 1-64 end to end; a trace with pcap of a 10-hop path against building
 and writing the same packets with scapy alone; and `hopsim check -q` of a
 folder of 10,000 tiny files (one fleet instance each, issue 15) against the
-same instances in one file and against parsing each file alone. It prints a
-table, the ratios against issue 4's targets, and writes everything as JSON
-for tracking. It asserts nothing: tests/test_bench.py runs it small, without
-timing.
+same instances in one file and against parsing each file alone. Last, issue
+23's comparison of whole processes, side by side (--whole-only alone): the
+sweep of `generate fleet --instances 2000 --containers 48 --seed 7` in a fresh
+process against a fresh process doing the baseline, alternating, medians of
+--pairs pairs with their peak RSS, and the same for compact fleets of 1M and
+1k nodes. It prints a table, the ratios against issue 4's and 23's targets,
+and writes everything as JSON for tracking. It asserts nothing:
+tests/test_bench.py runs it small, without timing.
 """
 
 from __future__ import annotations
@@ -168,6 +172,142 @@ def peak_rss_mib(*args: str) -> float:
         raise RuntimeError(f"memory run failed: hopsim {' '.join(args)}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
     return usage.ru_maxrss * scale / 2**20
+
+
+WHOLE_FLEET = (2000, 48, 7)  # issue 23: `generate fleet --instances 2000 --containers 48 --seed 7`
+WHOLE_TARGETS = {"json": 1.5, "yaml": 0.6}  # issue 23: hopsim's process / the baseline's
+WHOLE_RSS_MIB = 494  # issue 23: the sweep's peak RSS before its work
+# The least any tool does, as its own fresh process: read the file, build the
+# networkx graph, one BFS per imds. No garbage collector paused: a plain script.
+BASELINE_PROCESS = """\
+import json, sys
+import networkx as nx
+import yaml
+path = sys.argv[1]
+with open(path, encoding="utf-8") as file:
+    doc = json.load(file) if path.endswith(".json") else yaml.load(file, Loader=yaml.CSafeLoader)
+graph = nx.Graph()
+graph.add_nodes_from(doc["nodes"])
+graph.add_edges_from(doc["links"])
+imds = [name for name, node in doc["nodes"].items() if node["kind"] == "imds"]
+sum(len(nx.single_source_shortest_path_length(graph, name)) for name in imds)
+"""
+
+
+def timed_process(argv: list[str]) -> tuple[float, float]:
+    """Wall time and peak RSS (MiB) of a fresh process, its output to /dev/null.
+    Linux keeps a process's peak RSS across exec, so a child forked from this
+    (large) process would count this one's pages: /usr/bin/time, small, starts
+    it and reports its own child's peak; without it, the child's own wait4."""
+    timer = Path("/usr/bin/time")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        wrapped = [str(timer), "-f", "%M", "-o", report.name, *argv] if timer.exists() else argv
+        start = time.perf_counter()
+        child = subprocess.Popen(wrapped, stdout=subprocess.DEVNULL,
+                                 env={**os.environ, **PLAIN})
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode not in (0, 1):  # 1: findings, as fleets have
+            raise RuntimeError(f"{' '.join(argv)} failed with exit {child.returncode}")
+        if timer.exists():
+            return wall, int(report.read().split()[-1]) / 1024  # %M: KiB
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+    return wall, usage.ru_maxrss * scale / 2**20
+
+
+def paired(first: list[str], second: list[str], pairs: int) -> dict[str, Any]:
+    """`first` and `second` run alternately (which goes first alternates too),
+    `pairs` times: the median of the pairs' ratios first/second, each process's
+    median time and peak RSS. Paired, a busy machine slows both sides alike."""
+    runs: list[tuple[tuple[float, float], tuple[float, float]]] = []
+    for index in range(pairs):
+        if index % 2:
+            b = timed_process(second)
+            a = timed_process(first)
+        else:
+            a = timed_process(first)
+            b = timed_process(second)
+        runs.append((a, b))
+    return {"ratio": statistics.median(a[0] / b[0] for a, b in runs),
+            "first_s": statistics.median(a[0] for a, _ in runs),
+            "second_s": statistics.median(b[0] for _, b in runs),
+            "first_rss_mib": max(a[1] for a, _ in runs),
+            "second_rss_mib": max(b[1] for _, b in runs),
+            "ratios": [a[0] / b[0] for a, b in runs]}
+
+
+def measure_whole(folder: Path, pairs: int, shape: tuple[int, int, int] = WHOLE_FLEET,
+                  compact: tuple[int, int] = (1000, 1_000_000)) -> dict[str, Any]:
+    """Issue 23's comparison, whole processes side by side: `hopsim sweep
+    --hop-limits 1-64` of the generated fleet (JSON and YAML; table to
+    /dev/null) against a fresh process doing the baseline (BASELINE_PROCESS);
+    then the sweep of a compact fleet of about compact[1] nodes against one of
+    compact[0]."""
+    instances, containers, seed = shape
+    document = fleet(instances, containers, seed)
+    hopsim = [sys.executable, "-m", "hopsim.cli", "sweep", "--hop-limits", "1-64"]
+    rows = []
+    for fmt in ("json", "yaml"):
+        path = folder / f"whole-fleet.{fmt}"
+        path.write_text(dumps(document, fmt), encoding="utf-8")
+        rows.append({"format": fmt, "nodes": len(document["nodes"]),
+                     "file_bytes": path.stat().st_size,
+                     **paired([*hopsim, str(path)],
+                              [sys.executable, "-c", BASELINE_PROCESS, str(path)], pairs)})
+    paths = []
+    for size in compact:
+        unit = compact_fleet(max(1, round(size / (CONTAINERS + EXTRA_NODES))), CONTAINERS)
+        path = folder / f"whole-compact-{size}.yaml"
+        path.write_text(dumps(unit), encoding="utf-8")
+        paths.append((path, copies(unit)))
+    (small_path, small_nodes), (large_path, large_nodes) = paths
+    return {"fleet": {"instances": instances, "containers": containers, "seed": seed},
+            "pairs": pairs, "rows": rows,
+            "compact": {"small_nodes": small_nodes, "large_nodes": large_nodes,
+                        **paired([*hopsim, str(large_path)], [*hopsim, str(small_path)],
+                                 pairs)}}
+
+
+def whole_verdicts(whole: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 23's targets against the whole-process measures."""
+    out = []
+    for row in whole["rows"]:
+        fmt, at = row["format"], f"{row['nodes']:,} nodes, {row['format']}"
+        out.append({"target": f"process/baseline <= {WHOLE_TARGETS[fmt]}", "at": at,
+                    "value": row["ratio"], "met": row["ratio"] <= WHOLE_TARGETS[fmt]})
+        out.append({"target": f"peak RSS <= {WHOLE_RSS_MIB} MiB", "at": at,
+                    "value": row["first_rss_mib"],
+                    "met": row["first_rss_mib"] <= WHOLE_RSS_MIB})
+    compact = whole["compact"]
+    out.append({"target": f"compact large/small <= {TARGETS['compact large/small']}",
+                "at": f"{compact['large_nodes']:,} vs {compact['small_nodes']:,} nodes",
+                "value": compact["ratio"],
+                "met": compact["ratio"] <= TARGETS["compact large/small"]})
+    return out
+
+
+def whole_table(whole: dict[str, Any]) -> str:
+    shape = whole["fleet"]
+    lines = [f"whole processes, side by side ({whole['pairs']} pairs, medians): hopsim sweep "
+             f"--hop-limits 1-64 of `generate fleet --instances {shape['instances']} "
+             f"--containers {shape['containers']} --seed {shape['seed']}`, table to /dev/null,",
+             "against a fresh process doing json.load / yaml CSafeLoader + networkx graph + "
+             "one BFS per imds:",
+             f"{'fmt':4} {'nodes':>7} {'MB':>6} {'hopsim':>8} {'baseline':>9} {'ratio':>6} "
+             f"{'RSS MiB':>8} {'base RSS':>8}"]
+    for row in whole["rows"]:
+        lines.append(f"{row['format']:4} {row['nodes']:>7} {row['file_bytes'] / 1e6:>6.2f} "
+                     f"{row['first_s']:>7.2f}s {row['second_s']:>8.2f}s {row['ratio']:>6.2f} "
+                     f"{row['first_rss_mib']:>8.0f} {row['second_rss_mib']:>8.0f}")
+    compact = whole["compact"]
+    lines.append(f"compact sweep 1-64, {compact['large_nodes']:,} nodes {compact['first_s']:.2f}s"
+                 f" vs {compact['small_nodes']:,} nodes {compact['second_s']:.2f}s: "
+                 f"{compact['ratio']:.2f} x")
+    lines += ["", "targets (issue 23, whole processes):"]
+    lines += [f"  {'met    ' if v['met'] else 'NOT MET'} {v['target']:<30} {v['value']:>9.2f}  "
+              f"({v['at']})" for v in whole_verdicts(whole)]
+    return "\n".join(lines)
 
 
 def measure_size(size: int, folder: Path, repeat: int, seed: int) -> list[dict[str, Any]]:
@@ -421,11 +561,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per median (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="the fleets' seed (default: 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="paired whole-process runs per median (default: 5)")
+    parser.add_argument("--whole-fleet", default=",".join(map(str, WHOLE_FLEET)),
+                        metavar="INSTANCES,CONTAINERS,SEED",
+                        help="the whole-process fleet (default: %(default)s)")
+    parser.add_argument("--whole-only", action="store_true",
+                        help="measure only the whole-process comparison (issue 23)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     small, large = (int(s) for s in args.compact.split(","))
-    result = run(sizes, max(1, args.repeat), args.seed, (small, large), max(1, args.tiny))
-    print(table(result))
+    instances, containers, seed = (int(s) for s in args.whole_fleet.split(","))
+    result: dict[str, Any] = {"python": sys.version.split()[0]}
+    if not args.whole_only:
+        result = run(sizes, max(1, args.repeat), args.seed, (small, large), max(1, args.tiny))
+        print(table(result))
+        print()
+    with tempfile.TemporaryDirectory(prefix="hopsim-bench-") as tmp:
+        whole = measure_whole(Path(tmp), max(1, args.pairs), (instances, containers, seed),
+                              (small, large))
+    result["whole_process"] = {**whole, "verdicts": whole_verdicts(whole)}
+    print(whole_table(whole))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

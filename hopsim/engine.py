@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
-
-from scapy.packet import Packet
+from typing import TYPE_CHECKING
 
 from hopsim import imds, packets
 from hopsim.filters import IMDS, Filter, first_match
@@ -28,6 +27,9 @@ from hopsim.http import HTTP_PORT, Request, Response
 from hopsim.outcome import Access, Cause, Outcome, refusal_cause
 from hopsim.routing import Part, Route, Router, Station
 from hopsim.topology import Topology
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
 
 T0 = 1672963200.0  # 2023-01-06 00:00:00 UTC: the day the article was published
 LINK_TIME = 0.0001  # 100 us a link

@@ -3,6 +3,8 @@
 What the engine puts on each link is one of these. Addresses, ports, sequence
 numbers, checksums and timestamps are all deterministic, so the same trace
 gives a byte-identical pcap that Wireshark dissects as HTTP on port 80.
+scapy (about 0.3 s of imports) is imported when a packet is first built or
+read: a walk that records no hop never loads it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scapy.layers.inet import ICMP, IP, TCP
-from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
-from scapy.packet import Packet, Raw
-from scapy.utils import PcapReader, wrpcap
+if TYPE_CHECKING:
+    from scapy.packet import Packet
 
 # The quoted packet in an ICMP error: IPv4 quotes its header and 8 bytes
 # (RFC 792); IPv6 as much as fits in the minimum MTU (RFC 4443).
@@ -42,6 +43,10 @@ class Segment:
 
     def packet(self, time: float) -> Packet:
         """The real packet, as seen at `time`."""
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
+        from scapy.packet import Raw
+
         ip = (IP(src=self.src, dst=self.dst, ttl=self.ttl) if self.family == 4 else
               IPv6(src=self.src, dst=self.dst, hlim=self.ttl))
         packet = ip / TCP(sport=self.sport, dport=self.dport, flags="PA", seq=self.seq,
@@ -64,6 +69,10 @@ class TimeExceeded:
 
     def packet(self, time: float) -> Packet:
         """The real packet, as seen at `time`, quoting the dropped one."""
+        from scapy.layers.inet import ICMP, IP
+        from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
+        from scapy.packet import Raw
+
         quoted = bytes(self.dropped.packet(time))
         if self.dropped.family == 4:
             packet = IP(src=self.router, dst=self.dropped.src, ttl=self.ttl) / ICMP(
@@ -76,20 +85,31 @@ class TimeExceeded:
 
 
 def ttl(packet: Packet) -> int:
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
     return packet[IP].ttl if IP in packet else packet[IPv6].hlim
 
 
 def source(packet: Packet) -> str:
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
     return packet[IP].src if IP in packet else packet[IPv6].src
 
 
 def destination(packet: Packet) -> str:
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
     return packet[IP].dst if IP in packet else packet[IPv6].dst
 
 
 def write_pcap(path: str | Path, packets: Iterable[Packet]) -> None:
     """Write packets without a link layer: LINKTYPE_IPV4 (228) for an IPv4
     trace, LINKTYPE_IPV6 (229) for an IPv6 one; Wireshark reads both."""
+    from scapy.utils import wrpcap
+
     wrpcap(str(path), _rebuilt(packets))
 
 
@@ -100,6 +120,8 @@ class _Kept(io.BytesIO):
 
 def pcap_bytes(packets: Iterable[Packet]) -> bytes:
     """The pcap file write_pcap writes, as bytes (for an atomic write)."""
+    from scapy.utils import wrpcap
+
     buffer = _Kept()
     wrpcap(buffer, _rebuilt(packets))
     return buffer.getvalue()
@@ -116,5 +138,7 @@ def _rebuilt(packets: Iterable[Packet]) -> list[Packet]:
 
 
 def read_pcap(path: str | Path) -> list[Packet]:
+    from scapy.utils import PcapReader
+
     with PcapReader(str(path)) as reader:
         return list(reader)

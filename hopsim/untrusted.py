@@ -87,3 +87,21 @@ def name_problem(name: str) -> str | None:
                 f"'{shown(name)}'")
     return None
 
+
+def name_problems(names: list[str]) -> dict[str, str]:
+    """name_problem of each of `names` that has one, in one pass for a fleet's
+    100,000s: the names, joined, are searched for ASCII control characters at
+    once; only an empty name, one holding a dot and one not in ASCII are looked
+    at alone (all of them, when a control character is somewhere)."""
+    joined = "".join(names)
+    if _ASCII_HIDDEN.search(joined) or _TAB_OR_NEWLINE.search(joined):
+        suspects = names
+    elif joined.isascii():
+        suspects = [name for name in names if not name or "." in name]
+    else:
+        suspects = [name for name in names if not name or "." in name or not name.isascii()]
+    return {name: problem for name in suspects if (problem := name_problem(name))}
+
+
+_TAB_OR_NEWLINE = re.compile(r"[\t\n]")
+

@@ -30,7 +30,7 @@ from hopsim.importers import instances as settings_files
 from hopsim.loader import parse
 from hopsim.settings import SettingsError
 from hopsim.topology import NotATopology, TopologyError
-from hopsim.untrusted import name_problem, shown
+from hopsim.untrusted import name_problem, name_problems, shown
 
 _SCALE = int(os.environ.get("HOPSIM_EXAMPLES", "1"))
 FAST = settings(max_examples=150 * _SCALE, deadline=None,
@@ -200,6 +200,17 @@ def test_a_name_is_refused_or_shows_as_itself(name):
         assert not HIDDEN.search(name)
     else:
         assert not HIDDEN.search(problem)
+
+
+@FAST
+@given(st.lists(st.text(max_size=8) | st.sampled_from(["i0001-docker-app", "a.b", "..", "/./",
+                                                        "x\ty", "café", "раypal", "ﬁle", ""]),
+                max_size=12))
+def test_names_checked_in_one_pass_are_refused_as_each_alone(names):
+    """name_problems (one pass for a fleet's names) refuses exactly what
+    name_problem refuses name by name, with the same words."""
+    alone = {name: name_problem(name) for name in names}
+    assert name_problems(names) == {name: p for name, p in alone.items() if p}
 
 
 @SLOW

@@ -450,6 +450,69 @@ def test_a_duplicate_json_key_is_reported_at_its_line_as_in_yaml():
     assert source.read_json('{"a": 1}')[1:] == ({}, {}, [])  # no problem: no second pass
 
 
+def _read_json_plain(text: str) -> Any:
+    """read_json with json alone (as without msgspec installed), or its Abort."""
+    fast, source._fast_json = source._fast_json, lambda text: None
+    try:
+        return _read_or_abort(source.read_json, text)
+    finally:
+        source._fast_json = fast
+
+
+def _read_or_abort(read: Any, text: str) -> Any:
+    try:
+        return read(text)
+    except Abort as abort:
+        return ("abort", abort.line, abort.key, abort.message)
+
+
+def _json_text(draw: Any) -> str:
+    """A JSON text written by hand, so that keys may repeat, colons may hide in
+    strings or escapes, and numbers, whitespace and mistakes vary."""
+    keys = st.sampled_from(["a", "b", "a:b", ":", "\\u003a", "\\u0041", "é", '\\"', ""])
+    atoms = st.sampled_from(["1", "-0", "1.5e3", "1e400", "NaN", "-Infinity", "true", "null",
+                             "123456789012345678901234567890", "9" * 4301, '"x:y"',
+                             '"\\u003a"', '"\\ud800"', '"\\/"', "01", "[1,]", "{}", "[]"])
+
+    def value(depth: int) -> str:
+        kind = draw(st.integers(0, 2 if depth < 3 else 0))
+        if kind == 0:
+            return draw(atoms)
+        if kind == 1:
+            return "[" + ",".join(value(depth + 1) for _ in range(draw(st.integers(0, 3)))) + "]"
+        colons = st.sampled_from([":", " : ", ":\n"])
+        entries = ['"' + draw(keys) + '"' + draw(colons) + value(depth + 1)
+                   for _ in range(draw(st.integers(0, 4)))]
+        return "{" + draw(st.sampled_from([",", ", ", ",\n"])).join(entries) + "}"
+
+    return draw(st.sampled_from(["", " ", "\n", "\ufeff"])) + value(0) + draw(
+        st.sampled_from(["", "\n", " x", "\x0c"]))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+@example(None)
+def test_json_read_with_msgspec_or_json_alone_gives_the_same_values_and_problems(data):
+    """msgspec's result is taken only where it is json's (issue 23): duplicate
+    keys, escaped colons, NaN, huge numbers and every error fall back to json,
+    whose values, lines and messages are the contract."""
+    text = ('{"a":1,"a":2,"b":"\\u003a"}' if data is None  # a duplicate an escape hides
+            else _json_text(data.draw))
+    assert _read_or_abort(source.read_json, text) == _read_json_plain(text)
+
+
+def test_msgspec_reads_a_json_topology_without_duplicates_and_hands_duplicates_to_json():
+    """The fast path is taken where it may be (else the speed-up would vanish
+    unseen), and refused where a key repeats, however deep."""
+    pytest.importorskip("msgspec")
+    text = dumps(fleet(3, 2, 0), "json")
+    assert source._fast_json(text) == json.loads(text)
+    assert source._fast_json('{"a": {"b": 1, "b": 2}}') is None
+    assert source._fast_json('{"a": [{"b": 1}, {"c": {"d": 0, "d": 0}}]}') is None
+    assert source._fast_json('{"a": 1, "a": 1, "k": "\\u003a"}') is None
+    assert source._fast_json('{"a": NaN}') is None
+
+
 def test_a_topology_overriding_merged_defaults_loads_with_its_overrides():
     """YAML's merge key is how a file shares defaults between nodes: a key the
     node writes itself overrides the merged one, without a problem."""

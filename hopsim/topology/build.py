@@ -35,7 +35,7 @@ from hopsim.topology.links import (
 from hopsim.topology.model import Node, Problem, Topology, checked_node
 from hopsim.topology.reader import show
 from hopsim.topology.units import Units
-from hopsim.untrusted import name_problem
+from hopsim.untrusted import name_problem, name_problems
 
 # A check of the routes a topology writes: (key path, message) of each problem.
 RouteCheck = Callable[[Topology], list[tuple[tuple[str, ...], str]]]
@@ -69,12 +69,15 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     if isinstance(top.get("name"), str) and name_problem(top["name"]):
         check.add(("name",), str(name_problem(top["name"])))
     nodes: dict[str, dict[str, Any]] = {}
+    # The one check of names (hopsim/untrusted.py), all at once.
+    refusals = name_problems([name for name in raw_nodes if isinstance(name, str)])
+    passed: set[tuple[tuple[str, Any], ...]] = set()  # node mappings found right
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str):
             check.add(path, f"a node name must be a string, got {show(name)}")
             continue
-        refused = name_problem(name)  # the one check of names (hopsim/untrusted.py)
+        refused = refusals.get(name)
         if refused:
             check.add(path, refused)
             continue
@@ -89,12 +92,29 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
                 check.add(path + ("kind",), f"unknown kind {show(kind)}{closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
+        shape = _shape(raw)
+        if shape in passed:  # written as a node found right: the same values
+            nodes[name] = dict(raw)
+            continue
+        found = len(check.problems)
         nodes[name] = check.fields(raw, path, node_fields(kind), f"a {kind} node")
         nodes[name]["kind"] = kind
+        if shape is not None and len(check.problems) == found:
+            passed.add(shape)
 
     names = set(nodes) | {n for n in raw_nodes if isinstance(n, str)}
+    passed.clear()
     for name, raw in nodes.items():
+        # What check_node finds depends on the node's values and the others'
+        # names, and on its own name only through via (its own waypoint) and
+        # runs_on (a node on itself, a ring of runs_on): those are checked each.
+        shape = None if "via" in raw or "runs_on" in raw else _shape(raw)
+        if shape in passed:
+            continue
+        found = len(check.problems)
         check_node(check, name, raw, nodes, names)
+        if shape is not None and len(check.problems) == found:
+            passed.add(shape)
 
     links = check_links(check, top_links + units.links, nodes, names)
     expect = check_expect(check, top.get("expect", {}), nodes, names)
@@ -121,58 +141,41 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     return topology, []
 
 
+def _shape(raw: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+    """A node mapping's keys and values, in order, as a key for nodes written
+    alike; None when a value is a list or mapping."""
+    try:
+        shape = tuple(raw.items())
+        hash(shape)
+    except TypeError:
+        return None
+    return shape
+
+
 def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
                 defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
-    """Turn checked mappings into Nodes, with deterministic addresses."""
+    """Turn checked mappings into Nodes, with deterministic addresses. Nodes
+    written alike (the same keys and values: a fleet has a handful of shapes)
+    share one set of values, worked out once; each gets its own name,
+    addresses and replica count."""
     order = sorted(nodes)
     v4 = _addresses(check, nodes, order, "address", _POOL4)
     v6 = _addresses(check, nodes, order, "address6", _POOL6)
     built: dict[str, Node] = {}
+    alike: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for name in order:
         raw = nodes[name]
-        spec = KINDS[raw["kind"]]
-        relay = None
-        product = raw.get("product")
-        setup = PRODUCTS[product].setup(raw.get("mode"), spec.name) if product else None
-        if spec.relay is not None:
-            base = setup.policy if setup else spec.relay
-            relay = RelayPolicy(
-                methods=raw.get("methods", base.methods),
-                adds_xff=raw.get("adds_xff", base.adds_xff),
-                forwards_headers=raw.get("forwards_headers", base.forwards_headers),
-                refusal_status=base.refusal_status, sends_method=base.sends_method,
-                # An L4 relay's block_imds is the product's own refusal to open
-                # a connection to the metadata addresses (not a blackhole route).
-                refuses_imds=spec.layer is Layer.L4 and raw.get("block_imds", False),
-            )
-        network = raw.get("network")
-        if network is not None:  # its stack re-opens each connection, as an L4 relay
-            relay = STACKS[network].policy(raw.get("version"))
-        imds = None
-        if spec.name == "imds":
-            own = {k: raw[k] for k in IMDS_KEYS if k in raw}
-            imds = ImdsSettings(**{**defaults, **own})
-        via = raw.get("via")
-        host = raw.get("runs_on")
-        stack = _stack_of(nodes, name)
-        masquerade = raw.get("masquerade", False)
-        if masquerade.__class__ is list:
-            masquerade = tuple(masquerade)
-        routes = raw.get("routes")
-        built[name] = checked_node(
-            name=name, kind=spec.name,
-            address=v4.get(stack, ""), address6=v6.get(stack, ""),
-            role=raw.get("role"), runs_on=host, via=tuple(via) if via else (),
-            family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
-            masquerade=masquerade, relay=relay, imds=imds,
-            description=raw.get("description", ""), instance=raw.get("instance"),
-            product=product, mode=setup.mode if setup else None,
-            replicas=counts.get(name, 1) * raw.get("replicas", 1),
-            gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
-            filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
-            intercepts=raw.get("intercepts", False),
-            network=network, version=raw.get("version"),
-        )
+        shape = _shape(raw)
+        values = None if shape is None else alike.get(shape)
+        if values is None:
+            values = _node_values(raw, defaults)
+            if shape is not None:
+                alike[shape] = values
+        stack = _stack_of(nodes, name)  # per node: where its runs_on chain ends
+        built[name] = checked_node({
+            **values, "name": name,
+            "address": v4.get(stack, ""), "address6": v6.get(stack, ""),
+            "replicas": counts.get(name, 1) * values["replicas"]})
     return built
 
 
@@ -184,6 +187,51 @@ def _stack_of(nodes: Mapping[str, dict[str, Any]], name: str) -> str:
         seen.add(host)
         name = host
     return name
+
+
+def _node_values(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A Node's values from its checked mapping, but for its name and addresses
+    (None here) and its unit's count (replicas is the node's own)."""
+    spec = KINDS[raw["kind"]]
+    relay = None
+    product = raw.get("product")
+    setup = PRODUCTS[product].setup(raw.get("mode"), spec.name) if product else None
+    if spec.relay is not None:
+        base = setup.policy if setup else spec.relay
+        relay = RelayPolicy(
+            methods=raw.get("methods", base.methods),
+            adds_xff=raw.get("adds_xff", base.adds_xff),
+            forwards_headers=raw.get("forwards_headers", base.forwards_headers),
+            refusal_status=base.refusal_status, sends_method=base.sends_method,
+            # An L4 relay's block_imds is the product's own refusal to open
+            # a connection to the metadata addresses (not a blackhole route).
+            refuses_imds=spec.layer is Layer.L4 and raw.get("block_imds", False),
+        )
+    network = raw.get("network")
+    if network is not None:  # its stack re-opens each connection, as an L4 relay
+        relay = STACKS[network].policy(raw.get("version"))
+    imds = None
+    if spec.name == "imds":
+        own = {k: raw[k] for k in IMDS_KEYS if k in raw}
+        imds = ImdsSettings(**{**defaults, **own})
+    via = raw.get("via")
+    masquerade = raw.get("masquerade", False)
+    if masquerade.__class__ is list:
+        masquerade = tuple(masquerade)
+    routes = raw.get("routes")
+    return dict(
+        name=None, kind=spec.name, address=None, address6=None,
+        role=raw.get("role"), runs_on=raw.get("runs_on"), via=tuple(via) if via else (),
+        family=raw.get("family", 4), forwarding=raw.get("forwarding", False),
+        masquerade=masquerade, relay=relay, imds=imds,
+        description=raw.get("description", ""), instance=raw.get("instance"),
+        product=product, mode=setup.mode if setup else None,
+        replicas=raw.get("replicas", 1),
+        gateway=raw.get("gateway"), routes=tuple(routes.items()) if routes else (),
+        filters=raw.get("filters", ()), block_imds=raw.get("block_imds", False),
+        intercepts=raw.get("intercepts", False),
+        network=network, version=raw.get("version"),
+    )
 
 
 def _addresses(check: Checker, nodes: Mapping[str, dict[str, Any]], order: list[str],

@@ -7,14 +7,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from hopsim.filters import Filter
 from hopsim.imds import ImdsSettings
 from hopsim.kinds import KINDS, Kind, Layer, RelayPolicy
 from hopsim.topology.reader import nearest
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # How sure a fact cited in a description is (docs/facts.md, "The markers").
 FACT_MARKERS = {"C": "confirmed in a primary source", "O": "observed in public reports",
@@ -171,7 +172,10 @@ class Topology:
     @cached_property
     def graph(self) -> nx.Graph:
         """The nodes and links as a networkx graph, for those that draw or
-        build it (the emulator); made when first asked for."""
+        build it (the emulator); made when first asked for, networkx with it
+        (a check or sweep never imports it)."""
+        import networkx as nx
+
         graph = nx.Graph()
         graph.add_nodes_from(sorted(self.nodes))
         graph.add_edges_from(self.links)
@@ -296,7 +300,7 @@ class Topology:
             new = settings.get(old)  # type: ignore[arg-type]
             if new is None:
                 new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
-            nodes[name] = checked_node(**{**vars(node), "imds": new})
+            nodes[name] = checked_node({**vars(node), "imds": new})
         copy = replace(self, nodes=nodes, lines=self.lines)
         for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
             if derived in self.__dict__:
@@ -317,7 +321,7 @@ def _index_within(index: str | None, count: int) -> bool:
             and str(int(index)) == index)
 
 
-def checked_node(**values: Any) -> Node:
+def checked_node(values: dict[str, Any]) -> Node:
     """Node(**values) for values the loader has checked, every field given,
     without the frozen dataclass's __init__ (0.2 s per 100,000 nodes).
     tests/test_addresses.py checks that loaded nodes are whole Nodes."""
