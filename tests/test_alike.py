@@ -94,3 +94,13 @@ def test_nodes_written_alike_are_worked_out_once_and_each_mistake_is_still_repor
     result = CliRunner().invoke(main, ["validate", str(path)], env=PLAIN)
     assert result.exit_code == 2
     assert result.output.count("unknown key 'colour' for a client node") == 3
+
+
+def test_a_node_on_itself_is_found_after_a_node_written_alike_passed():
+    # runs_on checks read the node's own name: y passes, x (the same mapping) runs on itself.
+    text = ("name: t\ndescription: alike but for the name\nnodes:\n  imds: {kind: imds}\n"
+            "  h: {kind: host}\n  y: {kind: container, runs_on: x}\n"
+            "  x: {kind: container, runs_on: x}\nlinks: [[imds, h]]\n")
+    result = CliRunner().invoke(main, ["validate", "-"], input=text)
+    assert result.exit_code == 2
+    assert "nodes.x.runs_on: a node cannot run on itself" in result.output
