@@ -235,6 +235,11 @@ def test_every_generated_configuration_marks_its_open_relay_line():
                  **({"mode": setup.mode} if setup.mode else {})}
         _, relays = _plan(relay_doc(**relay))
         text = "".join(relays[0].files().values())
+        if not text:  # configured on its command line alone: the open relay is the command
+            argv = relays[0].commands()[0]
+            assert setup.product in ("socat", "microsocks"), setup.label
+            assert "TCP4:169.254.169.254:80" in argv or "-u" not in argv, argv
+            continue
         assert "open relay" in text, setup.label
         assert "from the node" not in text, setup.label  # no key set: the defaults only
 
@@ -258,7 +263,7 @@ def test_the_products_table_fits_80_columns():
     result = run("products")
     assert result.exit_code == 0
     assert max(len(line) for line in result.output.splitlines()) <= 80
-    assert "| modsecurity-crs | reverse | GET HEAD | 403" in result.output
+    assert re.search(r"\| modsecurity-crs \| reverse +\| GET HEAD +\| 403", result.output)
 
 
 def test_the_product_topologies_are_the_articles_cases_with_expectations():
