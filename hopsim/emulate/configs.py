@@ -457,6 +457,9 @@ def _sshd(relay: ProductRelay) -> Config:
     lines += [f"ListenAddress {host(a)}:{HTTP_PORT}" for a in relay.ssh_addresses()]
     if relay.policy.refuses_imds:
         lines.append(f"AllowTcpForwarding no  {NODE}: block_imds")
+    else:
+        lines.append(f"{OPEN}: AllowTcpForwarding and PermitOpen left at their defaults "
+                     "(yes, any)")
     text = "\n".join(_own_line(line) for line in lines) + "\n"
     daemon = [[
         "unshare", "-m", "--propagation", "private", "sh", "-c",
