@@ -32,8 +32,7 @@ from hopsim.kinds import Layer
 from hopsim.loader import load, load_text
 from hopsim.outcome import Role, Verdict
 from hopsim.own_words import Words
-from hopsim.products import Setup
-from hopsim.products import refusal_directive
+from hopsim.products import Setup, refusal_directive
 from hopsim.routing import Part, Router
 from hopsim.topology import Topology, TopologyError
 

@@ -30,10 +30,10 @@ from hopsim.emulate import verify as verify_one
 from hopsim.emulate.build import PlanError
 from hopsim.emulate.flows import Flows
 from hopsim.engine import play
+from hopsim.http import HTTP_PORT
 from hopsim.imds import token_request
 from hopsim.loader import topology_files
 from hopsim.outcome import Access, Cause
-from hopsim.http import HTTP_PORT
 from hopsim.products import PRODUCTS, Form, setups
 from hopsim.report import products as products_report
 from hopsim.report.wording import reason
