@@ -106,12 +106,23 @@ def test_an_owner_rule_matches_the_uid_the_stack_runs_as():
 
 
 def test_an_owner_rule_on_a_relay_run_as_root_is_refused():
-    doc = doc_of(TOPOLOGIES / "products" / "socat-forward.yaml")
+    doc = doc_of(TOPOLOGIES / "products" / "haproxy-tcp.yaml")
     doc["nodes"]["instance"]["filters"] = [
         {"chain": "output", "owner": "relay", "to": "imds", "action": "drop"}]
     with pytest.raises(build.PlanError, match="owner: relay is not emulated: the emulator "
-                       "runs socat as root"):
+                       "runs haproxy as root"):
         build.plan(parsed(doc), "hs1-0-")
+
+
+def test_socat_named_by_an_owner_rule_runs_as_the_uid_the_rule_matches():
+    doc = doc_of(TOPOLOGIES / "products" / "socat-forward.yaml")
+    doc["nodes"]["instance"]["filters"] = [
+        {"chain": "output", "owner": "relay", "to": "imds", "action": "drop"}]
+    plan = build.plan(parsed(doc), "hs1-0-")
+    assert f"meta skuid {build.RELAY_UIDS} " in plan.namespaces["instance"].nft_ruleset()
+    (relay,) = real.relays(plan)
+    assert all(argv[:2] == ["setpriv", f"--reuid={build.RELAY_UIDS}"]
+               for argv in relay.commands())
 
 
 def test_an_owner_rule_on_an_sshd_shared_by_two_relays_is_refused():

@@ -526,7 +526,9 @@ def test_the_fix_hopsim_proposes_turns_the_real_binary_ok(setup, tmp_path):
     found = fix.search(str(path), topology, max_changes=1)
     assert found.needed and found.fixes, setup.label  # the simulator sees the leak
     first = found.fixes[0]
-    if setup.directives:  # a product with directives is fixed in its own configuration
+    if any(d.key != "remove" for d in setup.directives):
+        # a product with directives is fixed in its own configuration (microsocks has
+        # none but "remove": it is closed on its host, by a filter the kernel runs)
         (change,) = first.changes
         assert change.node == "relay"
         assert setup.directive(change.key, change.value) is not None

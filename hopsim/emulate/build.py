@@ -350,12 +350,17 @@ def plan(topology: Topology, prefix: str, router: Router | None = None) -> Plan:
 
 STACK_UIDS = 200000  # the first uid a user-space stack runs as (stacks.py), one per stack
 SSH_SESSION_UID = 65534  # sshd opens a forward from the session of its user, nobody
+RELAY_UIDS = 300000  # the first uid a relay named by an owner rule runs as (products.py)
+# Relays that need nothing of root's once started (no files of their own, no
+# workers to drop to): run as a uid of their own when an owner rule names them.
+OWN_UID_PRODUCTS = ("microsocks", "socat")
 
 
 def owner_uid(topology: Topology, name: str) -> int:
     """The uid whose sockets are `name`'s: a user-space stack runs as a uid of
-    its own; sshd's forwards are opened by its user's session (nobody). Other
-    relays run as root here (or in hopsim's own process): PlanError."""
+    its own; sshd's forwards are opened by its user's session (nobody); socat and
+    microsocks run as a uid of their own when a rule names them. Other relays run
+    as root here (or in hopsim's own process): PlanError."""
     node = topology.nodes[name]
     if node.network:
         return STACK_UIDS + sorted(n for n, x in topology.nodes.items() if x.network).index(name)
@@ -367,6 +372,9 @@ def owner_uid(topology: Topology, name: str) -> int:
                             f"{shared[0]} share one sshd here, whose sessions are one user's "
                             "(nobody), so a rule on its uid would match both")
         return SSH_SESSION_UID
+    if node.product in OWN_UID_PRODUCTS:
+        return RELAY_UIDS + sorted(n for n, x in topology.nodes.items()
+                                   if x.product in OWN_UID_PRODUCTS).index(name)
     raise PlanError(f"{topology.name}: owner: {name} is not emulated: the emulator runs "
                     f"{node.product or 'this relay'} as root, so no rule can tell its sockets "
                     "from the host's (a user-space stack or sshd's forwards can)")

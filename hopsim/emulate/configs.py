@@ -43,6 +43,7 @@ class ProductRelay:
     runs_daemon: bool = True
     partners: list[ProductRelay] = field(default_factory=list)  # the ssh relays it serves
     served_by: ProductRelay | None = None  # the ssh relay whose sshd serves this one
+    uid: int | None = None  # the uid it runs as, when an owner rule names it (else root)
 
     def ssh_addresses(self) -> list[str]:
         """The addresses sshd listens on: its own and its partners', once each."""
@@ -66,8 +67,13 @@ class ProductRelay:
         return GENERATORS[self.setup.product](self).files
 
     def commands(self) -> list[list[str]]:
-        """The programs to run in the relay's namespace."""
-        return GENERATORS[self.setup.product](self).argv
+        """The programs to run in the relay's namespace (as its own uid, where an
+        owner rule must tell its sockets from the host's)."""
+        argv = GENERATORS[self.setup.product](self).argv
+        if self.uid is None:
+            return argv
+        run_as = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
+        return [[*run_as, *a] for a in argv]
 
     def environment(self) -> dict[str, str]:
         return GENERATORS[self.setup.product](self).env

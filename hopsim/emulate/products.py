@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from hopsim import socks
 from hopsim.emulate import netns
-from hopsim.emulate.build import FAMILIES, Plan, PlanError
+from hopsim.emulate.build import FAMILIES, OWN_UID_PRODUCTS, Plan, PlanError, owner_uid
 from hopsim.emulate.configs import GENERATORS, SSH_USER, STREAM_MODULE, ProductRelay, host
 from hopsim.emulate.flows import FIRST_PORT, Flow
 from hopsim.http import HTTP_PORT, Request
@@ -81,6 +81,11 @@ def relays(plan: Plan) -> list[ProductRelay]:
             devices=tuple(sorted(ns.interfaces.values())))
     if not found:
         return []
+    owners = {rule.owner for node in topology.nodes.values() for rule in node.filters
+              if rule.owner is not None}
+    for name in sorted(owners & found.keys()):
+        if found[name].setup.product in OWN_UID_PRODUCTS:  # sshd: its sessions' user
+            found[name].uid = owner_uid(topology, name)
     used: set[str] = set()
     for principal, route in sorted(plan.routes.items()):
         legs = route.legs if route.stations else ()
@@ -264,6 +269,9 @@ class Daemon:
         for name, text in relay.files().items():
             (relay.directory / name).write_text(text)
         env = {**os.environ, **relay.environment()}
+        if relay.uid is not None:  # its own uid listens on port 80 in its namespace only
+            netns.write_sysctls(relay.namespace,
+                                [("net/ipv4/ip_unprivileged_port_start", str(HTTP_PORT))])
         for argv in relay.preparations():
             done = subprocess.run([_which(argv[0]) or argv[0], *argv[1:]], capture_output=True,
                                   text=True, check=False)
