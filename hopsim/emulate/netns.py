@@ -23,6 +23,7 @@ killed: its sockets die with it, and `--cleanup` removes the names.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -271,3 +272,16 @@ def wait_ready(plan: Plan, timeout: float = 5.0) -> None:
             raise KernelError(f"links of {ns.name} not up after {timeout:g} s")
         else:
             time.sleep(0.02)
+
+
+def reap(processes: Iterable[subprocess.Popen], grace: float) -> None:
+    """Wait `grace` seconds in all for processes already sent SIGTERM, then
+    kill the process group of each that is left (a daemon's workers too)."""
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -319,14 +319,7 @@ class Daemon:
                     continue
         # Nothing is left to finish: a product that takes longer (Squid waits
         # for its clients) is killed, with every process of its group.
-        deadline = time.monotonic() + STOP_GRACE
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        netns.reap(self.processes, STOP_GRACE)
 
 
 def _accepts(namespace: str, family: int, address: str) -> bool:

@@ -179,14 +179,7 @@ class UserStack:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        netns.reap(self.processes, STOP_GRACE)
 
 
 IFA_F_TENTATIVE = 0x40
