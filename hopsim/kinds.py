@@ -144,5 +144,11 @@ KINDS: dict[str, Kind] = {
 
 ROLES = (Role.WORKLOAD.value, Role.ATTACKER.value)  # as a file writes them, in that order
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+# The kinds of a layer, or that end TCP, or principals: for passes over every
+# node of a fleet, a set lookup where a Kind's field would be read per node.
+KINDS_AT: dict[Layer, frozenset[str]] = {
+    layer: frozenset(k for k, spec in KINDS.items() if spec.layer is layer) for layer in Layer}
+ENDS_TCP_KINDS = frozenset(k for k, spec in KINDS.items() if spec.layer.ends_tcp)
+PRINCIPAL_KINDS = frozenset(k for k, spec in KINDS.items() if spec.principal)
 # Kinds whose node may carry the link to an imds node: an instance, whatever it does.
 INSTANCE_KINDS = frozenset({"host", "router", "nat", "tunnel"})

@@ -110,10 +110,10 @@ class Profiles(Mapping[str, Profile]):
 
     def grouped(self, more: Callable[[str], tuple]) -> list[tuple[tuple[str, ...], int]]:
         """alike, each group split further by `more(name)`."""
-        nodes = self.topology.nodes
+        nodes, classes = self.topology.nodes, self._class_of
         groups: dict[tuple, list[str]] = {}
         for name in self.topology.principals:
-            key = (self.class_of(name), nodes[name].role, *more(name))
+            key = (classes.get(name) or ("own", name), nodes[name].role, *more(name))
             groups.setdefault(key, []).append(name)
         return [(tuple(members), sum(nodes[n].replicas for n in members))
                 for members in groups.values()]
@@ -177,6 +177,7 @@ class _Profiler:
         self._keys: dict[tuple, tuple | None] = {}  # a principal's first hop -> class key
         self._suffixes: dict[int, dict[str, int]] = {}  # per tree: node -> id of its stations
         self._ids: dict[tuple, int] = {}
+        self._imds_trees: dict[int, Tree] = {}  # per family: the router's tree towards IMDS
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
         self.filtering = self.router.filtering
 
@@ -226,10 +227,17 @@ class _Profiler:
         way back would be a second best way there), else None. Built once per
         tree node, whatever the fleet's size."""
         router = self.router
-        tree = router.tree(family, router.imds)
-        hop = tree.settle(here)
+        tree = self._imds_trees.get(family)
+        if tree is None:
+            tree = self._imds_trees[family] = router.tree(family, router.imds)
+        hop = tree.next.get(here) or tree.settle(here)
         if hop is not None:
-            return self._suffix(tree, hop[0], family) if tree.ways[here] == 1 else None
+            if tree.ways[here] != 1:
+                return None
+            known = self._suffixes.get(id(tree))  # the usual case: its next hop's is known
+            if known is not None and hop[0] in known:
+                return known[hop[0]]
+            return self._suffix(tree, hop[0], family)
         # No L3 route: the nearest relay that has one, if it is the nearest
         # by one best way (a deeper chain of relays is routed in full).
         nearest = router.relay_levels(family, 1)

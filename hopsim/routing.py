@@ -40,7 +40,7 @@ from enum import Enum
 from functools import cached_property
 from typing import NamedTuple
 
-from hopsim.kinds import Layer
+from hopsim.kinds import ENDS_TCP_KINDS, KINDS_AT, Layer
 from hopsim.topology import FAMILIES, Topology
 
 
@@ -241,15 +241,23 @@ class Router:
         self._parts: dict[tuple[str, int], tuple[Part, str | None] | None] = {}
         self._segments()
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
-        self._static = {n for n, node in topology.nodes.items() if node.gateway or node.routes}
+        # One pass over the nodes for what a few of them write.
+        self._static: set[str] = set()  # their own routes
+        blocked, intercepting, self.filtering = [], [], False
+        for n, node in topology.nodes.items():
+            if node.gateway or node.routes:
+                self._static.add(n)
+            # A relay's block_imds is its own refusal (RelayPolicy.refuses_imds), not a route.
+            if node.block_imds and node.kind not in ENDS_TCP_KINDS:
+                blocked.append(n)
+            if node.filters:
+                self.filtering = True
+            if node.intercepts and node.runs_on:
+                intercepting.append((n, node.runs_on))
         self.written = bool(self._static)  # the file writes routes of its own
-        # A relay's block_imds is its own refusal (RelayPolicy.refuses_imds), not a route.
-        self.blocked = frozenset(n for n, node in topology.nodes.items()
-                                 if node.block_imds and not node.spec.layer.ends_tcp)
-        self.filtering = any(node.filters for node in topology.nodes.values())
+        self.blocked = frozenset(blocked)
         # host -> the relay its DNAT sends what it routes towards IMDS to
-        self.interceptors = {node.runs_on: n for n, node in sorted(topology.nodes.items())
-                             if node.intercepts and node.runs_on}
+        self.interceptors = {host: n for n, host in sorted(intercepting)}
 
     # -- segments --------------------------------------------------------------
 
@@ -257,7 +265,8 @@ class Router:
         """Bridges and links grouped into L2 segments (a union of bridges).
         (A fleet has 100,000s of links, most a segment of their own.)"""
         nodes = self.topology.nodes
-        bridge_set = {n for n, node in nodes.items() if node.spec.layer is Layer.L2}
+        bridges = KINDS_AT[Layer.L2]
+        bridge_set = {n for n, node in nodes.items() if node.kind in bridges}
         parent: dict[str, str] = {}
 
         def root(b: str) -> str:
@@ -294,7 +303,10 @@ class Router:
         # between segments with the same members, which changes no outcome.
         found: list[tuple[tuple[str, ...], tuple[str, ...], object]] = [
             (tuple(sorted(m)), tuple(sorted(groups[k])), k) for k, m in bridged.items()]
-        found += [(k, (), k) for k in set(keys.values()) if k.__class__ is tuple]  # type: ignore[misc]
+        # (In link order, not a set's: a file's links are mostly in name order
+        # already, which the sort finds; the order sorted is the same.)
+        found += [(k, (), k) for k in dict.fromkeys(keys.values())  # type: ignore[misc]
+                  if k.__class__ is tuple]
         found.sort()
         no_bridges: frozenset[str] = frozenset()
         self.members: list[tuple[str, ...]] = [f[0] for f in found]
@@ -598,7 +610,7 @@ class Router:
         if places is None:
             nodes = self.topology.nodes
             linked = (n for n, node in nodes.items()
-                      if node.spec.layer.ends_tcp and not node.runs_on)
+                      if node.kind in ENDS_TCP_KINDS and not node.runs_on)
             hosts = (h for h in self.topology.relay_hosts if not self.forwards(h, family))
             places = sorted({*linked, *hosts})
             self._trees[key] = places  # type: ignore[assignment]

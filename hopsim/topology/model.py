@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hopsim.filters import Filter
 from hopsim.imds import ImdsSettings
-from hopsim.kinds import KINDS, Kind, Layer, RelayPolicy
+from hopsim.kinds import KINDS, PRINCIPAL_KINDS, Kind, Layer, RelayPolicy
 from hopsim.topology.reader import nearest
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class Topology:
 
     @cached_property
     def principals(self) -> list[str]:
-        return sorted(n for n, node in self.nodes.items() if node.is_principal)
+        return sorted(n for n, node in self.nodes.items() if node.kind in PRINCIPAL_KINDS)
 
     @cached_property
     def imds_nodes(self) -> list[str]:
@@ -192,10 +192,9 @@ class Topology:
     @cached_property
     def _relays(self) -> dict[str, list[str]]:
         relays: dict[str, list[str]] = {}
-        for name in sorted(self.nodes):
-            node = self.nodes[name]
-            if node.runs_on and node.spec.relay:
-                relays.setdefault(node.runs_on, []).append(name)
+        for name, node in sorted((n, node) for n, node in self.nodes.items()
+                                 if node.runs_on and node.spec.relay):
+            relays.setdefault(node.runs_on, []).append(name)  # type: ignore[arg-type]
         return relays
 
     def stack_of(self, name: str) -> str:
