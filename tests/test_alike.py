@@ -104,3 +104,38 @@ def test_a_node_on_itself_is_found_after_a_node_written_alike_passed():
     result = CliRunner().invoke(main, ["validate", "-"], input=text)
     assert result.exit_code == 2
     assert "nodes.x.runs_on: a node cannot run on itself" in result.output
+
+
+def test_the_containers_of_one_host_are_checked_once(monkeypatch):
+    """Written alike, runs_on and all, a host's containers share one check:
+    fewer check_node calls than nodes that run on a host (else the per-shape
+    path above would be the per-node one for them)."""
+    from hopsim.loader import parse
+
+    checked = []
+    check_node = build.check_node
+    monkeypatch.setattr(build, "check_node", lambda c, name, *a: checked.append(name)
+                        or check_node(c, name, *a))
+    doc = fleet(4, 12, 0)
+    parse(dumps(doc, "json"), "fleet.json")
+    on_hosts = [n for n, raw in doc["nodes"].items() if "runs_on" in raw]
+    assert len(on_hosts) > 12
+    assert len(set(checked) & set(on_hosts)) <= len(on_hosts) / 2
+
+
+def test_a_circle_through_nodes_written_alike_is_checked_for_each(monkeypatch):
+    """network: makes the check follow runs_on from the node's own name, so
+    containers written alike are each checked: a is on the circle, b (the same
+    mapping) is not, and the per-shape path says what the per-node one says."""
+    text = ("name: t\ndescription: a circle of user-space stacks\nnodes:\n"
+            "  imds: {kind: imds}\n  h: {kind: host}\n"
+            "  a: {kind: container, network: pasta, runs_on: r}\n"
+            "  b: {kind: container, network: pasta, runs_on: r}\n"
+            "  r: {kind: container, network: pasta, runs_on: a}\nlinks: [[imds, h]]\n")
+    result = CliRunner().invoke(main, ["validate", "-"], input=text, env=PLAIN)
+    assert result.exit_code == 2
+    assert "nodes.a.runs_on: runs_on goes round in a circle: a -> r -> a" in result.output
+    with monkeypatch.context() as patch:
+        patch.setattr(build, "_shape", lambda raw: None)
+        alone = CliRunner().invoke(main, ["validate", "-"], input=text, env=PLAIN)
+    assert (alone.exit_code, alone.output) == (result.exit_code, result.output)

@@ -72,6 +72,9 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     # The one check of names (hopsim/untrusted.py), all at once.
     refusals = name_problems([name for name in raw_nodes if isinstance(name, str)])
     passed: set[tuple[tuple[str, Any], ...]] = set()  # node mappings found right
+    # The shape of each node written right, made once for the checks below
+    # and for _make_nodes (a mapping with problems is not built).
+    shapes: dict[str, tuple[tuple[str, Any], ...] | None] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str):
@@ -92,23 +95,29 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
                 check.add(path + ("kind",), f"unknown kind {show(kind)}{closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
-        shape = _shape(raw)
+        shape = shapes[name] = _shape(raw)
         if shape in passed:  # written as a node found right: the same values
             nodes[name] = dict(raw)
             continue
         found = len(check.problems)
         nodes[name] = check.fields(raw, path, node_fields(kind), f"a {kind} node")
         nodes[name]["kind"] = kind
-        if shape is not None and len(check.problems) == found:
+        if len(check.problems) != found:  # what is kept is not what is written
+            shapes[name] = _shape(nodes[name])
+        elif shape is not None:
             passed.add(shape)
 
     names = set(nodes) | {n for n in raw_nodes if isinstance(n, str)}
     passed.clear()
     for name, raw in nodes.items():
         # What check_node finds depends on the node's values and the others'
-        # names, and on its own name only through via (its own waypoint) and
-        # runs_on (a node on itself, a ring of runs_on): those are checked each.
-        shape = None if "via" in raw or "runs_on" in raw else _shape(raw)
+        # names, and on its own name only through via (its own waypoint),
+        # runs_on naming itself, and network (a ring of runs_on through it):
+        # those are checked each. The containers of one host are written
+        # alike, runs_on and all: checked once.
+        alone = "via" in raw or ("runs_on" in raw and ("network" in raw
+                                                       or raw["runs_on"] == name))
+        shape = None if alone else shapes[name]
         if shape in passed:
             continue
         found = len(check.problems)
@@ -127,7 +136,7 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
 
     if check.problems:
         return None, units.located(check.problems)
-    built = _make_nodes(check, nodes, defaults, units.counts)
+    built = _make_nodes(check, nodes, shapes, defaults, units.counts)
     if check.problems:
         return None, units.located(check.problems)
     topology = Topology(top["name"], top["description"], file, built, tuple(links), expect,
@@ -153,11 +162,12 @@ def _shape(raw: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
 
 
 def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
+                shapes: Mapping[str, tuple[tuple[str, Any], ...] | None],
                 defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
-    """Turn checked mappings into Nodes, with deterministic addresses. Nodes
-    written alike (the same keys and values: a fleet has a handful of shapes)
-    share one set of values, worked out once; each gets its own name,
-    addresses and replica count."""
+    """Turn checked mappings, of the shapes `shapes` gives (_shape's), into
+    Nodes, with deterministic addresses. Nodes written alike (the same keys
+    and values: a fleet has a handful of shapes) share one set of values,
+    worked out once; each gets its own name, addresses and replica count."""
     order = sorted(nodes)
     v4 = _addresses(check, nodes, order, "address", _POOL4)
     v6 = _addresses(check, nodes, order, "address6", _POOL6)
@@ -165,7 +175,7 @@ def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
     alike: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for name in order:
         raw = nodes[name]
-        shape = _shape(raw)
+        shape = shapes[name]
         values = None if shape is None else alike.get(shape)
         if values is None:
             values = _node_values(raw, defaults)
@@ -259,8 +269,8 @@ def _addresses(check: Checker, nodes: Mapping[str, dict[str, Any]], order: list[
         elif not raw.get("runs_on"):
             numbered.append(name)
     taken = set(owner)
-    assigned.update(zip(numbered, (a for a in _hosts(pool) if a not in taken),
-                        strict=False))  # the pool outlasts the nodes
+    free = (a for a in _hosts(pool) if a not in taken) if taken else _hosts(pool)
+    assigned.update(zip(numbered, free, strict=False))  # the pool outlasts the nodes
     return assigned
 
 
