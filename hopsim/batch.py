@@ -16,6 +16,7 @@ from hopsim import analysis, importers, settings
 from hopsim.importers import instances as settings_files
 from hopsim.loader import STDIN, STDIN_NAME, load, parse
 from hopsim.topology import NotATopology, Problem, Topology, TopologyError
+from hopsim.topology.reader import gc_frozen
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ def work(file: Path, job: Job) -> Done:
         if more:
             return replace(done, names_instances=True, settings_problems=tuple(more))
         topology = found[0].with_imds(**job.changes) if job.changes else found[0]  # what-if wins
-    report = (analysis.sweep(topology, job.hop_limits) if job.command == "sweep"
-              else analysis.check(topology))
+    with gc_frozen():  # the topology lives through its analysis
+        report = (analysis.sweep(topology, job.hop_limits) if job.command == "sweep"
+                  else analysis.check(topology))
     return replace(done, names_instances=names, report=report)
 
 

@@ -75,6 +75,7 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     # The shape of each node written right, made once for the checks below
     # and for _make_nodes (a mapping with problems is not built).
     shapes: dict[str, tuple[tuple[str, Any], ...] | None] = {}
+    alike: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str):
@@ -95,7 +96,9 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
                 check.add(path + ("kind",), f"unknown kind {show(kind)}{closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
-        shape = shapes[name] = _shape(raw)
+        shape = _shape(raw)
+        # one tuple per shape, shared: a fleet's 100,000s of nodes have a few
+        shape = shapes[name] = alike.setdefault(shape, shape) if shape is not None else None
         if shape in passed:  # written as a node found right: the same values
             nodes[name] = dict(raw)
             continue
@@ -181,11 +184,13 @@ def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
             values = _node_values(raw, defaults)
             if shape is not None:
                 alike[shape] = values
-        stack = _stack_of(nodes, name)  # per node: where its runs_on chain ends
-        built[name] = checked_node({
-            **values, "name": name,
-            "address": v4.get(stack, ""), "address6": v6.get(stack, ""),
-            "replicas": counts.get(name, 1) * values["replicas"]})
+        # per node: where its runs_on chain ends
+        stack = name if raw.get("runs_on") is None else _stack_of(nodes, name)
+        own = values.copy()  # the same keys in the same order, its own filled in
+        own["name"] = name
+        own["address"], own["address6"] = v4.get(stack, ""), v6.get(stack, "")
+        own["replicas"] = counts.get(name, 1) * values["replicas"]
+        built[name] = checked_node(own)
     return built
 
 

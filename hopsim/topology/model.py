@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hopsim.filters import Filter
 from hopsim.imds import ImdsSettings
-from hopsim.kinds import KINDS, PRINCIPAL_KINDS, Kind, Layer, RelayPolicy
+from hopsim.kinds import KINDS, KINDS_AT, PRINCIPAL_KINDS, Kind, Layer, RelayPolicy
 from hopsim.topology.reader import nearest
 
 if TYPE_CHECKING:
@@ -110,9 +110,10 @@ class Node:
     @property
     def forwards(self) -> frozenset[int]:
         """The IP families it forwards at L3 (decrementing the TTL)."""
-        if self.spec.layer is Layer.L3:
-            return _BOTH
-        return _FORWARDS[self.forwarding] if self.kind == "host" else _NEITHER
+        kind = self.kind  # (asked for 100,000s of times: no Kind read)
+        if kind == "host":
+            return _FORWARDS[self.forwarding]
+        return _BOTH if kind in _ROUTING else _NEITHER
 
     @property
     def rewrites_source(self) -> bool:
@@ -129,6 +130,7 @@ class Node:
 
 
 _BOTH, _NEITHER = frozenset({4, 6}), frozenset()
+_ROUTING = KINDS_AT[Layer.L3]
 _FORWARDS = {True: _BOTH, False: _NEITHER, "ipv4": frozenset({4}), "ipv6": frozenset({6})}
 
 
