@@ -13,11 +13,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hopsim import interrupts
+
+if TYPE_CHECKING:  # imported where a pool is made: multiprocessing costs a run without one 20 ms
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 Item = TypeVar("Item")
 Shared = TypeVar("Shared")
@@ -72,6 +74,8 @@ class Completed(Generic[Item, Shared, Result]):
             for index, item in enumerate(self.items):
                 yield index, self.work(item, self.shared)
             return
+        from concurrent.futures import as_completed
+
         for future in as_completed(self.futures):
             yield self.futures[future], future.result()
 
@@ -84,7 +88,9 @@ def pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 1:
         yield None
         return
-    running = ProcessPoolExecutor(workers, initializer=_worker_signals)
+    from concurrent import futures
+
+    running = futures.ProcessPoolExecutor(workers, initializer=_worker_signals)
     try:
         yield running
     except BaseException as error:

@@ -48,6 +48,7 @@ def test_judging_a_file_loads_neither_scapy_nor_networkx_nor_other_groups(comman
     assert "hopsim.topology" in modules
     assert not modules & {"scapy", "networkx", "hopsim.emulate", "hopsim.draw",
                           "hopsim.demo", "hopsim.fix"}
+    assert "multiprocessing" not in modules  # a run without --jobs starts no pool
 
 
 def test_a_trace_with_pcap_loads_scapy(tmp_path):
@@ -75,3 +76,15 @@ def test_every_command_of_every_group_is_listed_under_its_own_name():
     ctx = click.Context(cli.main)
     for name in cli.main.list_commands(ctx):
         assert cli.main.get_command(ctx, name).name == name
+
+
+def test_a_run_with_jobs_loads_the_pool(tmp_path):
+    """The other side of the check above: with --jobs 2 over two files there
+    is a pool, and multiprocessing with it (where there are two CPUs: --jobs
+    is capped to them)."""
+    from hopsim.workers import cpus
+
+    modules = _top(loaded(tmp_path, "check", "--jobs", "2", str(TOPOLOGIES / "docker-bridge.yaml"),
+                          str(TOPOLOGIES / "open-nat.yaml")))
+    assert "hopsim.analysis" in modules
+    assert ("multiprocessing" in modules) == (cpus() >= 2)

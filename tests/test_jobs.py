@@ -7,6 +7,7 @@ be, that none was), so that a run that silently stayed serial cannot pass.
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import os
 import pickle
@@ -47,14 +48,14 @@ def run(*args: str):
 def pools(monkeypatch):
     """The worker counts of the process pools a run starts."""
     started: list[int] = []
-    real = hopsim.workers.ProcessPoolExecutor
+    real = concurrent.futures.ProcessPoolExecutor
     monkeypatch.setattr(hopsim.workers, "cpus", lambda: 16)  # --jobs is capped to the CPUs
 
     def spy(max_workers, **kwargs):
         started.append(max_workers)
         return real(max_workers, **kwargs)
 
-    monkeypatch.setattr(hopsim.workers, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spy)
     return started
 
 
@@ -313,7 +314,7 @@ def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
     """Python 3.14 starts workers from a forkserver on Linux, macOS spawns them:
     their parent is not the main process (a worker that took that for its
     parent's death ended at once)."""
-    real = hopsim.workers.ProcessPoolExecutor
+    real = concurrent.futures.ProcessPoolExecutor
     started: list[int] = []
 
     def started_by(max_workers, **kwargs):
@@ -322,7 +323,7 @@ def test_workers_not_forked_from_the_main_process_give_the_same_run(method):
 
     serial = run("check", str(TOPOLOGIES), "--format", "json")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(hopsim.workers, "ProcessPoolExecutor", started_by)
+        patch.setattr(concurrent.futures, "ProcessPoolExecutor", started_by)
         pooled = run("check", str(TOPOLOGIES), "--format", "json", "--jobs", "2")
     assert started == [2]
     assert (pooled.exit_code, pooled.output) == (serial.exit_code, serial.output)
