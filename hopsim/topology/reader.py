@@ -250,21 +250,6 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@contextlib.contextmanager
-def gc_frozen() -> Iterator[None]:
-    """What exists now left out of cyclic garbage collection until the block
-    ends (gc.freeze, then gc.unfreeze): a loaded topology lives through its
-    analysis, and each full collection during it looked through the 300,000
-    objects of a 100,000-node fleet again (0.1 s of a 1.9 s sweep). What the
-    block makes is collected as usual; nothing frozen is lost, only looked
-    at again after the block."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 # PyYAML's reader refuses these before parsing anything; libyaml as it meets
 # them (and says where in bytes, not characters).
 _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
