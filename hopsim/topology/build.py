@@ -72,10 +72,10 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     # The one check of names (hopsim/untrusted.py), all at once.
     refusals = name_problems([name for name in raw_nodes if isinstance(name, str)])
     passed: set[tuple[tuple[str, Any], ...]] = set()  # node mappings found right
-    # The shape of each node written right, made once for the checks below
-    # and for _make_nodes (a mapping with problems is not built).
+    # Each node's shape, made once for the checks below and for _make_nodes,
+    # and one tuple per shape, shared (a fleet's 100,000s of nodes have a few).
     shapes: dict[str, tuple[tuple[str, Any], ...] | None] = {}
-    alike: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
+    interned: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str):
@@ -97,8 +97,7 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
                           f"expected one of {', '.join(KINDS)}")
             continue
         shape = _shape(raw)
-        # one tuple per shape, shared: a fleet's 100,000s of nodes have a few
-        shape = shapes[name] = alike.setdefault(shape, shape) if shape is not None else None
+        shape = shapes[name] = None if shape is None else interned.setdefault(shape, shape)
         if shape in passed:  # written as a node found right: the same values
             nodes[name] = dict(raw)
             continue
