@@ -188,7 +188,7 @@ class Outcomes(Sequence[Outcome]):
         """judge(self), counted: only the principals the reason names are made."""
         tallies = self._found.tallies
         limits = self._limits
-        nodes = self._found.topology.nodes
+        nodes = self._found.topology.like
         for role in Role:
             if isinstance(limits, int):
                 bad = [t for t in tallies if t.role == role and t.bad(limits)]

@@ -122,12 +122,10 @@ def _parse(text: str, file: str, overrides: Iterable[Override], recognise: bool)
     overrides = list(overrides)
     problems = [Problem(file, line, key, message) for line, key, message in soft]
     problems += _apply_overrides(doc, file, overrides)
-    topology, found = build(doc, file, lines, columns, written_route_problems)
-    if found and not lines and _is_json(file):
-        # JSON is read without lines, at C speed; a file with problems gets
-        # them in a second pass, and its problems are found again with them.
-        lines, columns, _ = json_positions(text)
-        topology, found = build(doc, file, lines, columns, written_route_problems)
+    # JSON is read without lines, at C speed; a file with a problem gets them
+    # in a second, pure-Python pass, made only then.
+    positions = (lambda: json_positions(text)[:2]) if not lines and _is_json(file) else None
+    topology, found = build(doc, file, lines, columns, written_route_problems, positions)
     return _loaded(topology, problems + _blame_overrides(found, overrides))
 
 

@@ -110,7 +110,7 @@ class Profiles(Mapping[str, Profile]):
 
     def grouped(self, more: Callable[[str], tuple]) -> list[tuple[tuple[str, ...], int]]:
         """alike, each group split further by `more(name)`."""
-        nodes, classes = self.topology.nodes, self._class_of
+        nodes, classes = self.topology.like, self._class_of
         groups: dict[tuple, list[str]] = {}
         for name in self.topology.principals:
             key = (classes.get(name) or ("own", name), nodes[name].role, *more(name))
@@ -122,7 +122,7 @@ class Profiles(Mapping[str, Profile]):
     def tallies(self) -> list[Tally]:
         """The principals that have a role, grouped by what they hold at which
         hop limits: one entry per path class and role, members in name order."""
-        nodes = self.topology.nodes
+        nodes = self.topology.like
         return [Tally(nodes[members[0]].role, *self.shape(members[0]), members, count)
                 for members, count in self.alike if nodes[members[0]].role is not None]
 
@@ -196,7 +196,7 @@ class _Profiler:
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
         if self.filtering:  # a rule may tell apart what shares a path: each its own walk
             return self._key(name, ("own", name))
-        node = self.topology.nodes[name]
+        node = self.topology.like[name]
         router = self.router
         if node.network:  # its stack's policy and namespace decide too: by its signature
             return self._key(name)
@@ -261,7 +261,7 @@ class _Profiler:
             if here in tree.goal:
                 break
             here = tree.next[here][0]
-        nodes, router = self.topology.nodes, self.router
+        nodes, router = self.topology.like, self.router
         for name in reversed(chain):
             node = nodes[name]
             if name in router.imds:
@@ -287,8 +287,8 @@ class _Profiler:
     def _key(self, name: str, key: tuple | None = None) -> tuple | None:
         """Walk the class of `name` (keyed `key`, else by its route's signature)."""
         route = self.router.route(name)
-        node = self.topology.nodes[name]
-        settings = self.topology.nodes[route.imds].imds if route.imds else None
+        node = self.topology.like[name]
+        settings = self.topology.like[route.imds].imds if route.imds else None
         if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
             return None
         signature, names = self._signature(route, node.family)
@@ -308,8 +308,8 @@ class _Profiler:
 
     def profile(self, name: str) -> Profile:
         route = self.router.route(name)
-        node = self.topology.nodes[name]
-        settings = self.topology.nodes[route.imds].imds if route.imds else None
+        node = self.topology.like[name]
+        settings = self.topology.like[route.imds].imds if route.imds else None
         if route.unreachable or (node.family == 6 and not settings.ipv6):  # type: ignore[union-attr]
             # No walk to share: the outcome comes without one.
             outcome = play(self.topology, name, router=self.router).outcome
@@ -336,7 +336,7 @@ class _Profiler:
         """What a walk depends on, but names: each station that is not a
         bridge, its role, kind, relay policy and NAT, and which names repeat,
         on the request and on every response."""
-        nodes = self.topology.nodes
+        nodes = self.topology.like
         index: dict[str, int] = {}
         settings = self._settings(nodes[route.imds].imds)  # type: ignore[arg-type]
         features: list[object] = [family, settings]

@@ -241,32 +241,25 @@ class Router:
         self._parts: dict[tuple[str, int], tuple[Part, str | None] | None] = {}
         self._segments()
         topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
-        # One pass over the nodes for what a few of them write.
-        self._static: set[str] = set()  # their own routes
-        blocked, intercepting, self.filtering = [], [], False
-        for n, node in topology.nodes.items():
-            if node.gateway or node.routes:
-                self._static.add(n)
-            # A relay's block_imds is its own refusal (RelayPolicy.refuses_imds), not a route.
-            if node.block_imds and node.kind not in ENDS_TCP_KINDS:
-                blocked.append(n)
-            if node.filters:
-                self.filtering = True
-            if node.intercepts and node.runs_on:
-                intercepting.append((n, node.runs_on))
+        # What a few nodes write, looked for once per way of writing a node.
+        nodes, like = topology.nodes, topology.like
+        self._static = set(nodes.where(lambda node: bool(node.gateway or node.routes)))
+        # A relay's block_imds is its own refusal (RelayPolicy.refuses_imds), not a route.
+        self.blocked = frozenset(nodes.where(
+            lambda node: node.block_imds and node.kind not in ENDS_TCP_KINDS))
+        self.filtering = bool(nodes.where(lambda node: bool(node.filters)))
         self.written = bool(self._static)  # the file writes routes of its own
-        self.blocked = frozenset(blocked)
         # host -> the relay its DNAT sends what it routes towards IMDS to
-        self.interceptors = {host: n for n, host in sorted(intercepting)}
+        self.interceptors = {like[n].runs_on: n for n in sorted(nodes.where(
+            lambda node: node.intercepts and node.runs_on is not None))}
 
     # -- segments --------------------------------------------------------------
 
     def _segments(self) -> None:
         """Bridges and links grouped into L2 segments (a union of bridges).
         (A fleet has 100,000s of links, most a segment of their own.)"""
-        nodes = self.topology.nodes
         bridges = KINDS_AT[Layer.L2]
-        bridge_set = {n for n, node in nodes.items() if node.kind in bridges}
+        bridge_set = set(self.topology.nodes.where(lambda node: node.kind in bridges))
         parent: dict[str, str] = {}
 
         def root(b: str) -> str:
@@ -371,11 +364,11 @@ class Router:
 
     def forwards(self, name: str, family: int) -> bool:
         """Forwards packets of `family` at L3 (decrementing the TTL)."""
-        return family in self.topology.nodes[name].forwards
+        return family in self.topology.like[name].forwards
 
     def masquerades(self, name: str, neighbour: str) -> bool:
         """Rewrites the source of what it forwards out of its link to `neighbour`."""
-        return self.topology.nodes[name].masquerades_to(neighbour)
+        return self.topology.like[name].masquerades_to(neighbour)
 
     def transit_part(self, name: str, family: int = 4) -> tuple[Part, str | None] | None:
         """How `name` carries traffic between stops, or None if it never does."""
@@ -387,7 +380,7 @@ class Router:
             return part
 
     def _transit_part(self, name: str, family: int) -> tuple[Part, str | None] | None:
-        node = self.topology.nodes[name]
+        node = self.topology.like[name]
         layer = node.spec.layer
         if layer is Layer.L2:
             return Part.BRIDGE, None
@@ -446,7 +439,7 @@ class Router:
 
     def _written(self, here: str, goal: frozenset[str] | int) -> str | None:
         """The next hop the file writes for `goal` at `here`, if any."""
-        node = self.topology.nodes[here]
+        node = self.topology.like[here]
         if isinstance(goal, int):
             targets: Iterable[str] = self.members[goal]
         else:
@@ -490,12 +483,12 @@ class Router:
         """The principal's first entry towards IMDS (None: no L3 route), the
         key of its path class: principals with equal first hops share the
         rest of their routes."""
-        node = self.topology.nodes[principal]
+        node = self.topology.like[principal]
         return self.next_hop(self.location(principal), node.family, self.imds)
 
     def imds_of(self, principal: str) -> str | None:
         """The imds node the principal's route ends at, if any."""
-        node = self.topology.nodes[principal]
+        node = self.topology.like[principal]
         first = None if node.via else self.first_hop(principal)
         if first is None:
             return self.route(principal).imds
@@ -511,7 +504,7 @@ class Router:
 
     def route(self, principal: str) -> Route:
         """The principal's stations to the nearest imds, and its responses' paths."""
-        node = self.topology.nodes[principal]
+        node = self.topology.like[principal]
         family = node.family
         if not self.imds:
             return Route(principal, unreachable="unreachable: the topology has no imds node")
@@ -559,7 +552,7 @@ class Router:
         stations: list[Station] = []
         name = principal
         while True:
-            node = self.topology.nodes[name]
+            node = self.topology.like[name]
             if name in self.blocked:
                 return f"no route from {name} (block_imds)"
             if not node.network or node.runs_on is None:
@@ -596,7 +589,7 @@ class Router:
         named = [r for r in via if r != place and self.location(r) == place]
         if named:
             return Station(place, Part.RELAY, named[0])
-        node = self.topology.nodes[place]
+        node = self.topology.like[place]
         if node.spec.layer.ends_tcp:
             return Station(place, Part.RELAY, place)
         relays = self.topology.relays_on(place)
@@ -608,9 +601,8 @@ class Router:
         key = ("places", family)
         places = self._trees.get(key)  # type: ignore[arg-type]
         if places is None:
-            nodes = self.topology.nodes
-            linked = (n for n, node in nodes.items()
-                      if node.kind in ENDS_TCP_KINDS and not node.runs_on)
+            linked = self.topology.nodes.where(
+                lambda node: node.kind in ENDS_TCP_KINDS and not node.runs_on)
             hosts = (h for h in self.topology.relay_hosts if not self.forwards(h, family))
             places = sorted({*linked, *hosts})
             self._trees[key] = places  # type: ignore[assignment]
@@ -734,7 +726,7 @@ def written_route_problems(topology: Topology) -> list[tuple[tuple[str, ...], st
     router = Router(topology)
     problems: list[tuple[tuple[str, ...], str]] = []
     for name in sorted(router._static):
-        node = topology.nodes[name]
+        node = topology.like[name]
         written = [(("nodes", name, "gateway"), None, node.gateway)] if node.gateway else []
         written += [(("nodes", name, "routes", d), d, v) for d, v in node.routes]
         for path, destination, via in written:
@@ -742,15 +734,15 @@ def written_route_problems(topology: Topology) -> list[tuple[tuple[str, ...], st
                 problems.append((path, f"{via!r} shares no segment with {name!r}: a next hop "
                                  "is a neighbour, directly or across bridges"))
                 continue
-            if via != destination and not topology.nodes[via].forwards:
-                problems.append((path, f"{via!r} ({topology.nodes[via].kind}) does not "
+            if via != destination and not topology.like[via].forwards:
+                problems.append((path, f"{via!r} ({topology.like[via].kind}) does not "
                                  "forward; a next hop must route (a router, nat, tunnel or "
                                  "forwarding host)"))
                 continue
             goal = router.imds if destination in (None, "imds") else frozenset({destination})
             if not goal:
                 continue
-            for family in sorted(topology.nodes[via].forwards or FAMILIES):
+            for family in sorted(topology.like[via].forwards or FAMILIES):
                 found = router.path(name, family, goal)
                 # A default route may lead where IMDS is not (an isolated
                 # node); a loop, or a route written for a destination that

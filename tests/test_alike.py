@@ -1,6 +1,6 @@
 """Per-shape work gives what per-node work gives (issue 23): nodes written
 alike are checked and built once, and every output is the same bytes as when
-each node is worked out alone (build._shape -> None), on random fleets, with
+each node is worked out alone (build.ALIKE = False), on random fleets, with
 and without mistakes in them, in YAML and JSON, in every output format."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def outputs(tmp_path, doc: dict, fmt: str) -> list[tuple[int, str]]:
 
 def per_node(tmp_path, doc: dict, fmt: str, monkeypatch) -> list[tuple[int, str]]:
     with monkeypatch.context() as patch:
-        patch.setattr(build, "_shape", lambda raw: None)
+        patch.setattr(build, "ALIKE", False)
         return outputs(tmp_path, doc, fmt)
 
 
@@ -136,6 +136,73 @@ def test_a_circle_through_nodes_written_alike_is_checked_for_each(monkeypatch):
     assert result.exit_code == 2
     assert "nodes.a.runs_on: runs_on goes round in a circle: a -> r -> a" in result.output
     with monkeypatch.context() as patch:
-        patch.setattr(build, "_shape", lambda raw: None)
+        patch.setattr(build, "ALIKE", False)
         alone = CliRunner().invoke(main, ["validate", "-"], input=text, env=PLAIN)
     assert (alone.exit_code, alone.output) == (result.exit_code, result.output)
+
+
+def _built(doc: dict, alike: bool):
+    from hopsim.routing import written_route_problems
+
+    saved, build.ALIKE = build.ALIKE, alike
+    try:
+        return build.build(json.loads(json.dumps(doc)), "t.yaml", {}, {}, written_route_problems)
+    finally:
+        build.ALIKE = saved
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(topology_docs(), topology_docs(l4=True),
+                 st.builds(fleet, st.integers(1, 5), st.integers(1, 4), st.integers(0, 99))),
+       st.integers(0, 2**16), st.integers(0, 2))
+def test_per_shape_and_per_node_build_the_same_topology_or_the_same_problems(doc, seed,
+                                                                            mistakes):
+    """Every field of every Node (addresses included), the links, the
+    expectations and the adjacency; or, for a file with mistakes, the same
+    problems. The per-shape path is the one that built a right file."""
+    doc = with_mistakes(doc, random.Random(seed), mistakes)
+    alike, each = _built(doc, True), _built(doc, False)
+    assert alike[1] == each[1]
+    if alike[0] is None:
+        assert each[0] is None and alike[1]
+        return
+    first, second = alike[0], each[0]
+    assert dict(first.nodes.items()) == dict(second.nodes.items())
+    assert list(first.nodes) == list(second.nodes) == sorted(first.nodes)
+    assert (first.links, first.expect, first.adjacency, first.copies) == (
+        second.links, second.expect, second.adjacency, second.copies)
+    assert sorted(first.nodes.where(lambda node: True)) == sorted(first.nodes)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(topology_docs(), topology_docs(l4=True)), st.integers(0, 2**16),
+       st.integers(1, 3))
+def test_the_per_shape_checks_leave_the_document_as_written(doc, seed, mistakes):
+    """A file with a problem is checked again node by node, from the same
+    values: the per-shape checks must not have dropped what they refused."""
+    from hopsim.routing import written_route_problems
+
+    doc = with_mistakes(doc, random.Random(seed), mistakes)
+    before = json.loads(json.dumps(doc))
+    build._alike(doc, "t.yaml", {}, {}, written_route_problems)
+    assert doc == before
+
+
+def test_a_sweep_of_a_fleet_makes_the_nodes_its_report_shows_not_every_node():
+    """Routing and path classes read what nodes are written as (Nodes.like):
+    a sweep makes a Node of a node's own only for the walks and the report."""
+    import io
+
+    from hopsim import analysis
+    from hopsim.loader import parse
+    from hopsim.report import json as json_report
+    from hopsim.report import table
+
+    doc = fleet(40, 12, 3)
+    topology = parse(dumps(doc, "json"), "fleet.json")
+    report = analysis.sweep(topology, range(1, 65))
+    out = table.console(io.StringIO())
+    out.print(table.sweep(out, [report], range(1, 65)))
+    json_report.document("sweep", [report], [])
+    made = {name for name, node in topology.nodes._made.items() if node.name == name}
+    assert len(topology.nodes) > 500 and 0 < len(made) < len(topology.nodes) / 4

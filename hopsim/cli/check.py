@@ -134,7 +134,7 @@ def validate(paths: tuple[str, ...], output_format: str) -> None:
         click.echo(json_report.validation(topologies, problems), nl=False)
         sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
     for t in topologies:
-        copies = sum(n.replicas for n in t.nodes.values())
+        copies = t.copies
         standing = f"; standing for {copies:,} nodes" if copies > len(t.nodes) else ""
         say(f"ok: {t.file}: {t.name} ({plural(len(t.nodes), 'node')}, "
             f"{plural(len(t.links), 'link')}, {plural(len(t.principals), 'principal')}"

@@ -143,7 +143,7 @@ def principal(topology: Topology, file: str, name: str) -> tuple[Topology, str]:
         first = topology.principals[:10]
         more = len(topology.principals) - len(first)
         listed = ", ".join(first) + (f" and {more:,} more" if more else "")
-        if any(topology.nodes[n].replicas > 1 for n in topology.principals):
+        if any(topology.like[n].replicas > 1 for n in topology.principals):
             listed += ("; a copy is named NODE#I for replicas, UNIT#I/NODE for a unit's "
                        "(I from 1)")
         click.echo(f"error: {file}: --from: no principal {name!r} in {topology.name}"

@@ -71,7 +71,7 @@ class Lazy:
 
 def result(r: Result, topology: Topology | None = None) -> dict[str, Any]:
     def copies(node: str) -> int:
-        return topology.nodes[node].replicas if topology else 1
+        return topology.like[node].replicas if topology else 1
 
     return {
         "hop_limit": r.hop_limit,
@@ -112,7 +112,7 @@ def grouped_report(r: Report) -> dict[str, Any]:
 def _groups(r: Report) -> Iterator[dict[str, Any]]:
     """One entry per group of alike principals: the same groups at every
     result of a sweep (a path class holds at every hop limit)."""
-    nodes = r.topology.nodes
+    nodes = r.topology.like
     for alike in zip(*(rows(x.outcomes) for x in r.results), strict=True):
         members = alike[0].members
         first = alike[0].first
@@ -246,7 +246,7 @@ def validation(topologies: Sequence[Topology], problems: Iterable[Problem]) -> s
     return _document("validate", topologies=[{
         "name": t.name, "file": t.file, "nodes": len(t.nodes), "links": len(t.links),
         "principals": len(t.principals),
-        "stands_for": sum(n.replicas for n in t.nodes.values()),
+        "stands_for": t.copies,
     } for t in topologies], errors=[problem(p) for p in problems])
 
 

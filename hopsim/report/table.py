@@ -277,8 +277,8 @@ def show(out: Console, topology: Topology) -> RenderableType:
     if topology.markers:  # say what [C], [U] ... mean wherever they are shown
         legend = "; ".join(f"[{m}] {meaning}" for m, meaning in topology.markers.items())
         parts.insert(2, Text(f"{legend} (docs/facts.md)", style="dim", overflow="fold"))
-    if topology.units or any(n.replicas > 1 for n in topology.nodes.values()):
-        copies = sum(n.replicas for n in topology.nodes.values())
+    copies = topology.copies
+    if topology.units or copies > len(topology.nodes):
         units = ", ".join(f"{u} ×{c:,}" for u, c in topology.units.items())
         parts.insert(2, Text(f"{len(topology.nodes):,} nodes written, standing for {copies:,}"
                              + (f" (units: {units})" if units else "")

@@ -4,7 +4,11 @@ addresses, builds the Nodes; for topology files and for the importers alike."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Container, Mapping
+from copy import deepcopy
+from itertools import chain, repeat
+from operator import eq, itemgetter
 from typing import Any
 
 from hopsim.imds import IPV4_ENDPOINT, IPV6_ENDPOINT, ImdsSettings
@@ -29,23 +33,54 @@ from hopsim.topology.formats import (
 from hopsim.topology.links import (
     check_filters,
     check_imds_links,
+    check_imds_peers,
     check_links,
     check_masquerade_links,
 )
-from hopsim.topology.model import Node, Problem, Topology, checked_node
+from hopsim.topology.model import Node, Nodes, Problem, Topology, checked_node
 from hopsim.topology.reader import show
 from hopsim.topology.units import Units
 from hopsim.untrusted import name_problem, name_problems
 
 # A check of the routes a topology writes: (key path, message) of each problem.
 RouteCheck = Callable[[Topology], list[tuple[tuple[str, ...], str]]]
+# Where the keys of a document read without lines are (JSON), found when asked.
+Positions = Callable[[], tuple[dict[str, int], dict[str, int]]]
+
+# Nodes written alike checked and built once (True), or every node on its own
+# (False): the reference tests/test_alike.py compares every output with.
+ALIKE = True
 
 
 def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, int],
-          route_problems: RouteCheck) -> tuple[Topology | None, list[Problem]]:
+          route_problems: RouteCheck, positions: Positions | None = None
+          ) -> tuple[Topology | None, list[Problem]]:
     """Plain values -> Topology, or every problem. The routes a file writes
     are checked by `route_problems` (routing.written_route_problems, passed in
-    by the loader: routing is built on this package)."""
+    by the loader: routing is built on this package).
+
+    A file whose nodes and links are right is checked one way of writing a
+    node at a time (_alike: a fleet's 100,000s of nodes are written a few
+    thousand ways); a file with a problem, or with units, node by node
+    (_each), which says every problem in the order and at the lines it always
+    has: with `positions` (a document read without lines), once they are found."""
+    if ALIKE:
+        topology, wrong = _alike(doc, file, lines, columns, route_problems)
+        if topology is not None:
+            return topology, []
+        if wrong and positions is not None:
+            lines, columns = positions()
+            positions = None
+    topology, problems = _each(doc, file, lines, columns, route_problems)
+    if problems and positions is not None:  # found without lines: again, with them
+        lines, columns = positions()
+        topology, problems = _each(doc, file, lines, columns, route_problems)
+    return topology, problems
+
+
+def _each(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, int],
+          route_problems: RouteCheck) -> tuple[Topology | None, list[Problem]]:
+    """build, node by node: every check on every node, every problem said."""
     check = Checker(file, lines)
     if not isinstance(doc, dict):
         check.add((), "expected a mapping with keys name, description, nodes, links")
@@ -71,11 +106,6 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     nodes: dict[str, dict[str, Any]] = {}
     # The one check of names (hopsim/untrusted.py), all at once.
     refusals = name_problems([name for name in raw_nodes if isinstance(name, str)])
-    passed: set[tuple[tuple[str, Any], ...]] = set()  # node mappings found right
-    # Each node's shape, made once for the checks below and for _make_nodes,
-    # and one tuple per shape, shared (a fleet's 100,000s of nodes have a few).
-    shapes: dict[str, tuple[tuple[str, Any], ...] | None] = {}
-    interned: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
     for name, raw in raw_nodes.items():
         path = ("nodes", name)
         if not isinstance(name, str):
@@ -96,36 +126,12 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
                 check.add(path + ("kind",), f"unknown kind {show(kind)}{closest(kind, KINDS)}; "
                           f"expected one of {', '.join(KINDS)}")
             continue
-        shape = _shape(raw)
-        shape = shapes[name] = None if shape is None else interned.setdefault(shape, shape)
-        if shape in passed:  # written as a node found right: the same values
-            nodes[name] = dict(raw)
-            continue
-        found = len(check.problems)
         nodes[name] = check.fields(raw, path, node_fields(kind), f"a {kind} node")
         nodes[name]["kind"] = kind
-        if len(check.problems) != found:  # what is kept is not what is written
-            shapes[name] = _shape(nodes[name])
-        elif shape is not None:
-            passed.add(shape)
 
     names = set(nodes) | {n for n in raw_nodes if isinstance(n, str)}
-    passed.clear()
     for name, raw in nodes.items():
-        # What check_node finds depends on the node's values and the others'
-        # names, and on its own name only through via (its own waypoint),
-        # runs_on naming itself, and network (a ring of runs_on through it):
-        # those are checked each. The containers of one host are written
-        # alike, runs_on and all: checked once.
-        alone = "via" in raw or ("runs_on" in raw and ("network" in raw
-                                                       or raw["runs_on"] == name))
-        shape = None if alone else shapes[name]
-        if shape in passed:
-            continue
-        found = len(check.problems)
         check_node(check, name, raw, nodes, names)
-        if shape is not None and len(check.problems) == found:
-            passed.add(shape)
 
     links = check_links(check, top_links + units.links, nodes, names)
     expect = check_expect(check, top.get("expect", {}), nodes, names)
@@ -138,12 +144,12 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
 
     if check.problems:
         return None, units.located(check.problems)
-    built = _make_nodes(check, nodes, shapes, defaults, units.counts)
+    built = _make_nodes(check, nodes, defaults, units.counts)
     if check.problems:
         return None, units.located(check.problems)
     topology = Topology(top["name"], top["description"], file, built, tuple(links), expect,
                         dict(lines), dict(columns), units.units)
-    if any(node.gateway or node.routes for node in built.values()):
+    if any(node.gateway or node.routes for node in built.like.values()):
         # Written routes are checked by walking the tables they join.
         for path, message in route_problems(topology):
             check.add(path, message)
@@ -152,55 +158,199 @@ def build(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, i
     return topology, []
 
 
-def _shape(raw: Mapping[str, Any]) -> tuple[tuple[str, Any], ...] | None:
-    """A node mapping's keys and values, in order, as a key for nodes written
-    alike; None when a value is a list or mapping."""
+def _alike(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, int],
+           route_problems: RouteCheck) -> tuple[Topology | None, bool]:
+    """build, for a file whose nodes and links are right: the checks that look
+    at one node made once for each way a node is written (its keys and values
+    in order, its name apart), the links checked in bulk, and each Node made
+    when it is read (Nodes). (None, True) at the first problem, which _each
+    then finds with every other; (None, False) for what it leaves to _each
+    (units, a document that is not a mapping).
+
+    What check_node finds of a node depends on its own name only through
+    runs_on naming itself and network (a ring of runs_on through it); via,
+    routes and masquerade lists are lists and mappings, so such nodes are
+    written alike with no other: nodes with network, and those, are checked
+    each."""
+    if doc.__class__ is not dict or "units" in doc:
+        return None, False
+    check = Checker(file, lines)
+    top = check.fields(doc, (), FieldTable(TOP_FIELDS), "a topology")
+    defaults = check.fields(top.get("imds", {}), ("imds",),
+                            FieldTable(IMDS_FIELDS), "imds defaults")
+    raw_nodes, raw_links = top.get("nodes"), top.get("links")
+    if check.problems or raw_nodes is None or raw_links is None or name_problem(top["name"]):
+        return None, True
+    if not raw_nodes:
+        return None, False
+    if set(map(type, raw_nodes)) - {str}:
+        return None, True
+    joined = "".join(raw_nodes)
+    if any(c in joined for c in RESERVED) or name_problems(list(raw_nodes)):
+        return None, True
+
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    alone: list[str] = []  # nodes written with a list or mapping: a shape of their own
+    for name, raw in raw_nodes.items():
+        try:
+            shape = tuple(raw.items())
+            members = groups.get(shape)
+        except AttributeError:  # not a mapping
+            return None, True
+        except TypeError:
+            alone.append(name)
+            continue
+        if members is None:
+            groups[shape] = [name]
+        else:
+            members.append(name)
+    # Each shape's first node is checked for all, but a node on a user-space
+    # stack follows runs_on from its own name, and a node may run on itself.
+    firsts: list[str] = []
+    for members in groups.values():
+        raw = raw_nodes[members[0]]
+        if len(members) > 1 and "network" in raw:
+            alone += members[1:]
+            del members[1:]
+        elif len(members) > 1 and raw.get("runs_on") is not None and raw["runs_on"] in members:
+            return None, True  # a node that runs on itself
+        firsts.append(members[0])
+    checking = (*firsts, *alone)
+    firsts_set = set(firsts)
+    for name in checking:  # every kind first: check_node reads the other nodes' kinds
+        kind = raw_nodes[name].get("kind")
+        if kind.__class__ is not str or kind not in KINDS:
+            return None, True
+    names = raw_nodes.keys()
+    checked: dict[str, dict[str, Any]] = {}  # each node checked, by the first of its shape
+    for name in checking:
+        raw = raw_nodes[name]
+        # The checks change what they read (a route to no node is dropped):
+        # _each must find the document as written, so the lists and mappings
+        # of a node written with them are checked in a copy.
+        checked[name] = check.fields(raw if name in firsts_set else deepcopy(raw),
+                                     ("nodes", name), node_fields(raw["kind"]),
+                                     f"a {raw['kind']} node")
+    if check.problems:
+        return None, True
+    for name in checking:
+        check_node(check, name, checked[name], raw_nodes, names)  # type: ignore[arg-type]
+    if check.problems:
+        return None, True
+    # The nodes as the checks below read them: as written, but those checked
+    # alone, whose lists check_node made tuples (methods). Each check that may
+    # change a node it looks at (filters) is given copies: the document must
+    # stay as written for _each.
+    nodes = {**raw_nodes, **{name: checked[name] for name in alone}}
+
+    def having(test: Callable[[dict[str, Any]], bool]) -> list[str]:
+        """The nodes whose checked values pass `test`, tested once per shape."""
+        found: list[str] = []
+        for first, members in zip(firsts, groups.values(), strict=True):
+            if test(checked[first]):
+                found += members
+        return found + [n for n in alone if test(checked[n])]
+
+    hosted = set(having(lambda raw: "runs_on" in raw))
+    replicated = set(having(lambda raw: raw.get("replicas", 1) > 1))
+    links = _plain_links(raw_links, names, hosted, replicated)
+    if links is None:
+        return None, True
+    expect = check_expect(check, top.get("expect", {}), nodes, names)  # type: ignore[arg-type]
+    order = sorted(raw_nodes)
+    adjacency: dict[str, list[str]] = {name: [] for name in order}
+    for a, b in links:
+        adjacency[a].append(b)
+        adjacency[b].append(a)
+    imds = having(lambda raw: raw["kind"] == "imds")
+    check_imds_peers(check, nodes, {name: adjacency[name] for name in imds})
+    check_masquerade_links(check, nodes, links, alone)
+    check_filters(check, nodes, links, {
+        n: checked[n] if n in alone else dict(nodes[n])
+        for n in having(lambda raw: "filters" in raw or "block_imds" in raw)})
+    check_interceptors(check, nodes, having(lambda raw: bool(raw.get("intercepts"))))
+    if check.problems or not imds or not having(lambda raw: KINDS[raw["kind"]].principal):
+        return None, True  # (the last two: check_meaning's)
+    pinned = [{}, {}]  # per family: a node -> the address it writes
+    for family, key in enumerate(("address", "address6")):
+        for name in having(lambda raw, key=key: key in raw and raw["kind"] != "imds"):
+            pinned[family][name] = str(ipaddress.ip_address(raw_nodes[name][key]))
+        if len(set(pinned[family].values())) < len(pinned[family]):
+            return None, True  # an address written twice
+
+    like: dict[str, Node] = {}  # name -> its shape's Node, made below
+    shapes: list[tuple[Node, list[str]]] = []
+    for first, members in zip(firsts, groups.values(), strict=True):
+        shapes.append((_shaped(checked[first], defaults), members))
+    shapes += [(_shaped(checked[name], defaults), [name]) for name in alone]
+    for node, members in shapes:
+        like.update(zip(members, repeat(node)))
+    like = dict(zip(order, map(like.__getitem__, order), strict=True))
+    addresses = _Addresses(like, order, imds, pinned, hosted)
+    topology = Topology(top["name"], top["description"], file, Nodes(like, shapes, addresses),
+                        tuple(links), expect, dict(lines), dict(columns))
+    topology.__dict__["adjacency"] = adjacency  # the same cached value, made above
+    if any(node.gateway or node.routes for node, _ in shapes) and route_problems(topology):
+        return None, True
+    return topology, False
+
+
+def _plain_links(raw: Any, names: Container[str], hosted: set[str], replicated: set[str]
+                 ) -> list[tuple[str, str]] | None:
+    """The links as pairs, or None if any is wrong (check_links says how):
+    each a list of two names of distinct nodes, neither running on a host, not
+    both replicated, none twice. Checked in bulk: a fleet has 100,000s."""
+    if not raw:
+        return []
     try:
-        shape = tuple(raw.items())
-        hash(shape)
-    except TypeError:
+        if set(map(type, raw)) != {list} or set(map(len, raw)) != {2}:
+            return None
+        ends = set(chain.from_iterable(raw))
+    except TypeError:  # an end that is a list or mapping
         return None
-    return shape
+    if set(map(type, ends)) != {str} or not all(map(names.__contains__, ends)):
+        return None
+    firsts, seconds = list(map(itemgetter(0), raw)), list(map(itemgetter(1), raw))
+    if any(map(eq, firsts, seconds)) or not hosted.isdisjoint(ends):
+        return None
+    if replicated and any(a in replicated and b in replicated
+                          for a, b in zip(firsts, seconds, strict=True)):
+        return None
+    pairs = list(zip(firsts, seconds, strict=True))
+    if len(set(zip(map(min, raw), map(max, raw), strict=True))) < len(pairs):  # one twice
+        return None
+    return pairs
+
+
+def _shaped(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Node:
+    """The Node of every node written as `raw` is: its name and addresses None."""
+    return checked_node(_node_values(raw, defaults))
 
 
 def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
-                shapes: Mapping[str, tuple[tuple[str, Any], ...] | None],
-                defaults: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, Node]:
-    """Turn checked mappings, of the shapes `shapes` gives (_shape's), into
-    Nodes, with deterministic addresses. Nodes written alike (the same keys
-    and values: a fleet has a handful of shapes) share one set of values,
-    worked out once; each gets its own name, addresses and replica count."""
+                defaults: Mapping[str, Any], counts: Mapping[str, int]) -> Nodes:
+    """Checked mappings -> Nodes, each node on its own, with its unit's count;
+    an address written twice is a problem."""
     order = sorted(nodes)
-    v4 = _addresses(check, nodes, order, "address", _POOL4)
-    v6 = _addresses(check, nodes, order, "address6", _POOL6)
-    built: dict[str, Node] = {}
-    alike: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    like: dict[str, Node] = {}
     for name in order:
-        raw = nodes[name]
-        shape = shapes[name]
-        values = None if shape is None else alike.get(shape)
-        if values is None:
-            values = _node_values(raw, defaults)
-            if shape is not None:
-                alike[shape] = values
-        # per node: where its runs_on chain ends
-        stack = name if raw.get("runs_on") is None else _stack_of(nodes, name)
-        own = values.copy()  # the same keys in the same order, its own filled in
-        own["name"] = name
-        own["address"], own["address6"] = v4.get(stack, ""), v6.get(stack, "")
-        own["replicas"] = counts.get(name, 1) * values["replicas"]
-        built[name] = checked_node(own)
-    return built
-
-
-def _stack_of(nodes: Mapping[str, dict[str, Any]], name: str) -> str:
-    """The node with links whose stack `name` sends from: its runs_on, followed
-    (a rootless container whose runs_on is a host-network container)."""
-    seen = {name}
-    while (host := nodes[name].get("runs_on")) and host in nodes and host not in seen:
-        seen.add(host)
-        name = host
-    return name
+        values = _node_values(nodes[name], defaults)
+        values["replicas"] = counts.get(name, 1) * values["replicas"]
+        like[name] = checked_node(values)
+    imds = [name for name in order if nodes[name]["kind"] == "imds"]
+    pinned: list[dict[str, str]] = [{}, {}]
+    for family, key in enumerate(("address", "address6")):
+        owner: dict[str, str] = {}
+        for name in order:
+            if key in nodes[name] and nodes[name]["kind"] != "imds":
+                address = pinned[family][name] = str(ipaddress.ip_address(nodes[name][key]))
+                if address in owner:
+                    check.add(("nodes", name, key), f"address {address} is also "
+                              f"{show(owner[address])}'s")
+                owner[address] = name
+    hosted = {name for name in order if nodes[name].get("runs_on")}
+    return Nodes(like, [(like[name], (name,)) for name in order],
+                 _Addresses(like, order, imds, pinned, hosted))
 
 
 def _node_values(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,56 +398,84 @@ def _node_values(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[st
     )
 
 
-def _addresses(check: Checker, nodes: Mapping[str, dict[str, Any]], order: list[str],
-               key: str, pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> dict[str, str]:
-    """Deterministic addresses: pinned ones first, then the pool in name order.
+class _Addresses:
+    """Each node's IPv4 and IPv6 address, worked out when asked: an imds node
+    answers on the metadata endpoints; a node that writes an address has it;
+    a node that runs on another (a container on its host, a rootless one on
+    its container) sends from that node's stack, with its address; the others
+    are numbered from the pools in name order, the written addresses taken
+    out. A node's number is its place in that order, found by bisection, so
+    a fleet's 100,000s of addresses cost nothing until a report shows one."""
 
-    A node that runs on a host shares the host's address (it is in its stack);
-    imds answers on the link-local endpoints.
-    """
-    endpoint = IPV4_ENDPOINT if key == "address" else IPV6_ENDPOINT
-    assigned: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    numbered: list[str] = []  # the nodes that take the pool's next address
-    for name in order:
-        raw = nodes[name]
-        if raw["kind"] == "imds":
-            assigned[name] = endpoint
-        elif key in raw:
-            address = str(ipaddress.ip_address(raw[key]))
-            if address in owner:
-                check.add(("nodes", name, key), f"address {address} is also "
-                          f"{show(owner[address])}'s")
-            owner[address] = name
-            assigned[name] = address
-        elif not raw.get("runs_on"):
-            numbered.append(name)
-    taken = set(owner)
-    free = (a for a in _hosts(pool) if a not in taken) if taken else _hosts(pool)
-    assigned.update(zip(numbered, free, strict=False))  # the pool outlasts the nodes
-    return assigned
+    def __init__(self, like: Mapping[str, Node], order: list[str], imds: list[str],
+                 pinned: list[dict[str, str]], hosted: set[str]):
+        self.like = like
+        self.pools = [_Pool(order, dict.fromkeys(imds, endpoint) | own,
+                            sorted({*imds, *own, *hosted}), pool)
+                      for own, endpoint, pool in zip(pinned, (IPV4_ENDPOINT, IPV6_ENDPOINT),
+                                                     (_POOL4, _POOL6), strict=True)]
+
+    def __call__(self, name: str) -> tuple[str, str]:
+        stack = name
+        seen = {name}
+        while (host := self.like[stack].runs_on) is not None and host in self.like \
+                and host not in seen:
+            seen.add(host)
+            stack = host
+        return self.pools[0].address(stack), self.pools[1].address(stack)
 
 
-def _hosts(pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Iterator[str]:
-    """The pool's host addresses as text, in order, without IPv4's x.x.x.0 and
-    x.x.x.255: what str(ipaddress.ip_address(n)) gives, written 256 or 65,536 at
-    a time without a call per address (a fleet numbers 100,000s of nodes, and
-    ipaddress took most of the load)."""
+class _Pool:
+    """One family's addresses: `fixed` ones (the metadata endpoint, written
+    ones), and the pool's, in name order, for the nodes not `excluded`."""
+
+    def __init__(self, order: list[str], fixed: dict[str, str], excluded: list[str],
+                 pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
+        self.order, self.fixed, self.excluded, self.pool = order, fixed, excluded, pool
+        # The pool's addresses that a node writes, by their place in the pool.
+        self.taken = sorted({i for a in fixed.values() if (i := _pool_index(pool, a)) is not None})
+
+    def address(self, name: str) -> str:
+        fixed = self.fixed.get(name)
+        if fixed is not None:
+            return fixed
+        before = bisect_left(self.excluded, name)
+        if before < len(self.excluded) and self.excluded[before] == name:
+            return ""  # it runs on a node, but on none that has a stack (a problem)
+        index = bisect_left(self.order, name) - before  # the numbered nodes before it
+        for taken in self.taken:
+            if taken > index:
+                break
+            index += 1
+        return _pool_address(self.pool, index)
+
+
+def _pool_address(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, index: int) -> str:
+    """The pool's `index`-th host address as text ("" past its last), IPv4's
+    x.x.x.0 and x.x.x.255 left out."""
     first, last = int(pool.network_address) + 1, int(pool.broadcast_address) - 1
+    if pool.version == 4:  # 254 a block: x.x.x.1 to x.x.x.254
+        block, low = divmod(index, 254)
+        address = ((first >> 8) + block) << 8 | (low + 1)
+        return str(ipaddress.IPv4Address(address)) if address <= last else ""
+    return str(ipaddress.IPv6Address(first + index)) if first + index <= last else ""
+
+
+def _pool_index(pool: ipaddress.IPv4Network | ipaddress.IPv6Network, text: str) -> int | None:
+    """The place of an address among the pool's host addresses (_pool_address's
+    index), or None if it is not one of them."""
+    ip = ipaddress.ip_address(text)
+    address = int(ip)
+    first, last = int(pool.network_address) + 1, int(pool.broadcast_address) - 1
+    if ip.version != pool.version or not first <= address <= last:
+        return None
     if pool.version == 4:
-        for block in range(first >> 8, (last >> 8) + 1):
-            head = f"{block >> 16}.{block >> 8 & 255}.{block & 255}."
-            lows = range(max(first - (block << 8), 1), min(last - (block << 8), 254) + 1)
-            yield from map(head.__add__, map(str, lows))
-        return
-    if pool is _POOL6:  # fd00:1::HI:LO, zeros compressed (RFC 5952), up to 2**32 hosts
-        for high in range(1 << 16):
-            head = f"fd00:1::{high:x}:" if high else "fd00:1::"
-            yield from map(head.__add__, map("%x".__mod__, range(0 if high else 1, 1 << 16)))
-        first = _POOL6_START + (1 << 32)
-    yield from map(str, map(ipaddress.ip_address, range(first, last + 1)))
+        low = address & 255
+        if low in (0, 255):
+            return None
+        return ((address >> 8) - (first >> 8)) * 254 + low - 1
+    return address - first
 
 
 _POOL4 = ipaddress.ip_network("10.0.0.0/8")
 _POOL6 = ipaddress.ip_network("fd00:1::/64")
-_POOL6_START = int(_POOL6.network_address)

@@ -299,11 +299,15 @@ def _check_names(check: Checker, value: list[Any], path: tuple[Any, ...],
             check.add(path + (i,), f"no node {show(item)}{closest(item, names)}")
 
 
-def check_interceptors(check: Checker, nodes: Mapping[str, dict[str, Any]]) -> None:
+def check_interceptors(check: Checker, nodes: Mapping[str, dict[str, Any]],
+                       among: Iterable[str] | None = None) -> None:
     """An interceptor is a relay on a forwarding host, one per host, and one
-    hopsim runs itself (a product listens where its own configuration says)."""
+    hopsim runs itself (a product listens where its own configuration says).
+    `among`: the nodes that may intercept (default: every node), in the
+    nodes' order."""
     taken: dict[str, str] = {}
-    for name, raw in nodes.items():
+    for name in nodes if among is None else among:
+        raw = nodes[name]
         if not raw.get("intercepts"):
             continue
         path = ("nodes", name, "intercepts")

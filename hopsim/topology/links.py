@@ -3,7 +3,7 @@ peers, masquerade neighbours and packet filter rules (which name neighbours)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hopsim.filters import ACTIONS, CHAINS, IMDS, RULE_KEYS, Filter
@@ -73,6 +73,13 @@ def check_imds_links(check: Checker, nodes: Mapping[str, dict[str, Any]],
             peers_of[a].append(b)
         if b in peers_of:
             peers_of[b].append(a)
+    check_imds_peers(check, nodes, peers_of)
+
+
+def check_imds_peers(check: Checker, nodes: Mapping[str, dict[str, Any]],
+                     peers_of: Mapping[str, list[str]]) -> None:
+    """Each imds node's peers (its neighbours, in link order): its instance,
+    and beside it only containers that own an ENI of it."""
     for name, peers in peers_of.items():
         path = ("nodes", name)
         # Beside its instance, an imds node may link to containers that own one
@@ -94,11 +101,14 @@ def check_imds_links(check: Checker, nodes: Mapping[str, dict[str, Any]],
 
 
 def check_filters(check: Checker, nodes: Mapping[str, dict[str, Any]],
-                  links: list[tuple[str, str]]) -> None:
+                  links: list[tuple[str, str]],
+                  among: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Each `filters:` rule, as Filter values in raw["filters"] (or dropped with
     a located problem): a rule hopsim cannot represent exactly is refused,
-    never ignored (a false ok is the worst bug)."""
-    written = {name: raw for name, raw in nodes.items() if "filters" in raw or "block_imds" in raw}
+    never ignored (a false ok is the worst bug). `among`: the nodes that may
+    write filters or block_imds (default: every node), in the nodes' order."""
+    written = {name: raw for name, raw in (nodes if among is None else among).items()
+               if "filters" in raw or "block_imds" in raw}
     if not written:
         return
     neighbours: dict[str, set[str]] = {}
@@ -219,9 +229,12 @@ def _owner(check: Checker, path: tuple[Any, ...], rule: dict[str, Any], name: st
 
 
 def check_masquerade_links(check: Checker, nodes: Mapping[str, dict[str, Any]],
-                           links: list[tuple[str, str]]) -> None:
-    listed = {name: raw["masquerade"] for name, raw in nodes.items()
-              if isinstance(raw.get("masquerade"), list)}
+                           links: list[tuple[str, str]],
+                           among: Iterable[str] | None = None) -> None:
+    """A masquerade list names neighbours. `among`: the nodes that may write
+    one (default: every node), in the nodes' order."""
+    listed = {name: nodes[name]["masquerade"] for name in (nodes if among is None else among)
+              if isinstance(nodes[name].get("masquerade"), list)}
     if not listed:
         return
     linked = {(a, b) for a, b in links} | {(b, a) for a, b in links}

@@ -4,7 +4,7 @@ its errors. Data only, so the simulator and the emulator can read the same."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -134,12 +134,96 @@ _ROUTING = KINDS_AT[Layer.L3]
 _FORWARDS = {True: _BOTH, False: _NEITHER, "ipv4": frozenset({4}), "ipv6": frozenset({6})}
 
 
+class Nodes(Mapping[str, Node]):
+    """A topology's nodes by name, each Node made when it is first read.
+
+    A fleet has 100,000s of nodes written in a few thousand ways (the same
+    kind, keys and values but for the name: a host's containers, its
+    bridged apps). `like[name]` is the Node those nodes share: every field
+    is `name`'s (kind, role, family, relay, imds, runs_on, replicas ...) but
+    its name and addresses, which are None there. What reads every node
+    (routing, path classes, counting) reads `like` and `where`; a Node of a
+    node's own, with its name and addresses, is made when something reads
+    `nodes[name]` (a report, a walk), and kept.
+
+    Nodes given whole (Nodes.whole: an edited copy, a test's) are their own
+    `like`."""
+
+    __slots__ = ("_addresses", "_groups", "_made", "like")
+
+    def __init__(self, like: dict[str, Node], groups: Sequence[tuple[Node, Sequence[str]]],
+                 addresses: Callable[[str], tuple[str, str]] | None = None,
+                 made: dict[str, Node] | None = None):
+        self.like = like  # name -> the Node of the nodes written as it is
+        self._groups = groups  # (that Node, the names written so), together every name
+        self._addresses = addresses  # name -> (IPv4, IPv6 address)
+        self._made = {} if made is None else made
+
+    @classmethod
+    def whole(cls, nodes: Mapping[str, Node]) -> Nodes:
+        """Nodes already made, each standing for itself."""
+        if isinstance(nodes, Nodes):
+            return nodes
+        made = dict(nodes)
+        return cls(made, [(node, (name,)) for name, node in made.items()], made=made)
+
+    def __getitem__(self, name: str) -> Node:
+        node = self._made.get(name)
+        if node is None:
+            like = self.like[name]
+            if like.name == name:
+                return like
+            assert self._addresses is not None, name
+            values = like.__dict__.copy()  # every field, in order; its own filled in
+            values["name"] = name
+            values["address"], values["address6"] = self._addresses(name)
+            node = self._made[name] = checked_node(values)
+        return node
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.like
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.like)
+
+    def __len__(self) -> int:
+        return len(self.like)
+
+    def where(self, test: Callable[[Node], bool]) -> list[str]:
+        """The names of the nodes whose `like` passes `test`, asked once per
+        way of writing a node; in no particular order."""
+        names: list[str] = []
+        for like, members in self._groups:
+            if test(like):
+                names += members
+        return names
+
+    @property
+    def copies(self) -> int:
+        """The nodes the topology stands for: each node's replicas, summed."""
+        return sum(like.replicas * len(members) for like, members in self._groups)
+
+    def changed(self, nodes: Mapping[str, Node]) -> Nodes:
+        """These nodes with `nodes` (whole Nodes, of names it has) in place of
+        theirs; the others' Nodes made so far are shared."""
+        replaced = {id(self.like[name]) for name in nodes}
+        groups: list[tuple[Node, Sequence[str]]] = [
+            (like, members if id(like) not in replaced else
+             [n for n in members if n not in nodes]) for like, members in self._groups]
+        groups += [(node, (name,)) for name, node in nodes.items()]
+        made = {**self._made, **nodes}
+        return Nodes({**self.like, **nodes}, groups, self._addresses, made)
+
+    def __repr__(self) -> str:
+        return f"Nodes({len(self)} nodes in {len(self._groups)} shapes)"
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
     description: str
     file: str
-    nodes: Mapping[str, Node]
+    nodes: Nodes  # a plain mapping of whole Nodes is taken too (Nodes.whole)
     links: tuple[tuple[str, str], ...]
     expect: Mapping[int, Mapping[str, str]]
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -152,6 +236,21 @@ class Topology:
     # Principals of an imported design whose file declares no role: untrusted
     # by default (role attacker), worded as such (hopsim.importers.design).
     undeclared: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.nodes, Nodes):  # Nodes given whole: each stands for itself
+            object.__setattr__(self, "nodes", Nodes.whole(self.nodes))
+
+    @property
+    def like(self) -> Mapping[str, Node]:
+        """Each node's Node as written but for its name and addresses (Nodes.like):
+        what routing and path classes read of every node."""
+        return self.nodes.like
+
+    @property
+    def copies(self) -> int:
+        """The nodes it stands for: each node's replicas, summed."""
+        return self.nodes.copies
 
     # Derived once per value (a changed copy derives its own): the routing
     # and the sweep ask for these once per principal.
@@ -185,29 +284,30 @@ class Topology:
 
     @cached_property
     def principals(self) -> list[str]:
-        return sorted(n for n, node in self.nodes.items() if node.kind in PRINCIPAL_KINDS)
+        return sorted(self.nodes.where(lambda node: node.kind in PRINCIPAL_KINDS))
 
     @cached_property
     def imds_nodes(self) -> list[str]:
-        return sorted(n for n, node in self.nodes.items() if node.kind == "imds")
+        return sorted(self.nodes.where(lambda node: node.kind == "imds"))
 
     @cached_property
     def _relays(self) -> dict[str, list[str]]:
         relays: dict[str, list[str]] = {}
-        for name, node in sorted((n, node) for n, node in self.nodes.items()
-                                 if node.runs_on and node.spec.relay):
-            relays.setdefault(node.runs_on, []).append(name)  # type: ignore[arg-type]
+        like = self.like
+        for name in sorted(self.nodes.where(
+                lambda node: node.runs_on is not None and node.spec.relay is not None)):
+            relays.setdefault(like[name].runs_on, []).append(name)  # type: ignore[arg-type]
         return relays
 
     def stack_of(self, name: str) -> str:
         """The node with links whose stack `name` sends from: itself, its host,
         or its runs_on followed (a rootless container on a container)."""
-        nodes = self.nodes
-        host = nodes[name].runs_on
-        if host is None or nodes[host].runs_on is None:  # the usual case, once per principal
+        like = self.like
+        host = like[name].runs_on
+        if host is None or like[host].runs_on is None:  # the usual case, once per principal
             return host or name
         seen = {name}
-        while (host := nodes[name].runs_on) is not None and host not in seen:
+        while (host := like[name].runs_on) is not None and host not in seen:
             seen.add(host)
             name = host
         return name
@@ -216,7 +316,7 @@ class Topology:
         """The instance an imds node belongs to: the one of its peers that is
         not a container owning an ENI of it."""
         peers = self.adjacency[imds]
-        return next((p for p in peers if self.nodes[p].kind != "container"), peers[0])
+        return next((p for p in peers if self.like[p].kind != "container"), peers[0])
 
     @property
     def relay_hosts(self) -> list[str]:
@@ -230,7 +330,7 @@ class Topology:
     def label(self, name: str) -> str:
         """A node's name as reports show it: with its count when it stands for
         many identical copies (replicas, units)."""
-        count = self.nodes[name].replicas
+        count = self.like[name].replicas
         return f"{name} (×{count:,})" if count > 1 else name
 
     def copy_of(self, name: str) -> tuple[Topology, str] | None:
@@ -293,16 +393,17 @@ class Topology:
         (Once per sweep for thousands of imds nodes: built as the loader
         builds nodes, and what derives from names and links, which settings
         do not change, carried over.)"""
-        nodes = dict(self.nodes)
+        changed: dict[str, Node] = {}
         settings: dict[ImdsSettings, ImdsSettings] = {}
         for name in self.imds_nodes:
-            node = nodes[name]
+            node = self.nodes[name]
             old = node.imds
             new = settings.get(old)  # type: ignore[arg-type]
             if new is None:
                 new = settings[old] = replace(old, **changes)  # type: ignore[arg-type]
-            nodes[name] = checked_node({**vars(node), "imds": new})
-        copy = replace(self, nodes=nodes, lines=self.lines)
+            changed[name] = checked_node({**vars(node), "imds": new})
+        copy = replace(self, nodes=self.nodes.changed(changed),
+                       lines=self.lines)
         for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
             if derived in self.__dict__:
                 copy.__dict__[derived] = self.__dict__[derived]
@@ -310,7 +411,7 @@ class Topology:
 
     def with_node(self, name: str, **changes: Any) -> Topology:
         """This topology with one node's fields changed (links unchanged)."""
-        nodes = {**self.nodes, name: replace(self.nodes[name], **changes)}
+        nodes = self.nodes.changed({name: replace(self.nodes[name], **changes)})
         return replace(self, nodes=nodes, lines=self.lines)
 
 
