@@ -12,12 +12,14 @@ share one walk pair: a fleet costs a walk pair per path class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import chain, repeat
 
 from hopsim.engine import play
 from hopsim.imds import MAX_HOP_LIMIT, MIN_HOP_LIMIT, ImdsSettings
+from hopsim.kinds import PRINCIPAL_KINDS
 from hopsim.outcome import Access, Outcome, bad
 from hopsim.routing import Part, Route, Router, Tree
 from hopsim.topology import Topology
@@ -54,16 +56,43 @@ class Profiles(Mapping[str, Profile]):
 
     def __init__(self, topology: Topology, router: Router | None = None):
         self.topology = topology
-        self._profiler = _Profiler(topology, router)
-        self.router = self._profiler.router  # routes every principal, shared with its walks
+        profiler = self._profiler = _Profiler(topology, router)
+        self.router = profiler.router  # routes every principal, shared with its walks
         self._class_of: dict[str, tuple] = {}
         self._own: dict[str, Profile] = {}  # principals walked alone, and the made ones
-        for name in topology.principals:
-            key = self._profiler.classify(name)
+        # The groups of `alike`, found below for the principals the tree classes.
+        groups: list[tuple[tuple[str, ...], str | None]] = []
+        keyed, rest = profiler.tree_classes()
+        by_key: dict[tuple, list[tuple[str | None, list[str]]]] = {}
+        for (key, role), members in keyed.items():
+            members.sort()
+            by_key.setdefault(key, []).append((role, members))
+        for key, roles in by_key.items():
+            # Walked with its first principal by name, as classing them in name
+            # order does; one whose route turns out not to reach IMDS is
+            # walked alone (as the principals of `rest`).
+            members = sorted(chain.from_iterable(m for _, m in roles)) if len(roles) > 1 \
+                else roles[0][1]
+            own = []
+            for name in members:
+                if profiler.walked(name, key):
+                    break
+                own.append(name)
+                self._own[name] = profiler.profile(name)
+            for role, names in roles:
+                if own:
+                    groups += [((n,), role) for n in names if n in own]
+                    names = [n for n in names if n not in own]
+                self._class_of.update(zip(names, repeat(key)))
+                if names:
+                    groups.append((tuple(names), role))
+        for name in sorted(rest):
+            key = profiler.classify(name)
             if key is None:
-                self._own[name] = self._profiler.profile(name)
+                self._own[name] = profiler.profile(name)
             else:
                 self._class_of[name] = key
+        self._tree_groups = groups if not rest else None
 
     def __getitem__(self, name: str) -> Profile:
         made = self._own.get(name)
@@ -105,8 +134,16 @@ class Profiles(Mapping[str, Profile]):
     def alike(self) -> list[tuple[tuple[str, ...], int]]:
         """The principals by path class and role, each group in name order
         with the copies it stands for (replicas counted): at one hop limit, a
-        group's outcomes differ only in names."""
-        return self.grouped(lambda name: ())
+        group's outcomes differ only in names. Groups in the order of their
+        first principals."""
+        found = self._tree_groups
+        if found is None:  # some principals were classed one by one
+            return self.grouped(lambda name: ())
+        found.sort(key=lambda group: group[0][0])
+        like = self.topology.like
+        copied = self.topology.copies != len(self.topology.nodes)  # replicas somewhere
+        return [(members, sum(like[n].replicas for n in members) if copied else len(members))
+                for members, _ in found]
 
     def grouped(self, more: Callable[[str], tuple]) -> list[tuple[tuple[str, ...], int]]:
         """alike, each group split further by `more(name)`."""
@@ -191,6 +228,64 @@ class _Profiler:
     def low(self) -> Topology:
         return self.topology.with_imds(hop_limit=MIN_HOP_LIMIT)
 
+    def tree_classes(self) -> tuple[dict[tuple[tuple, str | None], list[str]], list[str]]:
+        """The principals classed by the routing trees, by (class key, role),
+        and the others (classify them one by one), none walked yet. A way of
+        writing a principal that runs on a node (a host's containers) is
+        looked up once; a principal with links of its own takes one lookup
+        of its next hop, its class found once per next hop."""
+        router = self.router
+        keyed: dict[tuple[tuple, str | None], list[str]] = {}
+        rest: list[str] = []
+        if self.filtering or router.written or router.interceptors:
+            return keyed, list(self.topology.principals)
+
+        def add(suffix: int | None, names: Iterable[str]) -> None:
+            if suffix is None:
+                rest.extend(names)
+            else:
+                keyed.setdefault((head + (suffix,), like.role), []).extend(names)
+
+        for like, members in self.topology.nodes.by_shape(
+                lambda node: node.kind in PRINCIPAL_KINDS):
+            if like.network or like.via:
+                rest += members
+                continue
+            family = like.family
+            head = ("tree", family, like.kind, like.rewrites_source, like.runs_on is None)
+            if like.runs_on is not None:
+                add(self._fast(like.runs_on, family), members)
+                continue
+            tree = self._imds_tree(family).complete()
+            next_hops, ways = tree.next, tree.ways
+            by_hop: dict[str, list[str]] = {}
+            for name in members:
+                hop = next_hops.get(name)
+                if hop is None or ways[name] != 1:
+                    add(self._fast(name, family), (name,))
+                    continue
+                found = by_hop.get(hop[0])
+                if found is None:
+                    by_hop[hop[0]] = [name]
+                else:
+                    found.append(name)
+            known = self._suffixes.get(id(tree), {})
+            for after, names in by_hop.items():
+                add(known[after] if after in known else self._suffix(tree, after, family), names)
+        return keyed, rest
+
+    def walked(self, name: str, key: tuple) -> bool:
+        """Whether `key`'s class is walked, with `name` if it is not yet;
+        False when `name`'s route does not reach IMDS (it is walked alone)."""
+        return key in self.classes or self._key(name, key) is not None
+
+    def _imds_tree(self, family: int) -> Tree:
+        """The router's tree towards IMDS in `family`."""
+        tree = self._imds_trees.get(family)
+        if tree is None:
+            tree = self._imds_trees[family] = self.router.tree(family, self.router.imds)
+        return tree
+
     def classify(self, name: str) -> tuple | None:
         """The principal's class key, its class walked if new; None for one
         that is walked alone (unreachable, or IPv6 to an imds without it)."""
@@ -227,9 +322,7 @@ class _Profiler:
         way back would be a second best way there), else None. Built once per
         tree node, whatever the fleet's size."""
         router = self.router
-        tree = self._imds_trees.get(family)
-        if tree is None:
-            tree = self._imds_trees[family] = router.tree(family, router.imds)
+        tree = self._imds_tree(family)
         hop = tree.next.get(here) or tree.settle(here)
         if hop is not None:
             if tree.ways[here] != 1:

@@ -212,8 +212,9 @@ class Tree:
         router, found = self.router, {}
         depth = self.depth + 1
         dist, ways, goal, blocked = self.dist, self.ways, self.goal, self.blocked
+        forwarders = router.forwarders(self.family)
         for here in self.frontier:
-            if not router.forwards(here, self.family):
+            if here not in forwarders:
                 continue
             for index in router.segments_of(here):
                 for member in router.members[index]:
@@ -226,7 +227,7 @@ class Tree:
                             found[member] = None
                     elif seen == depth:
                         ways[member] = 2
-        self.frontier = sorted(found)
+        self.frontier = sorted(forwarders.intersection(found))  # only they grow it further
         self.depth = depth
 
 
@@ -269,37 +270,42 @@ class Router:
             return b
 
         links = self.topology.links
-        for a, b in links:
-            if a in bridge_set and b in bridge_set:
-                ra, rb = root(a), root(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        if bridge_set:
+            for a, b in links:
+                if a in bridge_set and b in bridge_set:
+                    ra, rb = root(a), root(b)
+                    if ra != rb:
+                        parent[max(ra, rb)] = min(ra, rb)
+        group_of = {name: root(name) for name in bridge_set}  # a bridge -> its group's root
         bridged: dict[str, set[str]] = {}  # a bridge group's root -> its L3 members
-        keys: dict[tuple[str, str], object] = {}
-        for link in links:
-            a, b = link
-            if a in bridge_set:
-                if b in bridge_set:
+        plain: list[tuple[str, str]] = []  # the links between L3 nodes: a segment each
+        for a, b in links:
+            group = group_of.get(a)
+            if group is None:
+                group = group_of.get(b)
+                if group is None:
+                    plain.append((a, b) if a < b else (b, a))
                     continue
-                key: object = root(a)
-                bridged.setdefault(key, set()).add(b)  # type: ignore[arg-type]
-            elif b in bridge_set:
-                key = root(b)
-                bridged.setdefault(key, set()).add(a)  # type: ignore[arg-type]
+                member = a
+            elif b in group_of:
+                continue  # between two bridges: one group
             else:
-                key = link if a < b else (b, a)
-            keys[link] = key
+                member = b
+            on = bridged.get(group)
+            if on is None:
+                bridged[group] = {member}
+            else:
+                on.add(member)
         groups: dict[str, list[str]] = {}
-        for name in bridge_set:
-            groups.setdefault(root(name), []).append(name)
+        for name, group in group_of.items():
+            groups.setdefault(group, []).append(name)
         # Segments in the order of their L3 members; bridges only break ties
         # between segments with the same members, which changes no outcome.
         found: list[tuple[tuple[str, ...], tuple[str, ...], object]] = [
             (tuple(sorted(m)), tuple(sorted(groups[k])), k) for k, m in bridged.items()]
-        # (In link order, not a set's: a file's links are mostly in name order
-        # already, which the sort finds; the order sorted is the same.)
-        found += [(k, (), k) for k in dict.fromkeys(keys.values())  # type: ignore[misc]
-                  if k.__class__ is tuple]
+        # (In link order: a file's links are mostly in name order already,
+        # which the sort finds.)
+        found += [(pair, (), pair) for pair in plain]
         found.sort()
         no_bridges: frozenset[str] = frozenset()
         self.members: list[tuple[str, ...]] = [f[0] for f in found]
@@ -309,8 +315,8 @@ class Router:
         for i, members in enumerate(self.members):
             for member in members:
                 self._of.setdefault(member, []).append(i)
-        index = {k: i for i, (_, _, k) in enumerate(found)}
-        self._links = {link: index[key] for link, key in keys.items()}
+        self._group_of = group_of
+        self._keys = [key for _, _, key in found]
 
     @cached_property
     def segments(self) -> list[Segment]:
@@ -319,10 +325,16 @@ class Router:
                 for i, (members, bridges) in enumerate(zip(self.members, self.bridges,
                                                             strict=True))]
 
+    @cached_property
+    def _links(self) -> dict[object, int]:
+        """Each segment's index by its key: a bridge group's root, or a link
+        between L3 nodes as (smaller name, larger)."""
+        return {key: i for i, key in enumerate(self._keys)}
+
     def link_segment(self, a: str, b: str) -> int:
         """The segment the link between a (not a bridge) and b puts a on."""
-        found = self._links.get((a, b))
-        return found if found is not None else self._links[(b, a)]
+        group = self._group_of.get(b, self._group_of.get(a))
+        return self._links[group if group is not None else (a, b) if a < b else (b, a)]
 
     def segments_of(self, name: str) -> list[int]:
         """The segments a node (with links) is on, in segment order."""
@@ -365,6 +377,15 @@ class Router:
     def forwards(self, name: str, family: int) -> bool:
         """Forwards packets of `family` at L3 (decrementing the TTL)."""
         return family in self.topology.like[name].forwards
+
+    def forwarders(self, family: int) -> frozenset[str]:
+        """The nodes that forward `family` (found once per way of writing a node)."""
+        key = ("forwarders", family)
+        found = self._trees.get(key)  # type: ignore[arg-type]
+        if found is None:
+            found = self._trees[key] = frozenset(self.topology.nodes.where(  # type: ignore[assignment]
+                lambda node: family in node.forwards))
+        return found  # type: ignore[return-value]
 
     def masquerades(self, name: str, neighbour: str) -> bool:
         """Rewrites the source of what it forwards out of its link to `neighbour`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from copy import deepcopy
 from itertools import chain, repeat
 from operator import eq, itemgetter
@@ -411,7 +411,7 @@ class _Addresses:
                  pinned: list[dict[str, str]], hosted: set[str]):
         self.like = like
         self.pools = [_Pool(order, dict.fromkeys(imds, endpoint) | own,
-                            sorted({*imds, *own, *hosted}), pool)
+                            sorted({*imds, *own, *hosted}), own.values(), pool)
                       for own, endpoint, pool in zip(pinned, (IPV4_ENDPOINT, IPV6_ENDPOINT),
                                                      (_POOL4, _POOL6), strict=True)]
 
@@ -430,10 +430,10 @@ class _Pool:
     ones), and the pool's, in name order, for the nodes not `excluded`."""
 
     def __init__(self, order: list[str], fixed: dict[str, str], excluded: list[str],
-                 pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
+                 written: Iterable[str], pool: ipaddress.IPv4Network | ipaddress.IPv6Network):
         self.order, self.fixed, self.excluded, self.pool = order, fixed, excluded, pool
         # The pool's addresses that a node writes, by their place in the pool.
-        self.taken = sorted({i for a in fixed.values() if (i := _pool_index(pool, a)) is not None})
+        self.taken = sorted({i for a in set(written) if (i := _pool_index(pool, a)) is not None})
 
     def address(self, name: str) -> str:
         fixed = self.fixed.get(name)

@@ -198,6 +198,11 @@ class Nodes(Mapping[str, Node]):
                 names += members
         return names
 
+    def by_shape(self, test: Callable[[Node], bool]) -> list[tuple[Node, Sequence[str]]]:
+        """Each way of writing a node whose Node passes `test`, with the names
+        of the nodes written so; in no particular order."""
+        return [(like, members) for like, members in self._groups if members and test(like)]
+
     @property
     def copies(self) -> int:
         """The nodes the topology stands for: each node's replicas, summed."""
