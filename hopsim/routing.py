@@ -241,7 +241,6 @@ class Router:
         self._trees: dict[tuple[int, object], Tree] = {}
         self._parts: dict[tuple[str, int], tuple[Part, str | None] | None] = {}
         self._segments()
-        topology.adjacency  # noqa: B018 -- made once, shared by the copies a sweep makes
         # What a few nodes write, looked for once per way of writing a node.
         nodes, like = topology.nodes, topology.like
         self._static = set(nodes.where(lambda node: bool(node.gateway or node.routes)))
@@ -270,14 +269,19 @@ class Router:
             return b
 
         links = self.topology.links
+        between: dict[str, list[str]] = {}  # a bridge -> the bridges it links to
         if bridge_set:
             for a, b in links:
                 if a in bridge_set and b in bridge_set:
+                    between.setdefault(a, []).append(b)
+                    between.setdefault(b, []).append(a)
                     ra, rb = root(a), root(b)
                     if ra != rb:
                         parent[max(ra, rb)] = min(ra, rb)
         group_of = {name: root(name) for name in bridge_set}  # a bridge -> its group's root
-        bridged: dict[str, set[str]] = {}  # a bridge group's root -> its L3 members
+        # A bridge group's root -> its L3 members, each with the bridge it
+        # links to (a list when several): what a frame's way across it needs.
+        bridged: dict[str, dict[str, str | list[str]]] = {}
         plain: list[tuple[str, str]] = []  # the links between L3 nodes: a segment each
         for a, b in links:
             group = group_of.get(a)
@@ -286,16 +290,22 @@ class Router:
                 if group is None:
                     plain.append((a, b) if a < b else (b, a))
                     continue
-                member = a
+                member, bridge = a, b
             elif b in group_of:
                 continue  # between two bridges: one group
             else:
-                member = b
+                member, bridge = b, a
             on = bridged.get(group)
             if on is None:
-                bridged[group] = {member}
+                bridged[group] = {member: bridge}
+                continue
+            seen = on.get(member)
+            if seen is None:
+                on[member] = bridge
+            elif seen.__class__ is str:
+                on[member] = [seen, bridge]  # type: ignore[list-item]
             else:
-                on.add(member)
+                seen.append(bridge)  # type: ignore[union-attr]
         groups: dict[str, list[str]] = {}
         for name, group in group_of.items():
             groups.setdefault(group, []).append(name)
@@ -317,6 +327,7 @@ class Router:
                 self._of.setdefault(member, []).append(i)
         self._group_of = group_of
         self._keys = [key for _, _, key in found]
+        self._bridged, self._between = bridged, between
 
     @cached_property
     def segments(self) -> list[Segment]:
@@ -352,21 +363,27 @@ class Router:
         bridges = self.bridges[segment]
         if not bridges:
             return []
-        adjacency = self.topology.adjacency
+        attached = self._bridged[self._keys[segment]]  # type: ignore[index]
+
+        def bridges_of(member: str) -> list[str]:
+            found = attached.get(member, ())
+            return [found] if found.__class__ is str else found  # type: ignore[return-value,list-item]
+
         previous: dict[str, str] = {}
-        frontier = sorted(n for n in adjacency[a] if n in bridges)
+        frontier = sorted(bridges_of(a))
         for n in frontier:
             previous[n] = a
+        to_b = bridges_of(b)
         while frontier:
             found = []
             for here in frontier:
-                if b in adjacency[here]:
+                if here in to_b:
                     path = [here]
                     while previous[path[-1]] != a:
                         path.append(previous[path[-1]])
                     return path[::-1]
-                for there in sorted(adjacency[here]):
-                    if there in bridges and there not in previous:
+                for there in sorted(self._between.get(here, ())):
+                    if there not in previous:
                         previous[there] = here
                         found.append(there)
             frontier = found

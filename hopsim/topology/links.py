@@ -9,6 +9,7 @@ from typing import Any
 from hopsim.filters import ACTIONS, CHAINS, IMDS, RULE_KEYS, Filter
 from hopsim.kinds import INSTANCE_KINDS, KINDS
 from hopsim.topology.checker import Checker, closest
+from hopsim.topology.model import neighbours
 from hopsim.topology.reader import show
 
 
@@ -66,14 +67,8 @@ def _bad_link(check: Checker, i: int, a: str, b: str, nodes: Mapping[str, dict[s
 def check_imds_links(check: Checker, nodes: Mapping[str, dict[str, Any]],
                      links: list[tuple[str, str]]) -> None:
     # One pass over the links: fleets have thousands of imds nodes.
-    peers_of: dict[str, list[str]] = {name: [] for name, raw in nodes.items()
-                                      if raw["kind"] == "imds"}
-    for a, b in links:
-        if a in peers_of:
-            peers_of[a].append(b)
-        if b in peers_of:
-            peers_of[b].append(a)
-    check_imds_peers(check, nodes, peers_of)
+    check_imds_peers(check, nodes, neighbours(
+        links, [name for name, raw in nodes.items() if raw["kind"] == "imds"]))
 
 
 def check_imds_peers(check: Checker, nodes: Mapping[str, dict[str, Any]],
@@ -238,8 +233,8 @@ def check_masquerade_links(check: Checker, nodes: Mapping[str, dict[str, Any]],
     if not listed:
         return
     linked = {(a, b) for a, b in links} | {(b, a) for a, b in links}
-    for name, neighbours in listed.items():
-        for i, neighbour in enumerate(neighbours):
+    for name, towards in listed.items():
+        for i, neighbour in enumerate(towards):
             if neighbour in nodes and (name, neighbour) not in linked:
                 check.add(("nodes", name, "masquerade", i), f"{show(neighbour)} is not linked "
                           f"to {show(name)}; masquerade lists the neighbours whose links it "

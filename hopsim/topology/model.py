@@ -276,6 +276,12 @@ class Topology:
         return adjacency
 
     @cached_property
+    def imds_peers(self) -> dict[str, list[str]]:
+        """Each imds node's neighbours, in link order, without the adjacency
+        of every node (a walk asks for its instance)."""
+        return neighbours(self.links, self.imds_nodes)
+
+    @cached_property
     def graph(self) -> nx.Graph:
         """The nodes and links as a networkx graph, for those that draw or
         build it (the emulator); made when first asked for, networkx with it
@@ -320,7 +326,7 @@ class Topology:
     def instance_of(self, imds: str) -> str:
         """The instance an imds node belongs to: the one of its peers that is
         not a container owning an ENI of it."""
-        peers = self.adjacency[imds]
+        peers = self.imds_peers[imds]
         return next((p for p in peers if self.like[p].kind != "container"), peers[0])
 
     @property
@@ -409,7 +415,8 @@ class Topology:
             changed[name] = checked_node({**vars(node), "imds": new})
         copy = replace(self, nodes=self.nodes.changed(changed),
                        lines=self.lines)
-        for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph"):
+        for derived in ("principals", "imds_nodes", "_relays", "adjacency", "graph",
+                        "imds_peers"):
             if derived in self.__dict__:
                 copy.__dict__[derived] = self.__dict__[derived]
         return copy
@@ -418,6 +425,17 @@ class Topology:
         """This topology with one node's fields changed (links unchanged)."""
         nodes = self.nodes.changed({name: replace(self.nodes[name], **changes)})
         return replace(self, nodes=nodes, lines=self.lines)
+
+
+def neighbours(links: Iterable[tuple[str, str]], names: Iterable[str]) -> dict[str, list[str]]:
+    """The neighbours of each of `names`, in link order: one pass over the links."""
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for a, b in links:
+        if a in found:
+            found[a].append(b)
+        if b in found:
+            found[b].append(a)
+    return found
 
 
 def _index_within(index: str | None, count: int) -> bool:
