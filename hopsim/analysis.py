@@ -179,26 +179,27 @@ class Outcomes(Sequence[Outcome]):
             if isinstance(limits, int):  # one hop limit: the same groups at each (a sweep's 64)
                 groups = self._found.alike
             else:
-                groups = self._found.grouped(lambda name: (limits.get(name),))
+                groups = [(members, copies) for members, copies, _ in self._found.split(limits)]
             self._groups = [Alike(self.outcome(members[0]), len(members), copies,
                                   tuple(members)) for members, copies in groups]
         return self._groups
 
     def verdict(self) -> tuple[Verdict, str]:
         """judge(self), counted: only the principals the reason names are made."""
-        tallies = self._found.tallies
         limits = self._limits
         nodes = self._found.topology.like
+        if isinstance(limits, int):
+            groups = [(t.members, t.count, t.role, t.bad(limits)) for t in self._found.tallies]
+        else:  # each principal at its own imds's hop limit: the groups split by them
+            groups = [(members, copies, nodes[members[0]].role,
+                       self._bad(members[0], nodes[members[0]].role))
+                      for members, copies, _ in self._found.split(limits)]
         for role in Role:
-            if isinstance(limits, int):
-                bad = [t for t in tallies if t.role == role and t.bad(limits)]
-                # members are in name order: merging gives the first names
-                first = list(islice(heapq.merge(*(t.members for t in bad)), SHOWN))
-                total = sum(t.count for t in bad)
-            else:
-                names = sorted(n for t in tallies if t.role == role
-                               for n in t.members if self._bad(n, role))
-                first, total = names[:SHOWN], sum(nodes[n].replicas for n in names)
+            bad = [(members, copies) for members, copies, of, failing in groups
+                   if of == role and failing]
+            # members are in name order: merging gives the first names
+            first = list(islice(heapq.merge(*(members for members, _ in bad)), SHOWN))
+            total = sum(copies for _, copies in bad)
             if first:
                 return FAILS[role], _reason(FAILS[role], [self.outcome(n) for n in first], total,
                                         self._found.topology.label, lambda n: nodes[n].replicas)
@@ -251,12 +252,7 @@ def sweep(topology: Topology, hop_limits: Iterable[int]) -> Report:
     wanted = sorted(set(hop_limits))
     results = []
     if not wanted:
-        configured = topology.hop_limits()
-        router = found.router
-        limits: dict[str, int | None] = {}
-        for name in found:
-            imds_node = router.imds_of(name)
-            limits[name] = configured.get(imds_node) if imds_node else None
+        limits = found.limits(topology.hop_limits())
         results.append(_result(topology, configured_hop_limit(topology),
                                Outcomes(found, limits)))
     for hop_limit in wanted:

@@ -12,7 +12,7 @@ share one walk pair: a fleet costs a walk pair per path class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import chain, repeat
@@ -155,6 +155,46 @@ class Profiles(Mapping[str, Profile]):
         return [(tuple(members), sum(nodes[n].replicas for n in members))
                 for members in groups.values()]
 
+    def limits(self, configured: Mapping[str, int]) -> dict[str, int | None]:
+        """Each principal's hop limit as configured: that of the imds node its
+        route ends at (None where none), found once for principals that
+        reach IMDS by one first hop."""
+        router = self.router
+        found: dict[str, int | None] = {}
+        for names in self._profiler.reach:
+            imds = router.imds_of(names[0])
+            found.update(zip(names, repeat(configured.get(imds) if imds else None)))
+        for name in self.topology.principals:
+            if name not in found:
+                imds = router.imds_of(name)
+                found[name] = configured.get(imds) if imds else None
+        return found
+
+    def split(self, limits: Mapping[str, int | None]
+              ) -> list[tuple[tuple[str, ...], int, int | None]]:
+        """alike, each group split by the principals' hop limits: (members in
+        name order, the copies they stand for, their hop limit), in the order
+        of their first principals."""
+        like = self.topology.like
+        copied = self.topology.copies != len(self.topology.nodes)
+        found: list[tuple[tuple[str, ...], int, int | None]] = []
+        for members, copies in self.alike:
+            hop_limits = list(map(limits.get, members))
+            if hop_limits.count(hop_limits[0]) == len(hop_limits):
+                found.append((members, copies, hop_limits[0]))
+                continue
+            parts: dict[int | None, list[str]] = {}
+            for name, limit in zip(members, hop_limits, strict=True):
+                part = parts.get(limit)
+                if part is None:
+                    parts[limit] = [name]
+                else:
+                    part.append(name)
+            found += [(tuple(part), sum(like[n].replicas for n in part) if copied else len(part),
+                       limit) for limit, part in parts.items()]
+        found.sort(key=lambda group: group[0][0])
+        return found
+
     @cached_property
     def tallies(self) -> list[Tally]:
         """The principals that have a role, grouped by what they hold at which
@@ -217,6 +257,9 @@ class _Profiler:
         self._imds_trees: dict[int, Tree] = {}  # per family: the router's tree towards IMDS
         self._unswept: dict[ImdsSettings, ImdsSettings] = {}
         self.filtering = self.router.filtering
+        # Principals classed together that reach IMDS by one first hop (a
+        # host's containers, a bridge's apps behind one router): one imds.
+        self.reach: list[Sequence[str]] = []
 
     # The topology at the hop limits a walk is made at: copied when first
     # walked, after routing, so that they share what routing derived.
@@ -240,11 +283,12 @@ class _Profiler:
         if self.filtering or router.written or router.interceptors:
             return keyed, list(self.topology.principals)
 
-        def add(suffix: int | None, names: Iterable[str]) -> None:
+        def add(suffix: int | None, names: Sequence[str]) -> None:
             if suffix is None:
                 rest.extend(names)
             else:
                 keyed.setdefault((head + (suffix,), like.role), []).extend(names)
+                self.reach.append(names)
 
         for like, members in self.topology.nodes.by_shape(
                 lambda node: node.kind in PRINCIPAL_KINDS):

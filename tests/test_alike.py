@@ -206,3 +206,51 @@ def test_a_sweep_of_a_fleet_makes_the_nodes_its_report_shows_not_every_node():
     json_report.document("sweep", [report], [])
     made = {name for name, node in topology.nodes._made.items() if node.name == name}
     assert len(topology.nodes) > 500 and 0 < len(made) < len(topology.nodes) / 4
+
+
+def _one_by_one(topology):
+    """Path classes as classing each principal in name order finds them (the
+    way the tree's per-shape classes must agree with): alike's groups, each
+    principal's configured hop limit, and those groups split by it."""
+    from hopsim.profiles import _Profiler
+
+    profiler = _Profiler(topology)
+    like = topology.like
+    class_of = {}
+    for name in topology.principals:
+        key = profiler.classify(name)
+        if key is not None:
+            class_of[name] = key
+    groups: dict = {}
+    configured = topology.hop_limits()
+    limits = {}
+    for name in topology.principals:
+        imds = profiler.router.imds_of(name)
+        limits[name] = configured.get(imds) if imds else None
+        key = (class_of.get(name) or ("own", name), like[name].role)
+        groups.setdefault(key, []).append(name)
+        groups.setdefault(key + (limits[name],), []).append(name)
+    alike = [tuple(m) for k, m in groups.items() if len(k) == 2]
+    split = [tuple(m) for k, m in groups.items() if len(k) == 3]
+    return profiler, alike, limits, split
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(topology_docs(), topology_docs(l4=True),
+                 st.builds(fleet, st.integers(1, 6), st.integers(1, 5), st.integers(0, 999))))
+def test_principals_classed_per_shape_are_classed_as_one_by_one(doc):
+    """Profiles classes a host's containers once and bridged apps by their
+    next hop: the groups, the configured hop limits, the groups split by
+    them and every principal's profile are what classing each principal in
+    name order gives."""
+    from hopsim.loader import parse
+    from hopsim.profiles import Profiles
+
+    topology = parse(dumps(doc, "yaml"), "t.yaml")
+    found = Profiles(topology)
+    profiler, alike, limits, split = _one_by_one(topology)
+    assert [members for members, _ in found.alike] == alike
+    assert found.limits(topology.hop_limits()) == limits
+    assert [members for members, _, _ in found.split(limits)] == split
+    for name in topology.principals:
+        assert found[name] == profiler.profile(name), name
