@@ -107,8 +107,9 @@ class _Walker:
                  router: Router):
         self.topology, self.route, self.family, self.record = topology, route, family, record
         self.router = router
-        self.imds_node = topology.nodes[route.imds]  # type: ignore[index]
-        self.settings = self.imds_node.imds
+        # What nodes do is read from what they are written as (Topology.like);
+        # a node's own Node only for its addresses.
+        self.settings = topology.like[route.imds].imds  # type: ignore[index]
         self.instance = topology.instance_of(route.imds)  # type: ignore[arg-type]
         self.time = T0
         self.filtering = router.filtering  # found once per topology, not per walk
@@ -123,8 +124,7 @@ class _Walker:
         return self.node_address(station.actor)
 
     def node_address(self, name: str) -> str:
-        node = self.topology.nodes[name]
-        return node.address if self.family == 4 else node.address6
+        return self.topology.nodes.addresses(name)[0 if self.family == 4 else 1]
 
     def host_header(self) -> str:
         return imds.IPV4_ENDPOINT if self.family == 4 else f"[{imds.IPV6_ENDPOINT}]"
@@ -245,7 +245,7 @@ class _Walker:
             return None
         leg, back = self.route.legs[leg_index], self.route.returns[leg_index]
         end = leg[-1]
-        if self.topology.nodes[end.actor].network:
+        if self.topology.like[end.actor].network:
             return None  # to a user-space stack: inside the workload's own namespace
 
         place = self._place(end.actor)
@@ -286,7 +286,7 @@ class _Walker:
             if i == 1 and restored is not None:
                 source = restored
             arrived = None if i == 0 or local else stations[i - 1].node
-            rules = self.topology.nodes[here].filters
+            rules = self.topology.like[here].filters
             if rules:
                 # The socket's owner, as meta skuid sees it: the process that
                 # opened the connection here (a relay, a user-space stack).
@@ -338,7 +338,7 @@ class _Walker:
             # [C] only the token response carries the hop limit as its TTL.
             ttl = self.settings.hop_limit if self.is_token(request, response) else imds.DEFAULT_TTL
             return response, ttl
-        relay = self.topology.nodes[end.actor]
+        relay = self.topology.like[end.actor]
         policy = relay.relay
         assert policy is not None
         if not policy.allows(request.method):
@@ -369,7 +369,7 @@ class _Walker:
         """What the trace says of a leg an L4 relay or user-space stack is at:
         the workload's own leg to its stack, or the stack's (relay's) fresh
         connection. Empty for the rest, whose traces stay as they were."""
-        nodes = self.topology.nodes
+        nodes = self.topology.like
         if end.part is Part.RELAY and nodes[end.actor].network:
             return (f" (to its {nodes[end.actor].network} stack, in its own namespace: "
                     "not routed)" if start.part is Part.ORIGIN else
@@ -382,13 +382,13 @@ class _Walker:
     def reopener(self, actor: str) -> str:
         """Who re-opens connections at a relay station, in words: the relay,
         or a principal's user-space stack ("ci-job's slirp4netns")."""
-        node = self.topology.nodes[actor]
+        node = self.topology.like[actor]
         return f"{actor}'s {node.network}" if node.network else actor
 
     def relayed(self, request: Request, station: Station, notes: _Notes,
                 client: str) -> Request:
         """The request a relay sends upstream, noting what it did to the headers."""
-        policy = self.topology.nodes[station.actor].relay
+        policy = self.topology.like[station.actor].relay
         assert policy is not None
         upstream = policy.upstream(request, client)
         if any(k.lower().startswith("x-aws-ec2-metadata-token") and upstream.header(k) is None
@@ -413,7 +413,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     With `record`, every hop keeps its scapy packet (for traces and pcaps);
     without, the walk builds none.
     """
-    node = topology.nodes[principal]
+    node = topology.like[principal]
     family = family or node.family
     router = router or Router(topology)
     route = router.route(principal)
@@ -421,7 +421,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
     if route.unreachable:
         return Exchange(route, replace(base, unreachable=route.unreachable,
                                        cause=Cause.UNREACHABLE), ())
-    settings = topology.nodes[route.imds].imds  # type: ignore[index]
+    settings = topology.like[route.imds].imds  # type: ignore[index]
     token_routers = route.token_routers
     receiver = route.legs[-1][0].actor
     base = replace(base, hop_limit=settings.hop_limit, routers=len(token_routers),
@@ -446,7 +446,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
         waits = rule.action == "drop" or direction == "answer"
         what = "its answer" if direction == "answer" else "it"
         opener = route.legs[leg][0].actor
-        stack = topology.nodes[opener].network
+        stack = topology.like[opener].network
         who = f"{opener}'s {stack} and {opener}" if stack else f"{opener} and its client"
         outcome = replace(base, cause=Cause.FILTERED, filtered_at=node,
                           status=response.status if response is not None else None,
@@ -458,7 +458,7 @@ def play(topology: Topology, principal: str, *, family: int | None = None,
                              f"{who} wait until their timeout)" if waits
                              and _waits_with_client(topology, route, leg) else
                              f"{opener} closed the connection)"
-                             if topology.nodes[opener].passes_bytes else
+                             if topology.like[opener].passes_bytes else
                              f"{opener} answered 502)"))
         # Where the request got: the nodes that sent it on, and the one it
         # was delivered to (an input or output rule there stopped it); a
@@ -500,7 +500,7 @@ def _waits_with_client(topology: Topology, route: Route, leg: int) -> bool:
     every relay before it passes bytes, so none answers for itself (socat,
     sshd and the rootless stacks finish their client's side only once their
     own connect succeeds, or fails) [M]."""
-    return all(topology.nodes[route.legs[i][0].actor].passes_bytes for i in range(1, leg + 1))
+    return all(topology.like[route.legs[i][0].actor].passes_bytes for i in range(1, leg + 1))
 
 
 def _path(stations: tuple[Station, ...]) -> tuple[str, ...]:

@@ -155,9 +155,9 @@ def test_loaded_nodes_are_whole_nodes_equal_to_ones_built_field_by_field():
 @contextmanager
 def pools_worked(alike: bool):
     """Nodes built per shape (the fast path) or node by node."""
-    saved = build.ALIKE
-    build.ALIKE = alike
+    saved = build.ALIKE_FROM
+    build.ALIKE_FROM = 0 if alike else None
     try:
         yield
     finally:
-        build.ALIKE = saved
+        build.ALIKE_FROM = saved

@@ -130,6 +130,7 @@ class Node:
 
 
 _BOTH, _NEITHER = frozenset({4, 6}), frozenset()
+_NONE: Mapping[str, Node] = {}
 _ROUTING = KINDS_AT[Layer.L3]
 _FORWARDS = {True: _BOTH, False: _NEITHER, "ipv4": frozenset({4}), "ipv6": frozenset({6})}
 
@@ -149,15 +150,20 @@ class Nodes(Mapping[str, Node]):
     Nodes given whole (Nodes.whole: an edited copy, a test's) are their own
     `like`."""
 
-    __slots__ = ("_addresses", "_groups", "_made", "like")
+    __slots__ = ("_addresses", "_changed", "_groups", "_made", "like")
 
-    def __init__(self, like: dict[str, Node], groups: Sequence[tuple[Node, Sequence[str]]],
+    def __init__(self, like: dict[str, Node], groups: Sequence[tuple[Node, Sequence[str]]] | None,
                  addresses: Callable[[str], tuple[str, str]] | None = None,
-                 made: dict[str, Node] | None = None):
+                 made: dict[str, Node] | None = None, changed: Mapping[str, Node] = _NONE):
         self.like = like  # name -> the Node of the nodes written as it is
-        self._groups = groups  # (that Node, the names written so), together every name
+        # (that Node, the names written so), together every name; None: each
+        # node is its own (Nodes given whole)
+        self._groups = groups
         self._addresses = addresses  # name -> (IPv4, IPv6 address)
+        # The Nodes made so far, shared with the copies that changed others
+        # (a sweep's copies at hop limits 1 and 64), and this copy's own.
         self._made = {} if made is None else made
+        self._changed = changed
 
     @classmethod
     def whole(cls, nodes: Mapping[str, Node]) -> Nodes:
@@ -165,10 +171,10 @@ class Nodes(Mapping[str, Node]):
         if isinstance(nodes, Nodes):
             return nodes
         made = dict(nodes)
-        return cls(made, [(node, (name,)) for name, node in made.items()], made=made)
+        return cls(made, None, made=made)
 
     def __getitem__(self, name: str) -> Node:
-        node = self._made.get(name)
+        node = self._changed.get(name) or self._made.get(name)
         if node is None:
             like = self.like[name]
             if like.name == name:
@@ -179,6 +185,17 @@ class Nodes(Mapping[str, Node]):
             values["address"], values["address6"] = self._addresses(name)
             node = self._made[name] = checked_node(values)
         return node
+
+    def addresses(self, name: str) -> tuple[str, str]:
+        """A node's IPv4 and IPv6 addresses, without making its Node (a walk
+        addresses its packets)."""
+        node = self._changed.get(name) or self._made.get(name)
+        if node is None:
+            node = self.like[name]
+            if node.name != name:
+                assert self._addresses is not None, name
+                return self._addresses(name)
+        return node.address, node.address6
 
     def __contains__(self, name: object) -> bool:
         return name in self.like
@@ -192,6 +209,8 @@ class Nodes(Mapping[str, Node]):
     def where(self, test: Callable[[Node], bool]) -> list[str]:
         """The names of the nodes whose `like` passes `test`, asked once per
         way of writing a node; in no particular order."""
+        if self._groups is None:
+            return [name for name, node in self.like.items() if test(node)]
         names: list[str] = []
         for like, members in self._groups:
             if test(like):
@@ -201,26 +220,33 @@ class Nodes(Mapping[str, Node]):
     def by_shape(self, test: Callable[[Node], bool]) -> list[tuple[Node, Sequence[str]]]:
         """Each way of writing a node whose Node passes `test`, with the names
         of the nodes written so; in no particular order."""
+        if self._groups is None:
+            return [(node, (name,)) for name, node in self.like.items() if test(node)]
         return [(like, members) for like, members in self._groups if members and test(like)]
 
     @property
     def copies(self) -> int:
         """The nodes the topology stands for: each node's replicas, summed."""
+        if self._groups is None:
+            return sum(node.replicas for node in self.like.values())
         return sum(like.replicas * len(members) for like, members in self._groups)
 
     def changed(self, nodes: Mapping[str, Node]) -> Nodes:
         """These nodes with `nodes` (whole Nodes, of names it has) in place of
         theirs; the others' Nodes made so far are shared."""
-        replaced = {id(self.like[name]) for name in nodes}
-        groups: list[tuple[Node, Sequence[str]]] = [
-            (like, members if id(like) not in replaced else
-             [n for n in members if n not in nodes]) for like, members in self._groups]
-        groups += [(node, (name,)) for name, node in nodes.items()]
-        made = {**self._made, **nodes}
-        return Nodes({**self.like, **nodes}, groups, self._addresses, made)
+        groups: list[tuple[Node, Sequence[str]]] | None = None
+        if self._groups is not None:
+            replaced = {id(self.like[name]) for name in nodes}
+            groups = [group if id(group[0]) not in replaced else
+                      (group[0], [n for n in group[1] if n not in nodes])
+                      for group in self._groups]
+            groups += [(node, (name,)) for name, node in nodes.items()]
+        return Nodes({**self.like, **nodes}, groups, self._addresses, self._made,
+                     {**self._changed, **nodes})
 
     def __repr__(self) -> str:
-        return f"Nodes({len(self)} nodes in {len(self._groups)} shapes)"
+        shapes = len(self) if self._groups is None else len(self._groups)
+        return f"Nodes({len(self)} nodes in {shapes} shapes)"
 
 
 @dataclass(frozen=True)
@@ -245,12 +271,11 @@ class Topology:
     def __post_init__(self) -> None:
         if not isinstance(self.nodes, Nodes):  # Nodes given whole: each stands for itself
             object.__setattr__(self, "nodes", Nodes.whole(self.nodes))
-
-    @property
-    def like(self) -> Mapping[str, Node]:
-        """Each node's Node as written but for its name and addresses (Nodes.like):
-        what routing and path classes read of every node."""
-        return self.nodes.like
+        # Each node's Node as written but for its name and addresses
+        # (Nodes.like): what routing and path classes read of every node,
+        # 100,000s of times (an attribute, not a property).
+        self.like: Mapping[str, Node]
+        object.__setattr__(self, "like", self.nodes.like)
 
     @property
     def copies(self) -> int:
