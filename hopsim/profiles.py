@@ -12,7 +12,7 @@ share one walk pair: a fleet costs a walk pair per path class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import chain, repeat
@@ -137,23 +137,26 @@ class Profiles(Mapping[str, Profile]):
         group's outcomes differ only in names. Groups in the order of their
         first principals."""
         found = self._tree_groups
-        if found is None:  # some principals were classed one by one
-            return self.grouped(lambda name: ())
+        if found is None:  # some principals were classed one by one: grouped so
+            like, classes = self.topology.like, self._class_of
+            groups: dict[tuple, list[str]] = {}
+            for name in self.topology.principals:
+                key = (classes.get(name) or ("own", name), like[name].role)
+                groups.setdefault(key, []).append(name)
+            return [(tuple(members), self._copies(members)) for members in groups.values()]
         found.sort(key=lambda group: group[0][0])
-        like = self.topology.like
-        copied = self.topology.copies != len(self.topology.nodes)  # replicas somewhere
-        return [(members, sum(like[n].replicas for n in members) if copied else len(members))
-                for members, _ in found]
+        return [(members, self._copies(members)) for members, _ in found]
 
-    def grouped(self, more: Callable[[str], tuple]) -> list[tuple[tuple[str, ...], int]]:
-        """alike, each group split further by `more(name)`."""
-        nodes, classes = self.topology.like, self._class_of
-        groups: dict[tuple, list[str]] = {}
-        for name in self.topology.principals:
-            key = (classes.get(name) or ("own", name), nodes[name].role, *more(name))
-            groups.setdefault(key, []).append(name)
-        return [(tuple(members), sum(nodes[n].replicas for n in members))
-                for members in groups.values()]
+    def _copies(self, members: Sequence[str]) -> int:
+        """The principals `members` stand for, replicas counted."""
+        if self._no_replicas:
+            return len(members)
+        like = self.topology.like
+        return sum(like[n].replicas for n in members)
+
+    @cached_property
+    def _no_replicas(self) -> bool:
+        return self.topology.copies == len(self.topology.nodes)
 
     def limits(self, configured: Mapping[str, int]) -> dict[str, int | None]:
         """Each principal's hop limit as configured: that of the imds node its
@@ -175,8 +178,6 @@ class Profiles(Mapping[str, Profile]):
         """alike, each group split by the principals' hop limits: (members in
         name order, the copies they stand for, their hop limit), in the order
         of their first principals."""
-        like = self.topology.like
-        copied = self.topology.copies != len(self.topology.nodes)
         found: list[tuple[tuple[str, ...], int, int | None]] = []
         for members, copies in self.alike:
             hop_limits = list(map(limits.get, members))
@@ -190,8 +191,7 @@ class Profiles(Mapping[str, Profile]):
                     parts[limit] = [name]
                 else:
                     part.append(name)
-            found += [(tuple(part), sum(like[n].replicas for n in part) if copied else len(part),
-                       limit) for limit, part in parts.items()]
+            found += [(tuple(part), self._copies(part), limit) for limit, part in parts.items()]
         found.sort(key=lambda group: group[0][0])
         return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, KeysView, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping, Sequence
 from copy import deepcopy
 from itertools import chain, repeat
 from operator import eq, itemgetter
@@ -271,12 +271,10 @@ def _alike(doc: Any, file: str, lines: Mapping[str, int], columns: Mapping[str, 
     check_interceptors(check, nodes, having(lambda raw: bool(raw.get("intercepts"))))
     if check.problems or not imds or not having(lambda raw: KINDS[raw["kind"]].principal):
         return None, True  # (the last two: check_meaning's)
-    pinned = [{}, {}]  # per family: a node -> the address it writes
-    for family, key in enumerate(("address", "address6")):
-        for name in having(lambda raw, key=key: key in raw and raw["kind"] != "imds"):
-            pinned[family][name] = str(ipaddress.ip_address(raw_nodes[name][key]))
-        if len(set(pinned[family].values())) < len(pinned[family]):
-            return None, True  # an address written twice
+    pinned = _written_addresses(check, raw_nodes, sorted(having(
+        lambda raw: ("address" in raw or "address6" in raw) and raw["kind"] != "imds")))
+    if check.problems:
+        return None, True  # an address written twice
 
     order = sorted(raw_nodes)
     like: dict[str, Node] = {}  # name -> its shape's Node, made below
@@ -342,16 +340,7 @@ def _make_nodes(check: Checker, nodes: Mapping[str, dict[str, Any]],
         values["replicas"] = counts.get(name, 1) * values["replicas"]
         like[name] = checked_node(values)
     imds = [name for name in order if nodes[name]["kind"] == "imds"]
-    pinned: list[dict[str, str]] = [{}, {}]
-    for family, key in enumerate(("address", "address6")):
-        owner: dict[str, str] = {}
-        for name in order:
-            if key in nodes[name] and nodes[name]["kind"] != "imds":
-                address = pinned[family][name] = str(ipaddress.ip_address(nodes[name][key]))
-                if address in owner:
-                    check.add(("nodes", name, key), f"address {address} is also "
-                              f"{show(owner[address])}'s")
-                owner[address] = name
+    pinned = _written_addresses(check, nodes, order)
     hosted = {name for name in order if nodes[name].get("runs_on")}
     return Nodes(like, None, _Addresses(like, order, imds, pinned, hosted))
 
@@ -399,6 +388,23 @@ def _node_values(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[st
         intercepts=raw.get("intercepts", False),
         network=network, version=raw.get("version"),
     )
+
+
+def _written_addresses(check: Checker, nodes: Mapping[str, dict[str, Any]],
+                       names: Sequence[str]) -> list[dict[str, str]]:
+    """Per family, the address each of `names` (but imds nodes, which answer
+    on the metadata endpoints) writes; one written twice is a problem."""
+    pinned: list[dict[str, str]] = [{}, {}]
+    for family, key in enumerate(("address", "address6")):
+        owner: dict[str, str] = {}
+        for name in names:
+            if key in nodes[name] and nodes[name]["kind"] != "imds":
+                address = pinned[family][name] = str(ipaddress.ip_address(nodes[name][key]))
+                if address in owner:
+                    check.add(("nodes", name, key), f"address {address} is also "
+                              f"{show(owner[address])}'s")
+                owner[address] = name
+    return pinned
 
 
 class _Addresses:
